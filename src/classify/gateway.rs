@@ -1,0 +1,114 @@
+//! Recognising which gateway product answered.
+
+use http::HeaderMap;
+use std::fmt;
+
+/// A gateway or proxy product, recognised from its headers or its error page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Gateway {
+    /// Microsoft IIS, with or without Application Request Routing.
+    Iis,
+    /// nginx.
+    Nginx,
+    /// Envoy (also Istio's and other meshes' sidecars).
+    Envoy,
+    /// HAProxy.
+    HaProxy,
+    /// Squid.
+    Squid,
+    /// Caddy.
+    Caddy,
+    /// Cloudflare's edge.
+    Cloudflare,
+    /// AWS Application Load Balancer.
+    AwsAlb,
+    /// Google's front end (Google Cloud load balancers, App Engine).
+    GoogleFrontEnd,
+    /// Azure Application Gateway.
+    AzureApplicationGateway,
+}
+
+impl Gateway {
+    /// The product's name as people write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Gateway::Iis => "IIS/ARR",
+            Gateway::Nginx => "nginx",
+            Gateway::Envoy => "Envoy",
+            Gateway::HaProxy => "HAProxy",
+            Gateway::Squid => "Squid",
+            Gateway::Caddy => "Caddy",
+            Gateway::Cloudflare => "Cloudflare",
+            Gateway::AwsAlb => "AWS ALB",
+            Gateway::GoogleFrontEnd => "Google Front End",
+            Gateway::AzureApplicationGateway => "Azure Application Gateway",
+        }
+    }
+
+    /// The gateway a `Server` header value names.
+    pub fn from_server_header(value: &str) -> Option<Gateway> {
+        let v = value.to_ascii_lowercase();
+        let found = if v.contains("microsoft-azure-application-gateway") {
+            Gateway::AzureApplicationGateway
+        } else if v.contains("microsoft-iis") {
+            Gateway::Iis
+        } else if v.contains("cloudflare") {
+            Gateway::Cloudflare
+        } else if v.contains("envoy") {
+            Gateway::Envoy
+        } else if v.contains("nginx") || v.contains("openresty") {
+            Gateway::Nginx
+        } else if v.contains("haproxy") {
+            Gateway::HaProxy
+        } else if v.contains("squid") {
+            Gateway::Squid
+        } else if v.contains("caddy") {
+            Gateway::Caddy
+        } else if v.contains("awselb") {
+            Gateway::AwsAlb
+        } else if v == "gfe" || v.starts_with("gfe/") || v.contains("google frontend") {
+            Gateway::GoogleFrontEnd
+        } else {
+            return None;
+        };
+        Some(found)
+    }
+
+    /// The gateway the response headers point to: the first `Server` value recognised (the
+    /// outermost hop writes its own first), else a product's own header (`X-Squid-Error`,
+    /// `CF-Ray`, `X-Powered-By: ARR`, `x-envoy-*`).
+    pub fn from_headers(headers: &HeaderMap) -> Option<Gateway> {
+        let by_server = headers
+            .get_all(http::header::SERVER)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(Gateway::from_server_header);
+        if by_server.is_some() {
+            return by_server;
+        }
+        if headers.contains_key("x-squid-error") {
+            return Some(Gateway::Squid);
+        }
+        if headers.contains_key("cf-ray") {
+            return Some(Gateway::Cloudflare);
+        }
+        let arr = headers
+            .get_all("x-powered-by")
+            .iter()
+            .any(|v| v.as_bytes().starts_with(b"ARR"));
+        if arr {
+            return Some(Gateway::Iis);
+        }
+        if headers.keys().any(|k| k.as_str().starts_with("x-envoy-")) {
+            return Some(Gateway::Envoy);
+        }
+        None
+    }
+}
+
+impl fmt::Display for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,56 @@
+//! Turning what a caller sees into a [`GatewayError`](crate::GatewayError) cause.
+//!
+//! Two pure functions do the work: [`classify_response`] reads an upstream's status, headers and
+//! the first [`BODY_PREFIX_LIMIT`] bytes of its body; [`classify_transport`] reads a `reqwest`
+//! error down its `source()` chain to hyper and `std::io`. Both return a [`Classification`]: the
+//! [`ErrorKind`], the [`Gateway`] that reported it when recognised, and the evidence.
+
+mod gateway;
+mod response;
+mod transport;
+
+pub use gateway::Gateway;
+pub use response::classify_response;
+pub use transport::classify_transport;
+
+use crate::error::ErrorKind;
+use std::borrow::Cow;
+
+/// How many bytes of a 5xx body are read to classify it: 4 KiB. Error pages put their markers
+/// (titles, headings, reason texts) well within it; the rest of the body is never buffered.
+pub const BODY_PREFIX_LIMIT: usize = 4096;
+
+/// What a classifier concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Classification {
+    /// The cause.
+    pub kind: ErrorKind,
+    /// The gateway product that reported it, when recognised.
+    pub gateway: Option<Gateway>,
+    /// What the conclusion rests on, in a short phrase.
+    pub evidence: Cow<'static, str>,
+    /// Whether the evidence proves the request never reached the origin (the hop could not
+    /// connect, or there was no server), so that sending it again cannot duplicate it.
+    pub request_unsent: bool,
+}
+
+impl Classification {
+    pub(crate) fn new(
+        kind: ErrorKind,
+        gateway: Option<Gateway>,
+        evidence: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Classification {
+            kind,
+            gateway,
+            evidence: evidence.into(),
+            request_unsent: false,
+        }
+    }
+
+    pub(crate) fn unsent(mut self) -> Self {
+        self.request_unsent = true;
+        self
+    }
+}

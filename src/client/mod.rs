@@ -1,0 +1,119 @@
+//! The resilient [`Client`]: `reqwest`'s API, with every failure a [`GatewayError`].
+
+mod builder;
+mod request;
+
+pub use builder::{BuildError, ClientBuilder};
+pub use request::RequestBuilder;
+
+use crate::error::GatewayError;
+use reqwest::{IntoUrl, Method};
+use tower::util::BoxCloneSyncService;
+
+/// The service stack a [`Client`] sends through.
+pub(crate) type Stack = BoxCloneSyncService<reqwest::Request, reqwest::Response, GatewayError>;
+
+/// An HTTP client whose requests end in `Result<reqwest::Response, GatewayError>`.
+///
+/// Cloning is cheap and clones share the connection pool and every shared policy state.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), reqwest_resilience::GatewayError> {
+/// let client = reqwest_resilience::Client::new();
+/// match client.get("http://127.0.0.1:8080/health").send().await {
+///     Ok(response) => println!("{}", response.status()),
+///     Err(err) => eprintln!("{err}"),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    reqwest: reqwest::Client,
+    stack: Stack,
+}
+
+impl Client {
+    /// A client with the default configuration.
+    ///
+    /// # Panics
+    ///
+    /// Like `reqwest::Client::new`, when the TLS backend cannot be initialised. Use
+    /// [`Client::builder`] to handle that as an error.
+    pub fn new() -> Client {
+        ClientBuilder::new()
+            .build()
+            .expect("the default client configuration failed to build (TLS backend unavailable?)")
+    }
+
+    /// A builder to configure a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::new()
+    }
+
+    /// Starts a `GET` request.
+    pub fn get<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+        self.request(Method::GET, url)
+    }
+
+    /// Starts a `POST` request.
+    pub fn post<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+        self.request(Method::POST, url)
+    }
+
+    /// Starts a `PUT` request.
+    pub fn put<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+        self.request(Method::PUT, url)
+    }
+
+    /// Starts a `PATCH` request.
+    pub fn patch<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+        self.request(Method::PATCH, url)
+    }
+
+    /// Starts a `DELETE` request.
+    pub fn delete<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+        self.request(Method::DELETE, url)
+    }
+
+    /// Starts a `HEAD` request.
+    pub fn head<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+        self.request(Method::HEAD, url)
+    }
+
+    /// Starts a request with any method.
+    pub fn request<U: IntoUrl>(&self, method: Method, url: U) -> RequestBuilder {
+        RequestBuilder::new(self.clone(), self.reqwest.request(method, url))
+    }
+
+    /// Sends an already built request through the client's stack.
+    pub async fn execute(
+        &self,
+        request: reqwest::Request,
+    ) -> Result<reqwest::Response, GatewayError> {
+        request::send(self.stack.clone(), request, http::Extensions::new()).await
+    }
+
+    /// The underlying `reqwest::Client`.
+    pub fn reqwest_client(&self) -> &reqwest::Client {
+        &self.reqwest
+    }
+
+    /// The client's whole stack as one `tower::Service`, to wrap in further layers.
+    pub fn into_service(
+        self,
+    ) -> BoxCloneSyncService<reqwest::Request, reqwest::Response, GatewayError> {
+        self.stack
+    }
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}

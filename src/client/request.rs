@@ -1,0 +1,142 @@
+//! Building and sending one request.
+
+use super::{Client, Stack};
+use crate::context::RequestContext;
+use crate::error::{ErrorKind, GatewayError};
+use http::Extensions;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use std::fmt;
+use tower::ServiceExt;
+
+/// A request being built; [`send`](RequestBuilder::send) runs it through the client's stack.
+///
+/// The methods mirror `reqwest::RequestBuilder`; per-request policy overrides sit beside them.
+#[must_use = "a RequestBuilder does nothing until sent"]
+pub struct RequestBuilder {
+    client: Client,
+    inner: reqwest::RequestBuilder,
+    options: Extensions,
+}
+
+impl RequestBuilder {
+    pub(super) fn new(client: Client, inner: reqwest::RequestBuilder) -> RequestBuilder {
+        RequestBuilder {
+            client,
+            inner,
+            options: Extensions::new(),
+        }
+    }
+
+    fn map(mut self, f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder) -> Self {
+        self.inner = f(self.inner);
+        self
+    }
+
+    /// Adds a header.
+    pub fn header<K, V>(self, key: K, value: V) -> RequestBuilder
+    where
+        HeaderName: TryFrom<K>,
+        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+        HeaderValue: TryFrom<V>,
+        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+    {
+        self.map(|b| b.header(key, value))
+    }
+
+    /// Adds headers.
+    pub fn headers(self, headers: HeaderMap) -> RequestBuilder {
+        self.map(|b| b.headers(headers))
+    }
+
+    /// Sets HTTP basic authentication (the header is marked sensitive).
+    pub fn basic_auth<U: fmt::Display, P: fmt::Display>(
+        self,
+        username: U,
+        password: Option<P>,
+    ) -> RequestBuilder {
+        self.map(|b| b.basic_auth(username, password))
+    }
+
+    /// Sets bearer authentication (the header is marked sensitive).
+    pub fn bearer_auth<T: fmt::Display>(self, token: T) -> RequestBuilder {
+        self.map(|b| b.bearer_auth(token))
+    }
+
+    /// Sets the body. A buffered body can be replayed on a retry; a stream cannot.
+    pub fn body<T: Into<reqwest::Body>>(self, body: T) -> RequestBuilder {
+        self.map(|b| b.body(body))
+    }
+
+    /// Sets the HTTP version.
+    pub fn version(self, version: reqwest::Version) -> RequestBuilder {
+        self.map(|b| b.version(version))
+    }
+
+    /// Adds query parameters (needs the `query` feature).
+    #[cfg(feature = "query")]
+    pub fn query<T: serde::Serialize + ?Sized>(self, query: &T) -> RequestBuilder {
+        self.map(|b| b.query(query))
+    }
+
+    /// Sends a JSON body (needs the `json` feature).
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::Serialize + ?Sized>(self, json: &T) -> RequestBuilder {
+        self.map(|b| b.json(json))
+    }
+
+    /// Sends a form body (needs the `form` feature).
+    #[cfg(feature = "form")]
+    pub fn form<T: serde::Serialize + ?Sized>(self, form: &T) -> RequestBuilder {
+        self.map(|b| b.form(form))
+    }
+
+    /// Stores a per-request option for the layers to read.
+    #[allow(dead_code)]
+    pub(crate) fn option<T: Clone + Send + Sync + 'static>(mut self, value: T) -> RequestBuilder {
+        self.options.insert(value);
+        self
+    }
+
+    /// Builds the `reqwest::Request` without sending it.
+    pub fn build(self) -> Result<reqwest::Request, GatewayError> {
+        self.inner.build().map_err(invalid)
+    }
+
+    /// Sends the request through the client's stack.
+    pub async fn send(self) -> Result<reqwest::Response, GatewayError> {
+        let request = self.inner.build().map_err(invalid)?;
+        send(self.client.stack.clone(), request, self.options).await
+    }
+}
+
+impl fmt::Debug for RequestBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestBuilder").finish_non_exhaustive()
+    }
+}
+
+fn invalid(err: reqwest::Error) -> GatewayError {
+    let mut error = GatewayError::from_reqwest(err);
+    if error.kind() != ErrorKind::InvalidRequest {
+        // A reqwest builder error is always a problem of the request as given.
+        error = GatewayError::new(ErrorKind::InvalidRequest, error.to_string());
+    }
+    error
+}
+
+pub(super) async fn send(
+    stack: Stack,
+    request: reqwest::Request,
+    options: Extensions,
+) -> Result<reqwest::Response, GatewayError> {
+    let ctx = RequestContext::with_values(options);
+    let attempts = ctx.clone();
+    RequestContext::scope(ctx, stack.oneshot(request))
+        .await
+        .map_err(|mut err| {
+            if err.attempts() < attempts.attempts() {
+                err.details_mut().set_attempts(attempts.attempts());
+            }
+            err
+        })
+}

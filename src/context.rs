@@ -1,0 +1,100 @@
+//! The per-request context that travels with a logical request through the layers.
+//!
+//! `reqwest` 0.13 keeps `Request::extensions` private to itself, so values cannot ride on the
+//! `reqwest::Request` the layers pass along. Instead, the outermost layer (or the [`Client`])
+//! opens a [`RequestContext`] in a tokio task-local scope around the inner future; every layer
+//! polled inside it sees the same context: the deadline, per-request overrides, the attempt
+//! counter and the last failure. A layer that moves the inner call to another task (tower's
+//! `Buffer`) cuts the link; the layers then fall back to their own configuration.
+//!
+//! [`Client`]: crate::Client
+
+use crate::error::GatewayError;
+use http::Extensions;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+tokio::task_local! {
+    static CURRENT: Arc<RequestContext>;
+}
+
+/// State shared by the layers handling one logical request.
+#[allow(dead_code)] // read by the retry and timeout layers as they land
+#[derive(Debug, Default)]
+pub(crate) struct RequestContext {
+    values: Mutex<Extensions>,
+    attempts: AtomicU32,
+    last_error: Mutex<Option<GatewayError>>,
+}
+
+#[allow(dead_code)]
+impl RequestContext {
+    pub(crate) fn with_values(values: Extensions) -> Arc<RequestContext> {
+        Arc::new(RequestContext {
+            values: Mutex::new(values),
+            ..RequestContext::default()
+        })
+    }
+
+    /// The context of the logical request being polled, if any.
+    pub(crate) fn current() -> Option<Arc<RequestContext>> {
+        CURRENT.try_with(Arc::clone).ok()
+    }
+
+    /// The current context, or a new one when the caller is the outermost layer.
+    pub(crate) fn current_or_new() -> Arc<RequestContext> {
+        Self::current().unwrap_or_default()
+    }
+
+    /// Runs `fut` with `ctx` as the current context.
+    pub(crate) fn scope<F: Future>(
+        ctx: Arc<RequestContext>,
+        fut: F,
+    ) -> impl Future<Output = F::Output> {
+        CURRENT.scope(ctx, fut)
+    }
+
+    /// A per-request value (an override, the deadline).
+    pub(crate) fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.values
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get::<T>()
+            .cloned()
+    }
+
+    /// Sets a per-request value.
+    pub(crate) fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) {
+        self.values
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(value);
+    }
+
+    /// Counts one more attempt put on the wire; returns the new count.
+    pub(crate) fn count_attempt(&self) -> u32 {
+        self.attempts.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Attempts put on the wire so far.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+
+    /// Remembers the latest failure, for an error that ends the request later (the deadline).
+    pub(crate) fn record_failure(&self, err: &GatewayError) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(err.clone());
+    }
+
+    /// The latest failure recorded.
+    pub(crate) fn last_failure(&self) -> Option<GatewayError> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}

@@ -1,0 +1,256 @@
+//! The boxed context every `GatewayError` carries.
+
+use super::{ErrorKind, GatewayError, ResponseSnapshot};
+use crate::classify::Gateway;
+use http::{Method, StatusCode};
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+
+/// Where a failure was observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Origin {
+    /// A hop upstream answered with a response that says it failed (a gateway's 502, 503, 504…).
+    Upstream,
+    /// This crate's own connection to the server failed (refused, reset, DNS, TLS, malformed).
+    Transport,
+    /// A local policy ended the request: an attempt timeout, the deadline, the retry budget, an
+    /// invalid request, or the caller's own service.
+    Local,
+}
+
+/// The details of a [`GatewayError`]: what was seen, where, and what was done about it.
+///
+/// Its `Display` is the one-line message (e.g. `connection refused`); its `source()` is the
+/// underlying error, if any (a `reqwest` error without its URL, with hyper and `std::io` below).
+#[derive(Clone)]
+pub struct Details {
+    status: StatusCode,
+    origin: Origin,
+    message: Cow<'static, str>,
+    response: Option<ResponseSnapshot>,
+    gateway: Option<Gateway>,
+    evidence: Option<Cow<'static, str>>,
+    server: Option<Box<str>>,
+    method: Option<Method>,
+    attempts: u32,
+    request_unsent: bool,
+    gave_up: Option<Cow<'static, str>>,
+    causes: Vec<GatewayError>,
+    source: Option<Arc<dyn StdError + Send + Sync>>,
+}
+
+impl Details {
+    pub(crate) fn new(kind: ErrorKind, origin: Origin, message: Cow<'static, str>) -> Details {
+        Details {
+            status: kind.default_status(),
+            origin,
+            message,
+            response: None,
+            gateway: None,
+            evidence: None,
+            server: None,
+            method: None,
+            attempts: 0,
+            request_unsent: kind == ErrorKind::InvalidRequest,
+            gave_up: None,
+            causes: Vec::new(),
+            source: None,
+        }
+    }
+
+    /// The HTTP status the error stands for.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Where the failure was observed.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The one-line message: what happened, in words.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The upstream response the error was classified from.
+    pub fn response(&self) -> Option<&ResponseSnapshot> {
+        self.response.as_ref()
+    }
+
+    /// The gateway product that reported the failure, when recognised.
+    pub fn gateway(&self) -> Option<Gateway> {
+        self.gateway
+    }
+
+    /// What the classification rests on, e.g. `Envoy reset reason: remote connection failure`
+    /// or `HRESULT 0x80072efd (cannot connect)`.
+    pub fn evidence(&self) -> Option<&str> {
+        self.evidence.as_deref()
+    }
+
+    /// The server of the failing attempt: scheme, host, port and path, nothing secret.
+    pub fn server(&self) -> Option<&str> {
+        self.server.as_deref()
+    }
+
+    /// The method of the request.
+    pub fn method(&self) -> Option<&Method> {
+        self.method.as_ref()
+    }
+
+    /// How many attempts were made for the logical request.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Whether the failure proves the request never reached a server.
+    pub fn is_request_unsent(&self) -> bool {
+        self.request_unsent
+    }
+
+    /// Why a policy stopped retrying, if one did.
+    pub fn gave_up(&self) -> Option<&str> {
+        self.gave_up.as_deref()
+    }
+
+    /// Earlier failures of the same logical request that led to this one, oldest first: the
+    /// last cause of an exceeded deadline, or each server's failure behind a `NoServer`.
+    pub fn causes(&self) -> &[GatewayError] {
+        &self.causes
+    }
+
+    pub(crate) fn with_response(mut self, response: ResponseSnapshot) -> Self {
+        self.status = response.status();
+        self.response = Some(response);
+        self
+    }
+
+    pub(crate) fn with_gateway(mut self, gateway: Option<Gateway>) -> Self {
+        self.gateway = gateway;
+        self
+    }
+
+    pub(crate) fn with_evidence(mut self, evidence: Option<Cow<'static, str>>) -> Self {
+        self.evidence = evidence;
+        self
+    }
+
+    pub(crate) fn with_source(mut self, source: Arc<dyn StdError + Send + Sync>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    pub(crate) fn with_request_unsent(mut self, unsent: bool) -> Self {
+        self.request_unsent = unsent;
+        self
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn with_causes(mut self, causes: Vec<GatewayError>) -> Self {
+        self.causes = causes;
+        self
+    }
+
+    pub(crate) fn set_method(&mut self, method: Method) {
+        self.method = Some(method);
+    }
+
+    pub(crate) fn set_server(&mut self, url: &reqwest::Url) {
+        self.server = Some(crate::redact::display_url(url).into_boxed_str());
+    }
+
+    pub(crate) fn set_attempts(&mut self, attempts: u32) {
+        self.attempts = attempts;
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn set_gave_up(&mut self, why: impl Into<Cow<'static, str>>) {
+        self.gave_up = Some(why.into());
+    }
+
+    /// The full one-line `Display` of a `GatewayError` of `kind`.
+    pub(crate) fn render(&self, kind: ErrorKind) -> String {
+        let mut out = String::with_capacity(96);
+        out.push_str(kind.label());
+        if !self.message.is_empty() {
+            out.push_str(": ");
+            out.push_str(&self.message);
+        }
+        if let (Some(gateway), Origin::Upstream) = (self.gateway, self.origin) {
+            let _ = write!(out, " (reported by {gateway})");
+        }
+        if let Some(server) = &self.server {
+            out.push_str(" at ");
+            out.push_str(server);
+        }
+        if self.attempts > 1 {
+            let _ = write!(out, " after {} attempts", self.attempts);
+        }
+        if let Some(last) = self.causes.last() {
+            let _ = write!(out, "; last: {}", last.kind().label());
+            if !last.details().message.is_empty() {
+                let _ = write!(out, " ({})", last.details().message);
+            }
+        }
+        if let Some(why) = &self.gave_up {
+            let _ = write!(out, "; not retried: {why}");
+        }
+        out
+    }
+}
+
+impl fmt::Display for Details {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for Details {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Details");
+        d.field("status", &self.status)
+            .field("origin", &self.origin)
+            .field("message", &self.message);
+        if let Some(server) = &self.server {
+            d.field("server", server);
+        }
+        if let Some(method) = &self.method {
+            d.field("method", method);
+        }
+        if let Some(gateway) = &self.gateway {
+            d.field("gateway", gateway);
+        }
+        if let Some(evidence) = &self.evidence {
+            d.field("evidence", evidence);
+        }
+        d.field("attempts", &self.attempts);
+        if let Some(response) = &self.response {
+            d.field("response", response);
+        }
+        if let Some(why) = &self.gave_up {
+            d.field("gave_up", why);
+        }
+        if !self.causes.is_empty() {
+            d.field("causes", &self.causes);
+        }
+        if let Some(source) = &self.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl StdError for Details {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        if let Some(last) = self.causes.last() {
+            return Some(last);
+        }
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}

@@ -1,0 +1,297 @@
+//! The typed error every request of this crate ends with: [`GatewayError`].
+//!
+//! # The mapping
+//!
+//! Each variant is a *cause*, named after the substatus codes IIS and Application Request
+//! Routing (ARR) define for `502 Bad Gateway`, whichever hop observed it: a gateway in front of
+//! the origin (seen in its response) or this crate's own transport (seen as a connection error).
+//!
+//! | variant | substatus | upstream answer | our own transport |
+//! |---|---|---|---|
+//! | [`CgiTimeout`](GatewayError::CgiTimeout) | 502.1 | IIS 502.1; any gateway's 504; Envoy `upstream request timeout`; Cloudflare 524; Squid `ERR_READ_TIMEOUT` | response head not received in time; our attempt timeout |
+//! | [`PrematureExit`](GatewayError::PrematureExit) | 502.2 | IIS 502.2; HAProxy "invalid or incomplete response"; Envoy `connection termination`; Cloudflare 520; ANCM 502.5 startup failure | reset or close before a complete response; a truncated body |
+//! | [`ForwarderConnection`](GatewayError::ForwarderConnection) | 502.3 | IIS 502.3 / ARR 0x80072efd; Envoy `remote connection failure`; Cloudflare 521, 522, 525, 526; Squid `ERR_CONNECT_FAIL` | connection refused, connect timeout, TLS handshake failure |
+//! | [`NoServer`](GatewayError::NoServer) | 502.4 | IIS 502.4; Envoy `no healthy upstream`; HAProxy "No server is available"; ALB 503; Cloudflare 523, 530/1016; Squid `ERR_DNS_FAIL` | DNS failure; no healthy fallback server left |
+//! | [`WebSocket`](GatewayError::WebSocket) | 502.5 | IIS 502.5 (not ANCM's startup page) | a failed upgrade handshake |
+//! | [`ForwardedRequest`](GatewayError::ForwardedRequest) | 502.6 | IIS 502.6; Squid `ERR_WRITE_ERROR` | writing the request or its body failed |
+//! | [`ExecuteRequest`](GatewayError::ExecuteRequest) | 502.7 | IIS 502.7; Envoy `protocol error`; Squid `ERR_INVALID_RESP` | a malformed or protocol-violating response |
+//! | [`BadGateway`](GatewayError::BadGateway) | — | a 502 nothing explains (nginx, Caddy, ALB, Google) | — |
+//! | [`ServiceUnavailable`](GatewayError::ServiceUnavailable) | — | a 503 nothing explains | — |
+//! | [`DeadlineExceeded`](GatewayError::DeadlineExceeded) | — | — | the total deadline ran out (carries the last cause) |
+//! | [`InvalidRequest`](GatewayError::InvalidRequest) | — | — | bad URL, builder error: never retried |
+//! | [`Other`](GatewayError::Other) | — | — | a failure with no gateway meaning, e.g. a redirect loop |
+//!
+//! Why these mappings follow from the IIS definitions:
+//!
+//! - 502.1 is "CGI application timeout": the process behind the hop was reached but did not
+//!   answer in time. A gateway's 504 says exactly that about its upstream, and so does our own
+//!   timeout waiting for a response head after the connection was made.
+//! - 502.2 is "premature exit": the process behind started answering (or was handed the request)
+//!   and went away before a complete response. A reset or close after the request was written,
+//!   and a body cut short, are that fault seen from our side.
+//! - 502.3 is ARR's "forwarder connection error" (HRESULTs such as 0x80072efd *cannot connect*):
+//!   the hop could not open a connection. Refused connections, connect timeouts and failed TLS
+//!   handshakes all happen before a request is delivered. ARR also reports some upstream
+//!   *timeouts* (0x80072ee2) as 502.3; when a page names its substatus, we keep it.
+//! - 502.4 is "no server": nothing to forward to. A name that does not resolve, or a pool with no
+//!   healthy member, leaves no server.
+//! - 502.5 is "WebSocket failure" (ASP.NET Core Module reuses the code for a process that failed
+//!   to start; that page is read as 502.2, the process exited).
+//! - 502.6 "forwarded request failure" and 502.7 "execute request failure" are failures while the
+//!   request travels upstream and while its response is interpreted.
+//!
+//! # Cost
+//!
+//! `GatewayError` is two words: every variant holds a boxed [`Details`].
+//!
+//! # Secrets
+//!
+//! An error never holds a credential, a query string or request header values: the server is
+//! kept as scheme, host, port and path, and `reqwest` errors in the source chain have their URL
+//! removed.
+
+mod convert;
+mod details;
+mod kind;
+mod snapshot;
+mod substatus;
+
+pub use details::{Details, Origin};
+pub use kind::ErrorKind;
+pub use snapshot::ResponseSnapshot;
+pub use substatus::{ParseSubstatusError, Substatus};
+
+use crate::classify::Gateway;
+use http::StatusCode;
+use std::borrow::Cow;
+
+/// The error a resilient request ends with: one variant per cause.
+///
+/// Match on the variant for the cause; call the accessors for the details (they work on every
+/// variant). See the [module documentation](self) for the full mapping.
+///
+/// ```
+/// use reqwest_resilience::{ErrorKind, GatewayError, Substatus};
+///
+/// let err = GatewayError::new(ErrorKind::ForwarderConnection, "connection refused");
+/// match &err {
+///     GatewayError::ForwarderConnection(_) => {}
+///     other => panic!("unexpected {other}"),
+/// }
+/// assert_eq!(err.substatus(), Some(Substatus::ForwarderConnection));
+/// assert_eq!(err.status().as_u16(), 502);
+/// assert!(err.is_retryable());
+/// assert_eq!(err.to_string(), "502.3 forwarder connection error: connection refused");
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// 502.1: the server behind the hop did not answer in time (IIS 502.1, a gateway's 504, our
+    /// own per-attempt timeout).
+    #[error("{}", .0.render(ErrorKind::CgiTimeout))]
+    CgiTimeout(#[source] Box<Details>),
+    /// 502.2: the server closed or reset before a complete response.
+    #[error("{}", .0.render(ErrorKind::PrematureExit))]
+    PrematureExit(#[source] Box<Details>),
+    /// 502.3: the hop could not connect to the server (refused, connect timeout, TLS handshake).
+    #[error("{}", .0.render(ErrorKind::ForwarderConnection))]
+    ForwarderConnection(#[source] Box<Details>),
+    /// 502.4: there was no server to forward to (DNS failure, no healthy upstream left).
+    #[error("{}", .0.render(ErrorKind::NoServer))]
+    NoServer(#[source] Box<Details>),
+    /// 502.5: a WebSocket upgrade failed.
+    #[error("{}", .0.render(ErrorKind::WebSocket))]
+    WebSocket(#[source] Box<Details>),
+    /// 502.6: forwarding the request failed (writing the request or its body broke).
+    #[error("{}", .0.render(ErrorKind::ForwardedRequest))]
+    ForwardedRequest(#[source] Box<Details>),
+    /// 502.7: the request failed during execution (a malformed or protocol-violating response).
+    #[error("{}", .0.render(ErrorKind::ExecuteRequest))]
+    ExecuteRequest(#[source] Box<Details>),
+    /// A 502 whose cause nothing tells.
+    #[error("{}", .0.render(ErrorKind::BadGateway))]
+    BadGateway(#[source] Box<Details>),
+    /// A 503 whose cause nothing tells.
+    #[error("{}", .0.render(ErrorKind::ServiceUnavailable))]
+    ServiceUnavailable(#[source] Box<Details>),
+    /// The total deadline of the logical request ran out; [`last_cause`](Self::last_cause) tells
+    /// what the last attempt failed with, if one had failed.
+    #[error("{}", .0.render(ErrorKind::DeadlineExceeded))]
+    DeadlineExceeded(#[source] Box<Details>),
+    /// The request was invalid as given (bad URL, builder error); it was never sent.
+    #[error("{}", .0.render(ErrorKind::InvalidRequest))]
+    InvalidRequest(#[source] Box<Details>),
+    /// A failure with no gateway meaning, such as a redirect loop.
+    #[error("{}", .0.render(ErrorKind::Other))]
+    Other(#[source] Box<Details>),
+}
+
+impl GatewayError {
+    /// An error of this kind observed locally (by the caller's own code), with a one-line
+    /// message. Useful in a custom inner service.
+    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> GatewayError {
+        GatewayError::from_details(kind, Details::new(kind, Origin::Local, message.into()))
+    }
+
+    pub(crate) fn from_details(kind: ErrorKind, details: Details) -> GatewayError {
+        let d = Box::new(details);
+        match kind {
+            ErrorKind::CgiTimeout => GatewayError::CgiTimeout(d),
+            ErrorKind::PrematureExit => GatewayError::PrematureExit(d),
+            ErrorKind::ForwarderConnection => GatewayError::ForwarderConnection(d),
+            ErrorKind::NoServer => GatewayError::NoServer(d),
+            ErrorKind::WebSocket => GatewayError::WebSocket(d),
+            ErrorKind::ForwardedRequest => GatewayError::ForwardedRequest(d),
+            ErrorKind::ExecuteRequest => GatewayError::ExecuteRequest(d),
+            ErrorKind::BadGateway => GatewayError::BadGateway(d),
+            ErrorKind::ServiceUnavailable => GatewayError::ServiceUnavailable(d),
+            ErrorKind::DeadlineExceeded => GatewayError::DeadlineExceeded(d),
+            ErrorKind::InvalidRequest => GatewayError::InvalidRequest(d),
+            ErrorKind::Other => GatewayError::Other(d),
+        }
+    }
+
+    /// The cause, without details.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            GatewayError::CgiTimeout(_) => ErrorKind::CgiTimeout,
+            GatewayError::PrematureExit(_) => ErrorKind::PrematureExit,
+            GatewayError::ForwarderConnection(_) => ErrorKind::ForwarderConnection,
+            GatewayError::NoServer(_) => ErrorKind::NoServer,
+            GatewayError::WebSocket(_) => ErrorKind::WebSocket,
+            GatewayError::ForwardedRequest(_) => ErrorKind::ForwardedRequest,
+            GatewayError::ExecuteRequest(_) => ErrorKind::ExecuteRequest,
+            GatewayError::BadGateway(_) => ErrorKind::BadGateway,
+            GatewayError::ServiceUnavailable(_) => ErrorKind::ServiceUnavailable,
+            GatewayError::DeadlineExceeded(_) => ErrorKind::DeadlineExceeded,
+            GatewayError::InvalidRequest(_) => ErrorKind::InvalidRequest,
+            GatewayError::Other(_) => ErrorKind::Other,
+        }
+    }
+
+    /// The details every variant carries.
+    pub fn details(&self) -> &Details {
+        match self {
+            GatewayError::CgiTimeout(d)
+            | GatewayError::PrematureExit(d)
+            | GatewayError::ForwarderConnection(d)
+            | GatewayError::NoServer(d)
+            | GatewayError::WebSocket(d)
+            | GatewayError::ForwardedRequest(d)
+            | GatewayError::ExecuteRequest(d)
+            | GatewayError::BadGateway(d)
+            | GatewayError::ServiceUnavailable(d)
+            | GatewayError::DeadlineExceeded(d)
+            | GatewayError::InvalidRequest(d)
+            | GatewayError::Other(d) => d,
+        }
+    }
+
+    pub(crate) fn details_mut(&mut self) -> &mut Details {
+        match self {
+            GatewayError::CgiTimeout(d)
+            | GatewayError::PrematureExit(d)
+            | GatewayError::ForwarderConnection(d)
+            | GatewayError::NoServer(d)
+            | GatewayError::WebSocket(d)
+            | GatewayError::ForwardedRequest(d)
+            | GatewayError::ExecuteRequest(d)
+            | GatewayError::BadGateway(d)
+            | GatewayError::ServiceUnavailable(d)
+            | GatewayError::DeadlineExceeded(d)
+            | GatewayError::InvalidRequest(d)
+            | GatewayError::Other(d) => d,
+        }
+    }
+
+    /// The HTTP status this error stands for: the upstream's when a response was seen, otherwise
+    /// 502 for a transport fault (503, 504 and 400 for the kinds that mean those).
+    pub fn status(&self) -> StatusCode {
+        self.details().status()
+    }
+
+    /// The 502 substatus, for the variants that have one.
+    pub fn substatus(&self) -> Option<Substatus> {
+        self.kind().substatus()
+    }
+
+    /// Where the failure was observed.
+    pub fn origin(&self) -> Origin {
+        self.details().origin()
+    }
+
+    /// The upstream response this error was classified from, if any.
+    pub fn response(&self) -> Option<&ResponseSnapshot> {
+        self.details().response()
+    }
+
+    /// The gateway product that reported the failure, when recognised.
+    pub fn gateway(&self) -> Option<Gateway> {
+        self.details().gateway()
+    }
+
+    /// The server the failing attempt went to: scheme, host, port and path only.
+    pub fn server(&self) -> Option<&str> {
+        self.details().server()
+    }
+
+    /// How many attempts were made for the logical request (at least 1 once anything was sent).
+    pub fn attempts(&self) -> u32 {
+        self.details().attempts()
+    }
+
+    /// Whether the cause is worth retrying, method rules aside (see [`ErrorKind::is_retryable`]).
+    pub fn is_retryable(&self) -> bool {
+        self.kind().is_retryable()
+    }
+
+    /// Whether the failure proves the request never reached a server (refused connection, DNS
+    /// failure, no server, invalid request), so that sending it again cannot duplicate it.
+    pub fn is_request_unsent(&self) -> bool {
+        self.details().is_request_unsent()
+    }
+
+    /// For [`DeadlineExceeded`](Self::DeadlineExceeded), and for the per-server causes of a
+    /// fallback chain, the last failure before this one.
+    pub fn last_cause(&self) -> Option<&GatewayError> {
+        self.details().causes().last()
+    }
+
+    /// The one-line reason the request was not (or no longer) retried, if a policy gave up.
+    pub fn not_retried_because(&self) -> Option<&str> {
+        self.details().gave_up()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_two_words() {
+        assert!(std::mem::size_of::<GatewayError>() <= 2 * std::mem::size_of::<usize>());
+    }
+
+    #[test]
+    fn every_kind_round_trips_through_its_variant() {
+        for kind in [
+            ErrorKind::CgiTimeout,
+            ErrorKind::PrematureExit,
+            ErrorKind::ForwarderConnection,
+            ErrorKind::NoServer,
+            ErrorKind::WebSocket,
+            ErrorKind::ForwardedRequest,
+            ErrorKind::ExecuteRequest,
+            ErrorKind::BadGateway,
+            ErrorKind::ServiceUnavailable,
+            ErrorKind::DeadlineExceeded,
+            ErrorKind::InvalidRequest,
+            ErrorKind::Other,
+        ] {
+            let err = GatewayError::new(kind, "x");
+            assert_eq!(err.kind(), kind);
+            assert_eq!(err.status(), kind.default_status());
+            assert!(err.to_string().starts_with(kind.label()));
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The innermost service: one HTTP exchange over a `reqwest::Client`, speaking [`GatewayError`].
+
+mod peek;
+
+use crate::context::RequestContext;
+use crate::error::GatewayError;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// A `tower::Service<reqwest::Request>` that sends each request once with a `reqwest::Client`.
+///
+/// Transport failures become their [`GatewayError`] variant. A 5xx response has the first
+/// [`BODY_PREFIX_LIMIT`](crate::classify::BODY_PREFIX_LIMIT) bytes of its body read and
+/// classified: a gateway failure becomes `Err` with the response snapshot in the error; any
+/// other response (including an application's own 500) reaches the caller whole, the bytes read
+/// put back in front of the rest of the body. Responses below 500 are passed on untouched.
+///
+/// ```no_run
+/// use reqwest_resilience::Transport;
+/// use tower::ServiceExt;
+///
+/// # async fn run() -> Result<(), reqwest_resilience::GatewayError> {
+/// let transport = Transport::new(reqwest::Client::new());
+/// let request = reqwest::Request::new(reqwest::Method::GET, "http://127.0.0.1:8080/".parse().unwrap());
+/// let response = transport.oneshot(request).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Transport {
+    client: reqwest::Client,
+}
+
+impl Transport {
+    /// A transport sending with `client`.
+    pub fn new(client: reqwest::Client) -> Transport {
+        Transport { client }
+    }
+
+    /// The `reqwest::Client` used.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
+/// The future of [`Transport`].
+pub type TransportFuture =
+    Pin<Box<dyn Future<Output = Result<reqwest::Response, GatewayError>> + Send + 'static>>;
+
+impl Service<reqwest::Request> for Transport {
+    type Response = reqwest::Response;
+    type Error = GatewayError;
+    type Future = TransportFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: reqwest::Request) -> Self::Future {
+        let client = self.client.clone();
+        Box::pin(send(client, request))
+    }
+}
+
+async fn send(
+    client: reqwest::Client,
+    request: reqwest::Request,
+) -> Result<reqwest::Response, GatewayError> {
+    let method = request.method().clone();
+    if let Some(ctx) = RequestContext::current() {
+        ctx.count_attempt();
+    }
+    let outcome = match client.execute(request).await {
+        Ok(response) if response.status().is_server_error() => peek::classify(response).await,
+        Ok(response) => return Ok(response),
+        Err(err) => Err(GatewayError::from_reqwest(err)),
+    };
+    outcome.map_err(|mut err| {
+        let details = err.details_mut();
+        details.set_method(method);
+        details.set_attempts(1);
+        tracing::debug!(error.type = err.kind().name(), error = %err, "attempt failed");
+        err
+    })
+}

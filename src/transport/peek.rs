@@ -1,0 +1,115 @@
+//! Reading the start of a 5xx body to classify it, and putting it back when it is not a failure.
+
+use crate::classify::BODY_PREFIX_LIMIT;
+use crate::error::{GatewayError, ResponseSnapshot};
+use bytes::{Bytes, BytesMut};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
+use reqwest::ResponseBuilderExt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Classifies a 5xx response: `Err` for a gateway failure, else the same response, whole.
+pub(super) async fn classify(
+    response: reqwest::Response,
+) -> Result<reqwest::Response, GatewayError> {
+    let url = response.url().clone();
+    let (mut parts, mut body) = http::Response::<reqwest::Body>::from(response).into_parts();
+
+    let mut prefix = BytesMut::new();
+    let mut held: Option<Result<Frame<Bytes>, BoxError>> = None;
+    let mut complete = false;
+    while prefix.len() < BODY_PREFIX_LIMIT {
+        match body.frame().await {
+            None => {
+                complete = true;
+                break;
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => prefix.extend_from_slice(&data),
+                Err(trailers) => {
+                    held = Some(Ok(trailers));
+                    break;
+                }
+            },
+            Some(Err(err)) => {
+                held = Some(Err(err.into()));
+                break;
+            }
+        }
+    }
+    let prefix = prefix.freeze();
+    let seen = prefix.slice(..prefix.len().min(BODY_PREFIX_LIMIT));
+    let whole = complete && seen.len() == prefix.len();
+    let snapshot = ResponseSnapshot::new(parts.status, parts.headers.clone(), seen, whole);
+
+    if let Some(mut err) = GatewayError::from_response(snapshot) {
+        err.details_mut().set_server(&url);
+        return Err(err);
+    }
+
+    let rest = PrefixedBody {
+        prefix: (!prefix.is_empty()).then_some(prefix),
+        held,
+        rest: (!complete).then_some(body),
+    };
+    if let Ok(with_url) = http::Response::builder().url(url).body(()) {
+        parts.extensions.extend(with_url.into_parts().0.extensions);
+    }
+    Ok(reqwest::Response::from(http::Response::from_parts(
+        parts,
+        reqwest::Body::wrap(rest),
+    )))
+}
+
+/// The bytes already read, then whatever was held back (trailers or an error), then the rest.
+struct PrefixedBody {
+    prefix: Option<Bytes>,
+    held: Option<Result<Frame<Bytes>, BoxError>>,
+    rest: Option<reqwest::Body>,
+}
+
+impl HttpBody for PrefixedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(prefix) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
+        if let Some(held) = self.held.take() {
+            return Poll::Ready(Some(held));
+        }
+        match self.rest.as_mut() {
+            Some(rest) => Pin::new(rest).poll_frame(cx).map_err(Into::into),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none()
+            && self.held.is_none()
+            && self.rest.as_ref().is_none_or(|r| r.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let known = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        match &self.rest {
+            Some(rest) => {
+                let inner = rest.size_hint();
+                let mut hint = SizeHint::new();
+                if let Some(upper) = inner.upper() {
+                    hint.set_upper(upper.saturating_add(known));
+                }
+                hint.set_lower(inner.lower().saturating_add(known));
+                hint
+            }
+            None => SizeHint::with_exact(known),
+        }
+    }
+}

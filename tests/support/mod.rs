@@ -1,0 +1,151 @@
+//! Test support: a real TCP server on loopback that fails in the ways a peer can.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// How the server treats each connection.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Accept, read the request head, then reset (RST via SO_LINGER 0).
+    Reset,
+    /// Accept, read the request head, then close without answering (FIN).
+    CloseAfterRequest,
+    /// Answer bytes that are not HTTP, then close.
+    Garbage,
+    /// Answer a response head, then stall forever.
+    HeadThenStall,
+    /// Answer a head announcing 100 body bytes, send 3, then reset.
+    TruncatedBodyThenReset,
+    /// Read the request and never answer.
+    Hang,
+    /// Answer these exact bytes, then close.
+    Raw(Vec<u8>),
+    /// Answer one byte at a time with this pause between bytes.
+    Slow(Vec<u8>, Duration),
+}
+
+/// A running fault server; it stops when dropped.
+pub struct FaultServer {
+    pub addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultServer {
+    pub async fn start(fault: Fault) -> FaultServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let fault = fault.clone();
+                let counter = counter.clone();
+                tokio::spawn(async move { serve(stream, fault, counter).await });
+            }
+        });
+        FaultServer { addr, hits, task }
+    }
+
+    /// `http://127.0.0.1:PORT` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Requests whose head was fully received.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A loopback port with nothing listening: connections are refused.
+pub async fn refused_url(path: &str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    drop(listener);
+    format!("http://{addr}{path}")
+}
+
+async fn read_head(stream: &mut TcpStream) -> bool {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            return true;
+        }
+    }
+}
+
+fn reset(stream: TcpStream) {
+    let _ = stream.set_zero_linger();
+    drop(stream);
+}
+
+async fn serve(mut stream: TcpStream, fault: Fault, hits: Arc<AtomicUsize>) {
+    if !read_head(&mut stream).await {
+        return;
+    }
+    hits.fetch_add(1, Ordering::SeqCst);
+    match fault {
+        Fault::Reset => reset(stream),
+        Fault::CloseAfterRequest => {
+            let _ = stream.shutdown().await;
+        }
+        Fault::Garbage => {
+            let _ = stream
+                .write_all(b"SSH-2.0-OpenSSH_9.2\r\n\x00\x01\x02 not http\r\n\r\n")
+                .await;
+            let _ = stream.shutdown().await;
+        }
+        Fault::HeadThenStall => {
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+                .await;
+            std::future::pending::<()>().await;
+        }
+        Fault::TruncatedBodyThenReset => {
+            let _ = stream
+                .write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 100\r\n\r\nabc")
+                .await;
+            let _ = stream.flush().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            reset(stream);
+        }
+        Fault::Hang => std::future::pending::<()>().await,
+        Fault::Raw(bytes) => {
+            let _ = stream.write_all(&bytes).await;
+            let _ = stream.shutdown().await;
+        }
+        Fault::Slow(bytes, pause) => {
+            for b in bytes {
+                if stream.write_all(&[b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(pause).await;
+            }
+            let _ = stream.shutdown().await;
+        }
+    }
+}
