@@ -16,6 +16,8 @@ enum Behaviour {
     Reset,
     Hang,
     Healthy,
+    /// Answers `503` with `Retry-After: 0` to the first `n` connections, then `200`.
+    FlakyFirst(usize),
 }
 
 /// A loopback server on an ephemeral port that treats every connection the same way.
@@ -23,7 +25,13 @@ async fn start(behaviour: Behaviour) -> std::io::Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/orders", listener.local_addr()?);
     tokio::spawn(async move {
+        let mut served = 0usize;
         while let Ok((mut stream, _)) = listener.accept().await {
+            served += 1;
+            let behaviour = match behaviour {
+                Behaviour::FlakyFirst(n) if served > n => Behaviour::Healthy,
+                other => other,
+            };
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf).await;
@@ -40,6 +48,11 @@ async fn start(behaviour: Behaviour) -> std::io::Result<String> {
                         let _ = stream.set_zero_linger();
                     }
                     Behaviour::Hang => std::future::pending::<()>().await,
+                    Behaviour::FlakyFirst(_) => {
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+                            .await;
+                    }
                     Behaviour::Healthy => {
                         let _ = stream
                             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -74,10 +87,21 @@ fn describe(err: &GatewayError) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let client = Client::builder()
-        .reqwest_builder(reqwest::Client::builder().timeout(Duration::from_secs(1)))
-        .build()?;
+    // Retries and give-ups are logged at WARN by the crate; show them.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "reqwest_resilience=warn".into()),
+        )
+        .with_target(false)
+        .without_time()
+        .init();
 
+    // Part 1: one attempt each, to show the classification alone.
+    let single = Client::builder()
+        .no_retry()
+        .attempt_timeout(Duration::from_secs(1))
+        .build()?;
     let cases = [
         (
             "IIS/ARR answers a 502.3 page",
@@ -89,19 +113,56 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             start(Behaviour::Reset).await?,
         ),
         (
-            "server never answers (1 s timeout)",
+            "server never answers (1 s attempt timeout)",
             start(Behaviour::Hang).await?,
         ),
         ("healthy server", start(Behaviour::Healthy).await?),
     ];
-
-    println!("reqwest-resilience demo: one request to each local server\n");
+    println!("== Part 1: what each failure is (one attempt, no retry)\n");
     for (what, url) in cases {
-        println!("== {what}: GET {url}");
-        match client.get(&url).send().await {
+        println!("-- {what}: GET {url}");
+        match single.get(&url).send().await {
             Ok(response) => println!("   ok: {}", response.status()),
             Err(err) => println!("   {}", describe(&err)),
         }
+    }
+
+    // Part 2: the default stack recovers (deadline -> retry -> attempt timeout -> transport).
+    println!("\n== Part 2: the same client with retries, timeouts and a deadline\n");
+    let client = Client::builder()
+        .attempt_timeout(Duration::from_millis(300))
+        .deadline(Duration::from_secs(2))
+        .build()?;
+
+    let flaky = start(Behaviour::FlakyFirst(2)).await?;
+    println!("-- upstream answers 503 twice, then recovers: GET {flaky}");
+    match client.get(&flaky).send().await {
+        Ok(response) => println!(
+            "   recovered: {} (after the retries logged above)",
+            response.status()
+        ),
+        Err(err) => println!("   {}", describe(&err)),
+    }
+
+    let refused = refused().await?;
+    println!("-- POST to a refused port (never delivered, so safe to resend): POST {refused}");
+    match client.post(&refused).body("{}").send().await {
+        Ok(response) => println!("   ok: {}", response.status()),
+        Err(err) => println!("   {}", describe(&err)),
+    }
+
+    let reset = start(Behaviour::Reset).await?;
+    println!("-- POST reset after it was sent (may have arrived, so never resent): POST {reset}");
+    match client.post(&reset).body("{}").send().await {
+        Ok(response) => println!("   ok: {}", response.status()),
+        Err(err) => println!("   {}", describe(&err)),
+    }
+
+    let hang = start(Behaviour::Hang).await?;
+    println!("-- upstream hangs: 300 ms per attempt, 2 s deadline: GET {hang}");
+    match client.get(&hang).send().await {
+        Ok(response) => println!("   ok: {}", response.status()),
+        Err(err) => println!("   {}", describe(&err)),
     }
     Ok(())
 }

@@ -20,15 +20,16 @@ tokio::task_local! {
 }
 
 /// State shared by the layers handling one logical request.
-#[allow(dead_code)] // read by the retry and timeout layers as they land
 #[derive(Debug, Default)]
 pub(crate) struct RequestContext {
     values: Mutex<Extensions>,
-    attempts: AtomicU32,
+    /// Sends the transport made.
+    sent: AtomicU32,
+    /// The highest attempt number a retry layer started.
+    started: AtomicU32,
     last_error: Mutex<Option<GatewayError>>,
 }
 
-#[allow(dead_code)]
 impl RequestContext {
     pub(crate) fn with_values(values: Extensions) -> Arc<RequestContext> {
         Arc::new(RequestContext {
@@ -72,14 +73,22 @@ impl RequestContext {
             .insert(value);
     }
 
-    /// Counts one more attempt put on the wire; returns the new count.
-    pub(crate) fn count_attempt(&self) -> u32 {
-        self.attempts.fetch_add(1, Ordering::Relaxed) + 1
+    /// Counts one more request put on the wire by the transport.
+    pub(crate) fn count_send(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Attempts put on the wire so far.
+    /// Notes that a retry layer started its attempt number `attempt`.
+    pub(crate) fn note_attempt(&self, attempt: u32) {
+        self.started.fetch_max(attempt, Ordering::Relaxed);
+    }
+
+    /// Attempts so far: the transport's sends, or the retry layer's count where the inner
+    /// service is not the transport (whichever is higher).
     pub(crate) fn attempts(&self) -> u32 {
-        self.attempts.load(Ordering::Relaxed)
+        self.sent
+            .load(Ordering::Relaxed)
+            .max(self.started.load(Ordering::Relaxed))
     }
 
     /// Remembers the latest failure, for an error that ends the request later (the deadline).
@@ -96,5 +105,20 @@ impl RequestContext {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+}
+
+/// When the logical request must end, set by the deadline layer for the layers inside it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeadlineAt {
+    pub(crate) at: tokio::time::Instant,
+    pub(crate) total: std::time::Duration,
+}
+
+impl DeadlineAt {
+    /// Time left, zero when passed.
+    pub(crate) fn remaining(&self) -> std::time::Duration {
+        self.at
+            .saturating_duration_since(tokio::time::Instant::now())
     }
 }

@@ -44,9 +44,13 @@ mod client;
 mod context;
 pub mod error;
 mod redact;
+pub mod retry;
+pub mod timeout;
 mod transport;
 
-pub use client::{BuildError, Client, ClientBuilder, RequestBuilder};
+pub use client::{
+    BuildError, Client, ClientBuilder, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_DEADLINE, RequestBuilder,
+};
 pub use error::{Details, ErrorKind, GatewayError, Origin, ResponseSnapshot, Substatus};
 pub use transport::{Transport, TransportFuture};
 

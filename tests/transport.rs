@@ -10,8 +10,10 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const IIS_502_3: &str = "<!DOCTYPE html><html><head><title>IIS 10.0 Detailed Error - 502.3 - Bad Gateway</title></head><body><h3>HTTP Error 502.3 - Bad Gateway</h3><table><tr><th>Error Code</th><td>0x80072efd</td></tr></table></body></html>";
 
+/// One attempt per request: these tests look at the transport's classification alone.
 fn client() -> Client {
     Client::builder()
+        .no_retry()
         .reqwest_builder(reqwest::Client::builder().timeout(Duration::from_secs(2)))
         .build()
         .unwrap()
@@ -63,6 +65,7 @@ async fn garbage_answer_is_execute_request() {
 async fn hang_with_reqwest_timeout_is_cgi_timeout() {
     let server = FaultServer::start(Fault::Hang).await;
     let client = Client::builder()
+        .no_retry()
         .reqwest_builder(reqwest::Client::builder().timeout(Duration::from_millis(300)))
         .build()
         .unwrap();
@@ -83,6 +86,7 @@ async fn truncated_502_body_still_classifies() {
 #[tokio::test]
 async fn unresolvable_host_is_no_server() {
     let client = Client::builder()
+        .no_retry()
         .reqwest_builder(reqwest::Client::builder().connect_timeout(Duration::from_secs(5)))
         .build()
         .unwrap();

@@ -1,14 +1,54 @@
 //! Configuring a [`Client`].
 
 use super::{Client, Stack};
+use crate::retry::{RetryLayer, RetryPolicy};
+use crate::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use crate::transport::Transport;
+use std::time::Duration;
+use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
+/// The default per-attempt timeout.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default deadline of a logical request.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Builds a [`Client`]: the `reqwest` client underneath and the policies on top.
+///
+/// The stack, outermost first: deadline → retry → attempt timeout → transport. The deadline
+/// bounds everything; each retry gets a fresh attempt timer, cut to the time left.
+///
+/// ```
+/// use reqwest_resilience::{Client, retry::RetryPolicy};
+/// use std::time::Duration;
+///
+/// let client = Client::builder()
+///     .retry(RetryPolicy::default().max_attempts(4))
+///     .attempt_timeout(Duration::from_secs(2))
+///     .deadline(Duration::from_secs(8))
+///     .build()
+///     .unwrap();
+/// ```
 #[must_use]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClientBuilder {
     reqwest: Option<ReqwestSource>,
+    retry: RetryPolicy,
+    attempt_timeout: Option<Duration>,
+    include_body: bool,
+    deadline: Option<Duration>,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            reqwest: None,
+            retry: RetryPolicy::default(),
+            attempt_timeout: Some(DEFAULT_ATTEMPT_TIMEOUT),
+            include_body: false,
+            deadline: Some(DEFAULT_DEADLINE),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -30,7 +70,8 @@ pub enum BuildError {
 }
 
 impl ClientBuilder {
-    /// A builder with the default configuration.
+    /// A builder with the default configuration: 3 attempts with full-jitter backoff and a
+    /// retry budget, a 10 s attempt timeout, a 30 s deadline.
     pub fn new() -> ClientBuilder {
         ClientBuilder::default()
     }
@@ -48,6 +89,49 @@ impl ClientBuilder {
         self
     }
 
+    /// The retry policy (default: [`RetryPolicy::default`]).
+    pub fn retry(mut self, policy: RetryPolicy) -> ClientBuilder {
+        self.retry = policy;
+        self
+    }
+
+    /// No retries.
+    pub fn no_retry(self) -> ClientBuilder {
+        self.retry(RetryPolicy::never())
+    }
+
+    /// The timeout of each attempt (connect and response head); `Duration::ZERO` or
+    /// [`no_attempt_timeout`](Self::no_attempt_timeout) turns it off.
+    pub fn attempt_timeout(mut self, timeout: Duration) -> ClientBuilder {
+        self.attempt_timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
+    /// No per-attempt timeout.
+    pub fn no_attempt_timeout(mut self) -> ClientBuilder {
+        self.attempt_timeout = None;
+        self
+    }
+
+    /// Whether the attempt timeout also bounds reading the body (default: no).
+    pub fn attempt_timeout_includes_body(mut self, yes: bool) -> ClientBuilder {
+        self.include_body = yes;
+        self
+    }
+
+    /// The deadline of a logical request across every attempt and pause; `Duration::ZERO` or
+    /// [`no_deadline`](Self::no_deadline) turns it off.
+    pub fn deadline(mut self, deadline: Duration) -> ClientBuilder {
+        self.deadline = (!deadline.is_zero()).then_some(deadline);
+        self
+    }
+
+    /// No deadline.
+    pub fn no_deadline(mut self) -> ClientBuilder {
+        self.deadline = None;
+        self
+    }
+
     /// Builds the client.
     pub fn build(self) -> Result<Client, BuildError> {
         let reqwest = match self.reqwest {
@@ -59,7 +143,15 @@ impl ClientBuilder {
                 .build()
                 .map_err(BuildError::Reqwest)?,
         };
-        let stack: Stack = BoxCloneSyncService::new(Transport::new(reqwest.clone()));
+        let attempt = self
+            .attempt_timeout
+            .map(|t| AttemptTimeoutLayer::new(t).include_body(self.include_body));
+        let service = ServiceBuilder::new()
+            .option_layer(self.deadline.map(DeadlineLayer::new))
+            .layer(RetryLayer::new(self.retry))
+            .option_layer(attempt)
+            .service(Transport::new(reqwest.clone()));
+        let stack: Stack = BoxCloneSyncService::new(service);
         Ok(Client { reqwest, stack })
     }
 }

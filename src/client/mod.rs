@@ -3,7 +3,7 @@
 mod builder;
 mod request;
 
-pub use builder::{BuildError, ClientBuilder};
+pub use builder::{BuildError, ClientBuilder, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_DEADLINE};
 pub use request::RequestBuilder;
 
 use crate::error::GatewayError;

@@ -3,9 +3,12 @@
 use super::{Client, Stack};
 use crate::context::RequestContext;
 use crate::error::{ErrorKind, GatewayError};
+use crate::retry::{IdempotentOptIn, PolicyOverride, RetryPolicy};
+use crate::timeout::{AttemptTimeoutOverride, DeadlineOverride};
 use http::Extensions;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::fmt;
+use std::time::Duration;
 use tower::ServiceExt;
 
 /// A request being built; [`send`](RequestBuilder::send) runs it through the client's stack.
@@ -90,11 +93,37 @@ impl RequestBuilder {
         self.map(|b| b.form(form))
     }
 
-    /// Stores a per-request option for the layers to read.
-    #[allow(dead_code)]
-    pub(crate) fn option<T: Clone + Send + Sync + 'static>(mut self, value: T) -> RequestBuilder {
+    fn option<T: Clone + Send + Sync + 'static>(mut self, value: T) -> RequestBuilder {
         self.options.insert(value);
         self
+    }
+
+    /// Retries this request by `policy` instead of the client's (its budget is its own).
+    pub fn retry(self, policy: RetryPolicy) -> RequestBuilder {
+        self.option(PolicyOverride(policy))
+    }
+
+    /// Sends this request once, whatever the client's retry policy.
+    pub fn no_retry(self) -> RequestBuilder {
+        self.retry(RetryPolicy::never())
+    }
+
+    /// Declares this request safe to repeat although its method is not idempotent (a POST
+    /// whose server deduplicates, say), so that it is retried like a GET.
+    pub fn idempotent(self) -> RequestBuilder {
+        self.option(IdempotentOptIn)
+    }
+
+    /// The timeout of each attempt of this request, instead of the client's (needs the client's
+    /// attempt timeout layer, which the default client has).
+    pub fn timeout(self, timeout: Duration) -> RequestBuilder {
+        self.option(AttemptTimeoutOverride(timeout))
+    }
+
+    /// The deadline of this request, instead of the client's (needs the client's deadline
+    /// layer, which the default client has).
+    pub fn deadline(self, deadline: Duration) -> RequestBuilder {
+        self.option(DeadlineOverride(deadline))
     }
 
     /// Builds the `reqwest::Request` without sending it.

@@ -149,7 +149,6 @@ impl Details {
         self
     }
 
-    #[allow(dead_code)]
     pub(crate) fn with_causes(mut self, causes: Vec<GatewayError>) -> Self {
         self.causes = causes;
         self
@@ -167,7 +166,6 @@ impl Details {
         self.attempts = attempts;
     }
 
-    #[allow(dead_code)]
     pub(crate) fn set_gave_up(&mut self, why: impl Into<Cow<'static, str>>) {
         self.gave_up = Some(why.into());
     }

@@ -69,7 +69,7 @@ async fn send(
 ) -> Result<reqwest::Response, GatewayError> {
     let method = request.method().clone();
     if let Some(ctx) = RequestContext::current() {
-        ctx.count_attempt();
+        ctx.count_send();
     }
     let outcome = match client.execute(request).await {
         Ok(response) if response.status().is_server_error() => peek::classify(response).await,

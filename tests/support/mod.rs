@@ -21,7 +21,7 @@ pub enum Fault {
     HeadThenStall,
     /// Answer a head announcing 100 body bytes, send 3, then reset.
     TruncatedBodyThenReset,
-    /// Read the request and never answer.
+    /// Read the request and never answer (counts the client closing the connection).
     Hang,
     /// Answer these exact bytes, then close.
     Raw(Vec<u8>),
@@ -33,6 +33,7 @@ pub enum Fault {
 pub struct FaultServer {
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
+    closed: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -43,18 +44,24 @@ impl FaultServer {
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let hits = Arc::new(AtomicUsize::new(0));
-        let counter = hits.clone();
+        let closed = Arc::new(AtomicUsize::new(0));
+        let (counter, closes) = (hits.clone(), closed.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
                 let fault = fault.clone();
-                let counter = counter.clone();
-                tokio::spawn(async move { serve(stream, fault, counter).await });
+                let (counter, closes) = (counter.clone(), closes.clone());
+                tokio::spawn(async move { serve(stream, fault, counter, closes).await });
             }
         });
-        FaultServer { addr, hits, task }
+        FaultServer {
+            addr,
+            hits,
+            closed,
+            task,
+        }
     }
 
     /// `http://127.0.0.1:PORT` followed by `path`.
@@ -65,6 +72,11 @@ impl FaultServer {
     /// Requests whose head was fully received.
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Connections of `Fault::Hang` that the client closed.
+    pub fn closed_by_client(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
     }
 }
 
@@ -103,7 +115,12 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-async fn serve(mut stream: TcpStream, fault: Fault, hits: Arc<AtomicUsize>) {
+async fn serve(
+    mut stream: TcpStream,
+    fault: Fault,
+    hits: Arc<AtomicUsize>,
+    closed: Arc<AtomicUsize>,
+) {
     if !read_head(&mut stream).await {
         return;
     }
@@ -133,7 +150,12 @@ async fn serve(mut stream: TcpStream, fault: Fault, hits: Arc<AtomicUsize>) {
             tokio::time::sleep(Duration::from_millis(20)).await;
             reset(stream);
         }
-        Fault::Hang => std::future::pending::<()>().await,
+        Fault::Hang => {
+            // Never answer; notice when the client goes away.
+            let mut buf = [0u8; 256];
+            while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+            closed.fetch_add(1, Ordering::SeqCst);
+        }
         Fault::Raw(bytes) => {
             let _ = stream.write_all(&bytes).await;
             let _ = stream.shutdown().await;

@@ -1,0 +1,264 @@
+//! The retry loop of one logical request.
+
+use super::{IdempotentOptIn, PolicyOverride, RetryPolicy};
+use crate::context::{DeadlineAt, RequestContext};
+use crate::error::{ErrorKind, GatewayError};
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+use tower::ServiceExt;
+use tower_service::Service;
+use tracing::Instrument;
+
+/// The future of [`Retry`](super::Retry).
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Result<reqwest::Response, GatewayError>> + Send>>,
+}
+
+impl ResponseFuture {
+    pub(super) fn new<S>(service: S, policy: RetryPolicy, request: reqwest::Request) -> Self
+    where
+        S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError>
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        ResponseFuture {
+            inner: Box::pin(run(service, policy, request)),
+        }
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<reqwest::Response, GatewayError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+/// What to do after a failed attempt.
+enum Next {
+    RetryAfter(Duration, &'static str),
+    GiveUp(Option<Cow<'static, str>>),
+}
+
+async fn run<S>(
+    mut service: S,
+    policy: RetryPolicy,
+    request: reqwest::Request,
+) -> Result<reqwest::Response, GatewayError>
+where
+    S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError> + Send,
+    S::Future: Send,
+{
+    let ctx = RequestContext::current();
+    let policy = ctx
+        .as_ref()
+        .and_then(|c| c.get::<PolicyOverride>())
+        .map_or(policy, |o| o.0);
+    let opted_in = ctx
+        .as_ref()
+        .is_some_and(|c| c.get::<IdempotentOptIn>().is_some());
+    let method = request.method().clone();
+    let idempotent = policy.is_idempotent(&method, request.headers(), opted_in);
+    let url = crate::redact::display_url(request.url());
+    let host = request.url().host_str().unwrap_or("").to_owned();
+
+    let span = tracing::info_span!(
+        "request",
+        http.request.method = %method,
+        url.full = %url,
+        attempts = tracing::field::Empty,
+    );
+    async move {
+        // A copy is kept for the next attempt; a streamed body cannot be copied.
+        let mut spare = if policy.max_attempts > 1 { request.try_clone() } else { None };
+        let replayable = spare.is_some() || policy.max_attempts == 1;
+        let mut next_request = Some(request);
+        let mut attempt: u32 = 0;
+        let mut previous_delay = Duration::ZERO;
+        let mut spent: u32 = 0;
+
+        loop {
+            attempt += 1;
+            if let Some(ctx) = &ctx {
+                ctx.note_attempt(attempt);
+            }
+            let Some(request) = next_request.take() else {
+                unreachable!("a request is prepared before every attempt")
+            };
+            let attempt_span = tracing::info_span!(
+                "attempt",
+                http.request.method = %method,
+                server.address = %host,
+                url.full = %url,
+                http.request.resend_count = attempt - 1,
+                http.response.status_code = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            );
+            let outcome = async {
+                let ready = service.ready().await?;
+                ready.call(request).await
+            }
+            .instrument(attempt_span.clone())
+            .await;
+
+            let mut err = match outcome {
+                Ok(response) => {
+                    attempt_span.record("http.response.status_code", response.status().as_u16());
+                    if let Some(budget) = &policy.budget {
+                        if spent > 0 {
+                            budget.refund(spent);
+                        } else {
+                            budget.reward();
+                        }
+                    }
+                    tracing::Span::current().record("attempts", attempt);
+                    return Ok(response);
+                }
+                Err(err) => err,
+            };
+            attempt_span.record("http.response.status_code", err.status().as_u16());
+            attempt_span.record("error.type", err.kind().name());
+            if err.attempts() < attempt {
+                err.details_mut().set_attempts(attempt);
+            }
+            if let Some(ctx) = &ctx {
+                ctx.record_failure(&err);
+            }
+
+            let deadline = ctx.as_ref().and_then(|c| c.get::<DeadlineAt>());
+            let next = decide(&policy, &err, attempt, idempotent, replayable, previous_delay, deadline);
+            let next = match next {
+                Next::RetryAfter(delay, reason) => match &policy.budget {
+                    Some(budget) => {
+                        let cost = budget.cost(err.kind() == ErrorKind::CgiTimeout);
+                        if budget.try_withdraw(cost) {
+                            spent += cost;
+                            Next::RetryAfter(delay, reason)
+                        } else {
+                            Next::GiveUp(Some("the retry budget is exhausted".into()))
+                        }
+                    }
+                    None => Next::RetryAfter(delay, reason),
+                },
+                give_up => give_up,
+            };
+            match next {
+                Next::RetryAfter(delay, reason) => {
+                    tracing::warn!(
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        reason,
+                        error.type = err.kind().name(),
+                        error = %err,
+                        "retrying"
+                    );
+                    // `decide` only retries when a copy exists.
+                    // The last attempt takes the copy itself; earlier ones take a copy of it.
+                    next_request = if attempt + 1 >= policy.max_attempts {
+                        spare.take()
+                    } else {
+                        spare.as_ref().and_then(reqwest::Request::try_clone)
+                    };
+                    if next_request.is_none() {
+                        return Err(finish(err, attempt, Some("the request could not be copied".into())));
+                    }
+                    previous_delay = delay;
+                    tokio::time::sleep(delay).await;
+                }
+                Next::GiveUp(why) => {
+                    if let Some(why) = &why {
+                        tracing::warn!(attempt, error.type = err.kind().name(), error = %err, why = %why, "giving up");
+                    }
+                    tracing::Span::current().record("attempts", attempt);
+                    err = finish(err, attempt, why);
+                    return Err(err);
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn finish(mut err: GatewayError, attempt: u32, why: Option<Cow<'static, str>>) -> GatewayError {
+    let details = err.details_mut();
+    if details.attempts() < attempt {
+        details.set_attempts(attempt);
+    }
+    if let Some(why) = why {
+        details.set_gave_up(why);
+    }
+    err
+}
+
+fn decide(
+    policy: &RetryPolicy,
+    err: &GatewayError,
+    attempt: u32,
+    idempotent: bool,
+    replayable: bool,
+    previous_delay: Duration,
+    deadline: Option<DeadlineAt>,
+) -> Next {
+    if !policy.retries_cause(err) {
+        return Next::GiveUp(None);
+    }
+    if attempt >= policy.max_attempts {
+        // With retries off there is nothing to explain.
+        let why = (policy.max_attempts > 1)
+            .then(|| format!("all {} attempts failed", policy.max_attempts).into());
+        return Next::GiveUp(why);
+    }
+    if !idempotent && !err.is_request_unsent() {
+        return Next::GiveUp(Some(
+            "the method is not idempotent and the request may have reached the server (send an Idempotency-Key to allow retries)".into(),
+        ));
+    }
+    if !replayable {
+        return Next::GiveUp(Some(
+            "the request body is a stream and cannot be sent again".into(),
+        ));
+    }
+    let hint = policy
+        .honor_retry_after
+        .then(|| err.response())
+        .flatten()
+        .filter(|r| matches!(r.status().as_u16(), 503 | 429))
+        .and_then(|r| super::retry_after(r.headers(), SystemTime::now()));
+    let (delay, reason) = match hint {
+        Some(asked) if asked > policy.max_retry_after => {
+            return Next::GiveUp(Some(
+                format!(
+                    "the server asked to wait {}s, more than the {}s allowed",
+                    asked.as_secs(),
+                    policy.max_retry_after.as_secs()
+                )
+                .into(),
+            ));
+        }
+        Some(asked) => (asked, "Retry-After"),
+        None => match policy.backoff.delay(attempt, previous_delay) {
+            Some(delay) => (delay, "backoff"),
+            None => return Next::GiveUp(Some("the backoff schedule ended".into())),
+        },
+    };
+    if let Some(deadline) = deadline {
+        if delay >= deadline.remaining() {
+            return Next::GiveUp(Some(
+                "the deadline leaves no time for another attempt".into(),
+            ));
+        }
+    }
+    Next::RetryAfter(delay, reason)
+}

@@ -1,0 +1,133 @@
+//! Retrying failed attempts: backoff with jitter, `Retry-After`, idempotency rules, a budget.
+//!
+//! [`RetryLayer`] wraps any `Service<reqwest::Request, Error = GatewayError>` — the
+//! [`Transport`](crate::Transport), a timeout, a fallback, or your own service:
+//!
+//! ```
+//! use reqwest_resilience::retry::{RetryLayer, RetryPolicy};
+//! use reqwest_resilience::{ErrorKind, GatewayError};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # async fn run() {
+//! let flaky = service_fn(|_req: reqwest::Request| async {
+//!     Err::<reqwest::Response, _>(GatewayError::new(ErrorKind::BadGateway, "upstream down"))
+//! });
+//! let service = ServiceBuilder::new()
+//!     .layer(RetryLayer::new(RetryPolicy::default().max_attempts(2)))
+//!     .service(flaky);
+//! let request = reqwest::Request::new(reqwest::Method::GET, "http://example.test/".parse().unwrap());
+//! let err = service.oneshot(request).await.unwrap_err();
+//! assert_eq!(err.attempts(), 2);
+//! # }
+//! ```
+//!
+//! # What is retried
+//!
+//! A failure is retried when all of these hold, checked in this order; the first that fails
+//! ends the request and its reason is given by [`GatewayError::not_retried_because`]:
+//!
+//! 1. the cause is retried ([`GatewayError::is_retryable`], or your
+//!    [`retry_if`](RetryPolicy::retry_if)); 502.7 (a malformed answer) is not by default, nor
+//!    is an invalid request or an exceeded deadline;
+//! 2. attempts are left;
+//! 3. the request may be sent again: GET, HEAD, OPTIONS, TRACE, PUT and DELETE always; POST and
+//!    PATCH only with an `Idempotency-Key` header, an opt-in, or when the failure proves the
+//!    request never reached a server (refused connection, DNS failure, no server);
+//! 4. the body can be replayed (a buffered body can, a stream cannot);
+//! 5. a `Retry-After` or rate-limit hint (on a 503 or 429) is within
+//!    [`max_retry_after`](RetryPolicy::max_retry_after);
+//! 6. the pause ends before the deadline, if one is set;
+//! 7. the [`RetryBudget`] has tokens.
+//!
+//! # Tracing
+//!
+//! Each logical request is an `INFO` span `request`, each attempt a child span `attempt` with
+//! OpenTelemetry's field names (`http.request.method`, `server.address`, `url.full` without
+//! query or credentials, `http.request.resend_count`, `http.response.status_code`,
+//! `error.type`). A retry is logged at `WARN` with its pause and reason; a give-up says why.
+
+mod backoff;
+mod budget;
+mod future;
+mod layer;
+mod policy;
+mod retry_after;
+
+#[cfg(feature = "backoff")]
+pub use backoff::BackoffCrate;
+pub use backoff::{Backoff, ExponentialBackoff, Jitter};
+pub use budget::RetryBudget;
+pub use future::ResponseFuture;
+pub use layer::RetryLayer;
+pub use policy::RetryPolicy;
+pub use retry_after::retry_after;
+
+use crate::error::GatewayError;
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// Marks a request as safe to repeat even though its method is not idempotent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdempotentOptIn;
+
+/// A per-request override of the client's retry policy.
+#[derive(Debug, Clone)]
+pub(crate) struct PolicyOverride(pub(crate) RetryPolicy);
+
+/// Retries the failed attempts of an inner service by a [`RetryPolicy`].
+#[derive(Debug, Clone)]
+pub struct Retry<S> {
+    inner: S,
+    policy: RetryPolicy,
+}
+
+impl<S> Retry<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, policy: RetryPolicy) -> Self {
+        Retry { inner, policy }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+}
+
+impl<S> Service<reqwest::Request> for Retry<S>
+where
+    S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = reqwest::Response;
+    type Error = GatewayError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: reqwest::Request) -> Self::Future {
+        // The ready service goes with this call; a fresh clone waits for the next one.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::new(inner, self.policy.clone(), request)
+    }
+}

@@ -1,0 +1,176 @@
+//! What is retried, how often, and how long to wait.
+
+use super::{Backoff, ExponentialBackoff, RetryBudget};
+use crate::error::GatewayError;
+use http::Method;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Predicate = Arc<dyn Fn(&GatewayError) -> bool + Send + Sync>;
+
+/// The retry rules: attempts, backoff, causes, idempotency, `Retry-After`, budget.
+///
+/// Cheap to clone; clones share the budget. The defaults are safe for a user who never reads
+/// this: 3 attempts in all, full-jitter exponential backoff (100 ms base, ×2, 10 s cap), the
+/// causes for which [`GatewayError::is_retryable`] is true, idempotent methods only (unless the
+/// request carries an `Idempotency-Key` or provably never reached a server), `Retry-After`
+/// honoured up to 30 s, and a [`RetryBudget`] on.
+///
+/// ```
+/// use reqwest_resilience::retry::{ExponentialBackoff, RetryPolicy};
+/// use std::time::Duration;
+///
+/// let policy = RetryPolicy::default()
+///     .max_attempts(4)
+///     .backoff(ExponentialBackoff::new(Duration::from_millis(20)))
+///     .max_retry_after(Duration::from_secs(5));
+/// assert_eq!(policy.attempts(), 4);
+/// ```
+#[derive(Clone)]
+pub struct RetryPolicy {
+    pub(super) max_attempts: u32,
+    pub(super) backoff: Arc<dyn Backoff>,
+    pub(super) retry_if: Option<Predicate>,
+    pub(super) non_idempotent: bool,
+    pub(super) honor_retry_after: bool,
+    pub(super) max_retry_after: Duration,
+    pub(super) budget: Option<RetryBudget>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            backoff: Arc::new(ExponentialBackoff::default()),
+            retry_if: None,
+            non_idempotent: false,
+            honor_retry_after: true,
+            max_retry_after: Duration::from_secs(30),
+            budget: Some(RetryBudget::default()),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy that never retries (one attempt).
+    pub fn never() -> Self {
+        RetryPolicy::default().max_attempts(1).no_budget()
+    }
+
+    /// Attempts in all, the first included (at least 1).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The attempts in all this policy allows.
+    pub fn attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The retry schedule.
+    pub fn backoff(mut self, backoff: impl Backoff) -> Self {
+        self.backoff = Arc::new(backoff);
+        self
+    }
+
+    /// Decides which failures are retried, replacing [`GatewayError::is_retryable`]. Method and
+    /// idempotency rules still apply; an invalid request or an exceeded deadline is never
+    /// retried whatever the predicate says.
+    pub fn retry_if(
+        mut self,
+        predicate: impl Fn(&GatewayError) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.retry_if = Some(Arc::new(predicate));
+        self
+    }
+
+    /// Treats every request as idempotent: POST and PATCH are retried too. Only for APIs whose
+    /// non-idempotent calls are safe to repeat.
+    pub fn retry_non_idempotent(mut self, yes: bool) -> Self {
+        self.non_idempotent = yes;
+        self
+    }
+
+    /// Whether `Retry-After` and rate-limit reset hints on a 503 or 429 set the pause.
+    pub fn honor_retry_after(mut self, yes: bool) -> Self {
+        self.honor_retry_after = yes;
+        self
+    }
+
+    /// The longest pause a hint may ask for; a longer one ends the request with the error at
+    /// once rather than sleep in vain.
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
+        self.max_retry_after = max;
+        self
+    }
+
+    /// The retry budget (shared by every clone of this policy).
+    pub fn budget(mut self, budget: RetryBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// No retry budget: every failure may use all its attempts. Use with care: in a full
+    /// outage this multiplies the load on the upstream by the number of attempts.
+    pub fn no_budget(mut self) -> Self {
+        self.budget = None;
+        self
+    }
+
+    /// The budget, if any.
+    pub fn retry_budget(&self) -> Option<&RetryBudget> {
+        self.budget.as_ref()
+    }
+
+    /// Whether the cause is one this policy retries.
+    pub(super) fn retries_cause(&self, err: &GatewayError) -> bool {
+        use crate::error::ErrorKind;
+        if matches!(
+            err.kind(),
+            ErrorKind::InvalidRequest | ErrorKind::DeadlineExceeded
+        ) {
+            return false;
+        }
+        match &self.retry_if {
+            Some(predicate) => predicate(err),
+            None => err.is_retryable(),
+        }
+    }
+
+    /// Whether sending this request again cannot do harm, before knowing the failure.
+    pub(super) fn is_idempotent(
+        &self,
+        method: &Method,
+        headers: &http::HeaderMap,
+        opted_in: bool,
+    ) -> bool {
+        self.non_idempotent
+            || opted_in
+            || matches!(
+                *method,
+                Method::GET
+                    | Method::HEAD
+                    | Method::OPTIONS
+                    | Method::TRACE
+                    | Method::PUT
+                    | Method::DELETE
+            )
+            || headers.contains_key("idempotency-key")
+    }
+}
+
+impl fmt::Debug for RetryPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicy")
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("custom_predicate", &self.retry_if.is_some())
+            .field("non_idempotent", &self.non_idempotent)
+            .field("honor_retry_after", &self.honor_retry_after)
+            .field("max_retry_after", &self.max_retry_after)
+            .field("budget", &self.budget)
+            .finish()
+    }
+}

@@ -1,0 +1,140 @@
+use super::{BoxFuture, DeadlineOverride};
+use crate::context::{DeadlineAt, RequestContext};
+use crate::error::{Details, ErrorKind, GatewayError, Origin};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Instant;
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// Wraps a service in [`Deadline`].
+///
+/// ```
+/// use reqwest_resilience::timeout::DeadlineLayer;
+/// use std::time::Duration;
+///
+/// let layer = DeadlineLayer::new(Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct DeadlineLayer {
+    deadline: Duration,
+}
+
+impl DeadlineLayer {
+    /// Bounds the whole logical request by `deadline`.
+    pub fn new(deadline: Duration) -> Self {
+        DeadlineLayer { deadline }
+    }
+}
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = Deadline<S>;
+
+    fn layer(&self, inner: S) -> Deadline<S> {
+        Deadline {
+            inner,
+            deadline: self.deadline,
+        }
+    }
+}
+
+/// Bounds the logical request through the inner service; see [`DeadlineLayer`].
+#[derive(Debug, Clone)]
+pub struct Deadline<S> {
+    inner: S,
+    deadline: Duration,
+}
+
+impl<S> Deadline<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S> Service<reqwest::Request> for Deadline<S>
+where
+    S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = reqwest::Response;
+    type Error = GatewayError;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: reqwest::Request) -> Self::Future {
+        let ctx = RequestContext::current_or_new();
+        let total = ctx.get::<DeadlineOverride>().map_or(self.deadline, |o| o.0);
+        let mine = DeadlineAt {
+            at: Instant::now() + total,
+            total,
+        };
+        // An outer, earlier deadline stays in force.
+        let effective = match ctx.get::<DeadlineAt>() {
+            Some(outer) if outer.at <= mine.at => outer,
+            _ => {
+                ctx.insert(mine);
+                mine
+            }
+        };
+        let method = request.method().clone();
+        let url = request.url().clone();
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let scoped = RequestContext::scope(ctx.clone(), async move { inner.call(request).await });
+        Box::pin(async move {
+            match tokio::time::timeout_at(effective.at, scoped).await {
+                // A failure at the deadline (an attempt timer cut to it) is the deadline's.
+                Ok(Err(err)) if Instant::now() >= effective.at => {
+                    ctx.record_failure(&err);
+                    Err(exceeded(&ctx, effective, method, &url))
+                }
+                Ok(outcome) => outcome,
+                Err(_elapsed) => Err(exceeded(&ctx, effective, method, &url)),
+            }
+        })
+    }
+}
+
+fn exceeded(
+    ctx: &RequestContext,
+    deadline: DeadlineAt,
+    method: reqwest::Method,
+    url: &reqwest::Url,
+) -> GatewayError {
+    let last = ctx.last_failure();
+    let attempts = ctx
+        .attempts()
+        .max(last.as_ref().map_or(0, GatewayError::attempts));
+    let plural = if attempts == 1 { "" } else { "s" };
+    let mut details = Details::new(
+        ErrorKind::DeadlineExceeded,
+        Origin::Local,
+        format!(
+            "deadline of {:?} exceeded after {attempts} attempt{plural}",
+            deadline.total
+        )
+        .into(),
+    )
+    .with_causes(last.into_iter().collect());
+    details.set_method(method);
+    details.set_server(url);
+    details.set_attempts(attempts);
+    tracing::warn!(
+        deadline_ms = deadline.total.as_millis() as u64,
+        attempts,
+        "deadline exceeded"
+    );
+    GatewayError::from_details(ErrorKind::DeadlineExceeded, details)
+}

@@ -1,0 +1,529 @@
+//! The retry layer: schedule, causes, idempotency, Retry-After, budget, bodies, overrides.
+
+mod support;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use proptest::prelude::*;
+use reqwest_resilience::retry::{
+    Backoff, ExponentialBackoff, Jitter, RetryBudget, RetryLayer, RetryPolicy,
+};
+use reqwest_resilience::{Client, ErrorKind, GatewayError, ResponseSnapshot};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::{Fault, FaultServer, refused_url};
+use tokio::time::Instant;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn get(url: &str) -> reqwest::Request {
+    reqwest::Request::new(reqwest::Method::GET, url.parse().unwrap())
+}
+
+fn ok_response() -> reqwest::Response {
+    reqwest::Response::from(http::Response::new(Bytes::from_static(b"ok")))
+}
+
+/// A 503 snapshot with these headers, as the transport would have classified it.
+fn unavailable(headers: &[(&'static str, &str)]) -> GatewayError {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        map.insert(*name, value.parse().unwrap());
+    }
+    let snapshot = ResponseSnapshot::new(StatusCode::SERVICE_UNAVAILABLE, map, Bytes::new(), true);
+    GatewayError::from_response(snapshot).unwrap()
+}
+
+/// An inner service failing with `fail(call)` for the calls it returns `Some` for.
+fn scripted(
+    calls: Arc<AtomicU32>,
+    fail: impl Fn(u32) -> Option<GatewayError> + Clone + Send + Sync + 'static,
+) -> impl tower::Service<
+    reqwest::Request,
+    Response = reqwest::Response,
+    Error = GatewayError,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    service_fn(move |_req: reqwest::Request| {
+        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let outcome = match fail(n) {
+            Some(err) => Err(err),
+            None => Ok(ok_response()),
+        };
+        async move { outcome }
+    })
+}
+
+fn fast() -> RetryPolicy {
+    RetryPolicy::default().backoff(ExponentialBackoff::new(Duration::from_millis(1)))
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_until_success() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = scripted(calls.clone(), |n| {
+        (n < 3).then(|| GatewayError::new(ErrorKind::BadGateway, "down"))
+    });
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(RetryPolicy::default()))
+        .service(inner);
+    let response = svc.oneshot(get("http://a.test/")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn gives_up_after_max_attempts_and_says_why() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = scripted(calls.clone(), |_| {
+        Some(GatewayError::new(ErrorKind::CgiTimeout, "slow"))
+    });
+    let svc = RetryLayer::new(RetryPolicy::default().max_attempts(4)).layer_on(inner);
+    let err = svc.oneshot(get("http://a.test/")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CgiTimeout);
+    assert_eq!(err.attempts(), 4);
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert_eq!(err.not_retried_because(), Some("all 4 attempts failed"));
+    assert!(err.to_string().contains("after 4 attempts"), "{err}");
+}
+
+/// `RetryLayer::layer` by another name, so tests read top to bottom.
+trait LayerOn {
+    fn layer_on<S>(&self, inner: S) -> reqwest_resilience::retry::Retry<S>;
+}
+
+impl LayerOn for RetryLayer {
+    fn layer_on<S>(&self, inner: S) -> reqwest_resilience::retry::Retry<S> {
+        tower::Layer::layer(self, inner)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn causes_not_retried_by_default() {
+    for kind in [
+        ErrorKind::ExecuteRequest,
+        ErrorKind::InvalidRequest,
+        ErrorKind::DeadlineExceeded,
+        ErrorKind::Other,
+    ] {
+        let calls = Arc::new(AtomicU32::new(0));
+        let inner = scripted(calls.clone(), move |_| Some(GatewayError::new(kind, "x")));
+        let err = RetryLayer::default()
+            .layer_on(inner)
+            .oneshot(get("http://a.test/"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), kind);
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "{kind:?} was retried");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_predicate_overrides_the_causes_but_never_invalid_requests() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = scripted(calls.clone(), |_| {
+        Some(GatewayError::new(ErrorKind::ExecuteRequest, "x"))
+    });
+    let policy = RetryPolicy::default().retry_if(|_| true);
+    let _ = RetryLayer::new(policy.clone())
+        .layer_on(inner)
+        .oneshot(get("http://a.test/"))
+        .await;
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = scripted(calls.clone(), |_| {
+        Some(GatewayError::new(ErrorKind::InvalidRequest, "x"))
+    });
+    let _ = RetryLayer::new(policy)
+        .layer_on(inner)
+        .oneshot(get("http://a.test/"))
+        .await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_seconds_sets_the_pause() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = scripted(calls.clone(), |n| {
+        (n == 1).then(|| unavailable(&[("retry-after", "7")]))
+    });
+    let started = Instant::now();
+    RetryLayer::default()
+        .layer_on(inner)
+        .oneshot(get("http://a.test/"))
+        .await
+        .unwrap();
+    assert_eq!(started.elapsed(), Duration::from_secs(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_http_date_sets_the_pause() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = scripted(calls.clone(), |n| {
+        let at = std::time::SystemTime::now() + Duration::from_secs(5);
+        (n == 1).then(|| unavailable(&[("retry-after", &httpdate::fmt_http_date(at))]))
+    });
+    let started = Instant::now();
+    RetryLayer::default()
+        .layer_on(inner)
+        .oneshot(get("http://a.test/"))
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited <= Duration::from_secs(5),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_past_the_maximum_returns_at_once() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = scripted(calls.clone(), |_| {
+        Some(unavailable(&[("retry-after", "3600")]))
+    });
+    let started = Instant::now();
+    let err = RetryLayer::default()
+        .layer_on(inner)
+        .oneshot(get("http://a.test/"))
+        .await
+        .unwrap_err();
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(
+        err.not_retried_because().unwrap().contains("3600s"),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn garbage_retry_after_falls_back_to_backoff() {
+    for garbage in ["-1", "soon", "1e9", "Thu, 32 Foo 2024 99:99:99 GMT"] {
+        let calls = Arc::new(AtomicU32::new(0));
+        let bad = garbage.to_owned();
+        let inner = scripted(calls.clone(), move |n| {
+            (n == 1).then(|| unavailable(&[("retry-after", &bad)]))
+        });
+        let policy = RetryPolicy::default()
+            .backoff(ExponentialBackoff::new(Duration::from_millis(40)).jitter(Jitter::None));
+        let started = Instant::now();
+        RetryLayer::new(policy)
+            .layer_on(inner)
+            .oneshot(get("http://a.test/"))
+            .await
+            .unwrap();
+        assert_eq!(started.elapsed(), Duration::from_millis(40), "{garbage}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn budget_dries_up_in_a_full_outage() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = scripted(calls.clone(), |_| {
+        Some(GatewayError::new(ErrorKind::BadGateway, "down"))
+    });
+    let svc = RetryLayer::new(RetryPolicy::default()).layer_on(inner);
+    let requests = 2_000u32;
+    let mut budget_refusals = 0;
+    for _ in 0..requests {
+        let err = svc
+            .clone()
+            .oneshot(get("http://a.test/"))
+            .await
+            .unwrap_err();
+        if err.not_retried_because() == Some("the retry budget is exhausted") {
+            budget_refusals += 1;
+        }
+    }
+    let amplification = f64::from(calls.load(Ordering::SeqCst)) / f64::from(requests);
+    // Bound: 1 + capacity / cost / requests = 1 + 500 / 5 / 2000 = 1.05 (no success refills it).
+    assert!(amplification <= 1.05, "amplification {amplification}");
+    assert!(budget_refusals > 1_900);
+}
+
+#[tokio::test(start_paused = true)]
+async fn budget_lets_every_recoverable_request_through() {
+    let attempts: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let seen = attempts.clone();
+    let inner = service_fn(move |req: reqwest::Request| {
+        let id = req.url().query().unwrap_or("").to_owned();
+        let n = {
+            let mut map = seen.lock().unwrap();
+            let n = map.entry(id.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let number: u32 = id.trim_start_matches("id=").parse().unwrap();
+        // 30% of logical requests fail their first attempt.
+        let fails = number % 10 < 3 && n == 1;
+        async move {
+            if fails {
+                Err(GatewayError::new(ErrorKind::BadGateway, "flaky"))
+            } else {
+                Ok(ok_response())
+            }
+        }
+    });
+    let svc = RetryLayer::new(RetryPolicy::default()).layer_on(inner);
+    let requests = 5_000u32;
+    let mut ok = 0;
+    for i in 0..requests {
+        if svc
+            .clone()
+            .oneshot(get(&format!("http://a.test/?id={i}")))
+            .await
+            .is_ok()
+        {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, requests);
+    let total: u32 = attempts.lock().unwrap().values().sum();
+    assert_eq!(total, requests + requests * 3 / 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_budget_is_shared_by_clones() {
+    let budget = RetryBudget::new(10, 5, 10, 0);
+    let policy = RetryPolicy::default().budget(budget.clone());
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = scripted(calls.clone(), |_| {
+        Some(GatewayError::new(ErrorKind::BadGateway, "down"))
+    });
+    let a = RetryLayer::new(policy.clone()).layer_on(inner.clone());
+    let b = RetryLayer::new(policy).layer_on(inner);
+    let _ = a.oneshot(get("http://a.test/")).await;
+    let _ = b.oneshot(get("http://a.test/")).await;
+    assert_eq!(budget.available(), 0);
+    assert_eq!(calls.load(Ordering::SeqCst), 4); // 1 + 2 retries, then 1 + 0
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_too_close_for_the_pause_stops_retrying() {
+    use reqwest_resilience::timeout::DeadlineLayer;
+    #[derive(Debug)]
+    struct Fixed;
+    impl Backoff for Fixed {
+        fn delay(&self, _: u32, _: Duration) -> Option<Duration> {
+            Some(Duration::from_secs(10))
+        }
+    }
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = scripted(calls.clone(), |_| {
+        Some(GatewayError::new(ErrorKind::BadGateway, "down"))
+    });
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_secs(3)))
+        .layer(RetryLayer::new(RetryPolicy::default().backoff(Fixed)))
+        .service(inner);
+    let started = Instant::now();
+    let err = svc.oneshot(get("http://a.test/")).await.unwrap_err();
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(err.kind(), ErrorKind::BadGateway);
+    assert_eq!(
+        err.not_retried_because(),
+        Some("the deadline leaves no time for another attempt")
+    );
+}
+
+proptest! {
+    #[test]
+    fn every_delay_is_within_zero_and_the_cap(
+        base_ms in 0u64..5_000,
+        multiplier in 0.0f64..10.0,
+        cap_ms in 0u64..60_000,
+        retry in 1u32..100,
+        previous_ms in 0u64..120_000,
+        jitter in prop_oneof![Just(Jitter::None), Just(Jitter::Full), Just(Jitter::Decorrelated)],
+    ) {
+        let cap = Duration::from_millis(cap_ms);
+        let backoff = ExponentialBackoff::new(Duration::from_millis(base_ms))
+            .multiplier(multiplier)
+            .cap(cap)
+            .jitter(jitter);
+        let delay = backoff.delay(retry, Duration::from_millis(previous_ms)).unwrap();
+        prop_assert!(delay <= cap);
+    }
+
+    #[test]
+    fn without_jitter_the_schedule_grows_until_the_cap(
+        base_ms in 1u64..1_000,
+        multiplier in 1.0f64..4.0,
+        retry in 1u32..40,
+    ) {
+        let backoff = ExponentialBackoff::new(Duration::from_millis(base_ms))
+            .multiplier(multiplier)
+            .cap(Duration::from_secs(30))
+            .jitter(Jitter::None);
+        let now = backoff.delay(retry, Duration::ZERO).unwrap();
+        let next = backoff.delay(retry + 1, Duration::ZERO).unwrap();
+        prop_assert!(next >= now);
+    }
+}
+
+#[test]
+fn full_jitter_spreads_over_the_whole_range() {
+    let backoff = ExponentialBackoff::new(Duration::from_millis(100)).cap(Duration::from_secs(10));
+    let ceiling = Duration::from_millis(1_600); // 100 ms × 2^4
+    let samples: Vec<Duration> = (0..2_000)
+        .map(|_| backoff.delay(5, Duration::ZERO).unwrap())
+        .collect();
+    let low = samples.iter().filter(|d| **d < ceiling / 4).count();
+    let high = samples.iter().filter(|d| **d > ceiling * 3 / 4).count();
+    assert!(samples.iter().all(|d| *d <= ceiling));
+    assert!(low > 300 && high > 300, "low {low} high {high}");
+}
+
+#[test]
+fn decorrelated_jitter_stays_between_base_and_three_times_previous() {
+    let base = Duration::from_millis(50);
+    let backoff = ExponentialBackoff::new(base)
+        .jitter(Jitter::Decorrelated)
+        .cap(Duration::from_secs(60));
+    let previous = Duration::from_millis(400);
+    for _ in 0..1_000 {
+        let d = backoff.delay(3, previous).unwrap();
+        assert!(d >= base && d <= previous * 3, "{d:?}");
+    }
+}
+
+// --- over real HTTP ---------------------------------------------------------------------
+
+fn client() -> Client {
+    Client::builder().retry(fast()).build().unwrap()
+}
+
+#[tokio::test]
+async fn post_that_may_have_arrived_is_sent_once() {
+    let server = FaultServer::start(Fault::Reset).await;
+    let err = client()
+        .post(server.url("/orders"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PrematureExit);
+    assert_eq!(server.hits(), 1);
+    assert!(
+        err.not_retried_because()
+            .unwrap()
+            .contains("not idempotent"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn post_with_idempotency_key_is_retried() {
+    let server = FaultServer::start(Fault::Reset).await;
+    let err = client()
+        .post(server.url("/orders"))
+        .header("Idempotency-Key", "a1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(server.hits(), 3);
+    assert_eq!(err.attempts(), 3);
+}
+
+#[tokio::test]
+async fn post_opted_in_per_request_is_retried() {
+    let server = FaultServer::start(Fault::Reset).await;
+    let _ = client()
+        .post(server.url("/orders"))
+        .idempotent()
+        .body("{}")
+        .send()
+        .await;
+    assert_eq!(server.hits(), 3);
+}
+
+#[tokio::test]
+async fn post_to_a_refused_port_is_retried_because_it_never_arrived() {
+    let url = refused_url("/orders").await;
+    let err = client().post(&url).body("{}").send().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ForwarderConnection);
+    assert_eq!(err.attempts(), 3);
+}
+
+#[tokio::test]
+async fn a_streamed_body_is_sent_once_and_the_error_says_why() {
+    let server = FaultServer::start(Fault::Reset).await;
+    let body = reqwest::Body::wrap(http_body_util::Full::new(Bytes::from_static(b"stream")));
+    let err = client()
+        .put(server.url("/blob"))
+        .body(body)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(server.hits(), 1);
+    assert_eq!(
+        err.not_retried_because(),
+        Some("the request body is a stream and cannot be sent again")
+    );
+}
+
+#[tokio::test]
+async fn per_request_overrides() {
+    let mock = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(502))
+        .mount(&mock)
+        .await;
+    let client = client();
+
+    let err = client.get(mock.uri()).no_retry().send().await.unwrap_err();
+    assert_eq!(err.attempts(), 1);
+    assert_eq!(mock.received_requests().await.unwrap().len(), 1);
+
+    let err = client
+        .get(mock.uri())
+        .retry(fast().max_attempts(5))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.attempts(), 5);
+    assert_eq!(mock.received_requests().await.unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn recovers_from_a_flaky_upstream_over_http() {
+    let mock = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&mock)
+        .await;
+    let response = client().get(mock.uri()).send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "ok");
+    assert_eq!(mock.received_requests().await.unwrap().len(), 3);
+}
+
+#[cfg(feature = "backoff")]
+#[test]
+fn the_backoff_crate_can_drive_the_schedule() {
+    use reqwest_resilience::retry::BackoffCrate;
+    let template = backoff::ExponentialBackoff {
+        initial_interval: Duration::from_millis(10),
+        randomization_factor: 0.0,
+        multiplier: 2.0,
+        max_interval: Duration::from_secs(1),
+        max_elapsed_time: None,
+        ..backoff::ExponentialBackoff::default()
+    };
+    let schedule = BackoffCrate(template);
+    assert_eq!(schedule.delay(1, Duration::ZERO), Some(Duration::from_millis(10)));
+    assert_eq!(schedule.delay(3, Duration::ZERO), Some(Duration::from_millis(40)));
+    // Each call starts from a fresh copy: asking again gives the same pause.
+    assert_eq!(schedule.delay(1, Duration::ZERO), Some(Duration::from_millis(10)));
+}

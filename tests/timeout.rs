@@ -1,0 +1,241 @@
+//! Attempt timeouts and the deadline: expiry, time-left propagation, overrides, stalled
+//! bodies, cancellation, and both orders of composition with retry.
+
+mod support;
+
+use bytes::Bytes;
+use reqwest_resilience::retry::{ExponentialBackoff, RetryLayer, RetryPolicy};
+use reqwest_resilience::timeout::{AttemptTimeoutLayer, DeadlineLayer};
+use reqwest_resilience::{Client, ErrorKind, GatewayError, Origin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use support::{Fault, FaultServer};
+use tokio::time::Instant;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+fn get() -> reqwest::Request {
+    reqwest::Request::new(
+        reqwest::Method::GET,
+        "http://a.test/x?token=s3cret".parse().unwrap(),
+    )
+}
+
+type Inner = tower::util::BoxCloneSyncService<reqwest::Request, reqwest::Response, GatewayError>;
+
+/// Call `n` (from 1) fails fast with a 502.3 when `fail_fast(n)`, else hangs.
+fn scripted(calls: Arc<AtomicU32>, fail_fast: fn(u32) -> bool) -> Inner {
+    Inner::new(service_fn(move |_req: reqwest::Request| {
+        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            if fail_fast(n) {
+                Err(GatewayError::new(
+                    ErrorKind::ForwarderConnection,
+                    "connection refused",
+                ))
+            } else {
+                std::future::pending::<()>().await;
+                Ok(reqwest::Response::from(http::Response::new(Bytes::new())))
+            }
+        }
+    }))
+}
+
+fn no_jitter(ms: u64) -> RetryPolicy {
+    RetryPolicy::default().backoff(
+        ExponentialBackoff::new(Duration::from_millis(ms))
+            .jitter(reqwest_resilience::retry::Jitter::None),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempt_timeout_turns_a_hang_into_cgi_timeout() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = ServiceBuilder::new()
+        .layer(AttemptTimeoutLayer::new(Duration::from_secs(2)))
+        .service(scripted(calls, |_| false));
+    let started = Instant::now();
+    let err = svc.oneshot(get()).await.unwrap_err();
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    assert!(matches!(err, GatewayError::CgiTimeout(_)), "{err:?}");
+    assert_eq!(err.origin(), Origin::Local);
+    assert_eq!(err.server(), Some("http://a.test/x"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_retry_gets_its_own_attempt_timer() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(no_jitter(100)))
+        .layer(AttemptTimeoutLayer::new(Duration::from_secs(1)))
+        .service(scripted(calls.clone(), |_| false));
+    let started = Instant::now();
+    let err = svc.oneshot(get()).await.unwrap_err();
+    // 1 s + 100 ms + 1 s + 200 ms + 1 s
+    assert_eq!(started.elapsed(), Duration::from_millis(3_300));
+    assert_eq!(err.kind(), ErrorKind::CgiTimeout);
+    assert_eq!(err.attempts(), 3);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_ends_a_hang_with_no_cause_yet() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_secs(2)))
+        .service(scripted(calls, |_| false));
+    let started = Instant::now();
+    let err = svc.oneshot(get()).await.unwrap_err();
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    assert!(matches!(err, GatewayError::DeadlineExceeded(_)));
+    assert!(err.last_cause().is_none());
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_carries_the_last_cause_and_the_attempts() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_secs(2)))
+        .layer(RetryLayer::new(no_jitter(100)))
+        .service(scripted(calls.clone(), |n| n == 1));
+    let started = Instant::now();
+    let err = svc.oneshot(get()).await.unwrap_err();
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded);
+    assert_eq!(
+        err.last_cause().map(GatewayError::kind),
+        Some(ErrorKind::ForwarderConnection)
+    );
+    assert_eq!(err.attempts(), 2);
+    let text = err.to_string();
+    assert!(
+        text.starts_with("deadline exceeded: deadline of 2s exceeded after 2 attempts"),
+        "{text}"
+    );
+    assert!(
+        text.contains("last: 502.3 forwarder connection error"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_cuts_the_attempt_timeout_to_the_time_left() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_secs(3)))
+        .layer(RetryLayer::new(no_jitter(100)))
+        .layer(AttemptTimeoutLayer::new(Duration::from_secs(10)))
+        .service(scripted(calls.clone(), |_| false));
+    let started = Instant::now();
+    let err = svc.oneshot(get()).await.unwrap_err();
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+    // The attempt's own timer, cut to the 3 s left, fired; the deadline reports it.
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+    let last = err.last_cause().unwrap();
+    assert_eq!(last.kind(), ErrorKind::CgiTimeout);
+    assert!(last.details().message().contains("of 3s"), "{last}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_cuts_backoff_short() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_millis(1_500)))
+        .layer(RetryLayer::new(no_jitter(1_000).max_attempts(5)))
+        .service(scripted(calls.clone(), |_| true));
+    let started = Instant::now();
+    let err = svc.oneshot(get()).await.unwrap_err();
+    // Fail, pause 1 s, fail, then a 2 s pause would pass the deadline: stop at 1 s.
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    assert_eq!(err.kind(), ErrorKind::ForwarderConnection);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_outside_the_deadline_bounds_each_attempt_and_does_not_retry_its_expiry() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(no_jitter(100)))
+        .layer(DeadlineLayer::new(Duration::from_secs(1)))
+        .service(scripted(calls.clone(), |_| false));
+    let err = svc.oneshot(get()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+// --- over real TCP ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn per_request_timeout_and_deadline_override_the_client() {
+    let server = FaultServer::start(Fault::Hang).await;
+    let client = Client::builder().no_retry().build().unwrap();
+    let started = std::time::Instant::now();
+    let err = client
+        .get(server.url("/"))
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CgiTimeout);
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let err = client
+        .get(server.url("/"))
+        .deadline(Duration::from_millis(200))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded);
+}
+
+#[tokio::test]
+async fn a_stalled_body_ends_at_the_attempt_timeout_when_asked() {
+    let server = FaultServer::start(Fault::HeadThenStall).await;
+    let client = Client::builder()
+        .no_retry()
+        .attempt_timeout(Duration::from_millis(300))
+        .attempt_timeout_includes_body(true)
+        .build()
+        .unwrap();
+    let response = client.get(server.url("/")).send().await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), response.bytes())
+        .await
+        .expect("the body read must end by itself")
+        .unwrap_err();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    let mut found = false;
+    while let Some(e) = source {
+        if let Some(g) = e.downcast_ref::<GatewayError>() {
+            found = g.kind() == ErrorKind::CgiTimeout;
+        }
+        source = e.source();
+    }
+    assert!(found, "no CgiTimeout in the chain of {err:?}");
+}
+
+#[tokio::test]
+async fn dropping_the_future_closes_the_connection() {
+    let server = FaultServer::start(Fault::Hang).await;
+    let client = Client::new();
+    let call = client.get(server.url("/")).send();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), call)
+            .await
+            .is_err()
+    );
+    for _ in 0..100 {
+        if server.closed_by_client() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.hits(), 1);
+    assert_eq!(
+        server.closed_by_client(),
+        1,
+        "the dropped attempt's connection is still open"
+    );
+}
