@@ -122,3 +122,8 @@ impl DeadlineAt {
             .saturating_duration_since(tokio::time::Instant::now())
     }
 }
+
+/// The request's URL carried a user name or password (reqwest turned it into an
+/// `Authorization` header): that header belongs to that server only.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UrlCredentials;

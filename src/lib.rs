@@ -43,6 +43,7 @@ pub mod classify;
 mod client;
 mod context;
 pub mod error;
+pub mod fallback;
 mod redact;
 pub mod retry;
 pub mod timeout;

@@ -522,8 +522,17 @@ fn the_backoff_crate_can_drive_the_schedule() {
         ..backoff::ExponentialBackoff::default()
     };
     let schedule = BackoffCrate(template);
-    assert_eq!(schedule.delay(1, Duration::ZERO), Some(Duration::from_millis(10)));
-    assert_eq!(schedule.delay(3, Duration::ZERO), Some(Duration::from_millis(40)));
+    assert_eq!(
+        schedule.delay(1, Duration::ZERO),
+        Some(Duration::from_millis(10))
+    );
+    assert_eq!(
+        schedule.delay(3, Duration::ZERO),
+        Some(Duration::from_millis(40))
+    );
     // Each call starts from a fresh copy: asking again gives the same pause.
-    assert_eq!(schedule.delay(1, Duration::ZERO), Some(Duration::from_millis(10)));
+    assert_eq!(
+        schedule.delay(1, Duration::ZERO),
+        Some(Duration::from_millis(10))
+    );
 }

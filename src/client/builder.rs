@@ -1,6 +1,7 @@
 //! Configuring a [`Client`].
 
 use super::{Client, Stack};
+use crate::fallback::{FallbackBuilder, FallbackLayer, InvalidBaseUrl};
 use crate::retry::{RetryLayer, RetryPolicy};
 use crate::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use crate::transport::Transport;
@@ -15,8 +16,13 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Builds a [`Client`]: the `reqwest` client underneath and the policies on top.
 ///
-/// The stack, outermost first: deadline → retry → attempt timeout → transport. The deadline
-/// bounds everything; each retry gets a fresh attempt timer, cut to the time left.
+/// The stack, outermost first: deadline → retry → fallback → attempt timeout → transport.
+///
+/// - The deadline is outermost so that it bounds everything: attempts, pauses, failovers.
+/// - Retry sits outside fallback so that a failing server is left for the next healthy one at
+///   once, with no pause; the retry's pause comes only when every server failed.
+/// - The attempt timeout is innermost so that each server try gets its own timer (cut to the
+///   time the deadline leaves).
 ///
 /// ```
 /// use reqwest_resilience::{Client, retry::RetryPolicy};
@@ -37,6 +43,7 @@ pub struct ClientBuilder {
     attempt_timeout: Option<Duration>,
     include_body: bool,
     deadline: Option<Duration>,
+    fallback: Option<FallbackBuilder>,
 }
 
 impl Default for ClientBuilder {
@@ -47,6 +54,7 @@ impl Default for ClientBuilder {
             attempt_timeout: Some(DEFAULT_ATTEMPT_TIMEOUT),
             include_body: false,
             deadline: Some(DEFAULT_DEADLINE),
+            fallback: None,
         }
     }
 }
@@ -64,9 +72,9 @@ pub enum BuildError {
     /// The `reqwest` client could not be built (e.g. the TLS backend failed to initialise).
     #[error("the reqwest client could not be built")]
     Reqwest(#[source] reqwest::Error),
-    /// A setting is invalid.
-    #[error("invalid client setting: {0}")]
-    Invalid(String),
+    /// A fallback server's base URL is invalid.
+    #[error(transparent)]
+    FallbackServer(#[from] InvalidBaseUrl),
 }
 
 impl ClientBuilder {
@@ -132,6 +140,23 @@ impl ClientBuilder {
         self
     }
 
+    /// Fail over between these servers: the first is the primary, the rest are tried in order
+    /// (see [`fallback`](crate::fallback)). Requests to any of them are re-targeted; others pass
+    /// through. Invalid URLs make [`build`](Self::build) fail.
+    pub fn fallback_servers<I, U>(self, servers: I) -> ClientBuilder
+    where
+        I: IntoIterator<Item = U>,
+        U: AsRef<str>,
+    {
+        self.fallback(FallbackLayer::builder(servers))
+    }
+
+    /// Fail over with these servers and ejection rules.
+    pub fn fallback(mut self, fallback: FallbackBuilder) -> ClientBuilder {
+        self.fallback = Some(fallback);
+        self
+    }
+
     /// Builds the client.
     pub fn build(self) -> Result<Client, BuildError> {
         let reqwest = match self.reqwest {
@@ -146,9 +171,11 @@ impl ClientBuilder {
         let attempt = self
             .attempt_timeout
             .map(|t| AttemptTimeoutLayer::new(t).include_body(self.include_body));
+        let fallback = self.fallback.map(FallbackBuilder::build).transpose()?;
         let service = ServiceBuilder::new()
             .option_layer(self.deadline.map(DeadlineLayer::new))
             .layer(RetryLayer::new(self.retry))
+            .option_layer(fallback)
             .option_layer(attempt)
             .service(Transport::new(reqwest.clone()));
         let stack: Stack = BoxCloneSyncService::new(service);

@@ -51,38 +51,48 @@ impl Client {
     }
 
     /// Starts a `GET` request.
-    pub fn get<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn get<U: IntoUrl + AsRef<str>>(&self, url: U) -> RequestBuilder {
         self.request(Method::GET, url)
     }
 
     /// Starts a `POST` request.
-    pub fn post<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn post<U: IntoUrl + AsRef<str>>(&self, url: U) -> RequestBuilder {
         self.request(Method::POST, url)
     }
 
     /// Starts a `PUT` request.
-    pub fn put<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn put<U: IntoUrl + AsRef<str>>(&self, url: U) -> RequestBuilder {
         self.request(Method::PUT, url)
     }
 
     /// Starts a `PATCH` request.
-    pub fn patch<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn patch<U: IntoUrl + AsRef<str>>(&self, url: U) -> RequestBuilder {
         self.request(Method::PATCH, url)
     }
 
     /// Starts a `DELETE` request.
-    pub fn delete<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn delete<U: IntoUrl + AsRef<str>>(&self, url: U) -> RequestBuilder {
         self.request(Method::DELETE, url)
     }
 
     /// Starts a `HEAD` request.
-    pub fn head<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn head<U: IntoUrl + AsRef<str>>(&self, url: U) -> RequestBuilder {
         self.request(Method::HEAD, url)
     }
 
     /// Starts a request with any method.
-    pub fn request<U: IntoUrl>(&self, method: Method, url: U) -> RequestBuilder {
-        RequestBuilder::new(self.clone(), self.reqwest.request(method, url))
+    pub fn request<U: IntoUrl + AsRef<str>>(&self, method: Method, url: U) -> RequestBuilder {
+        // reqwest turns a URL's user name and password into an `Authorization` header; remember
+        // it came from the URL so that it goes to that server only.
+        let has_userinfo = url.as_ref().contains('@')
+            && reqwest::Url::parse(url.as_ref())
+                .is_ok_and(|u| !u.username().is_empty() || u.password().is_some());
+        let builder = RequestBuilder::new(self.clone(), self.reqwest.request(method, url));
+        if has_userinfo {
+            builder.url_credentials()
+        } else {
+            builder
+        }
     }
 
     /// Sends an already built request through the client's stack.

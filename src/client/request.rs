@@ -1,7 +1,7 @@
 //! Building and sending one request.
 
 use super::{Client, Stack};
-use crate::context::RequestContext;
+use crate::context::{RequestContext, UrlCredentials};
 use crate::error::{ErrorKind, GatewayError};
 use crate::retry::{IdempotentOptIn, PolicyOverride, RetryPolicy};
 use crate::timeout::{AttemptTimeoutOverride, DeadlineOverride};
@@ -96,6 +96,10 @@ impl RequestBuilder {
     fn option<T: Clone + Send + Sync + 'static>(mut self, value: T) -> RequestBuilder {
         self.options.insert(value);
         self
+    }
+
+    pub(super) fn url_credentials(self) -> RequestBuilder {
+        self.option(UrlCredentials)
     }
 
     /// Retries this request by `policy` instead of the client's (its budget is its own).

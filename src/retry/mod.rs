@@ -60,6 +60,7 @@ pub use budget::RetryBudget;
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
 pub use policy::RetryPolicy;
+pub(crate) use policy::may_resend;
 pub use retry_after::retry_after;
 
 use crate::error::GatewayError;

@@ -146,18 +146,7 @@ impl RetryPolicy {
         headers: &http::HeaderMap,
         opted_in: bool,
     ) -> bool {
-        self.non_idempotent
-            || opted_in
-            || matches!(
-                *method,
-                Method::GET
-                    | Method::HEAD
-                    | Method::OPTIONS
-                    | Method::TRACE
-                    | Method::PUT
-                    | Method::DELETE
-            )
-            || headers.contains_key("idempotency-key")
+        self.non_idempotent || may_resend(method, headers, opted_in)
     }
 }
 
@@ -173,4 +162,21 @@ impl fmt::Debug for RetryPolicy {
             .field("budget", &self.budget)
             .finish()
     }
+}
+
+/// The idempotency rule the retry and fallback layers share: GET, HEAD, OPTIONS, TRACE, PUT and
+/// DELETE may be sent again; other methods only with an `Idempotency-Key` header or the caller's
+/// opt-in.
+pub(crate) fn may_resend(method: &Method, headers: &http::HeaderMap, opted_in: bool) -> bool {
+    opted_in
+        || matches!(
+            *method,
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
+        )
+        || headers.contains_key("idempotency-key")
 }

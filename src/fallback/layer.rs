@@ -1,0 +1,112 @@
+use super::health::{EjectionRules, Pool};
+use super::target::{BaseUrl, InvalidBaseUrl};
+use super::{Fallback, Shared};
+use std::sync::Arc;
+use std::time::Duration;
+use tower_layer::Layer;
+
+/// Wraps a service in [`Fallback`]: requests to any of the servers fail over to the others.
+///
+/// Clones share the servers' health.
+///
+/// ```
+/// use reqwest_resilience::fallback::FallbackLayer;
+/// use std::time::Duration;
+///
+/// let layer = FallbackLayer::builder(["http://10.0.0.1:8080", "http://10.0.0.2:8080/api"])
+///     .consecutive_failures(3)
+///     .base_ejection(Duration::from_secs(10))
+///     .build()
+///     .unwrap();
+/// assert!(FallbackLayer::builder(["not a url"]).build().is_err());
+/// ```
+#[derive(Debug, Clone)]
+pub struct FallbackLayer {
+    shared: Arc<Shared>,
+}
+
+impl FallbackLayer {
+    /// A layer with the default ejection rules; the first server is the primary.
+    pub fn new<I, U>(servers: I) -> Result<FallbackLayer, InvalidBaseUrl>
+    where
+        I: IntoIterator<Item = U>,
+        U: AsRef<str>,
+    {
+        FallbackLayer::builder(servers).build()
+    }
+
+    /// A builder for the ejection rules.
+    pub fn builder<I, U>(servers: I) -> FallbackBuilder
+    where
+        I: IntoIterator<Item = U>,
+        U: AsRef<str>,
+    {
+        FallbackBuilder {
+            servers: servers.into_iter().map(|u| u.as_ref().to_owned()).collect(),
+            rules: EjectionRules::default(),
+        }
+    }
+}
+
+/// Configures a [`FallbackLayer`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct FallbackBuilder {
+    servers: Vec<String>,
+    rules: EjectionRules,
+}
+
+impl FallbackBuilder {
+    /// Consecutive gateway failures that eject a server (default 5, as Envoy's
+    /// `consecutive_gateway_failure`; at least 1).
+    pub fn consecutive_failures(mut self, n: u32) -> Self {
+        self.rules.consecutive_failures = n.max(1);
+        self
+    }
+
+    /// The first ejection's length (default 30 s); the n-th lasts n times as long.
+    pub fn base_ejection(mut self, time: Duration) -> Self {
+        self.rules.base_ejection = time;
+        self
+    }
+
+    /// The longest ejection (default 300 s).
+    pub fn max_ejection(mut self, time: Duration) -> Self {
+        self.rules.max_ejection = time;
+        self
+    }
+
+    /// The largest share of servers ejected at once, in percent (default 50). At least one
+    /// server may be ejected, and never all of them.
+    pub fn max_ejection_percent(mut self, percent: u32) -> Self {
+        self.rules.max_ejection_percent = percent.min(100);
+        self
+    }
+
+    /// Checks the base URLs and builds the layer.
+    pub fn build(self) -> Result<FallbackLayer, InvalidBaseUrl> {
+        let servers = self
+            .servers
+            .iter()
+            .map(|s| BaseUrl::parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        if servers.is_empty() {
+            return Err(InvalidBaseUrl::empty());
+        }
+        let pool = Pool::new(servers.len(), self.rules);
+        Ok(FallbackLayer {
+            shared: Arc::new(Shared { servers, pool }),
+        })
+    }
+}
+
+impl<S> Layer<S> for FallbackLayer {
+    type Service = Fallback<S>;
+
+    fn layer(&self, inner: S) -> Fallback<S> {
+        Fallback {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}

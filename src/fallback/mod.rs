@@ -1,0 +1,266 @@
+//! Failing over to other servers, ejecting unhealthy ones, and returning when they heal.
+//!
+//! [`FallbackLayer`] knows an ordered list of base URLs: a primary and its fallbacks (scheme,
+//! host, port and an optional path prefix). A request to any of them is sent to the first
+//! healthy server in that order — the primary whenever it is healthy — and, on a gateway
+//! failure, to the next one, each server at most once per call. The path below the prefix and
+//! the query are kept; scheme, host, port and prefix are swapped; an explicit `Host` header is
+//! rewritten to match. Requests to other hosts pass through untouched.
+//!
+//! # When it fails over
+//!
+//! On a failure for which [`GatewayError::is_retryable`] is true, if the request may be sent
+//! again — the same rule as the retry layer: an idempotent method, an `Idempotency-Key`, the
+//! caller's opt-in, or a failure that proves the request never reached the server — and its
+//! body can be replayed. Otherwise that failure is returned as it is.
+//!
+//! When every server tried failed, the error is [`GatewayError::NoServer`] whose
+//! [`causes`](crate::Details::causes) hold each server's failure in the order tried (its
+//! `Display` names the last); with only one server tried, that server's own error is returned.
+//!
+//! # Health
+//!
+//! Passive, shared by clones, lock-free: after `consecutive_failures` gateway failures in a row
+//! (default 5) a server is ejected for `base_ejection × n` (n-th ejection, capped at
+//! `max_ejection`); never more than `max_ejection_percent` of the servers at once (at least one,
+//! never all). When the time is up, one request probes it: success restores it (INFO event
+//! `server restored`), failure ejects it again for longer. A success resets the count.
+//!
+//! # With the retry layer
+//!
+//! - `RetryLayer` **outside** `FallbackLayer` (the client's order): each attempt runs the
+//!   failover chain over the healthy servers at once, with no pause between servers; a retry,
+//!   after its pause, runs the chain again (ejected servers skipped).
+//! - `RetryLayer` **inside**: each server gets its own retries, with pauses, before the request
+//!   fails over to the next.
+//!
+//! # Credentials
+//!
+//! Headers you set (`Authorization` included) travel to every server you configured. A user
+//! name or password in the request URL belongs to that URL's server only: it is not sent to
+//! another. A base URL's own user name and password are sent to that server only.
+
+mod health;
+mod layer;
+mod target;
+
+pub use layer::{FallbackBuilder, FallbackLayer};
+pub use target::InvalidBaseUrl;
+
+use crate::context::{RequestContext, UrlCredentials};
+use crate::error::{Details, ErrorKind, GatewayError, Origin};
+use crate::retry::IdempotentOptIn;
+use health::{Admission, Pool};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use target::BaseUrl;
+use tower::ServiceExt;
+use tower_service::Service;
+use tracing::Instrument;
+
+#[derive(Debug)]
+struct Shared {
+    servers: Vec<BaseUrl>,
+    pool: Pool,
+}
+
+/// Sends requests to the first healthy of several servers; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Fallback<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> Fallback<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// Whether the server at `index` (0 is the primary) is ejected now.
+    pub fn is_ejected(&self, index: usize) -> bool {
+        index < self.shared.servers.len() && self.shared.pool.is_ejected(index)
+    }
+}
+
+/// The future of [`Fallback`].
+pub type FallbackFuture =
+    Pin<Box<dyn Future<Output = Result<reqwest::Response, GatewayError>> + Send + 'static>>;
+
+impl<S> Service<reqwest::Request> for Fallback<S>
+where
+    S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = reqwest::Response;
+    type Error = GatewayError;
+    type Future = FallbackFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: reqwest::Request) -> Self::Future {
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(fail_over(inner, self.shared.clone(), request))
+    }
+}
+
+/// Releases a probe slot if the probing request ends without a verdict (e.g. it is dropped).
+struct ProbeGuard<'a> {
+    pool: &'a Pool,
+    index: usize,
+    armed: bool,
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.pool.release_probe(self.index);
+        }
+    }
+}
+
+async fn fail_over<S>(
+    mut inner: S,
+    shared: Arc<Shared>,
+    request: reqwest::Request,
+) -> Result<reqwest::Response, GatewayError>
+where
+    S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError> + Send,
+    S::Future: Send,
+{
+    let found = shared.servers.iter().enumerate().find_map(|(i, base)| {
+        base.path_below(request.url())
+            .map(|rest| (i, rest.to_owned()))
+    });
+    let Some((home, rest)) = found else {
+        return inner.ready().await?.call(request).await;
+    };
+    let ctx = RequestContext::current();
+    let opted_in = ctx
+        .as_ref()
+        .is_some_and(|c| c.get::<IdempotentOptIn>().is_some());
+    let url_credentials = ctx
+        .as_ref()
+        .is_some_and(|c| c.get::<UrlCredentials>().is_some());
+    let may_resend = crate::retry::may_resend(request.method(), request.headers(), opted_in);
+    let method = request.method().clone();
+
+    let mut original = Some(request);
+    let mut causes: Vec<GatewayError> = Vec::new();
+    let pool = &shared.pool;
+    for (i, base) in shared.servers.iter().enumerate() {
+        let admission = pool.admit(i);
+        if admission == Admission::No {
+            continue;
+        }
+        let mut guard = ProbeGuard {
+            pool,
+            index: i,
+            armed: admission == Admission::Probe,
+        };
+        // Keep the original for the next server when the body allows a copy.
+        let Some(template) = original.take() else {
+            break;
+        };
+        let this = match template.try_clone() {
+            Some(copy) => {
+                original = Some(template);
+                copy
+            }
+            None => template,
+        };
+        let this = if i == home {
+            this
+        } else {
+            base.retarget(this, &rest, url_credentials)
+        };
+        let span = tracing::info_span!(
+            "server",
+            server.address = this.url().host_str().unwrap_or(""),
+            url.full = %base.display(),
+            fallback.index = i,
+            probe = admission == Admission::Probe,
+        );
+        let outcome = async { inner.ready().await?.call(this).await }
+            .instrument(span)
+            .await;
+        let mut err = match outcome {
+            Ok(response) => {
+                guard.armed = false;
+                if pool.success(i) {
+                    tracing::info!(server = %base.display(), "server restored");
+                }
+                return Ok(response);
+            }
+            Err(err) => err,
+        };
+        if counts_against_health(&err) {
+            guard.armed = false;
+            if let Some(time) = pool.failure(i, admission == Admission::Probe) {
+                tracing::info!(server = %base.display(), ejected_for_ms = time.as_millis() as u64, error = %err, "server ejected");
+            }
+        }
+        drop(guard);
+        if let Some(ctx) = &ctx {
+            ctx.record_failure(&err);
+        }
+        if !err.is_retryable() {
+            return Err(err);
+        }
+        if !may_resend && !err.is_request_unsent() {
+            err.details_mut().set_gave_up(
+                "the method is not idempotent and the request may have reached the server; not sent to another server",
+            );
+            return Err(err);
+        }
+        if original.is_none() {
+            err.details_mut()
+                .set_gave_up("the request body is a stream and cannot be sent to another server");
+            return Err(err);
+        }
+        causes.push(err);
+    }
+    Err(all_failed(causes, &method))
+}
+
+/// A failure that says something about the server's health.
+fn counts_against_health(err: &GatewayError) -> bool {
+    !matches!(
+        err.kind(),
+        ErrorKind::InvalidRequest | ErrorKind::DeadlineExceeded | ErrorKind::Other
+    )
+}
+
+fn all_failed(mut causes: Vec<GatewayError>, method: &reqwest::Method) -> GatewayError {
+    match causes.len() {
+        0 => GatewayError::new(ErrorKind::NoServer, "no healthy server left"),
+        1 => causes.remove(0),
+        n => {
+            let unsent = causes.iter().all(GatewayError::is_request_unsent);
+            let attempts = causes.iter().map(|c| c.attempts().max(1)).sum();
+            let mut details = Details::new(
+                ErrorKind::NoServer,
+                Origin::Local,
+                format!("all {n} servers tried failed").into(),
+            )
+            .with_request_unsent(unsent)
+            .with_causes(causes);
+            details.set_method(method.clone());
+            details.set_attempts(attempts);
+            GatewayError::from_details(ErrorKind::NoServer, details)
+        }
+    }
+}

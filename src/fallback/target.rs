@@ -1,0 +1,229 @@
+//! Base URLs and re-targeting a request from one to another.
+
+use http::header::{AUTHORIZATION, HOST, HeaderValue};
+use reqwest::Url;
+
+/// A base URL was not usable as a fallback server.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid fallback server {url:?}: {reason}")]
+pub struct InvalidBaseUrl {
+    url: String,
+    reason: &'static str,
+}
+
+impl InvalidBaseUrl {
+    pub(crate) fn empty() -> Self {
+        InvalidBaseUrl {
+            url: String::new(),
+            reason: "at least one server is needed",
+        }
+    }
+
+    fn new(given: &str, reason: &'static str) -> Self {
+        // Never echo a password or query given by mistake.
+        let url = match Url::parse(given) {
+            Ok(url) => crate::redact::display_url(&url),
+            Err(_) => "<not a URL>".to_owned(),
+        };
+        InvalidBaseUrl { url, reason }
+    }
+}
+
+/// One server: scheme, host, port and an optional path prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct BaseUrl {
+    url: Url,
+    prefix: String,
+    display: String,
+}
+
+impl BaseUrl {
+    pub(crate) fn parse(given: &str) -> Result<BaseUrl, InvalidBaseUrl> {
+        let url = Url::parse(given.trim()).map_err(|_| InvalidBaseUrl::new(given, "not a URL"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(InvalidBaseUrl::new(
+                given,
+                "the scheme must be http or https",
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(InvalidBaseUrl::new(given, "a host is required"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(InvalidBaseUrl::new(
+                given,
+                "a base URL has no query or fragment",
+            ));
+        }
+        let prefix = url.path().trim_end_matches('/').to_owned();
+        let display = crate::redact::display_url(&url);
+        Ok(BaseUrl {
+            url,
+            prefix,
+            display,
+        })
+    }
+
+    /// Scheme, host, port and prefix, without credentials.
+    pub(crate) fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// The part of `url`'s path below this base, when `url` is on this server.
+    pub(crate) fn path_below<'u>(&self, url: &'u Url) -> Option<&'u str> {
+        let same_origin = url.scheme() == self.url.scheme()
+            && url.host_str() == self.url.host_str()
+            && url.port_or_known_default() == self.url.port_or_known_default();
+        if !same_origin {
+            return None;
+        }
+        let rest = url.path().strip_prefix(self.prefix.as_str())?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
+
+    /// `request`, moved from the base it was written for onto this one: path below the prefix
+    /// and query kept; scheme, host, port and prefix swapped; `Host` made consistent; the
+    /// original server's credentials dropped and this server's own (if its URL has them) used.
+    pub(crate) fn retarget(
+        &self,
+        mut request: reqwest::Request,
+        rest: &str,
+        drop_auth: bool,
+    ) -> reqwest::Request {
+        let mut url = self.url.clone();
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.set_path(&format!("{}{}", self.prefix, rest));
+        url.set_query(request.url().query());
+        *request.url_mut() = url;
+        let headers = request.headers_mut();
+        if drop_auth {
+            headers.remove(AUTHORIZATION);
+        }
+        if let Some(auth) = self.basic_auth() {
+            headers.insert(AUTHORIZATION, auth);
+        }
+        if headers.contains_key(HOST) {
+            if let Some(host) = self
+                .authority()
+                .and_then(|a| HeaderValue::from_str(&a).ok())
+            {
+                headers.insert(HOST, host);
+            }
+        }
+        request
+    }
+
+    fn authority(&self) -> Option<String> {
+        let host = self.url.host_str()?;
+        Some(match self.url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        })
+    }
+
+    fn basic_auth(&self) -> Option<HeaderValue> {
+        let user = self.url.username();
+        let password = self.url.password();
+        if user.is_empty() && password.is_none() {
+            return None;
+        }
+        let user = percent_decode(user);
+        let password = password.map(percent_decode).unwrap_or_default();
+        let token = base64(format!("{user}:{password}").as_bytes());
+        let mut value = HeaderValue::from_str(&format!("Basic {token}")).ok()?;
+        value.set_sensitive(true);
+        Some(value)
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match decoded {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn base64(input: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> shift) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_rfc_vectors() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn prefix_matches_at_segment_boundaries() {
+        let base = BaseUrl::parse("http://a.test:8080/api/").unwrap();
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert_eq!(
+            base.path_below(&url("http://a.test:8080/api/v1?x=1")),
+            Some("/v1")
+        );
+        assert_eq!(base.path_below(&url("http://a.test:8080/api")), Some(""));
+        assert_eq!(base.path_below(&url("http://a.test:8080/apiv1")), None);
+        assert_eq!(base.path_below(&url("http://a.test:9090/api/v1")), None);
+        assert_eq!(base.path_below(&url("https://a.test:8080/api/v1")), None);
+    }
+
+    #[test]
+    fn invalid_base_urls_are_errors_without_secrets() {
+        for bad in [
+            "",
+            "nope",
+            "ftp://a.test/",
+            "http://a.test/?token=s3cret",
+            "http://a.test/#x",
+        ] {
+            let err = BaseUrl::parse(bad).unwrap_err();
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+        }
+    }
+}
