@@ -23,6 +23,10 @@ pub enum Fault {
     TruncatedBodyThenReset,
     /// Read the request and never answer (counts the client closing the connection).
     Hang,
+    /// Answer `200` with a header block of about 1 MiB.
+    OversizedHeaders,
+    /// Answer `503` with this `Retry-After` value.
+    RetryAfter(String),
     /// Answer these exact bytes, then close.
     Raw(Vec<u8>),
     /// Answer one byte at a time with this pause between bytes.
@@ -155,6 +159,23 @@ async fn serve(
             let mut buf = [0u8; 256];
             while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
             closed.fetch_add(1, Ordering::SeqCst);
+        }
+        Fault::OversizedHeaders => {
+            let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+            let filler = "x".repeat(1000);
+            for i in 0..1050 {
+                head.extend_from_slice(format!("X-Filler-{i}: {filler}\r\n").as_bytes());
+            }
+            head.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+            let _ = stream.write_all(&head).await;
+            let _ = stream.shutdown().await;
+        }
+        Fault::RetryAfter(value) => {
+            let answer = format!(
+                "HTTP/1.1 503 Service Unavailable\r\nRetry-After: {value}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+            let _ = stream.shutdown().await;
         }
         Fault::Raw(bytes) => {
             let _ = stream.write_all(&bytes).await;

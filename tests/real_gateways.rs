@@ -1,0 +1,299 @@
+//! nginx, HAProxy and Caddy on loopback as reverse proxies in front of the fault server; the
+//! crate's client classifies each gateway's real answer.
+//!
+//! Needs the Debian packages `nginx-light`, `haproxy` and `caddy`. Without them each test
+//! prints that it was skipped, unless `REQUIRE_GATEWAYS=1` (as in `.ci/run`), which makes a
+//! missing binary a failure.
+
+mod support;
+
+use reqwest_resilience::classify::Gateway;
+use reqwest_resilience::{Client, ErrorKind, GatewayError};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{Fault, FaultServer, refused_url};
+
+/// The upstream cases every gateway is put in front of.
+struct Upstreams {
+    refused: String,
+    reset: FaultServer,
+    fin: FaultServer,
+    garbage: FaultServer,
+    hang: FaultServer,
+}
+
+impl Upstreams {
+    async fn start() -> Upstreams {
+        Upstreams {
+            refused: refused_url("")
+                .await
+                .trim_start_matches("http://")
+                .to_owned(),
+            reset: FaultServer::start(Fault::Reset).await,
+            fin: FaultServer::start(Fault::CloseAfterRequest).await,
+            garbage: FaultServer::start(Fault::Garbage).await,
+            hang: FaultServer::start(Fault::Hang).await,
+        }
+    }
+
+    /// `(path, upstream host:port)` for each case; `dns` names a host that cannot resolve.
+    fn routes(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("refused", self.refused.clone()),
+            ("rst", self.reset.addr.to_string()),
+            ("fin", self.fin.addr.to_string()),
+            ("garbage", self.garbage.addr.to_string()),
+            ("hang", self.hang.addr.to_string()),
+            ("dns", "no-such-upstream.invalid:80".to_owned()),
+        ]
+    }
+}
+
+/// A gateway process, stopped by its pid when dropped.
+struct Running {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn binary(name: &str, paths: &[&str]) -> Option<PathBuf> {
+    let found = paths.iter().map(PathBuf::from).find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("REQUIRE_GATEWAYS").as_deref() != Ok("1"),
+            "REQUIRE_GATEWAYS=1 but {name} is not installed"
+        );
+        eprintln!("skipped: {name} is not installed (apt-get install nginx-light haproxy caddy)");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    l.local_addr().expect("addr").port()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rr-{tag}-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn start(mut command: Command, port: u16, dir: PathBuf, log: &Path) -> Running {
+    let log_file = std::fs::File::create(log).expect("log file");
+    command.stdout(Stdio::null()).stderr(log_file);
+    let child = command.spawn().expect("start gateway");
+    let running = Running { child, port, dir };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "gateway did not listen on {port}: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    running
+}
+
+fn nginx(up: &Upstreams) -> Option<Running> {
+    let bin = binary("nginx", &["/usr/sbin/nginx"])?;
+    let (port, dir) = (free_port(), temp_dir("nginx"));
+    let mut locations = String::new();
+    for (name, target) in up.routes() {
+        if name == "dns" {
+            // A variable makes nginx resolve at request time, with the resolver below.
+            locations.push_str(&format!(
+                "location /{name} {{ set $up \"{target}\"; proxy_pass http://$up; }}\n"
+            ));
+        } else {
+            locations.push_str(&format!(
+                "location /{name} {{ proxy_pass http://{target}; }}\n"
+            ));
+        }
+    }
+    let d = dir.display();
+    let conf = format!(
+        "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  proxy_connect_timeout 2s; proxy_read_timeout 2s; proxy_send_timeout 2s;
+  proxy_next_upstream off;
+  resolver 127.0.0.1:9 valid=1s; resolver_timeout 1s;
+  server {{ listen 127.0.0.1:{port}; {locations} }}
+}}
+"
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).expect("write config");
+    let mut cmd = Command::new(bin);
+    cmd.arg("-p").arg(&dir).arg("-c").arg(&path);
+    let log = dir.join("stderr.log");
+    Some(start(cmd, port, dir, &log))
+}
+
+fn haproxy(up: &Upstreams) -> Option<Running> {
+    let bin = binary("haproxy", &["/usr/sbin/haproxy"])?;
+    let (port, dir) = (free_port(), temp_dir("haproxy"));
+    let mut frontends = String::new();
+    let mut backends = String::new();
+    for (name, target) in up.routes() {
+        frontends.push_str(&format!(
+            "  use_backend be_{name} if {{ path_beg /{name} }}\n"
+        ));
+        backends.push_str(&format!(
+            "backend be_{name}\n  server s1 {target} init-addr last,libc,none\n"
+        ));
+    }
+    let conf = format!(
+        "global\n  maxconn 200\ndefaults\n  mode http\n  retries 0\n  timeout connect 2s\n  timeout client 30s\n  timeout server 2s\nfrontend fe\n  bind 127.0.0.1:{port}\n{frontends}{backends}"
+    );
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, conf).expect("write config");
+    let mut cmd = Command::new(bin);
+    cmd.arg("-db").arg("-f").arg(&path);
+    let log = dir.join("stderr.log");
+    Some(start(cmd, port, dir, &log))
+}
+
+fn caddy(up: &Upstreams) -> Option<Running> {
+    let bin = binary("caddy", &["/usr/bin/caddy"])?;
+    let (port, dir) = (free_port(), temp_dir("caddy"));
+    let mut handles = String::new();
+    for (name, target) in up.routes() {
+        handles.push_str(&format!(
+            "  handle /{name}* {{\n    reverse_proxy {target} {{\n      transport http {{\n        dial_timeout 2s\n        response_header_timeout 2s\n      }}\n    }}\n  }}\n"
+        ));
+    }
+    let conf =
+        format!("{{\n  admin off\n  auto_https off\n}}\nhttp://127.0.0.1:{port} {{\n{handles}}}\n");
+    let path = dir.join("Caddyfile");
+    std::fs::write(&path, conf).expect("write config");
+    let mut cmd = Command::new(bin);
+    cmd.arg("run")
+        .arg("--config")
+        .arg(&path)
+        .arg("--adapter")
+        .arg("caddyfile");
+    cmd.env("HOME", &dir)
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_CONFIG_HOME", dir.join("config"));
+    let log = dir.join("stderr.log");
+    Some(start(cmd, port, dir, &log))
+}
+
+/// Sends one request per case through the gateway and compares the classification. Cases
+/// marked `Transport` are answers a gateway passes through unparsed (nginx relays a
+/// non-HTTP answer as HTTP/0.9), which our own transport then classifies.
+async fn check(gateway: Running, expected: &[(&str, &[ErrorKind])], hop: Option<Gateway>) {
+    // A fresh connection per case: a gateway closing after an error answer must not turn the
+    // next case into a reused-connection failure.
+    let client = Client::builder()
+        .no_retry()
+        .attempt_timeout(Duration::from_secs(10))
+        .reqwest_builder(reqwest::Client::builder().pool_max_idle_per_host(0))
+        .build()
+        .unwrap();
+    let mut failures = Vec::new();
+    for (case, kinds) in expected {
+        let url = format!("http://127.0.0.1:{}/{case}", gateway.port);
+        match client.get(&url).send().await {
+            Ok(response) => failures.push(format!(
+                "{case}: got {} instead of an error",
+                response.status()
+            )),
+            Err(err) => {
+                if !kinds.contains(&err.kind()) {
+                    failures.push(format!("{case}: expected {kinds:?}, got {err}"));
+                }
+                if err.origin() == reqwest_resilience::Origin::Transport
+                    && kinds.contains(&ExecuteRequest)
+                {
+                    continue;
+                }
+                if let Some(hop) = hop {
+                    if err.gateway() != Some(hop) {
+                        failures.push(format!(
+                            "{case}: expected the hop {hop}, got {:?}",
+                            err.gateway()
+                        ));
+                    }
+                }
+                check_upstream_origin(&err, &mut failures, case);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn check_upstream_origin(err: &GatewayError, failures: &mut Vec<String>, case: &str) {
+    if err.origin() != reqwest_resilience::Origin::Upstream || err.response().is_none() {
+        failures.push(format!(
+            "{case}: not classified from the gateway's response: {err:?}"
+        ));
+    }
+}
+
+use ErrorKind::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_answers_classify() {
+    let up = Upstreams::start().await;
+    let Some(gw) = nginx(&up) else { return };
+    let expected: &[(&str, &[ErrorKind])] = &[
+        ("refused", &[BadGateway]),
+        ("rst", &[BadGateway]),
+        ("fin", &[BadGateway]),
+        // nginx relays a non-HTTP answer as an HTTP/0.9 body: our transport sees the garbage.
+        ("garbage", &[ExecuteRequest]),
+        ("hang", &[CgiTimeout]),
+        ("dns", &[BadGateway]),
+    ];
+    check(gw, expected, Some(Gateway::Nginx)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_answers_classify() {
+    let up = Upstreams::start().await;
+    let Some(gw) = haproxy(&up) else { return };
+    let expected: &[(&str, &[ErrorKind])] = &[
+        (
+            "refused",
+            &[NoServer, ForwarderConnection, ServiceUnavailable],
+        ),
+        ("rst", &[PrematureExit]),
+        ("fin", &[PrematureExit]),
+        ("garbage", &[PrematureExit]),
+        ("hang", &[CgiTimeout]),
+        ("dns", &[NoServer]),
+    ];
+    check(gw, expected, Some(Gateway::HaProxy)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_answers_classify() {
+    let up = Upstreams::start().await;
+    let Some(gw) = caddy(&up) else { return };
+    let expected: &[(&str, &[ErrorKind])] = &[
+        ("refused", &[BadGateway]),
+        ("rst", &[BadGateway]),
+        ("fin", &[BadGateway]),
+        ("garbage", &[BadGateway]),
+        ("hang", &[CgiTimeout]),
+        ("dns", &[BadGateway]),
+    ];
+    check(gw, expected, Some(Gateway::Caddy)).await;
+}
