@@ -105,7 +105,8 @@ fn digit_after(text: &str, marker: &str) -> Option<u8> {
     let bytes = text.as_bytes();
     let digit = *bytes.get(at)?;
     let single = !bytes.get(at + 1).is_some_and(u8::is_ascii_digit);
-    (digit.is_ascii_digit() && single).then_some(digit - b'0')
+    // Lazily: the subtraction is only valid for a digit.
+    (digit.is_ascii_digit() && single).then(|| digit - b'0')
 }
 
 /// ARR's WinHTTP HRESULTs and what they mean.

@@ -1,0 +1,131 @@
+//! Properties over arbitrary input: the classifier and the hint parser never panic, and the
+//! fallback layer's re-targeting keeps path and query and never moves a credential.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use proptest::prelude::*;
+use reqwest_resilience::classify::classify_response;
+use reqwest_resilience::fallback::FallbackLayer;
+use reqwest_resilience::retry::retry_after;
+use reqwest_resilience::{ErrorKind, GatewayError};
+use std::sync::{Arc, Mutex};
+use tower::{Layer, ServiceExt, service_fn};
+
+fn headers(pairs: &[(String, Vec<u8>)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+fn header_pairs() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
+    let name = prop_oneof![
+        Just("server".to_owned()),
+        Just("x-squid-error".to_owned()),
+        Just("x-powered-by".to_owned()),
+        Just("cf-ray".to_owned()),
+        Just("retry-after".to_owned()),
+        "[a-z-]{1,20}",
+    ];
+    prop::collection::vec((name, prop::collection::vec(any::<u8>(), 0..64)), 0..8)
+}
+
+fn body() -> impl Strategy<Value = Vec<u8>> {
+    let marker = prop_oneof![
+        Just(b"HTTP Error 502.".to_vec()),
+        Just(b"IIS70Error=502,".to_vec()),
+        Just(b"reset reason: ".to_vec()),
+        Just(b"upstream connect error or disconnect/reset before headers".to_vec()),
+        Just(b"error code 1".to_vec()),
+        Just(b"0x80072e".to_vec()),
+        prop::collection::vec(any::<u8>(), 0..16),
+    ];
+    (
+        prop::collection::vec(any::<u8>(), 0..300),
+        marker,
+        prop::collection::vec(any::<u8>(), 0..300),
+    )
+        .prop_map(|(a, m, b)| [a, m, b].concat())
+}
+
+proptest! {
+    #[test]
+    fn the_classifier_is_total(status in 100u16..1000, pairs in header_pairs(), body in body()) {
+        let status = StatusCode::from_u16(status).unwrap();
+        let found = classify_response(status, &headers(&pairs), &body);
+        if !status.is_server_error() {
+            prop_assert!(found.is_none());
+        }
+    }
+
+    #[test]
+    fn huge_bodies_classify_within_the_prefix(status in 500u16..600, body in prop::collection::vec(any::<u8>(), 0..20_000)) {
+        let status = StatusCode::from_u16(status).unwrap();
+        let _ = classify_response(status, &HeaderMap::new(), &body);
+    }
+
+    #[test]
+    fn the_hint_parser_is_total(value in prop::collection::vec(any::<u8>(), 0..64)) {
+        let mut map = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_bytes(&value) {
+            map.insert("retry-after", v.clone());
+            map.insert("x-ratelimit-reset", v);
+        }
+        let _ = retry_after(&map, std::time::SystemTime::now());
+    }
+
+    #[test]
+    fn retargeting_keeps_path_and_query_and_never_moves_credentials(
+        segments in prop::collection::vec("[a-zA-Z0-9][a-zA-Z0-9._~-]{0,11}", 0..5),
+        query in prop::option::of("[a-z]{1,8}=[a-zA-Z0-9%]{0,12}(&[a-z]{1,8}=[a-z0-9]{0,8}){0,3}"),
+        prefix in prop::option::of("[a-z]{1,8}"),
+        user in prop::option::of("[a-z]{1,8}"),
+    ) {
+        let path = format!("/{}", segments.join("/"));
+        let primary_prefix = prefix.as_ref().map(|p| format!("/{p}")).unwrap_or_default();
+        let mut url = format!("http://primary.test{primary_prefix}{path}");
+        if let Some(q) = &query {
+            url.push('?');
+            url.push_str(q);
+        }
+        if let Some(user) = &user {
+            url = url.replace("http://", &format!("http://{user}:pw-secret@"));
+        }
+        let seen: Arc<Mutex<Option<reqwest::Url>>> = Arc::default();
+        let record = seen.clone();
+        let inner = service_fn(move |req: reqwest::Request| {
+            let primary = req.url().host_str() == Some("primary.test");
+            if !primary {
+                *record.lock().unwrap() = Some(req.url().clone());
+            }
+            async move {
+                if primary {
+                    Err(GatewayError::new(ErrorKind::ForwarderConnection, "down"))
+                } else {
+                    Ok(reqwest::Response::from(http::Response::new(Bytes::new())))
+                }
+            }
+        });
+        let layer = FallbackLayer::new([
+            format!("http://primary.test{primary_prefix}"),
+            "http://backup.test:8080/base".to_owned(),
+        ]).unwrap();
+        let request = reqwest::Request::new(reqwest::Method::GET, url.parse().unwrap());
+        let expected_path = format!("/base{}", request.url().path().strip_prefix(primary_prefix.as_str()).unwrap_or(""));
+        let expected_query = request.url().query().map(str::to_owned);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(layer.layer(inner).oneshot(request)).unwrap();
+        let moved = seen.lock().unwrap().clone().unwrap();
+        prop_assert_eq!(moved.host_str(), Some("backup.test"));
+        prop_assert_eq!(moved.path(), expected_path.as_str());
+        prop_assert_eq!(moved.query().map(str::to_owned), expected_query);
+        prop_assert_eq!(moved.username(), "");
+        prop_assert_eq!(moved.password(), None);
+    }
+}
