@@ -16,6 +16,9 @@ const REQUESTS: usize = 2_000;
 const CONCURRENCY: usize = 64;
 const DEADLINE: Duration = Duration::from_secs(5);
 
+/// Per request id: (is a POST, succeeded, how long it took).
+type Outcomes = Arc<Mutex<HashMap<u64, (bool, bool, Duration)>>>;
+
 #[derive(Default)]
 struct Counters {
     open: AtomicUsize,
@@ -95,7 +98,7 @@ async fn the_default_stack_keeps_its_promises_under_load() {
         .build()
         .unwrap();
 
-    let outcomes: Arc<Mutex<HashMap<u64, (bool, bool, Duration)>>> = Arc::default();
+    let outcomes: Outcomes = Arc::default();
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for _ in 0..CONCURRENCY {
@@ -132,7 +135,7 @@ async fn the_default_stack_keeps_its_promises_under_load() {
     }
     drop(client);
 
-    let outcomes = outcomes.lock().unwrap();
+    let outcomes = outcomes.lock().unwrap().clone();
     let deliveries = counters.deliveries.lock().unwrap().clone();
     assert_eq!(outcomes.len(), REQUESTS, "every logical request ended");
 
