@@ -77,11 +77,12 @@ fn describe(err: &GatewayError) -> String {
         .substatus()
         .map_or_else(|| "-".to_owned(), |s| s.code().to_owned());
     format!(
-        "{:<20} substatus {:<6} status {}  {}",
+        "{:<20} substatus {:<6} status {}  {}\n   diagnosis: {}",
         format!("{:?}", err.kind()),
         substatus,
         err.status().as_u16(),
-        err
+        err,
+        err.diagnosis()
     )
 }
 

@@ -42,8 +42,10 @@
 pub mod classify;
 mod client;
 mod context;
+pub mod diagnosis;
 pub mod error;
 pub mod fallback;
+mod proxy;
 mod redact;
 pub mod retry;
 pub mod timeout;

@@ -17,6 +17,8 @@ pub enum Gateway {
     HaProxy,
     /// Squid.
     Squid,
+    /// Tinyproxy.
+    Tinyproxy,
     /// Caddy.
     Caddy,
     /// Cloudflare's edge.
@@ -38,6 +40,7 @@ impl Gateway {
             Gateway::Envoy => "Envoy",
             Gateway::HaProxy => "HAProxy",
             Gateway::Squid => "Squid",
+            Gateway::Tinyproxy => "Tinyproxy",
             Gateway::Caddy => "Caddy",
             Gateway::Cloudflare => "Cloudflare",
             Gateway::AwsAlb => "AWS ALB",
@@ -63,6 +66,8 @@ impl Gateway {
             Gateway::HaProxy
         } else if v.contains("squid") {
             Gateway::Squid
+        } else if v.contains("tinyproxy") {
+            Gateway::Tinyproxy
         } else if v.contains("caddy") {
             Gateway::Caddy
         } else if v.contains("awselb") {
@@ -104,6 +109,14 @@ impl Gateway {
             return Some(Gateway::Envoy);
         }
         None
+    }
+}
+
+impl Gateway {
+    /// Whether the product is usually deployed as a forward proxy (the client's own proxy)
+    /// rather than as a reverse proxy in front of the origin.
+    pub fn is_forward_proxy(self) -> bool {
+        matches!(self, Gateway::Squid | Gateway::Tinyproxy)
     }
 }
 

@@ -10,6 +10,7 @@ use std::io;
 /// | what failed | kind |
 /// |---|---|
 /// | the request could not be built (bad URL, bad header) | [`ErrorKind::InvalidRequest`] |
+/// | the proxy answered `407` to `CONNECT` / refused or failed the tunnel | [`ErrorKind::ForwarderConnection`] (request unsent) |
 /// | name resolution | [`ErrorKind::NoServer`] (request unsent) |
 /// | connection refused, other connect errors, TLS handshake | [`ErrorKind::ForwarderConnection`] (request unsent) |
 /// | connect timeout | [`ErrorKind::ForwarderConnection`] (request unsent) |
@@ -28,6 +29,18 @@ pub fn classify_transport(err: &reqwest::Error) -> Classification {
         )
     } else if err.is_redirect() {
         (ErrorKind::Other, "redirect policy error", false)
+    } else if facts.tunnel_auth {
+        (
+            ErrorKind::ForwarderConnection,
+            "the proxy requires authentication (407 to CONNECT)",
+            true,
+        )
+    } else if facts.tunnel_refused {
+        (
+            ErrorKind::ForwarderConnection,
+            "the proxy refused or failed the CONNECT tunnel",
+            true,
+        )
     } else if err.is_connect() || facts.connect {
         if facts.dns {
             (ErrorKind::NoServer, "DNS resolution failed", true)
@@ -101,6 +114,8 @@ struct Facts {
     broken_pipe: bool,
     reset: bool,
     incomplete: bool,
+    tunnel_auth: bool,
+    tunnel_refused: bool,
 }
 
 impl Facts {
@@ -126,6 +141,9 @@ impl Facts {
                 text.contains("tls") || text.contains("certificate") || text.contains("handshake");
             facts.connect |=
                 text.starts_with("client error (connect)") || text.contains("tcp connect error");
+            facts.tunnel_auth |= text.contains("tunnel error: proxy authorization required");
+            facts.tunnel_refused |= text.contains("tunnel error: unsuccessful")
+                || text.contains("tunnel error: unexpected end of file");
             next = e.source();
         }
         facts

@@ -2,6 +2,7 @@
 
 use super::{Client, Stack};
 use crate::fallback::{FallbackBuilder, FallbackLayer, InvalidBaseUrl};
+use crate::proxy::ProxyMap;
 use crate::retry::{RetryLayer, RetryPolicy};
 use crate::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use crate::transport::Transport;
@@ -44,6 +45,7 @@ pub struct ClientBuilder {
     include_body: bool,
     deadline: Option<Duration>,
     fallback: Option<FallbackBuilder>,
+    proxy: Option<String>,
 }
 
 impl Default for ClientBuilder {
@@ -55,6 +57,7 @@ impl Default for ClientBuilder {
             include_body: false,
             deadline: Some(DEFAULT_DEADLINE),
             fallback: None,
+            proxy: None,
         }
     }
 }
@@ -157,14 +160,38 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends every request through the forward proxy at `url` (`http://host:port`, credentials
+    /// allowed), and tells the diagnosis about it so that the proxy's failures are told apart
+    /// from failures behind it. With [`reqwest_client`](Self::reqwest_client), configure the
+    /// proxy on that client; this then only informs the diagnosis.
+    ///
+    /// Without this call, a client built from the default `reqwest` configuration uses the
+    /// environment's proxies (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`) as reqwest
+    /// does, and the diagnosis knows of them too.
+    pub fn proxy(mut self, url: impl Into<String>) -> ClientBuilder {
+        self.proxy = Some(url.into());
+        self
+    }
+
     /// Builds the client.
     pub fn build(self) -> Result<Client, BuildError> {
+        let proxies = match (&self.proxy, &self.reqwest) {
+            (Some(url), _) => ProxyMap::all(url),
+            (None, None) if cfg!(feature = "system-proxy") => ProxyMap::from_env(),
+            _ => None,
+        };
+        let with_proxy = |builder: reqwest::ClientBuilder| match &self.proxy {
+            Some(url) => reqwest::Proxy::all(url.as_str())
+                .map(|proxy| builder.proxy(proxy))
+                .map_err(BuildError::Reqwest),
+            None => Ok(builder),
+        };
         let reqwest = match self.reqwest {
             Some(ReqwestSource::Client(client)) => client,
             Some(ReqwestSource::Builder(builder)) => {
-                builder.build().map_err(BuildError::Reqwest)?
+                with_proxy(*builder)?.build().map_err(BuildError::Reqwest)?
             }
-            None => reqwest::Client::builder()
+            None => with_proxy(reqwest::Client::builder())?
                 .build()
                 .map_err(BuildError::Reqwest)?,
         };
@@ -177,7 +204,7 @@ impl ClientBuilder {
             .layer(RetryLayer::new(self.retry))
             .option_layer(fallback)
             .option_layer(attempt)
-            .service(Transport::new(reqwest.clone()));
+            .service(Transport::new(reqwest.clone()).with_proxies(proxies));
         let stack: Stack = BoxCloneSyncService::new(service);
         Ok(Client { reqwest, stack })
     }

@@ -34,6 +34,7 @@ pub struct Details {
     gateway: Option<Gateway>,
     evidence: Option<Cow<'static, str>>,
     server: Option<Box<str>>,
+    proxy: Option<Box<str>>,
     method: Option<Method>,
     attempts: u32,
     request_unsent: bool,
@@ -52,6 +53,7 @@ impl Details {
             gateway: None,
             evidence: None,
             server: None,
+            proxy: None,
             method: None,
             attempts: 0,
             request_unsent: kind == ErrorKind::InvalidRequest,
@@ -95,6 +97,12 @@ impl Details {
     /// The server of the failing attempt: scheme, host, port and path, nothing secret.
     pub fn server(&self) -> Option<&str> {
         self.server.as_deref()
+    }
+
+    /// The forward proxy the request went through (scheme, host and port), when the client
+    /// knows of one.
+    pub fn proxy(&self) -> Option<&str> {
+        self.proxy.as_deref()
     }
 
     /// The method of the request.
@@ -158,6 +166,10 @@ impl Details {
         self.method = Some(method);
     }
 
+    pub(crate) fn set_proxy(&mut self, proxy: &str) {
+        self.proxy = Some(proxy.into());
+    }
+
     pub(crate) fn set_server(&mut self, url: &reqwest::Url) {
         self.server = Some(crate::redact::display_url(url).into_boxed_str());
     }
@@ -215,6 +227,9 @@ impl fmt::Debug for Details {
             .field("message", &self.message);
         if let Some(server) = &self.server {
             d.field("server", server);
+        }
+        if let Some(proxy) = &self.proxy {
+            d.field("proxy", proxy);
         }
         if let Some(method) = &self.method {
             d.field("method", method);

@@ -193,10 +193,19 @@ where
             url.full = %base.display(),
             fallback.index = i,
             probe = admission == Admission::Probe,
+            http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
         );
         let outcome = async { inner.ready().await?.call(this).await }
-            .instrument(span)
+            .instrument(span.clone())
             .await;
+        match &outcome {
+            Ok(response) => span.record("http.response.status_code", response.status().as_u16()),
+            Err(err) => span
+                .record("http.response.status_code", err.status().as_u16())
+                .record("error.type", err.kind().name()),
+        };
+        drop(span);
         let mut err = match outcome {
             Ok(response) => {
                 guard.armed = false;

@@ -129,6 +129,8 @@ where
             };
             attempt_span.record("http.response.status_code", err.status().as_u16());
             attempt_span.record("error.type", err.kind().name());
+            // The attempt ends here: the pause before the next one is not part of it.
+            drop(attempt_span);
             if err.attempts() < attempt {
                 err.details_mut().set_attempts(attempt);
             }

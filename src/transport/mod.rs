@@ -4,8 +4,10 @@ mod peek;
 
 use crate::context::RequestContext;
 use crate::error::GatewayError;
+use crate::proxy::ProxyMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
 
@@ -30,12 +32,30 @@ use tower_service::Service;
 #[derive(Debug, Clone, Default)]
 pub struct Transport {
     client: reqwest::Client,
+    proxies: Option<Arc<ProxyMap>>,
 }
 
 impl Transport {
     /// A transport sending with `client`.
     pub fn new(client: reqwest::Client) -> Transport {
-        Transport { client }
+        Transport {
+            client,
+            proxies: None,
+        }
+    }
+
+    /// Tells the transport that `client` sends through the forward proxy at `proxy_url` (for
+    /// every scheme), so that errors name it and [`diagnosis`](GatewayError::diagnosis) can
+    /// tell the proxy's failures from failures behind it. It does not configure the proxy:
+    /// `reqwest::ClientBuilder::proxy` does. Credentials in the URL are never kept.
+    pub fn with_proxy(mut self, proxy_url: &str) -> Transport {
+        self.proxies = ProxyMap::all(proxy_url).map(Arc::new);
+        self
+    }
+
+    pub(crate) fn with_proxies(mut self, proxies: Option<ProxyMap>) -> Transport {
+        self.proxies = proxies.map(Arc::new);
+        self
     }
 
     /// The `reqwest::Client` used.
@@ -59,13 +79,19 @@ impl Service<reqwest::Request> for Transport {
 
     fn call(&mut self, request: reqwest::Request) -> Self::Future {
         let client = self.client.clone();
-        Box::pin(send(client, request))
+        let proxy = self
+            .proxies
+            .as_ref()
+            .and_then(|p| p.for_url(request.url()))
+            .map(Box::<str>::from);
+        Box::pin(send(client, request, proxy))
     }
 }
 
 async fn send(
     client: reqwest::Client,
     request: reqwest::Request,
+    proxy: Option<Box<str>>,
 ) -> Result<reqwest::Response, GatewayError> {
     let method = request.method().clone();
     if let Some(ctx) = RequestContext::current() {
@@ -80,6 +106,9 @@ async fn send(
         let details = err.details_mut();
         details.set_method(method);
         details.set_attempts(1);
+        if let Some(proxy) = &proxy {
+            details.set_proxy(proxy);
+        }
         tracing::debug!(error.type = err.kind().name(), error = %err, "attempt failed");
         err
     })

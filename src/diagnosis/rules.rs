@@ -1,0 +1,264 @@
+//! From an error to its diagnosis.
+
+use super::{Diagnosis, Hop, LikelyCause};
+use crate::error::{ErrorKind, GatewayError, Origin};
+use std::borrow::Cow;
+
+const CHECK_NETWORK: &str = "firewalls, routing and DNS between that hop and the server";
+const CHECK_OUTAGE: &str = "wait and retry; if it lasts, contact the server's operator or provider";
+const CHECK_BACKEND: &str = "that the application servers behind it are configured and running, on the address and port it uses";
+
+pub(super) fn diagnose(err: &GatewayError) -> Diagnosis {
+    match err.kind() {
+        ErrorKind::DeadlineExceeded => deadline(err),
+        ErrorKind::NoServer if !err.details().causes().is_empty() => every_server_failed(err),
+        ErrorKind::InvalidRequest => Diagnosis {
+            hop: Hop::OwnTransport,
+            cause: LikelyCause::Unknown,
+            suggestion: "the request as built: its URL, method and headers (it was never sent)"
+                .into(),
+            evidence: evidence(err),
+        },
+        _ => match err.origin() {
+            Origin::Upstream => upstream(err),
+            Origin::Transport | Origin::Local => own_side(err),
+        },
+    }
+}
+
+fn evidence(err: &GatewayError) -> Vec<String> {
+    let d = err.details();
+    let mut out = Vec::new();
+    if let Some(e) = d.evidence().or(Some(d.message()).filter(|m| !m.is_empty())) {
+        let mut line = e.to_owned();
+        if d.origin() == Origin::Transport {
+            if let Some(target) = d.proxy().or(d.server().map(host_port)) {
+                line.push_str(&format!(" ({target})"));
+            }
+        }
+        out.push(line);
+    }
+    if let Some(response) = d.response() {
+        out.push(format!("HTTP {}", response.status()));
+    }
+    out
+}
+
+/// `scheme://host:port/path` → `host:port`.
+fn host_port(server: &str) -> &str {
+    let rest = server.split_once("://").map_or(server, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+fn make(
+    hop: Hop,
+    cause: LikelyCause,
+    suggestion: impl Into<Cow<'static, str>>,
+    err: &GatewayError,
+) -> Diagnosis {
+    Diagnosis {
+        hop,
+        cause,
+        suggestion: suggestion.into(),
+        evidence: evidence(err),
+    }
+}
+
+/// A failure seen by this client's own connection (possibly to its forward proxy).
+fn own_side(err: &GatewayError) -> Diagnosis {
+    let d = err.details();
+    let said = d.evidence().unwrap_or(d.message());
+    if let Some(proxy) = d.proxy() {
+        let hop = Hop::ForwardProxy {
+            address: Some(proxy.to_owned()),
+            product: None,
+        };
+        if said.contains("requires authentication") {
+            return make(
+                hop,
+                LikelyCause::ProxyMisconfiguration,
+                "the proxy credentials (user name and password in the proxy URL)",
+                err,
+            );
+        }
+        if said.contains("tunnel") {
+            return make(
+                hop,
+                LikelyCause::ProxyMisconfiguration,
+                "the proxy credentials and the proxy's access rules for this host and port, and that the proxy can reach the server",
+                err,
+            );
+        }
+        if err.is_request_unsent() {
+            return make(
+                hop,
+                LikelyCause::ProxyMisconfiguration,
+                "the proxy address and port in the client's settings (or HTTP_PROXY / HTTPS_PROXY), and that the proxy is running",
+                err,
+            );
+        }
+        return make(hop, LikelyCause::UpstreamOutage, CHECK_OUTAGE, err);
+    }
+    let hop = Hop::OwnTransport;
+    match err.kind() {
+        ErrorKind::ForwarderConnection if said.contains("timed out") => {
+            make(hop, LikelyCause::NetworkConnectivity, CHECK_NETWORK, err)
+        }
+        ErrorKind::ForwarderConnection if said.contains("TLS") => make(
+            hop,
+            LikelyCause::BackendMisconfiguration,
+            "the server's TLS certificate and settings, and that the URL's scheme and port are right",
+            err,
+        ),
+        ErrorKind::ForwarderConnection => make(
+            hop,
+            LikelyCause::BackendMisconfiguration,
+            "that a server is running and listening at that address and port",
+            err,
+        ),
+        ErrorKind::NoServer => make(
+            hop,
+            LikelyCause::NetworkConnectivity,
+            "the host name and this machine's DNS resolution",
+            err,
+        ),
+        ErrorKind::CgiTimeout => make(
+            hop,
+            LikelyCause::UpstreamOutage,
+            "whether the server is overloaded or stuck; wait and retry, or raise the timeout if it is just slow",
+            err,
+        ),
+        ErrorKind::PrematureExit => make(
+            hop,
+            LikelyCause::UpstreamOutage,
+            "the server's logs: it closed the connection early (restarting, crashing or overloaded)",
+            err,
+        ),
+        ErrorKind::ForwardedRequest => {
+            make(hop, LikelyCause::NetworkConnectivity, CHECK_NETWORK, err)
+        }
+        ErrorKind::ExecuteRequest => make(
+            hop,
+            LikelyCause::BackendMisconfiguration,
+            "that the port speaks HTTP (not TLS or another protocol) and the server's answers are valid",
+            err,
+        ),
+        ErrorKind::WebSocket => make(
+            hop,
+            LikelyCause::BackendMisconfiguration,
+            "that the server accepts WebSocket upgrades at this path",
+            err,
+        ),
+        _ => make(hop, LikelyCause::Unknown, "the server's logs", err),
+    }
+}
+
+/// A failure a hop upstream answered with.
+fn upstream(err: &GatewayError) -> Diagnosis {
+    let d = err.details();
+    let product = d.gateway();
+    let hop = match (d.proxy(), product) {
+        (Some(proxy), p) if p.is_none_or(|p| p.is_forward_proxy()) && reported_by_proxy(err) => {
+            Hop::ForwardProxy {
+                address: Some(proxy.to_owned()),
+                product: p,
+            }
+        }
+        (_, Some(p)) => Hop::Gateway(Some(p)),
+        (_, None) if err.kind() == ErrorKind::ServiceUnavailable => Hop::Origin,
+        (_, None) => Hop::Gateway(None),
+    };
+    let said = d.evidence().unwrap_or("").to_ascii_lowercase();
+    let dns = said.contains("dns") || said.contains("1016") || said.contains("name not resolved");
+    let (cause, suggestion): (LikelyCause, Cow<'static, str>) = match err.kind() {
+        ErrorKind::ForwarderConnection if said.contains("timed out") || said.contains("timeout") => {
+            (LikelyCause::NetworkConnectivity, CHECK_NETWORK.into())
+        }
+        ErrorKind::ForwarderConnection if said.contains("tls") || said.contains("certificate") => (
+            LikelyCause::BackendMisconfiguration,
+            "the origin's TLS certificate and the gateway's TLS settings toward it".into(),
+        ),
+        ErrorKind::ForwarderConnection => (LikelyCause::BackendMisconfiguration, CHECK_BACKEND.into()),
+        ErrorKind::NoServer if dns => (
+            LikelyCause::ProxyMisconfiguration,
+            "the upstream host name the proxy or gateway is configured with, and its DNS".into(),
+        ),
+        ErrorKind::NoServer => (
+            LikelyCause::BackendMisconfiguration,
+            "that the gateway's upstream pool has healthy, registered servers".into(),
+        ),
+        ErrorKind::CgiTimeout | ErrorKind::PrematureExit | ErrorKind::ServiceUnavailable => {
+            (LikelyCause::UpstreamOutage, CHECK_OUTAGE.into())
+        }
+        ErrorKind::ExecuteRequest => (
+            LikelyCause::BackendMisconfiguration,
+            "that the server behind the gateway answers valid HTTP on the port the gateway uses".into(),
+        ),
+        ErrorKind::ForwardedRequest => (LikelyCause::NetworkConnectivity, CHECK_NETWORK.into()),
+        ErrorKind::WebSocket => (
+            LikelyCause::ProxyMisconfiguration,
+            "that the gateway passes WebSocket upgrades (Upgrade and Connection headers) to the server".into(),
+        ),
+        _ => (
+            LikelyCause::Unknown,
+            "the gateway's error log: its answer gives no cause".into(),
+        ),
+    };
+    let mut diagnosis = make(hop, cause, suggestion, err);
+    if let Some(p) = product {
+        diagnosis.evidence.push(format!("answered by {p}"));
+    }
+    diagnosis
+}
+
+/// A proxy's own error page: a forward-proxy product, or Squid's header.
+fn reported_by_proxy(err: &GatewayError) -> bool {
+    err.gateway().is_some_and(|g| g.is_forward_proxy())
+        || err
+            .response()
+            .is_some_and(|r| r.headers().contains_key("x-squid-error"))
+}
+
+fn deadline(err: &GatewayError) -> Diagnosis {
+    match err.last_cause() {
+        Some(last) => {
+            let mut diagnosis = diagnose(last);
+            diagnosis
+                .evidence
+                .insert(0, err.details().message().to_owned());
+            diagnosis
+        }
+        None => make(
+            Hop::OwnTransport,
+            LikelyCause::UpstreamOutage,
+            "whether the server is overloaded or stuck; raise the deadline only if it is just slow",
+            err,
+        ),
+    }
+}
+
+fn every_server_failed(err: &GatewayError) -> Diagnosis {
+    let causes = err.details().causes();
+    let each: Vec<Diagnosis> = causes.iter().map(diagnose).collect();
+    let same = each.windows(2).all(|w| w[0].cause == w[1].cause);
+    let mut evidence = vec![err.details().message().to_owned()];
+    for cause in causes {
+        let server = cause.server().map(host_port).unwrap_or("?");
+        evidence.push(format!("{server}: {}", cause.kind().label()));
+    }
+    let (hop, cause, suggestion) = match each.last() {
+        Some(last) if same => (last.hop.clone(), last.cause, last.suggestion.clone()),
+        _ => (
+            Hop::OwnTransport,
+            LikelyCause::UpstreamOutage,
+            "each server's own failure below; all of them failing at once suggests an outage"
+                .into(),
+        ),
+    };
+    Diagnosis {
+        hop,
+        cause,
+        suggestion,
+        evidence,
+    }
+}

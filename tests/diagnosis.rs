@@ -1,0 +1,286 @@
+//! Every variant, every recognised gateway of the shared fixtures, and real failures get a
+//! diagnosis: the hop, the likely cause, what to check, and the evidence.
+
+mod support;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use reqwest_resilience::classify::Gateway;
+use reqwest_resilience::diagnosis::{Hop, LikelyCause};
+use reqwest_resilience::{Client, ErrorKind, GatewayError, ResponseSnapshot};
+use std::time::Duration;
+use support::{Fault, FaultServer, refused_url};
+
+fn client() -> Client {
+    Client::builder()
+        .no_retry()
+        .attempt_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+}
+
+fn upstream(status: u16, headers: &[(&str, &str)], body: &str) -> GatewayError {
+    let mut map = HeaderMap::new();
+    for (n, v) in headers {
+        map.append(
+            HeaderName::from_bytes(n.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    let snapshot = ResponseSnapshot::new(
+        StatusCode::from_u16(status).unwrap(),
+        map,
+        Bytes::from(body.to_owned()),
+        true,
+    );
+    GatewayError::from_response(snapshot).expect("a gateway failure")
+}
+
+#[tokio::test]
+async fn refused_points_at_the_backend_with_the_address() {
+    let url = refused_url("/x?token=s3cret").await;
+    let err = client().get(&url).send().await.unwrap_err();
+    let d = err.diagnosis();
+    assert_eq!(d.hop(), &Hop::OwnTransport);
+    assert_eq!(d.cause(), LikelyCause::BackendMisconfiguration);
+    let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    assert!(
+        d.evidence()[0].contains(&format!("connection refused (127.0.0.1:{port})")),
+        "{d}"
+    );
+    assert!(!d.to_string().contains("s3cret"));
+}
+
+#[tokio::test]
+async fn dns_failure_is_connectivity() {
+    let err = client()
+        .get("http://no-such-host.invalid/")
+        .send()
+        .await
+        .unwrap_err();
+    if err.kind() == ErrorKind::NoServer {
+        assert_eq!(err.diagnosis().cause(), LikelyCause::NetworkConnectivity);
+    }
+}
+
+#[tokio::test]
+async fn transport_faults() {
+    let reset = FaultServer::start(Fault::Reset).await;
+    let garbage = FaultServer::start(Fault::Garbage).await;
+    let hang = FaultServer::start(Fault::Hang).await;
+    let c = client();
+    let cases = [
+        (
+            reset.url("/"),
+            ErrorKind::PrematureExit,
+            LikelyCause::UpstreamOutage,
+        ),
+        (
+            garbage.url("/"),
+            ErrorKind::ExecuteRequest,
+            LikelyCause::BackendMisconfiguration,
+        ),
+        (
+            hang.url("/"),
+            ErrorKind::CgiTimeout,
+            LikelyCause::UpstreamOutage,
+        ),
+    ];
+    for (url, kind, cause) in cases {
+        let err = c.get(&url).send().await.unwrap_err();
+        assert_eq!(err.kind(), kind);
+        let d = err.diagnosis();
+        assert_eq!(
+            (d.hop(), d.cause()),
+            (&Hop::OwnTransport, cause),
+            "{url}: {d}"
+        );
+        assert!(!d.suggestion().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn deadline_diagnoses_its_last_cause() {
+    let url = refused_url("/").await;
+    let err = Client::builder()
+        .deadline(Duration::from_millis(150))
+        .retry(
+            reqwest_resilience::retry::RetryPolicy::default()
+                .max_attempts(100)
+                .no_budget(),
+        )
+        .build()
+        .unwrap()
+        .get(&url)
+        .send()
+        .await
+        .unwrap_err();
+    // Either the deadline cut the retries, or the retry layer stopped before it.
+    let d = err.diagnosis();
+    assert_eq!(
+        d.cause(),
+        LikelyCause::BackendMisconfiguration,
+        "{err}: {d}"
+    );
+    let empty = GatewayError::new(
+        ErrorKind::DeadlineExceeded,
+        "deadline of 1s exceeded after 1 attempt",
+    );
+    assert_eq!(empty.diagnosis().cause(), LikelyCause::UpstreamOutage);
+}
+
+#[tokio::test]
+async fn all_fallback_servers_failing_lists_each() {
+    let (a, b) = (refused_url("").await, refused_url("").await);
+    let client = Client::builder()
+        .no_retry()
+        .fallback_servers([&a, &b])
+        .build()
+        .unwrap();
+    let err = client.get(format!("{a}/x")).send().await.unwrap_err();
+    let d = err.diagnosis();
+    assert_eq!(d.cause(), LikelyCause::BackendMisconfiguration);
+    assert_eq!(d.evidence().len(), 3, "{d}");
+    assert!(d.evidence()[1].contains(a.trim_start_matches("http://")));
+}
+
+#[test]
+fn every_variant_has_a_diagnosis() {
+    use ErrorKind::*;
+    use LikelyCause::*;
+    let cases = [
+        (CgiTimeout, UpstreamOutage),
+        (PrematureExit, UpstreamOutage),
+        (ForwarderConnection, BackendMisconfiguration),
+        (NoServer, NetworkConnectivity),
+        (WebSocket, BackendMisconfiguration),
+        (ForwardedRequest, NetworkConnectivity),
+        (ExecuteRequest, BackendMisconfiguration),
+        (BadGateway, Unknown),
+        (ServiceUnavailable, Unknown),
+        (DeadlineExceeded, UpstreamOutage),
+        (InvalidRequest, Unknown),
+        (Other, Unknown),
+    ];
+    for (kind, cause) in cases {
+        let d = GatewayError::new(kind, "x").diagnosis();
+        assert_eq!(d.cause(), cause, "{kind:?}");
+        let text = d.to_string();
+        assert!(
+            text.starts_with("Reported by ") && text.contains("Check: "),
+            "{text}"
+        );
+    }
+    // Upstream answers of the variants with no transport counterpart.
+    let ws = upstream(
+        502,
+        &[("server", "Microsoft-IIS/10.0")],
+        "<h3>HTTP Error 502.5 - Bad Gateway</h3>",
+    );
+    assert_eq!(ws.diagnosis().cause(), ProxyMisconfiguration);
+    let plain = upstream(503, &[], "down for maintenance");
+    assert_eq!(plain.diagnosis().hop(), &Hop::Origin);
+    assert_eq!(plain.diagnosis().cause(), UpstreamOutage);
+    let bad = upstream(502, &[("server", "nginx")], "");
+    assert_eq!(bad.diagnosis().hop(), &Hop::Gateway(Some(Gateway::Nginx)));
+    assert_eq!(bad.diagnosis().cause(), Unknown);
+}
+
+#[test]
+fn envoy_and_squid_evidence_is_quoted() {
+    let envoy = upstream(
+        503,
+        &[("server", "envoy")],
+        "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure",
+    );
+    let d = envoy.diagnosis();
+    assert_eq!(d.hop(), &Hop::Gateway(Some(Gateway::Envoy)));
+    assert_eq!(d.cause(), LikelyCause::BackendMisconfiguration);
+    assert!(
+        d.to_string()
+            .contains("Envoy reset reason: remote connection failure"),
+        "{d}"
+    );
+
+    let squid = upstream(
+        503,
+        &[
+            ("server", "squid/5.7"),
+            ("x-squid-error", "ERR_CONNECT_FAIL 111"),
+        ],
+        "",
+    );
+    let d = squid.diagnosis();
+    assert!(
+        d.to_string()
+            .contains("X-Squid-Error: ERR_CONNECT_FAIL 111"),
+        "{d}"
+    );
+}
+
+/// The hop each recognised gateway in the shared fixtures is diagnosed as.
+#[test]
+fn every_recognised_gateway_in_the_fixtures_is_named() {
+    let path = std::env::var("GATEWAY_FIXTURES").unwrap_or_else(|_| {
+        format!(
+            "{}/../shared/fixtures/gateway-responses.jsonl",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    let text = std::fs::read_to_string(&path).expect("shared fixtures");
+    let mut named = std::collections::BTreeSet::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let case: serde_json::Value = serde_json::from_str(line).unwrap();
+        if case["expect"] == "none" {
+            continue;
+        }
+        let mut headers = HeaderMap::new();
+        for pair in case["headers"].as_array().unwrap() {
+            let value: Vec<u8> = pair[1]
+                .as_str()
+                .unwrap()
+                .chars()
+                .map(|c| c as u32 as u8)
+                .collect();
+            headers.append(
+                HeaderName::from_bytes(pair[0].as_str().unwrap().as_bytes()).unwrap(),
+                HeaderValue::from_bytes(&value).unwrap(),
+            );
+        }
+        let body: Vec<u8> = case["body"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .map(|c| c as u32 as u8)
+            .collect();
+        let status = StatusCode::from_u16(case["status"].as_u64().unwrap() as u16).unwrap();
+        let err = GatewayError::from_response(ResponseSnapshot::new(
+            status,
+            headers,
+            Bytes::from(body),
+            true,
+        ))
+        .unwrap();
+        let d = err.diagnosis();
+        let id = case["id"].as_str().unwrap();
+        if let Some(gateway) = err.gateway() {
+            assert_eq!(d.hop(), &Hop::Gateway(Some(gateway)), "{id}");
+            assert!(d.to_string().contains(gateway.name()), "{id}: {d}");
+            named.insert(gateway.name());
+        }
+        assert!(!d.evidence().is_empty(), "{id}");
+    }
+    for expected in [
+        "nginx",
+        "HAProxy",
+        "Caddy",
+        "IIS/ARR",
+        "Envoy",
+        "AWS ALB",
+        "Cloudflare",
+        "Google Front End",
+        "Azure Application Gateway",
+    ] {
+        assert!(named.contains(expected), "{expected} never recognised");
+    }
+}
