@@ -50,6 +50,8 @@ mod redact;
 pub mod retry;
 pub mod timeout;
 mod transport;
+#[cfg(feature = "websocket")]
+pub mod websocket;
 
 pub use client::{
     BuildError, Client, ClientBuilder, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_DEADLINE, RequestBuilder,
