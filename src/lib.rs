@@ -2,18 +2,22 @@
 //!
 //! `reqwest-resilience` wraps [`reqwest`]: requests end in
 //! `Result<reqwest::Response, GatewayError>`, where [`GatewayError`] has one variant per cause
-//! of a gateway failure, named after the IIS / ARR substatus codes of `502 Bad Gateway`.
+//! of a gateway failure, named after the IIS / ARR substatus codes of `502 Bad Gateway`. On the
+//! way, a stack of [`tower`] layers retries what is worth retrying, bounds time, and fails over
+//! to other servers.
+//!
+//! # Quick start
 //!
 //! ```no_run
 //! use reqwest_resilience::{Client, GatewayError};
 //!
 //! # async fn run() {
 //! let client = Client::new();
-//! match client.get("http://127.0.0.1:8080/").send().await {
+//! match client.get("http://127.0.0.1:8080/orders").send().await {
 //!     Ok(response) => println!("status {}", response.status()),
 //!     Err(GatewayError::ForwarderConnection(d)) => eprintln!("could not connect: {d}"),
 //!     Err(GatewayError::CgiTimeout(_)) => eprintln!("the upstream was too slow"),
-//!     Err(other) => eprintln!("{other}"),
+//!     Err(other) => eprintln!("{other}\n{}", other.diagnosis()),
 //! }
 //! # }
 //! ```
@@ -33,9 +37,125 @@
 //! | [`GatewayError::ServiceUnavailable`] | — | a 503 whose cause nothing tells |
 //! | [`GatewayError::DeadlineExceeded`] | — | the total deadline ran out |
 //! | [`GatewayError::InvalidRequest`] | — | the request was invalid; never sent |
+//! | [`GatewayError::Other`] | — | a failure with no gateway meaning |
 //!
 //! The [`error`] module documents the full mapping from what gateways send and what our own
-//! transport sees; the [`classify`] module holds the classifiers.
+//! transport sees; the [`classify`] module holds the classifiers, usable on their own.
+//!
+//! # The default stack
+//!
+//! [`Client::new`] and [`Client::builder`] assemble, outermost first:
+//!
+//! ```text
+//!   Client::get(url)...send()
+//!        │
+//!   ┌────▼─────────────────────────┐  bounds everything below: attempts, pauses, failovers
+//!   │ DeadlineLayer        (30 s)  │  → DeadlineExceeded, carrying the last cause
+//!   ├──────────────────────────────┤
+//!   │ RetryLayer  (3 attempts,     │  backoff with full jitter, Retry-After, idempotency,
+//!   │  budget on)                  │  a retry budget shared by clones
+//!   ├──────────────────────────────┤
+//!   │ FallbackLayer (if servers    │  next healthy server at once; ejection and fail-back
+//!   │  are configured)             │
+//!   ├──────────────────────────────┤
+//!   │ AttemptTimeoutLayer  (10 s)  │  one timer per server try, cut to the deadline's time left
+//!   ├──────────────────────────────┤
+//!   │ Transport                    │  reqwest; failures and gateway pages → GatewayError
+//!   └──────────────────────────────┘
+//! ```
+//!
+//! Why this order: the deadline must see everything; retry sits outside fallback so that a
+//! failing server is left for the next one without a pause (the pause comes only when every
+//! server failed); the attempt timeout is innermost so that each server try gets its own timer.
+//!
+//! ```
+//! use reqwest_resilience::{Client, retry::RetryPolicy};
+//! use std::time::Duration;
+//!
+//! let client = Client::builder()
+//!     .retry(RetryPolicy::default().max_attempts(4))
+//!     .attempt_timeout(Duration::from_secs(2))
+//!     .deadline(Duration::from_secs(8))
+//!     .fallback_servers(["http://10.0.0.1:8080", "http://10.0.0.2:8080"])
+//!     .build()
+//!     .unwrap();
+//! ```
+//!
+//! # Choosing timeouts
+//!
+//! - The **deadline** is what your caller can wait: a user-facing request a few seconds, a batch
+//!   job longer. Set it first; everything else fits inside it.
+//! - The **attempt timeout** is a little above the upstream's slow-but-healthy latency (its p99),
+//!   so that a stuck attempt is abandoned while a retry still fits in the deadline. Roughly:
+//!   `deadline ≥ attempts × attempt_timeout + pauses` if every attempt may use its full time.
+//! - A long download: keep the attempt timeout for the response head
+//!   (`attempt_timeout_includes_body(false)`, the default) and bound the body with the deadline.
+//! - Per request: `.timeout(d)` (this request's attempt timeout) and `.deadline(d)`.
+//!
+//! # What is retried, and why
+//!
+//! Timeouts, premature exits, connection failures, missing servers, plain 502/503 and gateway
+//! 504s are transient: retried. A malformed answer (502.7) tends to repeat: not retried by
+//! default. An invalid request or an exceeded deadline: never. GET, HEAD, OPTIONS, TRACE, PUT and
+//! DELETE may be sent again; a POST or PATCH only with an `Idempotency-Key`, an opt-in
+//! ([`RequestBuilder::idempotent`]), or when the failure proves it never reached a server (a
+//! refused connection, a DNS failure). A streamed body is sent once. `Retry-After` is honoured up
+//! to a maximum; past it, or past the deadline, the error comes back at once. The budget stops
+//! retries from multiplying the load in an outage. See [`retry`] for the rules in order.
+//!
+//! # Seeing it all in tracing
+//!
+//! Each logical request is an `INFO` span `request`, each attempt a child span `attempt` with
+//! OpenTelemetry's field names (`http.request.method`, `server.address`, `url.full` without
+//! query or credentials, `http.request.resend_count`, `http.response.status_code`,
+//! `error.type`), each fallback try a span `server`. Retries and give-ups are `WARN` events with
+//! their reason; ejections and restorations of fallback servers are `INFO` events:
+//!
+//! ```no_run
+//! tracing_subscriber::fmt().with_env_filter("reqwest_resilience=info").init();
+//! ```
+//!
+//! # Diagnosis
+//!
+//! [`GatewayError::diagnosis`] says which hop failed (this client, its forward proxy, a named
+//! gateway, the origin), the likely cause and what to check, with the evidence. See
+//! [`diagnosis`].
+//!
+//! # Building your own stack
+//!
+//! Every layer is a `tower::Layer` over any `Service<reqwest::Request, Error = GatewayError>`,
+//! so tower's own layers fit in between; [`Client::into_service`] gives the client's whole stack
+//! as one service.
+//!
+//! ```no_run
+//! use reqwest_resilience::Transport;
+//! use reqwest_resilience::retry::{RetryLayer, RetryPolicy};
+//! use reqwest_resilience::timeout::{AttemptTimeoutLayer, DeadlineLayer};
+//! use std::time::Duration;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # async fn run() -> Result<(), reqwest_resilience::GatewayError> {
+//! let service = ServiceBuilder::new()
+//!     .layer(DeadlineLayer::new(Duration::from_secs(10)))
+//!     .layer(RetryLayer::new(RetryPolicy::default()))
+//!     .layer(AttemptTimeoutLayer::new(Duration::from_secs(2)))
+//!     .service(Transport::new(reqwest::Client::new()));
+//! let request = reqwest::Request::new(reqwest::Method::GET, "http://127.0.0.1:8080/".parse().unwrap());
+//! let response = service.oneshot(request).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Per-request values (the deadline, overrides, the attempt count) travel in a context the
+//! outermost layer opens as a tokio task-local around the inner future, because reqwest 0.13
+//! keeps `Request::extensions` private. A layer that moves the inner call to another task
+//! (tower's `Buffer`) cuts that link; the layers inside it then use their own settings.
+//!
+//! # Cargo features
+//!
+//! `default-tls` (default), `native-tls`, `http2`, `charset`, `system-proxy` pass through to
+//! reqwest; `json`, `form`, `query` enable the request builder's methods of those names;
+//! `websocket` enables [`Client::websocket`](crate::Client); `backoff` lets the `backoff` crate
+//! drive the retry schedule.
 
 #![warn(missing_docs)]
 

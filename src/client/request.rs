@@ -119,7 +119,9 @@ impl RequestBuilder {
     }
 
     /// The timeout of each attempt of this request, instead of the client's (needs the client's
-    /// attempt timeout layer, which the default client has).
+    /// attempt timeout layer, which the default client has). Unlike reqwest's `timeout`, which
+    /// bounds one whole request, this bounds each attempt; [`deadline`](Self::deadline) bounds
+    /// them all.
     pub fn timeout(self, timeout: Duration) -> RequestBuilder {
         self.option(AttemptTimeoutOverride(timeout))
     }
