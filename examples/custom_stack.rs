@@ -20,7 +20,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tokio::spawn(async move {
                 let mut buf = [0u8; 1024];
                 let _ = s.read(&mut buf).await;
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
             });
         }
     });
@@ -29,12 +31,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let service = ServiceBuilder::new()
         .layer(DeadlineLayer::new(Duration::from_secs(10)))
         .layer(RetryLayer::new(RetryPolicy::default()))
-        .layer(FallbackLayer::new([format!("http://{addr}"), "http://127.0.0.1:9".to_owned()])?)
+        .layer(FallbackLayer::new([
+            format!("http://{addr}"),
+            "http://127.0.0.1:9".to_owned(),
+        ])?)
         .layer(ConcurrencyLimitLayer::new(8))
         .layer(AttemptTimeoutLayer::new(Duration::from_secs(2)))
         .service(Transport::new(reqwest::Client::new()));
 
-    let request = reqwest::Request::new(reqwest::Method::GET, format!("http://{addr}/hello").parse()?);
+    let request = reqwest::Request::new(
+        reqwest::Method::GET,
+        format!("http://{addr}/hello").parse()?,
+    );
     let response: Result<reqwest::Response, GatewayError> = service.oneshot(request).await;
     let response = response?;
     println!("{} {}", response.status(), response.text().await?);

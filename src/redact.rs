@@ -5,16 +5,22 @@ use reqwest::Url;
 /// The URL as it may be shown: scheme, host, port and path, never the user name, password, query
 /// or fragment.
 pub(crate) fn display_url(url: &Url) -> String {
-    let mut out = String::with_capacity(url.as_str().len());
-    out.push_str(url.scheme());
-    out.push_str("://");
-    out.push_str(url.host_str().unwrap_or(""));
-    if let Some(port) = url.port() {
-        out.push(':');
-        out.push_str(&port.to_string());
+    DisplayUrl(url).to_string()
+}
+
+/// Formats a URL as [`display_url`] does, without allocating: for span fields, which are only
+/// formatted when a subscriber records them.
+pub(crate) struct DisplayUrl<'a>(pub(crate) &'a Url);
+
+impl std::fmt::Display for DisplayUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.0;
+        write!(f, "{}://{}", url.scheme(), url.host_str().unwrap_or(""))?;
+        if let Some(port) = url.port() {
+            write!(f, ":{port}")?;
+        }
+        f.write_str(url.path())
     }
-    out.push_str(url.path());
-    out
 }
 
 /// Response headers whose values are secrets and never printed.

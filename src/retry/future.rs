@@ -3,6 +3,7 @@
 use super::{IdempotentOptIn, PolicyOverride, RetryPolicy};
 use crate::context::{DeadlineAt, RequestContext};
 use crate::error::{ErrorKind, GatewayError};
+use crate::redact::DisplayUrl;
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
@@ -70,13 +71,12 @@ where
         .is_some_and(|c| c.get::<IdempotentOptIn>().is_some());
     let method = request.method().clone();
     let idempotent = policy.is_idempotent(&method, request.headers(), opted_in);
-    let url = crate::redact::display_url(request.url());
-    let host = request.url().host_str().unwrap_or("").to_owned();
 
+    // Span fields borrow the request: nothing is formatted unless a subscriber records them.
     let span = tracing::info_span!(
         "request",
         http.request.method = %method,
-        url.full = %url,
+        url.full = %DisplayUrl(request.url()),
         attempts = tracing::field::Empty,
     );
     async move {
@@ -99,8 +99,8 @@ where
             let attempt_span = tracing::info_span!(
                 "attempt",
                 http.request.method = %method,
-                server.address = %host,
-                url.full = %url,
+                server.address = request.url().host_str().unwrap_or(""),
+                url.full = %DisplayUrl(request.url()),
                 http.request.resend_count = attempt - 1,
                 http.response.status_code = tracing::field::Empty,
                 error.type = tracing::field::Empty,

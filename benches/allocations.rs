@@ -1,0 +1,111 @@
+//! Allocations per request added by each layer on the healthy path, with no tracing
+//! subscriber, counted by a global allocator. Run with `cargo bench --bench allocations`.
+
+use bytes::Bytes;
+use reqwest_resilience::GatewayError;
+use reqwest_resilience::fallback::FallbackLayer;
+use reqwest_resilience::retry::{RetryLayer, RetryPolicy};
+use reqwest_resilience::timeout::{AttemptTimeoutLayer, DeadlineLayer};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+type Inner = tower::util::BoxCloneSyncService<reqwest::Request, reqwest::Response, GatewayError>;
+
+fn ok_service() -> Inner {
+    Inner::new(service_fn(|_req: reqwest::Request| async {
+        Ok::<_, GatewayError>(reqwest::Response::from(http::Response::new(
+            Bytes::from_static(b"ok"),
+        )))
+    }))
+}
+
+fn main() {
+    const N: u64 = 10_000;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let template = reqwest::Request::new(
+        reqwest::Method::GET,
+        "http://primary.test/items?id=1".parse().unwrap(),
+    );
+    let fallback = FallbackLayer::new(["http://primary.test", "http://backup.test"]).unwrap();
+    let stacks: Vec<(&str, Inner)> = vec![
+        ("bare service_fn (baseline)", ok_service()),
+        (
+            "retry",
+            Inner::new(RetryLayer::new(RetryPolicy::default()).layer(ok_service())),
+        ),
+        (
+            "deadline",
+            Inner::new(DeadlineLayer::new(Duration::from_secs(30)).layer(ok_service())),
+        ),
+        (
+            "attempt timeout",
+            Inner::new(AttemptTimeoutLayer::new(Duration::from_secs(10)).layer(ok_service())),
+        ),
+        ("fallback", Inner::new(fallback.clone().layer(ok_service()))),
+        (
+            "full default stack",
+            Inner::new(
+                ServiceBuilder::new()
+                    .layer(DeadlineLayer::new(Duration::from_secs(30)))
+                    .layer(RetryLayer::new(RetryPolicy::default()))
+                    .layer(fallback)
+                    .layer(AttemptTimeoutLayer::new(Duration::from_secs(10)))
+                    .service(ok_service()),
+            ),
+        ),
+    ];
+    println!("| stack | allocations per request | added over the baseline |");
+    println!("|---|---|---|");
+    let mut baseline = 0.0;
+    for (name, mut svc) in stacks {
+        let per_request = rt.block_on(async {
+            // Warm up, then count.
+            for _ in 0..100 {
+                let req = template.try_clone().unwrap();
+                svc.ready().await.unwrap().call(req).await.unwrap();
+            }
+            let mut counted = 0;
+            for _ in 0..N {
+                let req = template.try_clone().unwrap();
+                let before = ALLOCATIONS.load(Ordering::Relaxed);
+                let response = svc.ready().await.unwrap().call(req).await.unwrap();
+                counted += ALLOCATIONS.load(Ordering::Relaxed) - before;
+                drop(response);
+            }
+            counted as f64 / N as f64
+        });
+        if baseline == 0.0 {
+            baseline = per_request;
+        }
+        println!(
+            "| {name} | {per_request:.1} | {:+.1} |",
+            per_request - baseline
+        );
+    }
+}

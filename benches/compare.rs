@@ -1,0 +1,573 @@
+//! Side by side on one machine: raw reqwest (twice, for the noise), this crate, reqwest's own
+//! `retry` module, reqwest-middleware + reqwest-retry, and a plain tower retry stack, against an
+//! in-process HTTP/1.1 server on loopback. Run with `cargo bench --bench compare`
+//! (`-- --quick` for a short run).
+//!
+//! Each client run is a child process (this binary with `--child`), so that its peak RSS is
+//! its own; the server stays in the parent and counts the attempts it sees.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CLIENTS: [&str; 6] = [
+    "raw",
+    "raw (A/A)",
+    "reqwest-resilience",
+    "reqwest retry",
+    "middleware+retry",
+    "tower retry",
+];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Scenario {
+    Healthy,
+    Flaky,
+    Outage,
+    Failover,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Healthy => "S1 healthy",
+            Scenario::Flaky => "S2 flaky 30%",
+            Scenario::Outage => "S3 outage",
+            Scenario::Failover => "S4 failover",
+        }
+    }
+    fn key(self) -> &'static str {
+        match self {
+            Scenario::Healthy => "healthy",
+            Scenario::Flaky => "flaky",
+            Scenario::Outage => "outage",
+            Scenario::Failover => "failover",
+        }
+    }
+    fn from_key(s: &str) -> Scenario {
+        match s {
+            "healthy" => Scenario::Healthy,
+            "flaky" => Scenario::Flaky,
+            "outage" => Scenario::Outage,
+            _ => Scenario::Failover,
+        }
+    }
+    fn requests(self, quick: bool) -> usize {
+        let n = match self {
+            Scenario::Healthy => 20_000,
+            Scenario::Flaky => 5_000,
+            Scenario::Outage | Scenario::Failover => 2_000,
+        };
+        if quick { n / 5 } else { n }
+    }
+}
+
+// ----- the server (parent process) -----------------------------------------------------------
+
+#[derive(Default)]
+struct ServerState {
+    attempts: AtomicU64,
+    seen: Mutex<HashMap<u64, u32>>,
+}
+
+fn start_server(state: Arc<ServerState>) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap().to_string()).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(answer(&state, req.uri())) }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn answer(state: &ServerState, uri: &hyper::Uri) -> hyper::Response<Full<Bytes>> {
+    state.attempts.fetch_add(1, Ordering::Relaxed);
+    let id: u64 = uri
+        .query()
+        .and_then(|q| q.strip_prefix("id="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let fail = match uri.path() {
+        "/down" => true,
+        "/flaky" => {
+            // Exactly 30% of logical requests (by id) fail their first attempt only.
+            let mut seen = state.seen.lock().unwrap();
+            let n = seen.entry(id).or_insert(0);
+            *n += 1;
+            id % 10 < 3 && *n == 1
+        }
+        _ => false,
+    };
+    let (status, body) = if fail {
+        (
+            502,
+            Bytes::from_static(b"<html><body><h1>502 Bad Gateway</h1></body></html>"),
+        )
+    } else {
+        (200, Bytes::from_static(&[b'x'; 64]))
+    };
+    hyper::Response::builder()
+        .status(status)
+        .body(Full::new(body))
+        .unwrap()
+}
+
+// ----- a client run (child process) ------------------------------------------------------------
+
+struct RunResult {
+    ok: usize,
+    total: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+    rss_kb: u64,
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+type Send = Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + std::marker::Send>>
+        + std::marker::Send
+        + Sync,
+>;
+
+fn client_for(name: &str, fallback: Option<String>) -> Send {
+    use reqwest_resilience::retry::{ExponentialBackoff, RetryPolicy};
+    let reqwest = || reqwest::Client::builder().no_proxy().build().unwrap();
+    async fn done<E>(outcome: Result<reqwest::Response, E>) -> bool {
+        match outcome {
+            Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+            Err(_) => false,
+        }
+    }
+    match name {
+        "raw" | "raw (A/A)" => {
+            let c = reqwest();
+            Arc::new(move |url| {
+                let c = c.clone();
+                Box::pin(async move { done(c.get(url).send().await).await })
+            })
+        }
+        "reqwest-resilience" => {
+            let policy = RetryPolicy::default().backoff(ExponentialBackoff::new(Duration::ZERO));
+            if let Some(fallback) = fallback {
+                return failover_stack(policy, reqwest(), fallback);
+            }
+            let c = reqwest_resilience::Client::builder()
+                .reqwest_client(reqwest())
+                .retry(policy)
+                .build()
+                .unwrap();
+            Arc::new(move |url| {
+                let c = c.clone();
+                Box::pin(async move { done(c.get(url).send().await).await })
+            })
+        }
+        "reqwest retry" => {
+            let policy =
+                reqwest::retry::for_host("127.0.0.1").classify_fn(|rr| match rr.status() {
+                    Some(s) if s.is_server_error() => rr.retryable(),
+                    _ => rr.success(),
+                });
+            let c = reqwest::Client::builder()
+                .no_proxy()
+                .retry(policy)
+                .build()
+                .unwrap();
+            Arc::new(move |url| {
+                let c = c.clone();
+                Box::pin(async move { done(c.get(url).send().await).await })
+            })
+        }
+        "middleware+retry" => {
+            use reqwest_retry::RetryTransientMiddleware;
+            use reqwest_retry::policies::ExponentialBackoff as Policy;
+            let policy = Policy::builder()
+                .retry_bounds(Duration::ZERO, Duration::ZERO)
+                .build_with_max_retries(2);
+            let c = reqwest_middleware::ClientBuilder::new(reqwest())
+                .with(RetryTransientMiddleware::new_with_policy(policy))
+                .build();
+            Arc::new(move |url| {
+                let c = c.clone();
+                Box::pin(async move { done(c.get(url).send().await).await })
+            })
+        }
+        "tower retry" => {
+            let svc = tower::retry::Retry::new(TowerPolicy(2), reqwest());
+            Arc::new(move |url| {
+                let svc = svc.clone();
+                Box::pin(async move {
+                    use tower::ServiceExt;
+                    let req = reqwest::Request::new(reqwest::Method::GET, url.parse().unwrap());
+                    done(svc.oneshot(req).await).await
+                })
+            })
+        }
+        other => panic!("unknown client {other}"),
+    }
+}
+
+/// Attempts that went to the dead primary in S4: all of them, and those started after its
+/// ejection (the 5th consecutive failure, the default threshold).
+#[derive(Default)]
+struct PrimaryCount {
+    total: AtomicU64,
+    after_ejection: AtomicU64,
+    failures: AtomicU64,
+    ejected_at: Mutex<Option<Instant>>,
+}
+
+static PRIMARY: std::sync::OnceLock<PrimaryCount> = std::sync::OnceLock::new();
+
+/// The client's default stack, written out with a counting service in front of the
+/// transport so that attempts to the dead primary can be told.
+fn failover_stack(
+    policy: reqwest_resilience::retry::RetryPolicy,
+    reqwest: reqwest::Client,
+    servers: String,
+) -> Send {
+    use reqwest_resilience::fallback::FallbackLayer;
+    use reqwest_resilience::timeout::{AttemptTimeoutLayer, DeadlineLayer};
+    use tower::ServiceExt;
+    let servers: Vec<String> = servers.split(' ').map(str::to_owned).collect();
+    let primary_port = reqwest::Url::parse(&servers[0]).unwrap().port();
+    let transport = reqwest_resilience::Transport::new(reqwest);
+    let counting = tower::service_fn(move |req: reqwest::Request| {
+        let to_primary = req.url().port() == primary_port;
+        let count = PRIMARY.get_or_init(PrimaryCount::default);
+        if to_primary {
+            count.total.fetch_add(1, Ordering::Relaxed);
+            if count.ejected_at.lock().unwrap().is_some() {
+                count.after_ejection.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let call = transport.clone().oneshot(req);
+        async move {
+            let outcome = call.await;
+            if to_primary
+                && outcome.is_err()
+                && count.failures.fetch_add(1, Ordering::Relaxed) + 1 == 5
+            {
+                *count.ejected_at.lock().unwrap() = Some(Instant::now());
+            }
+            outcome
+        }
+    });
+    let stack = tower::ServiceBuilder::new()
+        .layer(DeadlineLayer::new(reqwest_resilience::DEFAULT_DEADLINE))
+        .layer(reqwest_resilience::retry::RetryLayer::new(policy))
+        .layer(FallbackLayer::new(&servers).unwrap())
+        .layer(AttemptTimeoutLayer::new(
+            reqwest_resilience::DEFAULT_ATTEMPT_TIMEOUT,
+        ))
+        .service(counting);
+    let stack = tower::util::BoxCloneSyncService::new(stack);
+    Arc::new(move |url: String| {
+        let stack = stack.clone();
+        Box::pin(async move {
+            let req = reqwest::Request::new(reqwest::Method::GET, url.parse().unwrap());
+            match stack.oneshot(req).await {
+                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                Err(_) => false,
+            }
+        })
+    })
+}
+
+/// Retries 5xx answers and errors, up to `n` times, with no pause and no budget.
+#[derive(Clone)]
+struct TowerPolicy(u32);
+
+impl tower::retry::Policy<reqwest::Request, reqwest::Response, reqwest::Error> for TowerPolicy {
+    type Future = std::future::Ready<()>;
+    fn retry(
+        &mut self,
+        _req: &mut reqwest::Request,
+        result: &mut Result<reqwest::Response, reqwest::Error>,
+    ) -> Option<Self::Future> {
+        let failed = match result {
+            Ok(r) => r.status().is_server_error(),
+            Err(_) => true,
+        };
+        (failed && self.0 > 0).then(|| {
+            self.0 -= 1;
+            std::future::ready(())
+        })
+    }
+    fn clone_request(&mut self, req: &reqwest::Request) -> Option<reqwest::Request> {
+        req.try_clone()
+    }
+}
+
+fn child(args: &[String]) {
+    let (client, scenario, base) = (&args[0], Scenario::from_key(&args[1]), args[2].clone());
+    let n: usize = args[3].parse().unwrap();
+    let fallback = args.get(4).cloned();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let send = client_for(client, fallback);
+    let path = match scenario {
+        Scenario::Healthy | Scenario::Failover => "/ok",
+        Scenario::Flaky => "/flaky",
+        Scenario::Outage => "/down",
+    };
+    let result = rt.block_on(async move {
+        let next = Arc::new(AtomicUsize::new(0));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
+        let started = Instant::now();
+        let mut workers = Vec::new();
+        for _ in 0..32 {
+            let (next, ok, latencies, send, base) = (
+                next.clone(),
+                ok.clone(),
+                latencies.clone(),
+                send.clone(),
+                base.clone(),
+            );
+            workers.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return;
+                    }
+                    let t = Instant::now();
+                    if send(format!("{base}{path}?id={i}")).await {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    latencies.lock().unwrap().push(t.elapsed());
+                }
+            }));
+        }
+        for w in workers {
+            w.await.unwrap();
+        }
+        let elapsed = started.elapsed();
+        let mut l = latencies.lock().unwrap().clone();
+        l.sort();
+        let pick = |q: f64| l[((l.len() as f64 * q) as usize).min(l.len() - 1)];
+        RunResult {
+            ok: ok.load(Ordering::Relaxed),
+            total: n,
+            elapsed,
+            p50: pick(0.50),
+            p99: pick(0.99),
+            rss_kb: peak_rss_kb(),
+        }
+    });
+    let primary = PRIMARY.get_or_init(PrimaryCount::default);
+    println!(
+        "RESULT {} {} {} {} {} {} {} {}",
+        result.ok,
+        result.total,
+        result.elapsed.as_micros(),
+        result.p50.as_micros(),
+        result.p99.as_micros(),
+        result.rss_kb,
+        primary.total.load(Ordering::Relaxed),
+        primary.after_ejection.load(Ordering::Relaxed),
+    );
+}
+
+// ----- the parent: rounds, medians, the table ------------------------------------------------------
+
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    throughput: f64,
+    success: f64,
+    amplification: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    wall_s: f64,
+    rss_mb: f64,
+    primary: f64,
+    primary_after: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--child") {
+        child(&args[at + 1..]);
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let rounds = if quick { 1 } else { 3 };
+    let state = Arc::new(ServerState::default());
+    let base = format!("http://{}", start_server(state.clone()));
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let exe = std::env::current_exe().unwrap();
+    let scenarios = [
+        Scenario::Healthy,
+        Scenario::Flaky,
+        Scenario::Outage,
+        Scenario::Failover,
+    ];
+    let mut samples: HashMap<(&str, &str), Vec<Sample>> = HashMap::new();
+    for round in 0..rounds {
+        for scenario in scenarios {
+            // Rotate the order each round so no client always runs first.
+            for k in 0..CLIENTS.len() {
+                let client = CLIENTS[(k + round) % CLIENTS.len()];
+                if scenario == Scenario::Failover && client != "reqwest-resilience" {
+                    continue;
+                }
+                state.attempts.store(0, Ordering::Relaxed);
+                state.seen.lock().unwrap().clear();
+                let n = scenario.requests(quick);
+                let (target, fallback) = match scenario {
+                    Scenario::Failover => (dead.clone(), Some(format!("{dead} {base}"))),
+                    _ => (base.clone(), None),
+                };
+                let mut cmd = Command::new(&exe);
+                cmd.args(["--child", client, scenario.key(), &target, &n.to_string()]);
+                if let Some(f) = &fallback {
+                    cmd.arg(f);
+                }
+                let out = cmd.output().expect("run a client");
+                let text = String::from_utf8_lossy(&out.stdout);
+                let Some(line) = text.lines().find(|l| l.starts_with("RESULT ")) else {
+                    eprintln!(
+                        "{client} / {}: no result\n{}",
+                        scenario.name(),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    continue;
+                };
+                let f: Vec<f64> = line
+                    .split_whitespace()
+                    .skip(1)
+                    .map(|v| v.parse().unwrap())
+                    .collect();
+                let attempts = state.attempts.load(Ordering::Relaxed) as f64;
+                let sample = Sample {
+                    success: f[0] / f[1],
+                    throughput: f[1] / (f[2] / 1e6),
+                    wall_s: f[2] / 1e6,
+                    p50_ms: f[3] / 1e3,
+                    p99_ms: f[4] / 1e3,
+                    rss_mb: f[5] / 1024.0,
+                    // In S4 the dead primary refuses: its attempts are counted by the client.
+                    amplification: (attempts + f[6]) / f[1],
+                    primary: f[6],
+                    primary_after: f[7],
+                };
+                eprintln!(
+                    "round {} {:<14} {:<20} {:>9.0} req/s  ok {:>6.2}%  ampl {:.3}  p50 {:.2} ms  p99 {:.2} ms",
+                    round + 1,
+                    scenario.name(),
+                    client,
+                    sample.throughput,
+                    sample.success * 100.0,
+                    sample.amplification,
+                    sample.p50_ms,
+                    sample.p99_ms
+                );
+                samples
+                    .entry((scenario.name(), client))
+                    .or_default()
+                    .push(sample);
+            }
+        }
+    }
+    println!(
+        "\nMedians of {rounds} round(s); ratio = throughput / raw reqwest's in the same scenario.\n"
+    );
+    if let Some(s) = samples.get(&(Scenario::Failover.name(), "reqwest-resilience")) {
+        let total = median(s.iter().map(|x| x.primary).collect());
+        let after = median(s.iter().map(|x| x.primary_after).collect());
+        let all = median(s.iter().map(|x| x.amplification).collect())
+            * Scenario::Failover.requests(quick) as f64;
+        println!(
+            "S4: {total:.0} attempts went to the dead primary ({:.2}% of {all:.0}); {after:.0} of them started after its ejection.\n",
+            100.0 * total / all
+        );
+    }
+    println!(
+        "| scenario | client | req/s | ratio to raw | success | amplification | p50 ms | p99 ms | wall s | peak RSS MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for scenario in scenarios {
+        let raw = samples
+            .get(&(scenario.name(), "raw"))
+            .map(|s| median(s.iter().map(|x| x.throughput).collect()));
+        for client in CLIENTS {
+            let Some(s) = samples.get(&(scenario.name(), client)) else {
+                if scenario == Scenario::Failover {
+                    println!(
+                        "| {} | {client} | — | — | cannot express fallback servers | — | — | — | — | — |",
+                        scenario.name()
+                    );
+                }
+                continue;
+            };
+            let m = |f: fn(&Sample) -> f64| median(s.iter().map(f).collect());
+            let tp = m(|x| x.throughput);
+            let ratio = raw.map_or("—".to_owned(), |r| format!("{:.3}", tp / r));
+            println!(
+                "| {} | {client} | {tp:.0} | {ratio} | {:.2}% | {:.3} | {:.2} | {:.2} | {:.2} | {:.1} |",
+                scenario.name(),
+                m(|x| x.success) * 100.0,
+                m(|x| x.amplification),
+                m(|x| x.p50_ms),
+                m(|x| x.p99_ms),
+                m(|x| x.wall_s),
+                m(|x| x.rss_mb),
+            );
+        }
+    }
+}
