@@ -23,6 +23,8 @@ tokio::task_local! {
 #[derive(Debug, Default)]
 pub(crate) struct RequestContext {
     values: Mutex<Extensions>,
+    /// The deadline, kept apart from `values` so that setting it allocates nothing.
+    deadline: Mutex<Option<DeadlineAt>>,
     /// Sends the transport made.
     sent: AtomicU32,
     /// The highest attempt number a retry layer started.
@@ -65,12 +67,21 @@ impl RequestContext {
             .cloned()
     }
 
-    /// Sets a per-request value.
-    pub(crate) fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) {
-        self.values
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(value);
+    /// The deadline set by a deadline layer, if any.
+    pub(crate) fn deadline(&self) -> Option<DeadlineAt> {
+        *self.deadline.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets the deadline unless an earlier one is already in force; returns the one in force.
+    pub(crate) fn tighten_deadline(&self, proposed: DeadlineAt) -> DeadlineAt {
+        let mut current = self.deadline.lock().unwrap_or_else(PoisonError::into_inner);
+        match *current {
+            Some(earlier) if earlier.at <= proposed.at => earlier,
+            _ => {
+                *current = Some(proposed);
+                proposed
+            }
+        }
     }
 
     /// Counts one more request put on the wire by the transport.

@@ -536,3 +536,76 @@ fn the_backoff_crate_can_drive_the_schedule() {
         Some(Duration::from_millis(10))
     );
 }
+
+// --- 429 Too Many Requests ------------------------------------------------------------------
+
+fn too_many(retry_after: &str) -> reqwest::Response {
+    let response = http::Response::builder()
+        .status(429)
+        .header("retry-after", retry_after)
+        .body(Bytes::new())
+        .unwrap();
+    reqwest::Response::from(response)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_is_retried_after_its_retry_after() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = calls.clone();
+    let inner = service_fn(move |_req: reqwest::Request| {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        async move { Ok::<_, GatewayError>(if n == 1 { too_many("7") } else { ok_response() }) }
+    });
+    let started = Instant::now();
+    let response = RetryLayer::default()
+        .layer_on(inner)
+        .oneshot(get("http://a.test/"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(started.elapsed(), Duration::from_secs(7));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_not_retried_is_handed_back_as_it_is() {
+    for (policy, asked, expected_calls) in [
+        (RetryPolicy::default(), "3600", 1), // past the maximum
+        (
+            RetryPolicy::default().retry_too_many_requests(false),
+            "1",
+            1,
+        ), // switched off
+        (RetryPolicy::default(), "0", 3),    // every attempt limited
+    ] {
+        let calls = Arc::new(AtomicU32::new(0));
+        let counter = calls.clone();
+        let inner = service_fn(move |_req: reqwest::Request| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move { Ok::<_, GatewayError>(too_many(asked)) }
+        });
+        let response = RetryLayer::new(policy)
+            .layer_on(inner)
+            .oneshot(get("http://a.test/"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            expected_calls,
+            "Retry-After {asked}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_429_to_a_post_without_key_is_not_resent() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
+        .mount(&mock)
+        .await;
+    let response = client().post(mock.uri()).body("{}").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(mock.received_requests().await.unwrap().len(), 1);
+}

@@ -170,6 +170,14 @@ impl Details {
         self.proxy = Some(proxy.into());
     }
 
+    pub(crate) fn server_box(&self) -> Option<Box<str>> {
+        self.server.clone()
+    }
+
+    pub(crate) fn set_server_text(&mut self, server: Box<str>) {
+        self.server = Some(server);
+    }
+
     pub(crate) fn set_server(&mut self, url: &reqwest::Url) {
         self.server = Some(crate::redact::display_url(url).into_boxed_str());
     }

@@ -141,11 +141,13 @@ where
     S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError> + Send,
     S::Future: Send,
 {
+    // Where the path below the base starts: an offset, so that no copy of it is kept.
+    let path_len = request.url().path().len();
     let found = shared.servers.iter().enumerate().find_map(|(i, base)| {
         base.path_below(request.url())
-            .map(|rest| (i, rest.to_owned()))
+            .map(|rest| (i, path_len - rest.len()))
     });
-    let Some((home, rest)) = found else {
+    let Some((home, rest_at)) = found else {
         return inner.ready().await?.call(request).await;
     };
     let ctx = RequestContext::current();
@@ -185,7 +187,7 @@ where
         let this = if i == home {
             this
         } else {
-            base.retarget(this, &rest, url_credentials)
+            base.retarget(this, rest_at, url_credentials)
         };
         let span = tracing::info_span!(
             "server",

@@ -81,15 +81,17 @@ impl BaseUrl {
         (rest.is_empty() || rest.starts_with('/')).then_some(rest)
     }
 
-    /// `request`, moved from the base it was written for onto this one: path below the prefix
+    /// `request`, moved from the base it was written for onto this one (`rest_at`: where the path
+    /// below that base starts): path below the prefix
     /// and query kept; scheme, host, port and prefix swapped; `Host` made consistent; the
     /// original server's credentials dropped and this server's own (if its URL has them) used.
     pub(crate) fn retarget(
         &self,
         mut request: reqwest::Request,
-        rest: &str,
+        rest_at: usize,
         drop_auth: bool,
     ) -> reqwest::Request {
+        let rest = request.url().path().get(rest_at..).unwrap_or("");
         let mut url = self.url.clone();
         let _ = url.set_username("");
         let _ = url.set_password(None);

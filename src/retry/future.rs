@@ -2,8 +2,9 @@
 
 use super::{IdempotentOptIn, PolicyOverride, RetryPolicy};
 use crate::context::{DeadlineAt, RequestContext};
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{Details, ErrorKind, GatewayError, Origin, ResponseSnapshot};
 use crate::redact::DisplayUrl;
+use http::StatusCode;
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
@@ -115,6 +116,26 @@ where
             let mut err = match outcome {
                 Ok(response) => {
                     attempt_span.record("http.response.status_code", response.status().as_u16());
+                    drop(attempt_span);
+                    if response.status() == StatusCode::TOO_MANY_REQUESTS && policy.retry_too_many_requests {
+                        // A 429 is not a gateway failure: it is retried like one (hints, budget,
+                        // deadline, idempotency), and handed back as it is when not retried.
+                        let limited = too_many_requests(&response);
+                        let deadline = ctx.as_ref().and_then(|c| c.deadline());
+                        let next = decide(&policy, &limited, true, attempt, idempotent, replayable, previous_delay, deadline);
+                        if let Next::RetryAfter(delay, reason) = charge(&policy, next, false, &mut spent) {
+                            if let Some(copy) = next_copy(&mut spare, attempt, policy.max_attempts) {
+                                tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, reason, "retrying after 429 Too Many Requests");
+                                next_request = Some(copy);
+                                previous_delay = delay;
+                                drop(response);
+                                tokio::time::sleep(delay).await;
+                                continue;
+                            }
+                        }
+                        tracing::Span::current().record("attempts", attempt);
+                        return Ok(response);
+                    }
                     if let Some(budget) = &policy.budget {
                         if spent > 0 {
                             budget.refund(spent);
@@ -138,24 +159,10 @@ where
                 ctx.record_failure(&err);
             }
 
-            let deadline = ctx.as_ref().and_then(|c| c.get::<DeadlineAt>());
-            let next = decide(&policy, &err, attempt, idempotent, replayable, previous_delay, deadline);
-            let next = match next {
-                Next::RetryAfter(delay, reason) => match &policy.budget {
-                    Some(budget) => {
-                        let cost = budget.cost(err.kind() == ErrorKind::CgiTimeout);
-                        if budget.try_withdraw(cost) {
-                            spent += cost;
-                            Next::RetryAfter(delay, reason)
-                        } else {
-                            Next::GiveUp(Some("the retry budget is exhausted".into()))
-                        }
-                    }
-                    None => Next::RetryAfter(delay, reason),
-                },
-                give_up => give_up,
-            };
-            match next {
+            let deadline = ctx.as_ref().and_then(|c| c.deadline());
+            let cause_retried = policy.retries_cause(&err);
+            let next = decide(&policy, &err, cause_retried, attempt, idempotent, replayable, previous_delay, deadline);
+            match charge(&policy, next, err.kind() == ErrorKind::CgiTimeout, &mut spent) {
                 Next::RetryAfter(delay, reason) => {
                     tracing::warn!(
                         attempt,
@@ -166,12 +173,7 @@ where
                         "retrying"
                     );
                     // `decide` only retries when a copy exists.
-                    // The last attempt takes the copy itself; earlier ones take a copy of it.
-                    next_request = if attempt + 1 >= policy.max_attempts {
-                        spare.take()
-                    } else {
-                        spare.as_ref().and_then(reqwest::Request::try_clone)
-                    };
+                    next_request = next_copy(&mut spare, attempt, policy.max_attempts);
                     if next_request.is_none() {
                         return Err(finish(err, attempt, Some("the request could not be copied".into())));
                     }
@@ -193,6 +195,53 @@ where
     .await
 }
 
+/// The request for the next attempt: the last attempt takes the kept copy itself, earlier ones
+/// a copy of it.
+fn next_copy(
+    spare: &mut Option<reqwest::Request>,
+    attempt: u32,
+    max_attempts: u32,
+) -> Option<reqwest::Request> {
+    if attempt + 1 >= max_attempts {
+        spare.take()
+    } else {
+        spare.as_ref().and_then(reqwest::Request::try_clone)
+    }
+}
+
+/// Takes a retry's cost from the budget, or turns the retry into a give-up.
+fn charge(policy: &RetryPolicy, next: Next, after_timeout: bool, spent: &mut u32) -> Next {
+    match (next, &policy.budget) {
+        (Next::RetryAfter(delay, reason), Some(budget)) => {
+            let cost = budget.cost(after_timeout);
+            if budget.try_withdraw(cost) {
+                *spent += cost;
+                Next::RetryAfter(delay, reason)
+            } else {
+                Next::GiveUp(Some("the retry budget is exhausted".into()))
+            }
+        }
+        (next, _) => next,
+    }
+}
+
+/// A 429 seen as a failure, only to decide on a retry with the same rules.
+fn too_many_requests(response: &reqwest::Response) -> GatewayError {
+    let snapshot = ResponseSnapshot::new(
+        response.status(),
+        response.headers().clone(),
+        bytes::Bytes::new(),
+        false,
+    );
+    let details = Details::new(
+        ErrorKind::ServiceUnavailable,
+        Origin::Upstream,
+        "429 Too Many Requests".into(),
+    )
+    .with_response(snapshot);
+    GatewayError::from_details(ErrorKind::ServiceUnavailable, details)
+}
+
 fn finish(mut err: GatewayError, attempt: u32, why: Option<Cow<'static, str>>) -> GatewayError {
     let details = err.details_mut();
     if details.attempts() < attempt {
@@ -204,16 +253,18 @@ fn finish(mut err: GatewayError, attempt: u32, why: Option<Cow<'static, str>>) -
     err
 }
 
+#[allow(clippy::too_many_arguments)]
 fn decide(
     policy: &RetryPolicy,
     err: &GatewayError,
+    cause_retried: bool,
     attempt: u32,
     idempotent: bool,
     replayable: bool,
     previous_delay: Duration,
     deadline: Option<DeadlineAt>,
 ) -> Next {
-    if !policy.retries_cause(err) {
+    if !cause_retried {
         return Next::GiveUp(None);
     }
     if attempt >= policy.max_attempts {

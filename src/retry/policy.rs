@@ -36,6 +36,7 @@ pub struct RetryPolicy {
     pub(super) honor_retry_after: bool,
     pub(super) max_retry_after: Duration,
     pub(super) budget: Option<RetryBudget>,
+    pub(super) retry_too_many_requests: bool,
 }
 
 impl Default for RetryPolicy {
@@ -48,6 +49,7 @@ impl Default for RetryPolicy {
             honor_retry_after: true,
             max_retry_after: Duration::from_secs(30),
             budget: Some(RetryBudget::default()),
+            retry_too_many_requests: true,
         }
     }
 }
@@ -96,6 +98,16 @@ impl RetryPolicy {
     /// Whether `Retry-After` and rate-limit reset hints on a 503 or 429 set the pause.
     pub fn honor_retry_after(mut self, yes: bool) -> Self {
         self.honor_retry_after = yes;
+        self
+    }
+
+    /// Whether a `429 Too Many Requests` answer is retried (default: yes), by the same rules
+    /// as a 503: its `Retry-After` or rate-limit hint sets the pause, the budget, the deadline
+    /// and the idempotency rule apply, and the [`retry_if`](Self::retry_if) predicate is not
+    /// consulted. A 429 that is not retried (or still comes after the last attempt) is handed
+    /// back as the `Ok` response it is: it is not a gateway failure.
+    pub fn retry_too_many_requests(mut self, yes: bool) -> Self {
+        self.retry_too_many_requests = yes;
         self
     }
 
@@ -160,6 +172,7 @@ impl fmt::Debug for RetryPolicy {
             .field("honor_retry_after", &self.honor_retry_after)
             .field("max_retry_after", &self.max_retry_after)
             .field("budget", &self.budget)
+            .field("retry_too_many_requests", &self.retry_too_many_requests)
             .finish()
     }
 }

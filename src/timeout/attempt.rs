@@ -1,5 +1,5 @@
 use super::{AttemptTimeoutOverride, BoxFuture, body};
-use crate::context::{DeadlineAt, RequestContext};
+use crate::context::RequestContext;
 use crate::error::{Details, ErrorKind, GatewayError, Origin};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -89,7 +89,7 @@ where
             .map_or(self.config.timeout, |o| o.0);
         let left = ctx
             .as_ref()
-            .and_then(|c| c.get::<DeadlineAt>())
+            .and_then(|c| c.deadline())
             .map(|d| d.remaining());
         let timeout = left.map_or(configured, |left| left.min(configured));
         let include_body = self.config.include_body;

@@ -76,20 +76,12 @@ where
     fn call(&mut self, request: reqwest::Request) -> Self::Future {
         let ctx = RequestContext::current_or_new();
         let total = ctx.get::<DeadlineOverride>().map_or(self.deadline, |o| o.0);
-        let mine = DeadlineAt {
+        // An outer, earlier deadline stays in force.
+        let effective = ctx.tighten_deadline(DeadlineAt {
             at: Instant::now() + total,
             total,
-        };
-        // An outer, earlier deadline stays in force.
-        let effective = match ctx.get::<DeadlineAt>() {
-            Some(outer) if outer.at <= mine.at => outer,
-            _ => {
-                ctx.insert(mine);
-                mine
-            }
-        };
+        });
         let method = request.method().clone();
-        let url = request.url().clone();
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let scoped = RequestContext::scope(ctx.clone(), async move { inner.call(request).await });
@@ -98,21 +90,18 @@ where
                 // A failure at the deadline (an attempt timer cut to it) is the deadline's.
                 Ok(Err(err)) if Instant::now() >= effective.at => {
                     ctx.record_failure(&err);
-                    Err(exceeded(&ctx, effective, method, &url))
+                    Err(exceeded(&ctx, effective, method))
                 }
                 Ok(outcome) => outcome,
-                Err(_elapsed) => Err(exceeded(&ctx, effective, method, &url)),
+                Err(_elapsed) => Err(exceeded(&ctx, effective, method)),
             }
         })
     }
 }
 
-fn exceeded(
-    ctx: &RequestContext,
-    deadline: DeadlineAt,
-    method: reqwest::Method,
-    url: &reqwest::Url,
-) -> GatewayError {
+/// The deadline's error; its server is the last failure's (the deadline layer keeps no copy of
+/// the URL, to stay allocation-free on the healthy path).
+fn exceeded(ctx: &RequestContext, deadline: DeadlineAt, method: reqwest::Method) -> GatewayError {
     let last = ctx.last_failure();
     let attempts = ctx
         .attempts()
@@ -128,8 +117,14 @@ fn exceeded(
         .into(),
     )
     .with_causes(last.into_iter().collect());
+    if let Some(server) = details
+        .causes()
+        .last()
+        .and_then(|c| c.details().server_box())
+    {
+        details.set_server_text(server);
+    }
     details.set_method(method);
-    details.set_server(url);
     details.set_attempts(attempts);
     tracing::warn!(
         deadline_ms = deadline.total.as_millis() as u64,
