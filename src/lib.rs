@@ -165,6 +165,7 @@ mod context;
 pub mod diagnosis;
 pub mod error;
 pub mod fallback;
+mod plumbing;
 mod proxy;
 mod redact;
 pub mod retry;

@@ -111,8 +111,7 @@ where
     }
 
     fn call(&mut self, request: reqwest::Request) -> Self::Future {
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        let inner = crate::plumbing::take_ready(&mut self.inner);
         Box::pin(fail_over(inner, self.shared.clone(), request))
     }
 }

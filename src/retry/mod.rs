@@ -126,9 +126,7 @@ where
     }
 
     fn call(&mut self, request: reqwest::Request) -> Self::Future {
-        // The ready service goes with this call; a fresh clone waits for the next one.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        let inner = crate::plumbing::take_ready(&mut self.inner);
         ResponseFuture::new(inner, self.policy.clone(), request)
     }
 }

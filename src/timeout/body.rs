@@ -3,13 +3,12 @@
 use crate::error::{ErrorKind, GatewayError};
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use reqwest::ResponseBuilderExt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::plumbing::{BoxError, rebuild, split};
 
 /// The same response, its body ending with a `CgiTimeout` error if still streaming at `ends`.
 pub(super) fn bound(
@@ -17,18 +16,14 @@ pub(super) fn bound(
     ends: Instant,
     timeout: Duration,
 ) -> reqwest::Response {
-    let url = response.url().clone();
-    let (mut parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
+    let (url, parts, body) = split(response);
     let body = TimedBody {
         inner: body,
         sleep: Box::pin(tokio::time::sleep_until(ends)),
         timeout,
         done: false,
     };
-    if let Ok(with_url) = http::Response::builder().url(url).body(()) {
-        parts.extensions.extend(with_url.into_parts().0.extensions);
-    }
-    reqwest::Response::from(http::Response::from_parts(parts, reqwest::Body::wrap(body)))
+    rebuild(url, parts, body)
 }
 
 struct TimedBody {

@@ -82,8 +82,7 @@ where
             total,
         });
         let method = request.method().clone();
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = crate::plumbing::take_ready(&mut self.inner);
         let scoped = RequestContext::scope(ctx.clone(), async move { inner.call(request).await });
         Box::pin(async move {
             match tokio::time::timeout_at(effective.at, scoped).await {

@@ -5,18 +5,16 @@ use crate::error::{GatewayError, ResponseSnapshot};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
-use reqwest::ResponseBuilderExt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::plumbing::{BoxError, rebuild, split};
 
 /// Classifies a 5xx response: `Err` for a gateway failure, else the same response, whole.
 pub(super) async fn classify(
     response: reqwest::Response,
 ) -> Result<reqwest::Response, GatewayError> {
-    let url = response.url().clone();
-    let (mut parts, mut body) = http::Response::<reqwest::Body>::from(response).into_parts();
+    let (url, parts, mut body) = split(response);
 
     let mut prefix = BytesMut::new();
     let mut held: Option<Result<Frame<Bytes>, BoxError>> = None;
@@ -55,13 +53,7 @@ pub(super) async fn classify(
         held,
         rest: (!complete).then_some(body),
     };
-    if let Ok(with_url) = http::Response::builder().url(url).body(()) {
-        parts.extensions.extend(with_url.into_parts().0.extensions);
-    }
-    Ok(reqwest::Response::from(http::Response::from_parts(
-        parts,
-        reqwest::Body::wrap(rest),
-    )))
+    Ok(rebuild(url, parts, rest))
 }
 
 /// The bytes already read, then whatever was held back (trailers or an error), then the rest.
