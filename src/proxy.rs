@@ -66,6 +66,20 @@ impl ProxyMap {
     }
 }
 
+impl std::fmt::Display for ProxyMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.http, &self.https) {
+            (Some(a), Some(b)) if a == b => f.write_str(a),
+            (http, https) => write!(
+                f,
+                "http: {}, https: {}",
+                http.as_deref().unwrap_or("none"),
+                https.as_deref().unwrap_or("none")
+            ),
+        }
+    }
+}
+
 fn display(url: &str) -> Option<String> {
     let parsed = Url::parse(url.trim()).ok()?;
     let host = parsed.host_str()?;

@@ -110,3 +110,25 @@ async fn secrets_never_leak() {
         assert!(!text.contains(secret), "{secret} leaked:\n{text}");
     }
 }
+
+#[test]
+fn configuration_debug_output_hides_credentials() {
+    let builder = Client::builder()
+        .proxy("http://proxyuser:SECRET-PROXY-PASS@127.0.0.1:3128")
+        .fallback_servers([
+            "http://svc:SECRET-BASE-PASS@10.0.0.1:8080/api",
+            "http://10.0.0.2:8080",
+        ]);
+    let layer = reqwest_resilience::fallback::FallbackLayer::new([
+        "http://svc:SECRET-BASE-PASS@10.0.0.1:8080",
+    ])
+    .unwrap();
+    let shown = format!("{builder:?} {layer:?}");
+    for secret in ["SECRET-PROXY-PASS", "SECRET-BASE-PASS", "proxyuser", "svc:"] {
+        assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+    }
+    assert!(
+        shown.contains("127.0.0.1:3128") && shown.contains("10.0.0.1:8080"),
+        "{shown}"
+    );
+}

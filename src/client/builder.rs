@@ -37,7 +37,6 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 ///     .unwrap();
 /// ```
 #[must_use]
-#[derive(Debug)]
 pub struct ClientBuilder {
     reqwest: Option<ReqwestSource>,
     retry: RetryPolicy,
@@ -46,6 +45,31 @@ pub struct ClientBuilder {
     deadline: Option<Duration>,
     fallback: Option<FallbackBuilder>,
     proxy: Option<String>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The proxy URL may carry credentials: only its scheme, host and port are shown.
+        let proxy = self
+            .proxy
+            .as_deref()
+            .map(|p| ProxyMap::all(p).map_or_else(|| "<invalid>".to_owned(), |m| m.to_string()));
+        f.debug_struct("ClientBuilder")
+            .field(
+                "reqwest",
+                &self.reqwest.as_ref().map(|r| match r {
+                    ReqwestSource::Builder(_) => "a reqwest::ClientBuilder",
+                    ReqwestSource::Client(_) => "a reqwest::Client",
+                }),
+            )
+            .field("retry", &self.retry)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("include_body", &self.include_body)
+            .field("deadline", &self.deadline)
+            .field("fallback", &self.fallback)
+            .field("proxy", &proxy)
+            .finish()
+    }
 }
 
 impl Default for ClientBuilder {
@@ -62,7 +86,6 @@ impl Default for ClientBuilder {
     }
 }
 
-#[derive(Debug)]
 enum ReqwestSource {
     Builder(Box<reqwest::ClientBuilder>),
     Client(reqwest::Client),

@@ -49,11 +49,29 @@ impl FallbackLayer {
 }
 
 /// Configures a [`FallbackLayer`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct FallbackBuilder {
     servers: Vec<String>,
     rules: EjectionRules,
+}
+
+impl std::fmt::Debug for FallbackBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URLs as given may carry credentials: show only what can be shown.
+        let shown: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| {
+                BaseUrl::parse(s)
+                    .map_or_else(|_| "<invalid>".to_owned(), |b| b.display().to_owned())
+            })
+            .collect();
+        f.debug_struct("FallbackBuilder")
+            .field("servers", &shown)
+            .field("rules", &self.rules)
+            .finish()
+    }
 }
 
 impl FallbackBuilder {

@@ -30,11 +30,18 @@ impl InvalidBaseUrl {
 }
 
 /// One server: scheme, host, port and an optional path prefix.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct BaseUrl {
     url: Url,
     prefix: String,
     display: String,
+}
+
+impl std::fmt::Debug for BaseUrl {
+    /// Only what may be shown: the URL's credentials stay out of `Debug` too.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("BaseUrl").field(&self.display).finish()
+    }
 }
 
 impl BaseUrl {
