@@ -431,3 +431,22 @@ async fn concurrent_use_from_many_tasks() {
     );
     assert!(svc.is_ejected(0));
 }
+
+#[tokio::test]
+async fn a_path_alone_is_relative_to_the_primary() {
+    let primary = refused_url("").await;
+    let backup = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/svc/items"))
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("relative"))
+        .mount(&backup)
+        .await;
+    let client = Client::builder()
+        .no_retry()
+        .fallback_servers([format!("{primary}/api/"), format!("{}/svc", backup.uri())])
+        .build()
+        .unwrap();
+    let response = client.get("/items?page=2").send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "relative");
+}

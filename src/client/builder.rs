@@ -221,6 +221,11 @@ impl ClientBuilder {
         let attempt = self
             .attempt_timeout
             .map(|t| AttemptTimeoutLayer::new(t).include_body(self.include_body));
+        let primary = self
+            .fallback
+            .as_ref()
+            .and_then(FallbackBuilder::primary)
+            .map(std::sync::Arc::<str>::from);
         let fallback = self.fallback.map(FallbackBuilder::build).transpose()?;
         let service = ServiceBuilder::new()
             .option_layer(self.deadline.map(DeadlineLayer::new))
@@ -229,6 +234,10 @@ impl ClientBuilder {
             .option_layer(attempt)
             .service(Transport::new(reqwest.clone()).with_proxies(proxies));
         let stack: Stack = BoxCloneSyncService::new(service);
-        Ok(Client { reqwest, stack })
+        Ok(Client {
+            reqwest,
+            stack,
+            primary,
+        })
     }
 }

@@ -30,6 +30,8 @@ pub(crate) type Stack = BoxCloneSyncService<reqwest::Request, reqwest::Response,
 pub struct Client {
     reqwest: reqwest::Client,
     stack: Stack,
+    /// The primary fallback server, for requests given as a path (`/items`).
+    primary: Option<std::sync::Arc<str>>,
 }
 
 impl Client {
@@ -80,8 +82,14 @@ impl Client {
         self.request(Method::HEAD, url)
     }
 
-    /// Starts a request with any method.
+    /// Starts a request with any method. With [fallback servers](ClientBuilder::fallback_servers),
+    /// `url` may also be a path (`/items?page=2`), taken relative to the primary server.
     pub fn request<U: IntoUrl + AsRef<str>>(&self, method: Method, url: U) -> RequestBuilder {
+        // With fallback servers, a path alone is relative to the primary (its prefix kept).
+        if let (Some(primary), true) = (&self.primary, url.as_ref().starts_with('/')) {
+            let absolute = format!("{}{}", primary.trim_end_matches('/'), url.as_ref());
+            return self.request(method, absolute);
+        }
         // reqwest turns a URL's user name and password into an `Authorization` header; remember
         // it came from the URL so that it goes to that server only.
         let has_userinfo = url.as_ref().contains('@')

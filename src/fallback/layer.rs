@@ -101,6 +101,12 @@ impl FallbackBuilder {
         self
     }
 
+    /// The primary server's URL as given (credentials included: it is only used to build
+    /// requests to that same server).
+    pub(crate) fn primary(&self) -> Option<&str> {
+        self.servers.first().map(|s| s.trim())
+    }
+
     /// Checks the base URLs and builds the layer.
     pub fn build(self) -> Result<FallbackLayer, InvalidBaseUrl> {
         let servers = self

@@ -5,7 +5,9 @@
 //! healthy server in that order — the primary whenever it is healthy — and, on a gateway
 //! failure, to the next one, each server at most once per call. The path below the prefix and
 //! the query are kept; scheme, host, port and prefix are swapped; an explicit `Host` header is
-//! rewritten to match. Requests to other hosts pass through untouched.
+//! rewritten to match. Requests to other hosts pass through untouched. Through the
+//! [`Client`](crate::Client), a request may also be given as a path alone (`/items?page=2`),
+//! relative to the primary.
 //!
 //! # When it fails over
 //!
