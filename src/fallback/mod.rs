@@ -258,7 +258,15 @@ fn counts_against_health(err: &GatewayError) -> bool {
 
 fn all_failed(mut causes: Vec<GatewayError>, method: &reqwest::Method) -> GatewayError {
     match causes.len() {
-        0 => GatewayError::new(ErrorKind::NoServer, "no healthy server left"),
+        0 => {
+            let details = Details::new(
+                ErrorKind::NoServer,
+                Origin::Local,
+                "no healthy server left".into(),
+            )
+            .with_request_unsent(true);
+            GatewayError::from_details(ErrorKind::NoServer, details)
+        }
         1 => causes.remove(0),
         n => {
             let unsent = causes.iter().all(GatewayError::is_request_unsent);
