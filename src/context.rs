@@ -126,6 +126,14 @@ pub(crate) struct DeadlineAt {
     pub(crate) total: std::time::Duration,
 }
 
+/// `now + duration`, or a time far in the future when that does not fit (a `Duration::MAX`
+/// setting means "no limit", not a panic).
+pub(crate) fn instant_after(duration: std::time::Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(duration)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(60 * 60 * 24 * 365 * 30))
+}
+
 impl DeadlineAt {
     /// Time left, zero when passed.
     pub(crate) fn remaining(&self) -> std::time::Duration {

@@ -239,3 +239,37 @@ async fn dropping_the_future_closes_the_connection() {
         "the dropped attempt's connection is still open"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn huge_settings_mean_no_limit_not_a_panic() {
+    // Timers of Duration::MAX do not overflow: a hang stays pending.
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::MAX))
+        .layer(AttemptTimeoutLayer::new(Duration::MAX).include_body(true))
+        .service(scripted(calls.clone(), |_| false));
+    let outcome = tokio::time::timeout(Duration::from_secs(3600), svc.oneshot(get())).await;
+    assert!(outcome.is_err(), "nothing should end within the hour");
+
+    // A pause of Duration::MAX cannot fit in any deadline: the error comes back at once.
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::MAX))
+        .layer(RetryLayer::new(
+            RetryPolicy::default()
+                .backoff(
+                    ExponentialBackoff::new(Duration::MAX)
+                        .cap(Duration::MAX)
+                        .jitter(reqwest_resilience::retry::Jitter::None),
+                )
+                .max_retry_after(Duration::MAX),
+        ))
+        .service(scripted(calls.clone(), |_| true));
+    let err = svc.oneshot(get()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ForwarderConnection);
+    assert_eq!(
+        err.not_retried_because(),
+        Some("the deadline leaves no time for another attempt")
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}

@@ -114,7 +114,7 @@ impl ExponentialBackoff {
         if !secs.is_finite() || secs >= self.cap.as_secs_f64() {
             self.cap
         } else {
-            Duration::from_secs_f64(secs)
+            Duration::try_from_secs_f64(secs).map_or(self.cap, |d| d.min(self.cap))
         }
     }
 }

@@ -95,7 +95,8 @@ where
                 ctx.note_attempt(attempt);
             }
             let Some(request) = next_request.take() else {
-                unreachable!("a request is prepared before every attempt")
+                // Not reachable: a copy is prepared before every retry. Never a panic, though.
+                return Err(GatewayError::new(ErrorKind::Other, "no request left to send"));
             };
             let attempt_span = tracing::info_span!(
                 "attempt",

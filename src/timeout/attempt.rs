@@ -1,5 +1,5 @@
 use super::{AttemptTimeoutOverride, BoxFuture, body};
-use crate::context::RequestContext;
+use crate::context::{RequestContext, instant_after};
 use crate::error::{Details, ErrorKind, GatewayError, Origin};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -98,7 +98,9 @@ where
         let started = Instant::now();
         let fut = self.inner.call(request);
         Box::pin(async move {
-            let ends = started + timeout;
+            let ends = started
+                .checked_add(timeout)
+                .unwrap_or_else(|| instant_after(timeout));
             match tokio::time::timeout_at(ends, fut).await {
                 Ok(Ok(response)) if include_body => Ok(body::bound(response, ends, timeout)),
                 Ok(outcome) => outcome,

@@ -1,5 +1,5 @@
 use super::{BoxFuture, DeadlineOverride};
-use crate::context::{DeadlineAt, RequestContext};
+use crate::context::{DeadlineAt, RequestContext, instant_after};
 use crate::error::{Details, ErrorKind, GatewayError, Origin};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -78,7 +78,7 @@ where
         let total = ctx.get::<DeadlineOverride>().map_or(self.deadline, |o| o.0);
         // An outer, earlier deadline stays in force.
         let effective = ctx.tighten_deadline(DeadlineAt {
-            at: Instant::now() + total,
+            at: instant_after(total),
             total,
         });
         let method = request.method().clone();
