@@ -140,7 +140,7 @@ impl RequestBuilder {
     /// Sends the request through the client's stack.
     pub async fn send(self) -> Result<reqwest::Response, GatewayError> {
         let request = self.inner.build().map_err(invalid)?;
-        send(self.client.stack.clone(), request, self.options).await
+        send(self.client.stack, request, self.options).await
     }
 }
 
