@@ -29,7 +29,8 @@ async fn futures_are_send() {
     send(&future);
     drop(future);
     let mut retry = RetryLayer::default().layer_on(Transport::default());
-    let request = reqwest::Request::new(reqwest::Method::GET, "http://127.0.0.1:9/".parse().unwrap());
+    let request =
+        reqwest::Request::new(reqwest::Method::GET, "http://127.0.0.1:9/".parse().unwrap());
     let future = retry.call(request);
     send(&future);
     drop(future);
