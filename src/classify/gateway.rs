@@ -19,6 +19,10 @@ pub enum Gateway {
     Squid,
     /// Tinyproxy.
     Tinyproxy,
+    /// Apache httpd (`mod_proxy`).
+    Apache,
+    /// Varnish Cache.
+    Varnish,
     /// Caddy.
     Caddy,
     /// Cloudflare's edge.
@@ -41,6 +45,8 @@ impl Gateway {
             Gateway::HaProxy => "HAProxy",
             Gateway::Squid => "Squid",
             Gateway::Tinyproxy => "Tinyproxy",
+            Gateway::Apache => "Apache httpd",
+            Gateway::Varnish => "Varnish",
             Gateway::Caddy => "Caddy",
             Gateway::Cloudflare => "Cloudflare",
             Gateway::AwsAlb => "AWS ALB",
@@ -68,6 +74,10 @@ impl Gateway {
             Gateway::Squid
         } else if v.contains("tinyproxy") {
             Gateway::Tinyproxy
+        } else if v.contains("varnish") {
+            Gateway::Varnish
+        } else if v.starts_with("apache") {
+            Gateway::Apache
         } else if v.contains("caddy") {
             Gateway::Caddy
         } else if v.contains("awselb") {

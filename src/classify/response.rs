@@ -17,7 +17,9 @@ use http::{HeaderMap, StatusCode};
 /// 3. Envoy's local replies (`… reset reason: <reason>`, `no healthy upstream`,
 ///    `upstream request timeout`), whatever their status;
 /// 4. Cloudflare's 520–527 and 530 with its `1xxx` error code;
-/// 5. HAProxy's default error pages, and Tinyproxy's `500 Unable to connect`;
+/// 5. HAProxy's default error pages, Tinyproxy's `500 Unable to connect`, Apache httpd's
+///    `mod_proxy` "Proxy Error" pages (with their `Reason:` line) and Varnish's
+///    "Backend fetch failed";
 /// 6. the status alone: 504 → [`ErrorKind::CgiTimeout`], 502 → [`ErrorKind::BadGateway`],
 ///    503 → [`ErrorKind::ServiceUnavailable`] (an AWS ALB's 503 means no registered target:
 ///    [`ErrorKind::NoServer`]).
@@ -64,6 +66,12 @@ pub fn classify_response(
         return Some(found);
     }
     if let Some(found) = tinyproxy(hop, &text) {
+        return Some(found);
+    }
+    if let Some(found) = apache(code, &text) {
+        return Some(found);
+    }
+    if let Some(found) = varnish(headers, &text) {
         return Some(found);
     }
     by_status(code, hop)
@@ -314,6 +322,89 @@ fn tinyproxy(hop: Option<Gateway>, text: &str) -> Option<Classification> {
     None
 }
 
+/// Apache httpd's `mod_proxy` error pages: "Proxy Error" with a `Reason:` line, or "DNS lookup
+/// failure for:", and the 503 it answers when the backend refuses.
+fn apache(code: u16, text: &str) -> Option<Classification> {
+    let ap = Some(Gateway::Apache);
+    if text.contains("dns lookup failure for") {
+        return Some(
+            Classification::new(
+                ErrorKind::NoServer,
+                ap,
+                "Apache mod_proxy: DNS lookup failure",
+            )
+            .unsent(),
+        );
+    }
+    if !text.contains("the proxy server received an invalid response from an upstream server")
+        && !text.contains("<title>502 proxy error</title>")
+    {
+        return (code == 503
+            && text.contains("the server is temporarily unable to service your")
+            && text.contains("request due to maintenance downtime or capacity"))
+        .then(|| {
+            Classification::new(
+                ErrorKind::ServiceUnavailable,
+                ap,
+                "Apache: service unavailable",
+            )
+        });
+    }
+    let reason = text
+        .find("reason:")
+        .map(|at| &text[at + "reason:".len()..])
+        .map(|rest| strip_tags(rest.split("</p>").next().unwrap_or(rest)))
+        .unwrap_or_default();
+    let kind = if reason.contains("error reading from remote server") {
+        ErrorKind::PrematureExit
+    } else if reason.contains("timeout") || reason.contains("timed out") {
+        ErrorKind::CgiTimeout
+    } else {
+        ErrorKind::BadGateway
+    };
+    let evidence = if reason.is_empty() {
+        "Apache mod_proxy: invalid response from an upstream server".to_owned()
+    } else {
+        format!("Apache mod_proxy reason: {}", truncate(reason.trim(), 64))
+    };
+    Some(Classification::new(kind, ap, evidence))
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Varnish's synthetic "Backend fetch failed" page (a "Guru Meditation"): the backend did not
+/// give a usable answer.
+fn varnish(headers: &HeaderMap, text: &str) -> Option<Classification> {
+    let from_varnish = headers.contains_key("x-varnish")
+        || headers.get_all(http::header::VIA).iter().any(|v| {
+            v.as_bytes()
+                .to_ascii_lowercase()
+                .windows(7)
+                .any(|w| w == b"varnish")
+        });
+    if !(from_varnish || text.contains("guru meditation")) || !text.contains("backend fetch failed")
+    {
+        return None;
+    }
+    Some(Classification::new(
+        ErrorKind::BadGateway,
+        Some(Gateway::Varnish),
+        "Varnish: backend fetch failed",
+    ))
+}
+
 fn by_status(code: u16, hop: Option<Gateway>) -> Option<Classification> {
     let found = match code {
         504 => Classification::new(ErrorKind::CgiTimeout, hop, "status 504 Gateway Timeout"),
@@ -410,6 +501,48 @@ mod tests {
             Some(ErrorKind::NoServer)
         );
         assert_eq!(classify(530, "nothing"), Some(ErrorKind::BadGateway));
+    }
+
+    #[test]
+    fn apache_mod_proxy_pages() {
+        let page = |reason: &str| {
+            format!(
+                "<html><head><title>502 Proxy Error</title></head><body><h1>Proxy Error</h1><p>The proxy server received an invalid response from an upstream server.<br />The proxy server could not handle the request<p>Reason: <strong>{reason}</strong></p></p></body></html>"
+            )
+        };
+        assert_eq!(
+            classify(502, &page("Error reading from remote server")),
+            Some(ErrorKind::PrematureExit)
+        );
+        assert_eq!(
+            classify(502, &page("something new")),
+            Some(ErrorKind::BadGateway)
+        );
+        let dns = "<title>502 Proxy Error</title><p>Reason: <strong>DNS lookup failure for: backend.internal</strong></p>";
+        assert_eq!(classify(502, dns), Some(ErrorKind::NoServer));
+        let busy = "<h1>Service Unavailable</h1><p>The server is temporarily unable to service your\nrequest due to maintenance downtime or capacity\nproblems. Please try again later.</p>";
+        let c = classify_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &HeaderMap::new(),
+            busy.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.kind, c.gateway),
+            (ErrorKind::ServiceUnavailable, Some(Gateway::Apache))
+        );
+    }
+
+    #[test]
+    fn varnish_backend_fetch_failed() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-varnish", "32770".parse().unwrap());
+        let page = b"<html><head><title>503 Backend fetch failed</title></head><body><h1>Error 503 Backend fetch failed</h1><h3>Guru Meditation:</h3><p>XID: 32770</p></body></html>";
+        let c = classify_response(StatusCode::SERVICE_UNAVAILABLE, &headers, page).unwrap();
+        assert_eq!(
+            (c.kind, c.gateway),
+            (ErrorKind::BadGateway, Some(Gateway::Varnish))
+        );
     }
 
     #[test]

@@ -9,13 +9,13 @@
 //! | variant | substatus | upstream answer | our own transport |
 //! |---|---|---|---|
 //! | [`CgiTimeout`](GatewayError::CgiTimeout) | 502.1 | IIS 502.1; any gateway's 504; Envoy `upstream request timeout`; Cloudflare 524; Squid `ERR_READ_TIMEOUT` | response head not received in time; our attempt timeout |
-//! | [`PrematureExit`](GatewayError::PrematureExit) | 502.2 | IIS 502.2; HAProxy "invalid or incomplete response"; Envoy `connection termination`; Cloudflare 520; ANCM 502.5 startup failure | reset or close before a complete response; a truncated body |
-//! | [`ForwarderConnection`](GatewayError::ForwarderConnection) | 502.3 | IIS 502.3 / ARR 0x80072efd; Envoy `remote connection failure`; Cloudflare 521, 522, 525, 526; Squid `ERR_CONNECT_FAIL` | connection refused, connect timeout, TLS handshake failure |
-//! | [`NoServer`](GatewayError::NoServer) | 502.4 | IIS 502.4; Envoy `no healthy upstream`; HAProxy "No server is available"; ALB 503; Cloudflare 523, 530/1016; Squid `ERR_DNS_FAIL` | DNS failure; no healthy fallback server left |
+//! | [`PrematureExit`](GatewayError::PrematureExit) | 502.2 | IIS 502.2; HAProxy "invalid or incomplete response"; Envoy `connection termination`; Cloudflare 520; Apache "Error reading from remote server"; ANCM 502.5 startup failure | reset or close before a complete response; a truncated body |
+//! | [`ForwarderConnection`](GatewayError::ForwarderConnection) | 502.3 | IIS 502.3 / ARR 0x80072efd; Envoy `remote connection failure`; Cloudflare 521, 522, 525, 526; Squid `ERR_CONNECT_FAIL`; Tinyproxy "Unable to connect" | connection refused, connect timeout, TLS handshake failure |
+//! | [`NoServer`](GatewayError::NoServer) | 502.4 | IIS 502.4; Envoy `no healthy upstream`; HAProxy "No server is available"; ALB 503; Cloudflare 523, 530/1016; Squid `ERR_DNS_FAIL`; Apache "DNS lookup failure" | DNS failure; no healthy fallback server left |
 //! | [`WebSocket`](GatewayError::WebSocket) | 502.5 | IIS 502.5 (not ANCM's startup page) | a failed upgrade handshake |
 //! | [`ForwardedRequest`](GatewayError::ForwardedRequest) | 502.6 | IIS 502.6; Squid `ERR_WRITE_ERROR` | writing the request or its body failed |
 //! | [`ExecuteRequest`](GatewayError::ExecuteRequest) | 502.7 | IIS 502.7; Envoy `protocol error`; Squid `ERR_INVALID_RESP` | a malformed or protocol-violating response |
-//! | [`BadGateway`](GatewayError::BadGateway) | — | a 502 nothing explains (nginx, Caddy, ALB, Google) | — |
+//! | [`BadGateway`](GatewayError::BadGateway) | — | a 502 nothing explains (nginx, Caddy, ALB, Google); Varnish "Backend fetch failed" | — |
 //! | [`ServiceUnavailable`](GatewayError::ServiceUnavailable) | — | a 503 nothing explains | — |
 //! | [`DeadlineExceeded`](GatewayError::DeadlineExceeded) | — | — | the total deadline ran out (carries the last cause) |
 //! | [`InvalidRequest`](GatewayError::InvalidRequest) | — | — | bad URL, builder error: never retried |
