@@ -1,7 +1,7 @@
 //! nginx, HAProxy and Caddy on loopback as reverse proxies in front of the fault server; the
 //! crate's client classifies each gateway's real answer.
 //!
-//! Needs the Debian packages `nginx-light`, `haproxy` and `caddy`. Without them each test
+//! Needs the Debian packages `nginx-light`, `haproxy`, `caddy` and `apache2`. Without them each test
 //! prints that it was skipped, unless `REQUIRE_GATEWAYS=1` (as in `.ci/run`), which makes a
 //! missing binary a failure.
 
@@ -60,6 +60,18 @@ struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
+        // SIGTERM first: a parent process (Apache's) then stops its workers too.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -73,7 +85,9 @@ fn binary(name: &str, paths: &[&str]) -> Option<PathBuf> {
             std::env::var("REQUIRE_GATEWAYS").as_deref() != Ok("1"),
             "REQUIRE_GATEWAYS=1 but {name} is not installed"
         );
-        eprintln!("skipped: {name} is not installed (apt-get install nginx-light haproxy caddy)");
+        eprintln!(
+            "skipped: {name} is not installed (apt-get install nginx-light haproxy caddy apache2)"
+        );
     }
     found
 }
@@ -195,6 +209,33 @@ fn caddy(up: &Upstreams) -> Option<Running> {
     Some(start(cmd, port, dir, &log))
 }
 
+fn apache(up: &Upstreams) -> Option<Running> {
+    let bin = binary("apache2", &["/usr/sbin/apache2"])?;
+    let (port, dir) = (free_port(), temp_dir("apache"));
+    // Apache's workers run as `nobody` and must read the configuration directory.
+    let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+    let modules = "/usr/lib/apache2/modules";
+    let mut proxies = String::new();
+    for (name, target) in up.routes() {
+        proxies.push_str(&format!("ProxyPass /{name} http://{target}/\n"));
+    }
+    let d = dir.display();
+    let conf = format!(
+        "ServerRoot \"{d}\"\nServerName 127.0.0.1\nListen 127.0.0.1:{port}\nPidFile {d}/httpd.pid\nErrorLog {d}/error.log\n\
+         LoadModule mpm_event_module {modules}/mod_mpm_event.so\n\
+         LoadModule authz_core_module {modules}/mod_authz_core.so\n\
+         LoadModule proxy_module {modules}/mod_proxy.so\n\
+         LoadModule proxy_http_module {modules}/mod_proxy_http.so\n\
+         User nobody\nGroup nogroup\nProxyTimeout 2\n{proxies}"
+    );
+    let path = dir.join("httpd.conf");
+    std::fs::write(&path, conf).expect("write config");
+    let mut cmd = Command::new(bin);
+    cmd.arg("-f").arg(&path).arg("-DFOREGROUND");
+    let log = dir.join("stderr.log");
+    Some(start(cmd, port, dir, &log))
+}
+
 /// Sends one request per case through the gateway and compares the classification. Cases
 /// marked `Transport` are answers a gateway passes through unparsed (nginx relays a
 /// non-HTTP answer as HTTP/0.9), which our own transport then classifies.
@@ -211,6 +252,8 @@ async fn check(gateway: Running, expected: &[(&str, &[ErrorKind])], hop: Option<
     for (case, kinds) in expected {
         let url = format!("http://127.0.0.1:{}/{case}", gateway.port);
         match client.get(&url).send().await {
+            // An empty list: the gateway passes the upstream's answer on as a success.
+            Ok(response) if kinds.is_empty() && response.status().is_success() => {}
             Ok(response) => failures.push(format!(
                 "{case}: got {} instead of an error",
                 response.status()
@@ -296,4 +339,23 @@ async fn caddy_answers_classify() {
         ("dns", &[BadGateway]),
     ];
     check(gw, expected, Some(Gateway::Caddy)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_answers_classify() {
+    let up = Upstreams::start().await;
+    let Some(gw) = apache(&up) else { return };
+    let expected: &[(&str, &[ErrorKind])] = &[
+        // mod_proxy answers a refused backend with its generic 503 page.
+        ("refused", &[ServiceUnavailable]),
+        ("rst", &[PrematureExit]),
+        ("fin", &[PrematureExit]),
+        // Apache relays a non-HTTP answer as an HTTP/0.9 body with status 200: not a failure
+        // anyone downstream can see.
+        ("garbage", &[]),
+        // Its page for a backend that timed out is the same "Error reading from remote server".
+        ("hang", &[PrematureExit]),
+        ("dns", &[NoServer]),
+    ];
+    check(gw, expected, Some(Gateway::Apache)).await;
 }

@@ -336,9 +336,9 @@ fn apache(code: u16, text: &str) -> Option<Classification> {
             .unsent(),
         );
     }
-    if !text.contains("the proxy server received an invalid response from an upstream server")
-        && !text.contains("<title>502 proxy error</title>")
-    {
+    // Every mod_proxy error page, whatever its status (502, or 500 for a DNS failure), has
+    // this heading; its text wraps lines, so phrases are not matched across them.
+    if !text.contains("<h1>proxy error</h1>") {
         return (code == 503
             && text.contains("the server is temporarily unable to service your")
             && text.contains("request due to maintenance downtime or capacity"))
@@ -507,7 +507,7 @@ mod tests {
     fn apache_mod_proxy_pages() {
         let page = |reason: &str| {
             format!(
-                "<html><head><title>502 Proxy Error</title></head><body><h1>Proxy Error</h1><p>The proxy server received an invalid response from an upstream server.<br />The proxy server could not handle the request<p>Reason: <strong>{reason}</strong></p></p></body></html>"
+                "<html><head>\n<title>502 Proxy Error</title>\n</head><body>\n<h1>Proxy Error</h1>\n<p>The proxy server received an invalid\nresponse from an upstream server.<br />\nThe proxy server could not handle the request<p>Reason: <strong>{reason}</strong></p></p>\n</body></html>"
             )
         };
         assert_eq!(
@@ -518,8 +518,8 @@ mod tests {
             classify(502, &page("something new")),
             Some(ErrorKind::BadGateway)
         );
-        let dns = "<title>502 Proxy Error</title><p>Reason: <strong>DNS lookup failure for: backend.internal</strong></p>";
-        assert_eq!(classify(502, dns), Some(ErrorKind::NoServer));
+        let dns = "<title>500 Proxy Error</title>\n</head><body>\n<h1>Proxy Error</h1>\nThe proxy server could not handle the request<p>Reason: <strong>DNS lookup failure for: backend.internal</strong></p><p />";
+        assert_eq!(classify(500, dns), Some(ErrorKind::NoServer));
         let busy = "<h1>Service Unavailable</h1><p>The server is temporarily unable to service your\nrequest due to maintenance downtime or capacity\nproblems. Please try again later.</p>";
         let c = classify_response(
             StatusCode::SERVICE_UNAVAILABLE,
