@@ -54,7 +54,7 @@ impl RequestContext {
     pub(crate) fn scope<F: Future>(
         ctx: Arc<RequestContext>,
         fut: F,
-    ) -> impl Future<Output = F::Output> {
+    ) -> tokio::task::futures::TaskLocalFuture<Arc<RequestContext>, F> {
         CURRENT.scope(ctx, fut)
     }
 

@@ -1,9 +1,13 @@
-use super::{AttemptTimeoutOverride, BoxFuture, body};
+use super::{AttemptTimeoutOverride, body};
 use crate::context::{RequestContext, instant_after};
 use crate::error::{Details, ErrorKind, GatewayError, Origin};
-use std::task::{Context, Poll};
+use http::Method;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::time::Instant;
+use tokio::time::Sleep;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -71,51 +75,102 @@ impl<S> AttemptTimeout<S> {
 impl<S> Service<reqwest::Request> for AttemptTimeout<S>
 where
     S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError>,
-    S::Future: Send + 'static,
 {
     type Response = reqwest::Response;
     type Error = GatewayError;
-    type Future = BoxFuture;
+    type Future = AttemptFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: reqwest::Request) -> Self::Future {
-        let ctx = RequestContext::current();
-        let configured = ctx
-            .as_ref()
-            .and_then(|c| c.get::<AttemptTimeoutOverride>())
-            .map_or(self.config.timeout, |o| o.0);
-        let left = ctx
-            .as_ref()
-            .and_then(|c| c.deadline())
-            .map(|d| d.remaining());
-        let timeout = left.map_or(configured, |left| left.min(configured));
-        let include_body = self.config.include_body;
         let method = request.method().clone();
         let url = request.url().clone();
         let started = Instant::now();
-        let fut = self.inner.call(request);
-        Box::pin(async move {
-            let ends = started
-                .checked_add(timeout)
-                .unwrap_or_else(|| instant_after(timeout));
-            match tokio::time::timeout_at(ends, fut).await {
-                Ok(Ok(response)) if include_body => Ok(body::bound(response, ends, timeout)),
-                Ok(outcome) => outcome,
-                Err(_elapsed) => {
-                    let mut details = Details::new(
-                        ErrorKind::CgiTimeout,
-                        Origin::Local,
-                        format!("no response within the attempt timeout of {timeout:?}").into(),
-                    );
-                    details.set_method(method);
-                    details.set_server(&url);
-                    details.set_attempts(1);
-                    Err(GatewayError::from_details(ErrorKind::CgiTimeout, details))
-                }
-            }
-        })
+        AttemptFuture {
+            inner: self.inner.call(request),
+            // Armed on the first poll, when the request's context (its deadline) is in scope.
+            sleep: tokio::time::sleep_until(instant_after(self.config.timeout)),
+            armed: None,
+            configured: self.config.timeout,
+            include_body: self.config.include_body,
+            started,
+            method,
+            url,
+        }
     }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`AttemptTimeout`]: the inner call, raced against the attempt's timer.
+    pub struct AttemptFuture<F> {
+        #[pin]
+        inner: F,
+        #[pin]
+        sleep: Sleep,
+        // The timeout in force, once armed.
+        armed: Option<Duration>,
+        configured: Duration,
+        include_body: bool,
+        started: Instant,
+        method: Method,
+        url: reqwest::Url,
+    }
+}
+
+impl<F> Future for AttemptFuture<F>
+where
+    F: Future<Output = Result<reqwest::Response, GatewayError>>,
+{
+    type Output = Result<reqwest::Response, GatewayError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let timeout = match *this.armed {
+            Some(timeout) => timeout,
+            None => {
+                let ctx = RequestContext::current();
+                let configured = ctx
+                    .as_ref()
+                    .and_then(|c| c.get::<AttemptTimeoutOverride>())
+                    .map_or(*this.configured, |o| o.0);
+                let left = ctx
+                    .as_ref()
+                    .and_then(|c| c.deadline())
+                    .map(|d| d.remaining());
+                let timeout = left.map_or(configured, |left| left.min(configured));
+                this.sleep.as_mut().reset(ends(*this.started, timeout));
+                *this.armed = Some(timeout);
+                timeout
+            }
+        };
+        if let Poll::Ready(outcome) = this.inner.poll(cx) {
+            return Poll::Ready(match outcome {
+                Ok(response) if *this.include_body => {
+                    Ok(body::bound(response, ends(*this.started, timeout), timeout))
+                }
+                other => other,
+            });
+        }
+        ready!(this.sleep.poll(cx));
+        let mut details = Details::new(
+            ErrorKind::CgiTimeout,
+            Origin::Local,
+            format!("no response within the attempt timeout of {timeout:?}").into(),
+        );
+        details.set_method(this.method.clone());
+        details.set_server(this.url);
+        details.set_attempts(1);
+        Poll::Ready(Err(GatewayError::from_details(
+            ErrorKind::CgiTimeout,
+            details,
+        )))
+    }
+}
+
+fn ends(started: Instant, timeout: Duration) -> Instant {
+    started
+        .checked_add(timeout)
+        .unwrap_or_else(|| instant_after(timeout))
 }

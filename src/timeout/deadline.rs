@@ -1,9 +1,15 @@
-use super::{BoxFuture, DeadlineOverride};
+use super::DeadlineOverride;
 use crate::context::{DeadlineAt, RequestContext, instant_after};
 use crate::error::{Details, ErrorKind, GatewayError, Origin};
-use std::task::{Context, Poll};
+use http::Method;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
+use tokio::time::Sleep;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -59,15 +65,11 @@ impl<S> Deadline<S> {
 
 impl<S> Service<reqwest::Request> for Deadline<S>
 where
-    S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError>,
 {
     type Response = reqwest::Response;
     type Error = GatewayError;
-    type Future = BoxFuture;
+    type Future = DeadlineFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -77,24 +79,57 @@ where
         let ctx = RequestContext::current_or_new();
         let total = ctx.get::<DeadlineOverride>().map_or(self.deadline, |o| o.0);
         // An outer, earlier deadline stays in force.
-        let effective = ctx.tighten_deadline(DeadlineAt {
+        let deadline = ctx.tighten_deadline(DeadlineAt {
             at: instant_after(total),
             total,
         });
         let method = request.method().clone();
-        let mut inner = crate::plumbing::take_ready(&mut self.inner);
-        let scoped = RequestContext::scope(ctx.clone(), async move { inner.call(request).await });
-        Box::pin(async move {
-            match tokio::time::timeout_at(effective.at, scoped).await {
+        // The inner layers read the context when polled, which happens inside its scope.
+        let inner = RequestContext::scope(ctx.clone(), self.inner.call(request));
+        DeadlineFuture {
+            inner,
+            sleep: tokio::time::sleep_until(deadline.at),
+            ctx,
+            deadline,
+            method,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Deadline`]: the inner call in the request's context, raced against the
+    /// deadline.
+    pub struct DeadlineFuture<F> {
+        #[pin]
+        inner: TaskLocalFuture<Arc<RequestContext>, F>,
+        #[pin]
+        sleep: Sleep,
+        ctx: Arc<RequestContext>,
+        deadline: DeadlineAt,
+        method: Method,
+    }
+}
+
+impl<F> Future for DeadlineFuture<F>
+where
+    F: Future<Output = Result<reqwest::Response, GatewayError>>,
+{
+    type Output = Result<reqwest::Response, GatewayError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(outcome) = this.inner.poll(cx) {
+            return Poll::Ready(match outcome {
                 // A failure at the deadline (an attempt timer cut to it) is the deadline's.
-                Ok(Err(err)) if Instant::now() >= effective.at => {
-                    ctx.record_failure(&err);
-                    Err(exceeded(&ctx, effective, method))
+                Err(err) if Instant::now() >= this.deadline.at => {
+                    this.ctx.record_failure(&err);
+                    Err(exceeded(this.ctx, *this.deadline, this.method.clone()))
                 }
-                Ok(outcome) => outcome,
-                Err(_elapsed) => Err(exceeded(&ctx, effective, method)),
-            }
-        })
+                other => other,
+            });
+        }
+        ready!(this.sleep.poll(cx));
+        Poll::Ready(Err(exceeded(this.ctx, *this.deadline, this.method.clone())))
     }
 }
 

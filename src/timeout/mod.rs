@@ -21,8 +21,8 @@ mod attempt;
 mod body;
 mod deadline;
 
-pub use attempt::{AttemptTimeout, AttemptTimeoutLayer};
-pub use deadline::{Deadline, DeadlineLayer};
+pub use attempt::{AttemptFuture, AttemptTimeout, AttemptTimeoutLayer};
+pub use deadline::{Deadline, DeadlineFuture, DeadlineLayer};
 
 /// A per-request attempt timeout, set by the request builder.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +31,3 @@ pub(crate) struct AttemptTimeoutOverride(pub(crate) std::time::Duration);
 /// A per-request deadline, set by the request builder.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DeadlineOverride(pub(crate) std::time::Duration);
-
-type BoxFuture = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<reqwest::Response, crate::GatewayError>> + Send>,
->;
