@@ -172,6 +172,18 @@ type Send = Arc<
         + Sync,
 >;
 
+/// The sender for a client with reqwest's `get(url).send()` (raw, ours, reqwest-middleware).
+macro_rules! sends_gets {
+    ($client:expr) => {{
+        let c = $client;
+        Arc::new(move |url: String| {
+            let c = c.clone();
+            Box::pin(async move { done(c.get(url).send().await).await })
+                as std::pin::Pin<Box<dyn std::future::Future<Output = bool> + std::marker::Send>>
+        })
+    }};
+}
+
 fn client_for(name: &str, fallback: Option<String>) -> Send {
     use reqwest_resilience::retry::{ExponentialBackoff, RetryPolicy};
     let reqwest = || reqwest::Client::builder().no_proxy().build().unwrap();
@@ -184,10 +196,7 @@ fn client_for(name: &str, fallback: Option<String>) -> Send {
     match name {
         "raw" | "raw (A/A)" => {
             let c = reqwest();
-            Arc::new(move |url| {
-                let c = c.clone();
-                Box::pin(async move { done(c.get(url).send().await).await })
-            })
+            sends_gets!(c)
         }
         "reqwest-resilience" => {
             let policy = RetryPolicy::default().backoff(ExponentialBackoff::new(Duration::ZERO));
@@ -199,10 +208,7 @@ fn client_for(name: &str, fallback: Option<String>) -> Send {
                 .retry(policy)
                 .build()
                 .unwrap();
-            Arc::new(move |url| {
-                let c = c.clone();
-                Box::pin(async move { done(c.get(url).send().await).await })
-            })
+            sends_gets!(c)
         }
         "reqwest retry" => {
             let policy =
@@ -215,10 +221,7 @@ fn client_for(name: &str, fallback: Option<String>) -> Send {
                 .retry(policy)
                 .build()
                 .unwrap();
-            Arc::new(move |url| {
-                let c = c.clone();
-                Box::pin(async move { done(c.get(url).send().await).await })
-            })
+            sends_gets!(c)
         }
         "middleware+retry" => {
             use reqwest_retry::RetryTransientMiddleware;
@@ -229,10 +232,7 @@ fn client_for(name: &str, fallback: Option<String>) -> Send {
             let c = reqwest_middleware::ClientBuilder::new(reqwest())
                 .with(RetryTransientMiddleware::new_with_policy(policy))
                 .build();
-            Arc::new(move |url| {
-                let c = c.clone();
-                Box::pin(async move { done(c.get(url).send().await).await })
-            })
+            sends_gets!(c)
         }
         "tower retry" => {
             let svc = tower::retry::Retry::new(TowerPolicy(2), reqwest());

@@ -221,48 +221,14 @@ fn envoy_and_squid_evidence_is_quoted() {
 /// The hop each recognised gateway in the shared fixtures is diagnosed as.
 #[test]
 fn every_recognised_gateway_in_the_fixtures_is_named() {
-    let path = std::env::var("GATEWAY_FIXTURES").unwrap_or_else(|_| {
-        format!(
-            "{}/../shared/fixtures/gateway-responses.jsonl",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
-    let text = std::fs::read_to_string(&path).expect("shared fixtures");
     let mut named = std::collections::BTreeSet::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let case: serde_json::Value = serde_json::from_str(line).unwrap();
-        if case["expect"] == "none" {
+    for case in support::fixtures::load() {
+        if case.expect == "none" {
             continue;
         }
-        let mut headers = HeaderMap::new();
-        for pair in case["headers"].as_array().unwrap() {
-            let value: Vec<u8> = pair[1]
-                .as_str()
-                .unwrap()
-                .chars()
-                .map(|c| c as u32 as u8)
-                .collect();
-            headers.append(
-                HeaderName::from_bytes(pair[0].as_str().unwrap().as_bytes()).unwrap(),
-                HeaderValue::from_bytes(&value).unwrap(),
-            );
-        }
-        let body: Vec<u8> = case["body"]
-            .as_str()
-            .unwrap()
-            .chars()
-            .map(|c| c as u32 as u8)
-            .collect();
-        let status = StatusCode::from_u16(case["status"].as_u64().unwrap() as u16).unwrap();
-        let err = GatewayError::from_response(ResponseSnapshot::new(
-            status,
-            headers,
-            Bytes::from(body),
-            true,
-        ))
-        .unwrap();
+        let err = GatewayError::from_response(case.snapshot()).unwrap();
         let d = err.diagnosis();
-        let id = case["id"].as_str().unwrap();
+        let id = &case.id;
         if let Some(gateway) = err.gateway() {
             assert_eq!(d.hop(), &Hop::Gateway(Some(gateway)), "{id}");
             assert!(d.to_string().contains(gateway.name()), "{id}: {d}");

@@ -6,69 +6,24 @@ mod support;
 use reqwest_resilience::classify::Gateway;
 use reqwest_resilience::diagnosis::{Hop, LikelyCause};
 use reqwest_resilience::{Client, ErrorKind};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+use support::process::{Running, binary, free_port, start, temp_dir};
 use support::refused_url;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-struct Tinyproxy {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Drop for Tinyproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts tinyproxy with these extra configuration lines, or `None` when it is not installed.
-fn tinyproxy(extra: &str) -> Option<Tinyproxy> {
-    let bin = PathBuf::from("/usr/bin/tinyproxy");
-    if !bin.exists() {
-        assert!(
-            std::env::var("REQUIRE_GATEWAYS").as_deref() != Ok("1"),
-            "REQUIRE_GATEWAYS=1 but tinyproxy is not installed"
-        );
-        eprintln!("skipped: tinyproxy is not installed (apt-get install tinyproxy)");
-        return None;
-    }
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("rr-tinyproxy-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn tinyproxy(extra: &str) -> Option<Running> {
+    let bin = binary("tinyproxy", &["/usr/bin/tinyproxy"])?;
+    let (port, dir) = (free_port(), temp_dir("tinyproxy"));
     let conf = format!(
         "Port {port}\nListen 127.0.0.1\nTimeout 5\nAllow 127.0.0.1\nMaxClients 20\nLogLevel Critical\n{extra}\n"
     );
     let path = dir.join("tinyproxy.conf");
-    std::fs::write(&path, conf).unwrap();
-    let child = Command::new(bin)
-        .arg("-d")
-        .arg("-c")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tinyproxy");
-    let proxy = Tinyproxy { child, port, dir };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "tinyproxy did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(proxy)
+    std::fs::write(&path, conf).expect("write config");
+    let mut cmd = Command::new(bin);
+    cmd.arg("-d").arg("-c").arg(&path);
+    Some(start(cmd, port, dir))
 }
 
 fn client_via(proxy: &str) -> Client {
@@ -88,7 +43,7 @@ async fn requests_pass_through_a_healthy_proxy() {
         .respond_with(ResponseTemplate::new(200).set_body_string("via proxy"))
         .mount(&origin)
         .await;
-    let client = client_via(&format!("http://127.0.0.1:{}", proxy.port));
+    let client = client_via(&format!("http://127.0.0.1:{}", proxy.port()));
     let response = client.get(origin.uri()).send().await.unwrap();
     assert_eq!(response.text().await.unwrap(), "via proxy");
 }
@@ -97,7 +52,7 @@ async fn requests_pass_through_a_healthy_proxy() {
 async fn a_proxy_that_cannot_reach_the_origin_is_a_failure_behind_it() {
     let Some(proxy) = tinyproxy("") else { return };
     let origin = refused_url("/x").await;
-    let address = format!("http://127.0.0.1:{}", proxy.port);
+    let address = format!("http://127.0.0.1:{}", proxy.port());
     let err = client_via(&address).get(&origin).send().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ForwarderConnection, "{err:?}");
     assert_eq!(err.gateway(), Some(Gateway::Tinyproxy));
@@ -134,7 +89,7 @@ async fn a_proxy_refusing_the_tunnel_is_proxy_misconfiguration() {
     let Some(proxy) = tinyproxy("ConnectPort 443") else {
         return;
     };
-    let err = client_via(&format!("http://127.0.0.1:{}", proxy.port))
+    let err = client_via(&format!("http://127.0.0.1:{}", proxy.port()))
         .get("https://127.0.0.1:8443/")
         .send()
         .await
@@ -154,7 +109,7 @@ async fn a_proxy_demanding_credentials_is_proxy_misconfiguration() {
     let Some(proxy) = tinyproxy("BasicAuth alice s3cret-proxy-pass") else {
         return;
     };
-    let address = format!("http://bob:wrong-pass@127.0.0.1:{}", proxy.port);
+    let address = format!("http://bob:wrong-pass@127.0.0.1:{}", proxy.port());
     let err = client_via(&address)
         .get("https://127.0.0.1:8443/")
         .send()

@@ -9,10 +9,9 @@ mod support;
 
 use reqwest_resilience::classify::Gateway;
 use reqwest_resilience::{Client, ErrorKind, GatewayError};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+use support::process::{Running, binary, free_port, start, temp_dir};
 use support::{Fault, FaultServer, refused_url};
 
 /// The upstream cases every gateway is put in front of.
@@ -51,75 +50,6 @@ impl Upstreams {
     }
 }
 
-/// A gateway process, stopped by its pid when dropped.
-struct Running {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // SIGTERM first: a parent process (Apache's) then stops its workers too.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn binary(name: &str, paths: &[&str]) -> Option<PathBuf> {
-    let found = paths.iter().map(PathBuf::from).find(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var("REQUIRE_GATEWAYS").as_deref() != Ok("1"),
-            "REQUIRE_GATEWAYS=1 but {name} is not installed"
-        );
-        eprintln!(
-            "skipped: {name} is not installed (apt-get install nginx-light haproxy caddy apache2)"
-        );
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    l.local_addr().expect("addr").port()
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rr-{tag}-{}-{}", std::process::id(), free_port()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn start(mut command: Command, port: u16, dir: PathBuf, log: &Path) -> Running {
-    let log_file = std::fs::File::create(log).expect("log file");
-    command.stdout(Stdio::null()).stderr(log_file);
-    let child = command.spawn().expect("start gateway");
-    let running = Running { child, port, dir };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "gateway did not listen on {port}: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    running
-}
-
 fn nginx(up: &Upstreams) -> Option<Running> {
     let bin = binary("nginx", &["/usr/sbin/nginx"])?;
     let (port, dir) = (free_port(), temp_dir("nginx"));
@@ -155,8 +85,7 @@ http {{
     std::fs::write(&path, conf).expect("write config");
     let mut cmd = Command::new(bin);
     cmd.arg("-p").arg(&dir).arg("-c").arg(&path);
-    let log = dir.join("stderr.log");
-    Some(start(cmd, port, dir, &log))
+    Some(start(cmd, port, dir))
 }
 
 fn haproxy(up: &Upstreams) -> Option<Running> {
@@ -179,8 +108,7 @@ fn haproxy(up: &Upstreams) -> Option<Running> {
     std::fs::write(&path, conf).expect("write config");
     let mut cmd = Command::new(bin);
     cmd.arg("-db").arg("-f").arg(&path);
-    let log = dir.join("stderr.log");
-    Some(start(cmd, port, dir, &log))
+    Some(start(cmd, port, dir))
 }
 
 fn caddy(up: &Upstreams) -> Option<Running> {
@@ -205,8 +133,7 @@ fn caddy(up: &Upstreams) -> Option<Running> {
     cmd.env("HOME", &dir)
         .env("XDG_DATA_HOME", dir.join("data"))
         .env("XDG_CONFIG_HOME", dir.join("config"));
-    let log = dir.join("stderr.log");
-    Some(start(cmd, port, dir, &log))
+    Some(start(cmd, port, dir))
 }
 
 fn apache(up: &Upstreams) -> Option<Running> {
@@ -232,8 +159,7 @@ fn apache(up: &Upstreams) -> Option<Running> {
     std::fs::write(&path, conf).expect("write config");
     let mut cmd = Command::new(bin);
     cmd.arg("-f").arg(&path).arg("-DFOREGROUND");
-    let log = dir.join("stderr.log");
-    Some(start(cmd, port, dir, &log))
+    Some(start(cmd, port, dir))
 }
 
 /// Sends one request per case through the gateway and compares the classification. Cases
@@ -250,7 +176,7 @@ async fn check(gateway: Running, expected: &[(&str, &[ErrorKind])], hop: Option<
         .unwrap();
     let mut failures = Vec::new();
     for (case, kinds) in expected {
-        let url = format!("http://127.0.0.1:{}/{case}", gateway.port);
+        let url = format!("http://127.0.0.1:{}/{case}", gateway.port());
         match client.get(&url).send().await {
             // An empty list: the gateway passes the upstream's answer on as a success.
             Ok(response) if kinds.is_empty() && response.status().is_success() => {}

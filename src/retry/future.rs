@@ -176,7 +176,7 @@ where
                     // `decide` only retries when a copy exists.
                     next_request = next_copy(&mut spare, attempt, policy.max_attempts);
                     if next_request.is_none() {
-                        return Err(finish(err, attempt, Some("the request could not be copied".into())));
+                        return Err(give_up(err, Some("the request could not be copied".into())));
                     }
                     previous_delay = delay;
                     tokio::time::sleep(delay).await;
@@ -186,8 +186,7 @@ where
                         tracing::warn!(attempt, error.type = err.kind().name(), error = %err, why = %why, "giving up");
                     }
                     tracing::Span::current().record("attempts", attempt);
-                    err = finish(err, attempt, why);
-                    return Err(err);
+                    return Err(give_up(err, why));
                 }
             }
         }
@@ -243,13 +242,10 @@ fn too_many_requests(response: &reqwest::Response) -> GatewayError {
     GatewayError::from_details(ErrorKind::ServiceUnavailable, details)
 }
 
-fn finish(mut err: GatewayError, attempt: u32, why: Option<Cow<'static, str>>) -> GatewayError {
-    let details = err.details_mut();
-    if details.attempts() < attempt {
-        details.set_attempts(attempt);
-    }
+/// The error handed back, with the reason retrying stopped (its attempt count is already set).
+fn give_up(mut err: GatewayError, why: Option<Cow<'static, str>>) -> GatewayError {
     if let Some(why) = why {
-        details.set_gave_up(why);
+        err.details_mut().set_gave_up(why);
     }
     err
 }

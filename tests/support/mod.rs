@@ -1,6 +1,9 @@
 //! Test support: a real TCP server on loopback that fails in the ways a peer can.
 #![allow(dead_code)]
 
+pub mod fixtures;
+pub mod process;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

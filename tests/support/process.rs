@@ -1,0 +1,88 @@
+//! Real server processes (gateways, proxies) started by tests on loopback.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running process, stopped by its pid (SIGTERM, then SIGKILL) when dropped.
+pub struct Running {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Running {
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SIGTERM first: a parent process (Apache's) then stops its workers too.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The first of `paths` that exists; `None` (the test reports itself skipped) when none does,
+/// unless `REQUIRE_GATEWAYS=1`, under which a missing binary fails the test.
+pub fn binary(name: &str, paths: &[&str]) -> Option<PathBuf> {
+    let found = paths.iter().map(PathBuf::from).find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("REQUIRE_GATEWAYS").as_deref() != Ok("1"),
+            "REQUIRE_GATEWAYS=1 but {name} is not installed"
+        );
+        eprintln!(
+            "skipped: {name} is not installed (apt-get install nginx-light haproxy caddy apache2 tinyproxy)"
+        );
+    }
+    found
+}
+
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    l.local_addr().expect("addr").port()
+}
+
+/// A fresh directory for one process's configuration and logs.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rr-{tag}-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Starts `command` (its stderr kept in `dir/stderr.log`) and waits until it listens on `port`.
+pub fn start(mut command: Command, port: u16, dir: PathBuf) -> Running {
+    let log = dir.join("stderr.log");
+    let log_file = std::fs::File::create(&log).expect("log file");
+    command.stdout(Stdio::null()).stderr(log_file);
+    let child = command.spawn().expect("start the process");
+    let running = Running { child, port, dir };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the process did not listen on {port}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    running
+}
