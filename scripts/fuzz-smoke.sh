@@ -4,7 +4,7 @@
 #   scripts/fuzz-smoke.sh [SECONDS_PER_TARGET]   (default 60)
 #
 # cargo-fuzz needs nightly compiler flags; on a stable toolchain RUSTC_BOOTSTRAP=1 enables them.
-# Corpus seeds live in fuzz/corpus/<target>/ (the classifier's are the shared gateway fixtures).
+# Corpus seeds live in fuzz/corpus/<target>/ (the classifier's are the recorded gateway fixtures of tests/fixtures/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"

@@ -158,6 +158,7 @@
 //! drive the retry schedule.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod classify;
 mod client;
@@ -172,6 +173,7 @@ pub mod retry;
 pub mod timeout;
 mod transport;
 #[cfg(feature = "websocket")]
+#[cfg_attr(docsrs, doc(cfg(feature = "websocket")))]
 pub mod websocket;
 
 pub use client::{

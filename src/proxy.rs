@@ -1,91 +1,131 @@
 //! Which forward proxy, if any, a request goes through: what the diagnosis needs to tell a
 //! proxy's failure from a failure behind it.
+//!
+//! The decision is made by the same code reqwest 0.13 uses, `hyper_util`'s proxy [`Matcher`]:
+//! the same environment variables (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, lower
+//! or upper case; the platform's settings with the `system-proxy` feature), the same `NO_PROXY`
+//! rules (host names, subdomains, IP addresses and CIDR ranges, `*`), and a proxy given without
+//! a scheme taken as `http://`, as reqwest takes it.
 
+use hyper_util::client::proxy::matcher::Matcher;
 use reqwest::Url;
 
-/// The forward proxies a client uses, by scheme, with the hosts exempted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The forward proxies a client uses.
 pub(crate) struct ProxyMap {
-    http: Option<String>,
-    https: Option<String>,
-    no_proxy: Vec<String>,
+    matcher: Matcher,
+    /// What `Display` shows: the proxy's scheme, host and port, or where the rules came from.
+    shown: String,
+}
+
+impl std::fmt::Debug for ProxyMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the matcher's own `Debug`: it would show the proxies' credentials.
+        f.debug_tuple("ProxyMap").field(&self.shown).finish()
+    }
 }
 
 impl ProxyMap {
-    /// One proxy for every scheme; `None` when `url` is not a usable proxy URL.
+    /// One proxy for every scheme, as `reqwest::Proxy::all(url)` sets it; `None` when `url` is
+    /// not a usable proxy URL.
     pub(crate) fn all(url: &str) -> Option<ProxyMap> {
-        let shown = display(url)?;
+        let url = proxy_url(url)?;
+        let shown = display_url(&url)?;
         Some(ProxyMap {
-            http: Some(shown.clone()),
-            https: Some(shown),
-            no_proxy: Vec::new(),
+            matcher: Matcher::builder().all(String::from(url)).build(),
+            shown,
         })
     }
 
-    /// The proxies the environment names (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, lower or
-    /// upper case, and `NO_PROXY`), as reqwest's system proxy reads them.
-    pub(crate) fn from_env() -> Option<ProxyMap> {
-        let var = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+    /// The proxies reqwest's client uses when none is configured on it: the environment and,
+    /// with the `system-proxy` feature, the platform's settings. `None` when they name none.
+    pub(crate) fn from_system() -> Option<ProxyMap> {
+        let matcher = Matcher::from_system();
+        let probe = |scheme: &str| {
+            let uri = http::Uri::try_from(format!("{scheme}://probe.invalid/")).ok()?;
+            matcher.intercept(&uri)
         };
-        let all = var(&["ALL_PROXY", "all_proxy"]);
-        let http = var(&["HTTP_PROXY", "http_proxy"]).or_else(|| all.clone());
-        let https = var(&["HTTPS_PROXY", "https_proxy"]).or(all);
-        let map = ProxyMap {
-            http: http.as_deref().and_then(display),
-            https: https.as_deref().and_then(display),
-            no_proxy: var(&["NO_PROXY", "no_proxy"])
-                .map(|v| {
-                    v.split(',')
-                        .map(|s| s.trim().to_ascii_lowercase())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
-        (map.http.is_some() || map.https.is_some()).then_some(map)
+        let any = probe("http").is_some() || probe("https").is_some() || has_proxy_env();
+        any.then(|| ProxyMap {
+            matcher,
+            shown: "the environment's proxies".to_owned(),
+        })
     }
 
     /// The proxy (scheme, host and port, no credentials) a request to `url` goes through.
-    pub(crate) fn for_url(&self, url: &Url) -> Option<&str> {
-        let proxy = match url.scheme() {
-            "http" | "ws" => self.http.as_deref(),
-            "https" | "wss" => self.https.as_deref(),
-            _ => None,
-        }?;
-        let host = url.host_str().unwrap_or("").to_ascii_lowercase();
-        let exempt = self.no_proxy.iter().any(|rule| {
-            rule == "*" || {
-                let rule = rule.trim_start_matches('.');
-                host == rule || host.ends_with(&format!(".{rule}"))
-            }
-        });
-        (!exempt).then_some(proxy)
+    pub(crate) fn for_url(&self, url: &Url) -> Option<String> {
+        let scheme = match url.scheme() {
+            "http" | "ws" => "http",
+            "https" | "wss" => "https",
+            _ => return None,
+        };
+        let host = url.host_str()?;
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let uri = http::Uri::builder()
+            .scheme(scheme)
+            .authority(authority)
+            .path_and_query("/")
+            .build()
+            .ok()?;
+        let intercept = self.matcher.intercept(&uri)?;
+        display_uri(intercept.uri())
     }
 }
 
 impl std::fmt::Display for ProxyMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.http, &self.https) {
-            (Some(a), Some(b)) if a == b => f.write_str(a),
-            (http, https) => write!(
-                f,
-                "http: {}, https: {}",
-                http.as_deref().unwrap_or("none"),
-                https.as_deref().unwrap_or("none")
-            ),
-        }
+        f.write_str(&self.shown)
     }
 }
 
-fn display(url: &str) -> Option<String> {
-    let parsed = Url::parse(url.trim()).ok()?;
-    let host = parsed.host_str()?;
-    Some(match parsed.port_or_known_default() {
-        Some(port) => format!("{}://{host}:{port}", parsed.scheme()),
-        None => format!("{}://{host}", parsed.scheme()),
+/// Any proxy variable set, even one whose host is exempted for the probe above.
+fn has_proxy_env() -> bool {
+    [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ]
+    .iter()
+    .any(|n| std::env::var(n).is_ok_and(|v| !v.trim().is_empty()))
+}
+
+/// The proxy URL as reqwest reads it: as given when it parses with a host, else with `http://`
+/// in front (`127.0.0.1:3128`, `proxy.test:3128`).
+fn proxy_url(given: &str) -> Option<Url> {
+    let given = given.trim();
+    match Url::parse(given) {
+        Ok(url) if url.has_host() => Some(url),
+        _ => Url::parse(&format!("http://{given}"))
+            .ok()
+            .filter(Url::has_host),
+    }
+}
+
+fn display_url(url: &Url) -> Option<String> {
+    let host = url.host_str()?;
+    Some(match url.port_or_known_default() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    })
+}
+
+fn display_uri(uri: &http::Uri) -> Option<String> {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let host = uri.host()?;
+    let port = uri.port_u16().or(match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        "socks4" | "socks4a" | "socks5" | "socks5h" => Some(1080),
+        _ => None,
+    });
+    Some(match port {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
     })
 }
 
@@ -93,16 +133,34 @@ fn display(url: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
     #[test]
-    fn no_proxy_exempts_hosts_and_subdomains() {
-        let mut map = ProxyMap::all("http://user:pw@proxy.test:3128").unwrap();
-        map.no_proxy = vec!["internal.test".into(), ".corp.test".into()];
-        let url = |s: &str| Url::parse(s).unwrap();
+    fn one_proxy_for_every_scheme_without_credentials() {
+        let map = ProxyMap::all("http://user:pw@proxy.test:3128").unwrap();
         assert_eq!(
-            map.for_url(&url("http://a.example/")),
+            map.for_url(&url("http://a.example/")).as_deref(),
             Some("http://proxy.test:3128")
         );
-        assert_eq!(map.for_url(&url("http://internal.test/")), None);
-        assert_eq!(map.for_url(&url("https://x.corp.test/")), None);
+        assert_eq!(
+            map.for_url(&url("https://a.example/")).as_deref(),
+            Some("http://proxy.test:3128")
+        );
+        assert!(!format!("{map:?} {map}").contains("pw"));
+    }
+
+    #[test]
+    fn a_proxy_without_a_scheme_is_http_as_reqwest_reads_it() {
+        for given in ["127.0.0.1:3128", "proxy.test:3128"] {
+            let map = ProxyMap::all(given).unwrap();
+            let host = given.split(':').next().unwrap();
+            assert_eq!(
+                map.for_url(&url("http://a.example/")),
+                Some(format!("http://{host}:3128"))
+            );
+        }
+        assert!(ProxyMap::all("").is_none());
     }
 }

@@ -68,6 +68,7 @@ impl Client {
     /// let echo = socket.next().await;
     /// # Ok(()) }
     /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "websocket")))]
     pub fn websocket(&self, url: impl AsRef<str>) -> WebSocketBuilder {
         let url = url.as_ref();
         let http_url = match url.split_once("://") {

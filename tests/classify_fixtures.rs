@@ -1,5 +1,6 @@
-//! Every recorded gateway response in `../shared/fixtures/gateway-responses.jsonl` classifies to
-//! its expected cause (or one of the causes the fixture also accepts).
+//! Every recorded gateway response in `tests/fixtures/gateway-responses.jsonl` (and any newer
+//! case of the shared copy beside the repository) classifies to its expected cause (or one of the
+//! causes the fixture also accepts).
 
 mod support;
 
@@ -23,7 +24,7 @@ fn kind_of(name: &str) -> Option<ErrorKind> {
 }
 
 #[test]
-fn every_shared_fixture_classifies_as_expected() {
+fn every_recorded_fixture_classifies_as_expected() {
     let fixtures = support::fixtures::load();
     let mut failures = Vec::new();
     for case in &fixtures {
@@ -49,4 +50,31 @@ fn every_shared_fixture_classifies_as_expected() {
         "misclassified:\n{}",
         failures.join("\n")
     );
+}
+
+/// Where the shared copy is beside the repository, a case both copies have must be the same in
+/// both: the repository's copy may lag behind (new cases are classified from the shared file
+/// above) but never disagree.
+#[test]
+fn the_repository_copy_agrees_with_the_shared_one() {
+    let Some(shared) = support::fixtures::shared_path() else {
+        eprintln!("no shared fixtures beside the repository: nothing to compare");
+        return;
+    };
+    let ours = support::fixtures::lines_by_id(&support::fixtures::path());
+    let theirs = support::fixtures::lines_by_id(&shared);
+    let differ: Vec<&str> = theirs
+        .iter()
+        .filter(|(id, line)| ours.iter().any(|(i, l)| i == id && l != line))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "cases that differ between the copies (run scripts/sync-fixtures.sh): {differ:?}"
+    );
+    let mut ids: Vec<&str> = ours.iter().map(|(id, _)| id.as_str()).collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(before, ids.len(), "duplicate ids in the repository's copy");
 }

@@ -1,4 +1,4 @@
-//! Every variant, every recognised gateway of the shared fixtures, and real failures get a
+//! Every variant, every recognised gateway of the recorded fixtures, and real failures get a
 //! diagnosis: the hop, the likely cause, what to check, and the evidence.
 
 mod support;
@@ -218,7 +218,7 @@ fn envoy_and_squid_evidence_is_quoted() {
     );
 }
 
-/// The hop each recognised gateway in the shared fixtures is diagnosed as.
+/// The hop each recognised gateway in the recorded fixtures is diagnosed as.
 #[test]
 fn every_recognised_gateway_in_the_fixtures_is_named() {
     let mut named = std::collections::BTreeSet::new();

@@ -188,9 +188,12 @@ impl ClientBuilder {
     /// from failures behind it. With [`reqwest_client`](Self::reqwest_client), configure the
     /// proxy on that client; this then only informs the diagnosis.
     ///
-    /// Without this call, a client built from the default `reqwest` configuration uses the
-    /// environment's proxies (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`) as reqwest
-    /// does, and the diagnosis knows of them too.
+    /// Without this call, reqwest uses the environment's proxies (`HTTP_PROXY`, `HTTPS_PROXY`,
+    /// `ALL_PROXY`, `NO_PROXY`; the platform's settings too with the `system-proxy` feature),
+    /// and the diagnosis assumes the same on every builder path, deciding which proxy applies
+    /// to a URL with the same matcher reqwest uses. A `reqwest::ClientBuilder` or
+    /// `reqwest::Client` given with its own proxy settings is not visible to the diagnosis:
+    /// name the proxy here too.
     pub fn proxy(mut self, url: impl Into<String>) -> ClientBuilder {
         self.proxy = Some(url.into());
         self
@@ -198,10 +201,13 @@ impl ClientBuilder {
 
     /// Builds the client.
     pub fn build(self) -> Result<Client, BuildError> {
-        let proxies = match (&self.proxy, &self.reqwest) {
-            (Some(url), _) => ProxyMap::all(url),
-            (None, None) if cfg!(feature = "system-proxy") => ProxyMap::from_env(),
-            _ => None,
+        // Which proxies the diagnosis assumes: the one given here, else the environment's and
+        // the platform's, which reqwest reads by default on every client it builds (a
+        // `reqwest::ClientBuilder` or `reqwest::Client` configured with its own `proxy` or
+        // `no_proxy` is not visible from here: tell the diagnosis with `.proxy(..)`).
+        let proxies = match &self.proxy {
+            Some(url) => ProxyMap::all(url),
+            None => ProxyMap::from_system(),
         };
         let with_proxy = |builder: reqwest::ClientBuilder| match &self.proxy {
             Some(url) => reqwest::Proxy::all(url.as_str())

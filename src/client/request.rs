@@ -77,18 +77,21 @@ impl RequestBuilder {
 
     /// Adds query parameters (needs the `query` feature).
     #[cfg(feature = "query")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "query")))]
     pub fn query<T: serde::Serialize + ?Sized>(self, query: &T) -> RequestBuilder {
         self.map(|b| b.query(query))
     }
 
     /// Sends a JSON body (needs the `json` feature).
     #[cfg(feature = "json")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
     pub fn json<T: serde::Serialize + ?Sized>(self, json: &T) -> RequestBuilder {
         self.map(|b| b.json(json))
     }
 
     /// Sends a form body (needs the `form` feature).
     #[cfg(feature = "form")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "form")))]
     pub fn form<T: serde::Serialize + ?Sized>(self, form: &T) -> RequestBuilder {
         self.map(|b| b.form(form))
     }

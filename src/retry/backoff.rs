@@ -153,6 +153,7 @@ impl Backoff for ExponentialBackoff {
 /// `max_elapsed_time` passed) stops retrying. The `backoff` crate is unmaintained
 /// (RUSTSEC-2025-0012); prefer [`ExponentialBackoff`].
 #[cfg(feature = "backoff")]
+#[cfg_attr(docsrs, doc(cfg(feature = "backoff")))]
 #[derive(Debug, Clone)]
 pub struct BackoffCrate<B>(pub B);
 

@@ -177,19 +177,9 @@ impl fmt::Debug for RetryPolicy {
     }
 }
 
-/// The idempotency rule the retry and fallback layers share: GET, HEAD, OPTIONS, TRACE, PUT and
-/// DELETE may be sent again; other methods only with an `Idempotency-Key` header or the caller's
-/// opt-in.
+/// The idempotency rule the retry and fallback layers share: the methods RFC 9110 defines as
+/// idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE, and QUERY where `http` knows it) may be
+/// sent again; other methods only with an `Idempotency-Key` header or the caller's opt-in.
 pub(crate) fn may_resend(method: &Method, headers: &http::HeaderMap, opted_in: bool) -> bool {
-    opted_in
-        || matches!(
-            *method,
-            Method::GET
-                | Method::HEAD
-                | Method::OPTIONS
-                | Method::TRACE
-                | Method::PUT
-                | Method::DELETE
-        )
-        || headers.contains_key("idempotency-key")
+    opted_in || method.is_idempotent() || headers.contains_key("idempotency-key")
 }

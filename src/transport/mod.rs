@@ -79,11 +79,11 @@ impl Service<reqwest::Request> for Transport {
 
     fn call(&mut self, request: reqwest::Request) -> Self::Future {
         let client = self.client.clone();
+        // Which proxy the request went through is worked out only if it fails.
         let proxy = self
             .proxies
             .as_ref()
-            .and_then(|p| p.for_url(request.url()))
-            .map(Box::<str>::from);
+            .map(|p| (Arc::clone(p), request.url().clone()));
         Box::pin(send(client, request, proxy))
     }
 }
@@ -91,7 +91,7 @@ impl Service<reqwest::Request> for Transport {
 async fn send(
     client: reqwest::Client,
     request: reqwest::Request,
-    proxy: Option<Box<str>>,
+    proxy: Option<(Arc<ProxyMap>, reqwest::Url)>,
 ) -> Result<reqwest::Response, GatewayError> {
     let method = request.method().clone();
     if let Some(ctx) = RequestContext::current() {
@@ -106,8 +106,8 @@ async fn send(
         let details = err.details_mut();
         details.set_method(method);
         details.set_attempts(1);
-        if let Some(proxy) = &proxy {
-            details.set_proxy(proxy);
+        if let Some(proxy) = proxy.as_ref().and_then(|(p, url)| p.for_url(url)) {
+            details.set_proxy(&proxy);
         }
         tracing::debug!(error.type = err.kind().name(), error = %err, "attempt failed");
         err

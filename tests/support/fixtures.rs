@@ -1,4 +1,6 @@
-//! The recorded gateway responses of `../shared/fixtures/gateway-responses.jsonl`.
+//! The recorded gateway responses: `tests/fixtures/gateway-responses.jsonl` in the repository,
+//! plus any case of the shared copy (`../shared/fixtures/`, where new cases appear first) that
+//! the repository does not have yet. `scripts/sync-fixtures.sh` copies those in.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -28,20 +30,60 @@ impl Fixture {
     }
 }
 
-/// `$GATEWAY_FIXTURES`, else the shared file beside the repository.
+/// The repository's copy, or `$GATEWAY_FIXTURES` when set.
 pub fn path() -> PathBuf {
     match std::env::var("GATEWAY_FIXTURES") {
         Ok(path) => PathBuf::from(path),
-        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/gateway-responses.jsonl"),
+        Err(_) => {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gateway-responses.jsonl")
+        }
     }
 }
 
-/// Every fixture; panics with the path when the file cannot be read.
+/// The shared copy beside the repository, when there is one (there is none in a user's clone
+/// or in the published crate).
+pub fn shared_path() -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/gateway-responses.jsonl");
+    path.is_file().then_some(path)
+}
+
+/// Every fixture of the repository's copy, then the shared cases it lacks (by `id`).
 pub fn load() -> Vec<Fixture> {
-    let path = path();
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read the shared fixtures at {}: {e}", path.display()));
+    let mut fixtures = read(&path());
+    if let Some(shared) = shared_path() {
+        for case in read(&shared) {
+            if !fixtures.iter().any(|f| f.id == case.id) {
+                eprintln!(
+                    "note: fixture {} is only in {}; run scripts/sync-fixtures.sh",
+                    case.id,
+                    shared.display()
+                );
+                fixtures.push(case);
+            }
+        }
+    }
+    fixtures
+}
+
+/// The raw lines of a fixture file by `id`, to compare two copies.
+pub fn lines_by_id(path: &std::path::Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read the fixtures at {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let case: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            let id = case["id"].as_str().expect("id").to_owned();
+            (id, case.to_string())
+        })
+        .collect()
+}
+
+/// Every fixture of one file; panics with the path when the file cannot be read.
+pub fn read(path: &std::path::Path) -> Vec<Fixture> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read the fixtures at {}: {e}", path.display()));
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
