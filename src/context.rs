@@ -29,6 +29,8 @@ pub(crate) struct RequestContext {
     sent: AtomicU32,
     /// The highest attempt number a retry layer started.
     started: AtomicU32,
+    /// Response heads the transport received (it then reads the start of a 5xx body).
+    heads: AtomicU32,
     last_error: Mutex<Option<GatewayError>>,
 }
 
@@ -89,6 +91,16 @@ impl RequestContext {
         self.sent.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Notes that the transport received a response head.
+    pub(crate) fn note_head(&self) {
+        self.heads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Response heads received so far.
+    pub(crate) fn heads(&self) -> u32 {
+        self.heads.load(Ordering::Relaxed)
+    }
+
     /// Notes that a retry layer started its attempt number `attempt`.
     pub(crate) fn note_attempt(&self, attempt: u32) {
         self.started.fetch_max(attempt, Ordering::Relaxed);
@@ -141,8 +153,3 @@ impl DeadlineAt {
             .saturating_duration_since(tokio::time::Instant::now())
     }
 }
-
-/// The request's URL carried a user name or password (reqwest turned it into an
-/// `Authorization` header): that header belongs to that server only.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct UrlCredentials;

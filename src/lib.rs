@@ -163,6 +163,7 @@
 pub mod classify;
 mod client;
 mod context;
+mod credentials;
 pub mod diagnosis;
 pub mod error;
 pub mod fallback;
@@ -180,7 +181,7 @@ pub use client::{
     BuildError, Client, ClientBuilder, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_DEADLINE, RequestBuilder,
 };
 pub use error::{Details, ErrorKind, GatewayError, Origin, ResponseSnapshot, Substatus};
-pub use transport::{Transport, TransportFuture};
+pub use transport::{BODY_PEEK_WAIT, Transport, TransportFuture};
 
 /// The README's examples are compiled as doc tests.
 #[cfg(doctest)]

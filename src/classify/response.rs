@@ -9,20 +9,26 @@ use http::{HeaderMap, StatusCode};
 /// Only 5xx statuses can be gateway failures; among them, an application's own `500`, `501` or
 /// `505` is not one and gives `None`. The body is read up to [`BODY_PREFIX_LIMIT`] bytes; any
 /// bytes classify without panicking. Explicit evidence wins over the status and the hop's
-/// `Server` header, in this order:
+/// `Server` header, in this order, each product's page only at the status that product sends
+/// it with (so that an application's 500 quoting a proxy's words stays a 500):
 ///
 /// 1. an IIS detailed error page naming a 502 substatus (`HTTP Error 502.3 - Bad Gateway`,
-///    `IIS70Error=502,3,…`), with its HRESULT as evidence;
+///    `IIS70Error=502,3,…`) at 502, with its HRESULT as evidence;
 /// 2. Squid's `X-Squid-Error` header;
-/// 3. Envoy's local replies (`… reset reason: <reason>`, `no healthy upstream`,
-///    `upstream request timeout`), whatever their status;
+/// 3. Envoy's local replies: `no healthy upstream` (503), `upstream request timeout` (504),
+///    `… reset reason: <reason>` (503, or 502);
 /// 4. Cloudflare's 520–527 and 530 with its `1xxx` error code;
-/// 5. HAProxy's default error pages, Tinyproxy's `500 Unable to connect`, Apache httpd's
-///    `mod_proxy` "Proxy Error" pages (with their `Reason:` line) and Varnish's
-///    "Backend fetch failed";
+/// 5. HAProxy's default error pages (503, 502, 504), Tinyproxy's `Unable to connect` (500),
+///    Apache httpd's `mod_proxy` "Proxy Error" pages (502, 500) with their `Reason:` line,
+///    and Varnish's "Backend fetch failed" (503);
 /// 6. the status alone: 504 → [`ErrorKind::CgiTimeout`], 502 → [`ErrorKind::BadGateway`],
 ///    503 → [`ErrorKind::ServiceUnavailable`] (an AWS ALB's 503 means no registered target:
 ///    [`ErrorKind::NoServer`]).
+///
+/// [`Classification::request_unsent`] is set only when the page comes from a product
+/// identified by its response headers, at the status that product uses for a request it could
+/// not forward at all (see the table in this file's `proves_unsent`): body text informs the
+/// cause, never the licence to resend a request that is not idempotent.
 ///
 /// ```
 /// use http::{HeaderMap, StatusCode};
@@ -53,28 +59,70 @@ pub fn classify_response(
             return Some(found);
         }
     }
-    if let Some(found) = squid(headers) {
-        return Some(found);
+    let found = squid(headers)
+        .or_else(|| envoy(code, &text))
+        .or_else(|| cloudflare(code, &text))
+        .or_else(|| haproxy(code, &text))
+        .or_else(|| tinyproxy(code, hop, &text))
+        .or_else(|| apache(code, &text))
+        .or_else(|| varnish(code, headers, &text))
+        .or_else(|| by_status(code, hop));
+    found.map(|mut found| {
+        found.request_unsent = found.request_unsent && proves_unsent(code, headers, &found);
+        found
+    })
+}
+
+/// Whether a page that says the request was never forwarded may be believed: only when the
+/// product that makes such pages is identified by the response's *headers* and the status is
+/// the one that product uses for it. An origin can quote any page text in its own body (an
+/// application's 500 reading "No server is available to handle this request" is no proof of
+/// anything), so the body alone never licenses resending a request that is not idempotent.
+///
+/// | product | identified by | status |
+/// |---|---|---|
+/// | IIS / ARR | `Server: Microsoft-IIS/…` or `X-Powered-By: ARR/…` | 502 |
+/// | Squid | `Server: squid…` (and its `X-Squid-Error`) | 503 |
+/// | Envoy | `server: envoy` without `x-envoy-upstream-service-time` (a reply it made itself) | 503 |
+/// | Cloudflare | `server: cloudflare` or `cf-ray` | 521, 523, 525, 526, 530 (each means no request reached the origin; 522 does not: the connection may have been made) |
+/// | Tinyproxy | `Server: tinyproxy/…` | 500 |
+///
+/// HAProxy and Apache httpd send no header that names them on their own error pages, so
+/// their "no server" and "DNS lookup failure" pages inform the cause but never prove the
+/// request unsent.
+fn proves_unsent(code: u16, headers: &HeaderMap, found: &Classification) -> bool {
+    let server_is = |product: &str| {
+        headers
+            .get_all(http::header::SERVER)
+            .iter()
+            .any(|v| starts_with_ignore_case(v.as_bytes(), product.as_bytes()))
+    };
+    match found.gateway {
+        Some(Gateway::Iis) => {
+            code == 502
+                && (server_is("microsoft-iis")
+                    || headers
+                        .get_all("x-powered-by")
+                        .iter()
+                        .any(|v| starts_with_ignore_case(v.as_bytes(), b"arr/")))
+        }
+        Some(Gateway::Squid) => code == 503 && server_is("squid"),
+        Some(Gateway::Envoy) => {
+            code == 503
+                && server_is("envoy")
+                && !headers.contains_key("x-envoy-upstream-service-time")
+        }
+        Some(Gateway::Cloudflare) => {
+            matches!(code, 521 | 523 | 525 | 526 | 530)
+                && (server_is("cloudflare") || headers.contains_key("cf-ray"))
+        }
+        Some(Gateway::Tinyproxy) => code == 500 && server_is("tinyproxy"),
+        _ => false,
     }
-    if let Some(found) = envoy(&text) {
-        return Some(found);
-    }
-    if let Some(found) = cloudflare(code, &text) {
-        return Some(found);
-    }
-    if let Some(found) = haproxy(&text) {
-        return Some(found);
-    }
-    if let Some(found) = tinyproxy(hop, &text) {
-        return Some(found);
-    }
-    if let Some(found) = apache(code, &text) {
-        return Some(found);
-    }
-    if let Some(found) = varnish(headers, &text) {
-        return Some(found);
-    }
-    by_status(code, hop)
+}
+
+fn starts_with_ignore_case(value: &[u8], prefix: &[u8]) -> bool {
+    value.len() >= prefix.len() && value[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 /// An IIS detailed error page names its substatus in the title, the heading and the
@@ -154,11 +202,13 @@ fn squid(headers: &HeaderMap) -> Option<Classification> {
     Some(if unsent { found.unsent() } else { found })
 }
 
-/// Envoy's local replies; it answers most upstream failures with 503, so the text decides.
-fn envoy(text: &str) -> Option<Classification> {
+/// Envoy's local replies; it answers most upstream failures with 503, so the text decides:
+/// `no healthy upstream` (503), `upstream request timeout` (504), and the reset texts (503, or
+/// 502 for a protocol error).
+fn envoy(code: u16, text: &str) -> Option<Classification> {
     const RESET: &str = "upstream connect error or disconnect/reset before headers";
     let t = text.trim_start();
-    if t.starts_with("no healthy upstream") {
+    if code == 503 && t.starts_with("no healthy upstream") {
         let c = Classification::new(
             ErrorKind::NoServer,
             Some(Gateway::Envoy),
@@ -166,14 +216,14 @@ fn envoy(text: &str) -> Option<Classification> {
         );
         return Some(c.unsent());
     }
-    if t.starts_with("upstream request timeout") {
+    if code == 504 && t.starts_with("upstream request timeout") {
         return Some(Classification::new(
             ErrorKind::CgiTimeout,
             Some(Gateway::Envoy),
             "upstream request timeout",
         ));
     }
-    if !text.contains(RESET) {
+    if !matches!(code, 502 | 503) || !text.contains(RESET) {
         return None;
     }
     let reason = text
@@ -215,9 +265,10 @@ fn cloudflare(code: u16, text: &str) -> Option<Classification> {
             true,
             "521 origin refused the connection",
         ),
+        // The connection may have been made and the request sent before the timeout.
         522 => (
             ErrorKind::ForwarderConnection,
-            true,
+            false,
             "522 connection to origin timed out",
         ),
         523 => (ErrorKind::NoServer, true, "523 origin unreachable"),
@@ -276,23 +327,24 @@ fn cloudflare_1xxx(text: &str) -> Option<u16> {
     None
 }
 
-/// HAProxy's built-in error pages.
-fn haproxy(text: &str) -> Option<Classification> {
+/// HAProxy's built-in error pages, each at the status HAProxy sends it with.
+fn haproxy(code: u16, text: &str) -> Option<Classification> {
     let hp = Some(Gateway::HaProxy);
-    if text.contains("no server is available to handle this request") {
-        return Some(
-            Classification::new(ErrorKind::NoServer, hp, "HAProxy: no server is available")
-                .unsent(),
-        );
+    if code == 503 && text.contains("no server is available to handle this request") {
+        return Some(Classification::new(
+            ErrorKind::NoServer,
+            hp,
+            "HAProxy: no server is available",
+        ));
     }
-    if text.contains("the server returned an invalid or incomplete response") {
+    if code == 502 && text.contains("the server returned an invalid or incomplete response") {
         return Some(Classification::new(
             ErrorKind::PrematureExit,
             hp,
             "HAProxy: invalid or incomplete response",
         ));
     }
-    if text.contains("the server didn't respond in time") {
+    if code == 504 && text.contains("the server didn't respond in time") {
         return Some(Classification::new(
             ErrorKind::CgiTimeout,
             hp,
@@ -304,8 +356,10 @@ fn haproxy(text: &str) -> Option<Classification> {
 
 /// Tinyproxy answers `500 Unable to connect` when it cannot reach the server (refused or
 /// unresolvable alike), and `504` when the server is too slow.
-fn tinyproxy(hop: Option<Gateway>, text: &str) -> Option<Classification> {
-    if hop != Some(Gateway::Tinyproxy) && !text.contains("generated by tinyproxy") {
+fn tinyproxy(code: u16, hop: Option<Gateway>, text: &str) -> Option<Classification> {
+    if !matches!(code, 500 | 502)
+        || (hop != Some(Gateway::Tinyproxy) && !text.contains("generated by tinyproxy"))
+    {
         return None;
     }
     let tp = Some(Gateway::Tinyproxy);
@@ -326,19 +380,16 @@ fn tinyproxy(hop: Option<Gateway>, text: &str) -> Option<Classification> {
 /// failure for:", and the 503 it answers when the backend refuses.
 fn apache(code: u16, text: &str) -> Option<Classification> {
     let ap = Some(Gateway::Apache);
-    if text.contains("dns lookup failure for") {
-        return Some(
-            Classification::new(
-                ErrorKind::NoServer,
-                ap,
-                "Apache mod_proxy: DNS lookup failure",
-            )
-            .unsent(),
-        );
+    if matches!(code, 500 | 502) && text.contains("dns lookup failure for") {
+        return Some(Classification::new(
+            ErrorKind::NoServer,
+            ap,
+            "Apache mod_proxy: DNS lookup failure",
+        ));
     }
     // Every mod_proxy error page, whatever its status (502, or 500 for a DNS failure), has
     // this heading; its text wraps lines, so phrases are not matched across them.
-    if !text.contains("<h1>proxy error</h1>") {
+    if !matches!(code, 500 | 502) || !text.contains("<h1>proxy error</h1>") {
         return (code == 503
             && text.contains("the server is temporarily unable to service your")
             && text.contains("request due to maintenance downtime or capacity"))
@@ -386,7 +437,10 @@ fn strip_tags(html: &str) -> String {
 
 /// Varnish's synthetic "Backend fetch failed" page (a "Guru Meditation"): the backend did not
 /// give a usable answer.
-fn varnish(headers: &HeaderMap, text: &str) -> Option<Classification> {
+fn varnish(code: u16, headers: &HeaderMap, text: &str) -> Option<Classification> {
+    if !matches!(code, 502 | 503) {
+        return None;
+    }
     let from_varnish = headers.contains_key("x-varnish")
         || headers.get_all(http::header::VIA).iter().any(|v| {
             v.as_bytes()
@@ -551,8 +605,77 @@ mod tests {
         headers.insert("x-squid-error", "ERR_DNS_FAIL 0".parse().unwrap());
         let c = classify_response(StatusCode::SERVICE_UNAVAILABLE, &headers, b"").unwrap();
         assert_eq!(c.kind, ErrorKind::NoServer);
-        assert!(c.request_unsent);
+        assert!(!c.request_unsent, "no Server header names Squid");
         assert_eq!(c.gateway, Some(Gateway::Squid));
+        headers.insert("server", "squid/5.7".parse().unwrap());
+        let c = classify_response(StatusCode::SERVICE_UNAVAILABLE, &headers, b"").unwrap();
+        assert!(c.request_unsent);
+    }
+
+    /// Body text an origin can write never proves a request unsent, and a product's page
+    /// counts only at the status the product sends it with.
+    #[test]
+    fn an_origin_quoting_a_proxy_proves_nothing() {
+        let none = HeaderMap::new();
+        let quoting = [
+            (500, &b"<p>payment provider failed:</p><p>No server is available to handle this request.</p>"[..]),
+            (500, b"{\"error\":\"upstream connect error or disconnect/reset before headers. reset reason: connection failure\"}"),
+            (500, b"no healthy upstream"),
+        ];
+        for (code, body) in quoting {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert_eq!(
+                classify_response(status, &none, body),
+                None,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // Apache httpd does answer a DNS failure with 500: the page names the cause, but
+        // nothing in the headers can prove it is Apache's.
+        let c = classify_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &none,
+            b"<h1>Proxy Error</h1><p>DNS lookup failure for: db.internal</p>",
+        )
+        .unwrap();
+        assert_eq!(c.kind, ErrorKind::NoServer);
+        assert!(!c.request_unsent);
+        // At 503 HAProxy's page names the cause, but nothing in the headers names HAProxy.
+        let c = classify_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &none,
+            b"<h1>503 Service Unavailable</h1>\nNo server is available to handle this request.",
+        )
+        .unwrap();
+        assert_eq!(c.kind, ErrorKind::NoServer);
+        assert!(!c.request_unsent);
+        // Envoy's reset text with `server: envoy` but relayed from the origin (it carries
+        // `x-envoy-upstream-service-time`) proves nothing either.
+        let reset = b"upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+        let mut relayed = HeaderMap::new();
+        relayed.insert("server", "envoy".parse().unwrap());
+        relayed.insert("x-envoy-upstream-service-time", "3".parse().unwrap());
+        let c = classify_response(StatusCode::SERVICE_UNAVAILABLE, &relayed, reset).unwrap();
+        assert_eq!(c.kind, ErrorKind::ForwarderConnection);
+        assert!(!c.request_unsent);
+        relayed.remove("x-envoy-upstream-service-time");
+        let c = classify_response(StatusCode::SERVICE_UNAVAILABLE, &relayed, reset).unwrap();
+        assert!(c.request_unsent, "Envoy's own reply");
+    }
+
+    /// Cloudflare's 522 ("connection timed out") may follow a delivered request; 521 cannot.
+    #[test]
+    fn cloudflare_522_is_not_proof_of_an_unsent_request() {
+        let mut cf = HeaderMap::new();
+        cf.insert("server", "cloudflare".parse().unwrap());
+        cf.insert("cf-ray", "8f1a2b3c4d5e6f70-FRA".parse().unwrap());
+        let at = |code| classify_response(StatusCode::from_u16(code).unwrap(), &cf, b"").unwrap();
+        assert!(!at(522).request_unsent);
+        assert!(at(521).request_unsent);
+        let bare =
+            classify_response(StatusCode::from_u16(521).unwrap(), &HeaderMap::new(), b"").unwrap();
+        assert!(!bare.request_unsent, "no header names Cloudflare");
     }
 
     #[test]

@@ -90,17 +90,19 @@ impl Client {
             let absolute = format!("{}{}", primary.trim_end_matches('/'), url.as_ref());
             return self.request(method, absolute);
         }
-        // reqwest turns a URL's user name and password into an `Authorization` header; remember
-        // it came from the URL so that it goes to that server only.
-        let has_userinfo = url.as_ref().contains('@')
-            && reqwest::Url::parse(url.as_ref())
-                .is_ok_and(|u| !u.username().is_empty() || u.password().is_some());
-        let builder = RequestBuilder::new(self.clone(), self.reqwest.request(method, url));
-        if has_userinfo {
-            builder.url_credentials()
-        } else {
-            builder
+        // reqwest would turn a URL's user name and password into an `Authorization` header at
+        // once; they stay in the URL instead (see `credentials`), so that they go to that
+        // server only, whichever way the request then travels.
+        if url.as_ref().contains('@') {
+            if let Ok(mut parsed) = reqwest::Url::parse(url.as_ref()) {
+                if let Some(credentials) = crate::credentials::from_url(&parsed) {
+                    crate::credentials::strip(&mut parsed);
+                    let builder = self.reqwest.request(method, parsed);
+                    return RequestBuilder::new(self.clone(), builder).url_credentials(credentials);
+                }
+            }
         }
+        RequestBuilder::new(self.clone(), self.reqwest.request(method, url))
     }
 
     /// Sends an already built request through the client's stack.

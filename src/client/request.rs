@@ -1,7 +1,7 @@
 //! Building and sending one request.
 
 use super::{Client, Stack};
-use crate::context::{RequestContext, UrlCredentials};
+use crate::context::RequestContext;
 use crate::error::{ErrorKind, GatewayError};
 use crate::retry::{IdempotentOptIn, PolicyOverride, RetryPolicy};
 use crate::timeout::{AttemptTimeoutOverride, DeadlineOverride};
@@ -19,6 +19,8 @@ pub struct RequestBuilder {
     client: Client,
     inner: reqwest::RequestBuilder,
     options: Extensions,
+    /// The URL's user name and password, put back into the built request's URL.
+    url_credentials: Option<(String, Option<String>)>,
 }
 
 impl RequestBuilder {
@@ -27,6 +29,7 @@ impl RequestBuilder {
             client,
             inner,
             options: Extensions::new(),
+            url_credentials: None,
         }
     }
 
@@ -57,12 +60,17 @@ impl RequestBuilder {
         username: U,
         password: Option<P>,
     ) -> RequestBuilder {
-        self.map(|b| b.basic_auth(username, password))
+        // Set after the URL, it wins over the URL's credentials, as in reqwest.
+        let mut this = self.map(|b| b.basic_auth(username, password));
+        this.url_credentials = None;
+        this
     }
 
     /// Sets bearer authentication (the header is marked sensitive).
     pub fn bearer_auth<T: fmt::Display>(self, token: T) -> RequestBuilder {
-        self.map(|b| b.bearer_auth(token))
+        let mut this = self.map(|b| b.bearer_auth(token));
+        this.url_credentials = None;
+        this
     }
 
     /// Sets the body. A buffered body can be replayed on a retry; a stream cannot.
@@ -101,8 +109,9 @@ impl RequestBuilder {
         self
     }
 
-    pub(super) fn url_credentials(self) -> RequestBuilder {
-        self.option(UrlCredentials)
+    pub(super) fn url_credentials(mut self, credentials: (String, Option<String>)) -> Self {
+        self.url_credentials = Some(credentials);
+        self
     }
 
     /// Retries this request by `policy` instead of the client's (its budget is its own).
@@ -135,14 +144,19 @@ impl RequestBuilder {
         self.option(DeadlineOverride(deadline))
     }
 
-    /// Builds the `reqwest::Request` without sending it.
+    /// Builds the `reqwest::Request` without sending it. Credentials written in the URL stay
+    /// in its URL (reqwest would have moved them into a header): this crate's transport sends
+    /// them to that URL's server only, so that the request can go through
+    /// [`Client::execute`] or [`Client::into_service`] without them reaching a fallback server.
+    /// (A request built by reqwest's own builder has them in its `Authorization` header, which
+    /// then travels like any header you set.)
     pub fn build(self) -> Result<reqwest::Request, GatewayError> {
-        self.inner.build().map_err(invalid)
+        build(self.inner, self.url_credentials.as_ref())
     }
 
     /// Sends the request through the client's stack.
     pub async fn send(self) -> Result<reqwest::Response, GatewayError> {
-        let request = self.inner.build().map_err(invalid)?;
+        let request = build(self.inner, self.url_credentials.as_ref())?;
         send(self.client.stack, request, self.options).await
     }
 }
@@ -151,6 +165,17 @@ impl fmt::Debug for RequestBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestBuilder").finish_non_exhaustive()
     }
+}
+
+fn build(
+    builder: reqwest::RequestBuilder,
+    url_credentials: Option<&(String, Option<String>)>,
+) -> Result<reqwest::Request, GatewayError> {
+    let mut request = builder.build().map_err(invalid)?;
+    if let Some(credentials) = url_credentials {
+        crate::credentials::restore(request.url_mut(), credentials);
+    }
+    Ok(request)
 }
 
 fn invalid(err: reqwest::Error) -> GatewayError {

@@ -1,6 +1,17 @@
 //! Passive health: consecutive gateway failures eject a server for a while.
+//!
+//! The invariants, whatever the interleaving of concurrent requests:
+//! - at most the configured share of servers is ejected at once, at least one may be, and never
+//!   all of them: a slot is reserved in one atomic counter before a server is ejected;
+//! - an ejection is ended only by its probe's success: a request admitted before the ejection
+//!   (it carries the older *generation*) that succeeds later says nothing about the server now,
+//!   and one that fails later does not count again;
+//! - a failed probe sends the server back out, for longer, in the slot it already holds;
+//! - the ejection multiplier decays: each `base_ejection` the server stays healthy after
+//!   being restored takes one step off it (as Envoy's outlier detection does), so an old
+//!   outage does not make every later blip cost the maximum ejection time.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -30,8 +41,12 @@ pub(crate) struct ServerHealth {
     consecutive: AtomicU32,
     /// Nanoseconds after the pool's epoch until which the server is ejected; 0 when healthy.
     ejected_until: AtomicU64,
-    /// How many times it was ejected (the ejection time grows with it).
+    /// The ejection multiplier: the n-th ejection in a row lasts n × `base_ejection`.
     ejections: AtomicU32,
+    /// Bumped by every ejection: tells requests admitted before it from those after.
+    generation: AtomicU32,
+    /// When the server was last restored (nanoseconds after the epoch), for the decay.
+    restored_at: AtomicU64,
     /// Whether a probe request is out to an ejected server whose time is up.
     probing: AtomicBool,
 }
@@ -47,12 +62,27 @@ pub(crate) enum Admission {
     No,
 }
 
+/// A request's admission to one server, with the server's generation at that moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    pub(crate) admission: Admission,
+    generation: u32,
+}
+
+impl Ticket {
+    pub(crate) fn is_probe(self) -> bool {
+        self.admission == Admission::Probe
+    }
+}
+
 /// The servers' health and the rules, shared by clones.
 #[derive(Debug)]
 pub(crate) struct Pool {
     epoch: Instant,
     rules: EjectionRules,
     servers: Box<[ServerHealth]>,
+    /// Servers ejected now (slots reserved before ejecting, released on restoring).
+    ejected: AtomicUsize,
 }
 
 impl Pool {
@@ -61,6 +91,7 @@ impl Pool {
             epoch: Instant::now(),
             rules,
             servers: (0..servers).map(|_| ServerHealth::default()).collect(),
+            ejected: AtomicUsize::new(0),
         }
     }
 
@@ -71,52 +102,69 @@ impl Pool {
     }
 
     /// Whether server `i` may take a request now.
-    pub(crate) fn admit(&self, i: usize) -> Admission {
+    pub(crate) fn admit(&self, i: usize) -> Ticket {
         let s = &self.servers[i];
+        let generation = s.generation.load(Ordering::Acquire);
+        let ticket = |admission| Ticket {
+            admission,
+            generation,
+        };
         let until = s.ejected_until.load(Ordering::Acquire);
         if until == 0 {
-            return Admission::Yes;
+            return ticket(Admission::Yes);
         }
         if self.now() < until {
-            return Admission::No;
+            return ticket(Admission::No);
         }
         match s
             .probing
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
         {
-            Ok(_) => Admission::Probe,
-            Err(_) => Admission::No,
+            Ok(_) => ticket(Admission::Probe),
+            Err(_) => ticket(Admission::No),
         }
     }
 
-    /// A success from server `i`: the failure count resets and an ejected server returns.
-    /// Returns `true` when this restored an ejected server.
-    pub(crate) fn success(&self, i: usize) -> bool {
+    /// A success from server `i`. Returns `true` when it restored an ejected server (only the
+    /// probe's success does).
+    pub(crate) fn success(&self, i: usize, ticket: Ticket) -> bool {
         let s = &self.servers[i];
-        s.consecutive.store(0, Ordering::Release);
-        s.probing.store(false, Ordering::Release);
-        s.ejected_until.swap(0, Ordering::AcqRel) != 0
+        if ticket.is_probe() {
+            s.consecutive.store(0, Ordering::Release);
+            let restored = self.restore(i);
+            s.probing.store(false, Ordering::Release);
+            return restored;
+        }
+        // A request admitted before the current ejection: its answer is from before the
+        // server went out and is no verdict on it now.
+        if s.ejected_until.load(Ordering::Acquire) == 0 {
+            s.consecutive.store(0, Ordering::Release);
+        }
+        false
     }
 
     /// A gateway failure from server `i`. Returns the ejection time when this ejected it.
-    pub(crate) fn failure(&self, i: usize, probe: bool) -> Option<Duration> {
+    pub(crate) fn failure(&self, i: usize, ticket: Ticket) -> Option<Duration> {
         let s = &self.servers[i];
+        if ticket.is_probe() {
+            // A failed probe goes straight back out, for longer, in the slot it holds.
+            let time = self.re_eject(i);
+            s.probing.store(false, Ordering::Release);
+            return time;
+        }
+        let stale = s.generation.load(Ordering::Acquire) != ticket.generation;
+        if stale || s.ejected_until.load(Ordering::Acquire) != 0 {
+            // Ejected since this request was admitted, or still out: already counted.
+            return None;
+        }
         let count = s
             .consecutive
             .fetch_add(1, Ordering::AcqRel)
             .saturating_add(1);
-        if probe {
-            // A failed probe goes straight back out, for longer.
-            s.probing.store(false, Ordering::Release);
-            return Some(self.eject(i));
-        }
-        if count < self.rules.consecutive_failures || s.ejected_until.load(Ordering::Acquire) != 0 {
+        if count < self.rules.consecutive_failures {
             return None;
         }
-        if self.ejected_count() >= self.max_ejected() {
-            return None;
-        }
-        Some(self.eject(i))
+        self.try_eject(i)
     }
 
     /// Abandons a probe that ended without a verdict (cancelled, or a non-gateway outcome).
@@ -124,27 +172,77 @@ impl Pool {
         self.servers[i].probing.store(false, Ordering::Release);
     }
 
-    fn eject(&self, i: usize) -> Duration {
+    /// Ejects server `i` if a slot is free and it is not already out.
+    fn try_eject(&self, i: usize) -> Option<Duration> {
+        let max = self.max_ejected();
+        self.ejected
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |out| {
+                (out < max).then_some(out + 1)
+            })
+            .ok()?;
         let s = &self.servers[i];
-        let times = s.ejections.fetch_add(1, Ordering::AcqRel).saturating_add(1);
+        let (until, time) = self.next_ejection(s);
+        if s.ejected_until
+            .compare_exchange(0, until, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // Another request ejected it first: give the slot back.
+            self.ejected.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        s.generation.fetch_add(1, Ordering::AcqRel);
+        s.consecutive.store(0, Ordering::Release);
+        Some(time)
+    }
+
+    /// Sends an ejected server (whose probe failed) back out, keeping its slot.
+    fn re_eject(&self, i: usize) -> Option<Duration> {
+        let s = &self.servers[i];
+        if s.ejected_until.load(Ordering::Acquire) == 0 {
+            // Not ejected any more (cannot happen while the probe is out): the normal rules.
+            return self.try_eject(i);
+        }
+        let (until, time) = self.next_ejection(s);
+        s.ejected_until.store(until, Ordering::Release);
+        s.generation.fetch_add(1, Ordering::AcqRel);
+        Some(time)
+    }
+
+    /// Ends server `i`'s ejection; `true` if it was ejected.
+    fn restore(&self, i: usize) -> bool {
+        let s = &self.servers[i];
+        if s.ejected_until.swap(0, Ordering::AcqRel) == 0 {
+            return false;
+        }
+        s.restored_at.store(self.now(), Ordering::Release);
+        self.ejected.fetch_sub(1, Ordering::AcqRel);
+        true
+    }
+
+    /// When the next ejection of `s` ends and how long it is: the multiplier, decayed by the
+    /// healthy time since the last restoration, plus one.
+    fn next_ejection(&self, s: &ServerHealth) -> (u64, Duration) {
+        let now = self.now();
+        let base = u64::try_from(self.rules.base_ejection.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let restored = s.restored_at.load(Ordering::Acquire);
+        let healthy_steps = if restored == 0 {
+            0
+        } else {
+            u32::try_from(now.saturating_sub(restored) / base).unwrap_or(u32::MAX)
+        };
+        let previous = s.ejections.load(Ordering::Acquire);
+        let times = previous.saturating_sub(healthy_steps).saturating_add(1);
+        s.ejections.store(times, Ordering::Release);
         let time = self
             .rules
             .base_ejection
             .checked_mul(times)
             .unwrap_or(self.rules.max_ejection)
             .min(self.rules.max_ejection);
-        let until = self
-            .now()
-            .saturating_add(u64::try_from(time.as_nanos()).unwrap_or(u64::MAX));
-        s.ejected_until.store(until, Ordering::Release);
-        time
-    }
-
-    fn ejected_count(&self) -> usize {
-        self.servers
-            .iter()
-            .filter(|s| s.ejected_until.load(Ordering::Acquire) != 0)
-            .count()
+        let until = now.saturating_add(u64::try_from(time.as_nanos()).unwrap_or(u64::MAX));
+        (until, time)
     }
 
     /// At most this many servers are out at once: the configured share, at least one, and
@@ -159,6 +257,14 @@ impl Pool {
     pub(crate) fn is_ejected(&self, i: usize) -> bool {
         self.servers[i].ejected_until.load(Ordering::Acquire) != 0
     }
+
+    /// How many servers are ejected now.
+    #[cfg(test)]
+    fn ejected_now(&self) -> usize {
+        (0..self.servers.len())
+            .filter(|&i| self.is_ejected(i))
+            .count()
+    }
 }
 
 #[cfg(test)]
@@ -168,25 +274,125 @@ mod tests {
     fn rules() -> EjectionRules {
         EjectionRules {
             consecutive_failures: 2,
+            base_ejection: Duration::from_secs(30),
+            max_ejection: Duration::from_secs(300),
             ..EjectionRules::default()
         }
     }
 
-    #[test]
-    fn never_ejects_every_server() {
+    fn fail(pool: &Pool, i: usize) -> Option<Duration> {
+        let ticket = pool.admit(i);
+        assert_ne!(ticket.admission, Admission::No, "server {i} not admitted");
+        pool.failure(i, ticket)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_ejects_every_server() {
         let pool = Pool::new(2, rules());
-        assert!(pool.failure(0, false).is_none());
-        assert!(pool.failure(0, false).is_some());
-        assert!(pool.failure(1, false).is_none());
-        assert!(pool.failure(1, false).is_none());
+        assert!(fail(&pool, 0).is_none());
+        assert!(fail(&pool, 0).is_some());
+        assert!(fail(&pool, 1).is_none());
+        assert!(fail(&pool, 1).is_none());
         assert!(!pool.is_ejected(1));
     }
 
-    #[test]
-    fn a_success_resets_the_count() {
+    #[tokio::test(start_paused = true)]
+    async fn a_success_resets_the_count() {
         let pool = Pool::new(3, rules());
-        pool.failure(0, false);
-        pool.success(0);
-        assert!(pool.failure(0, false).is_none());
+        fail(&pool, 0);
+        let t = pool.admit(0);
+        pool.success(0, t);
+        assert!(fail(&pool, 0).is_none());
+    }
+
+    /// The interleaving of the defects issue: a request admitted before an ejection succeeds
+    /// during the probe, another request ejects the other server, then the probe fails.
+    #[tokio::test(start_paused = true)]
+    async fn a_success_from_before_the_ejection_is_no_verdict_and_the_cap_holds() {
+        let pool = Pool::new(2, rules());
+        let q = pool.admit(0); // Q held in flight on a
+        fail(&pool, 0);
+        assert!(fail(&pool, 0).is_some(), "a ejected");
+        tokio::time::advance(Duration::from_secs(31)).await;
+        let p = pool.admit(0);
+        assert_eq!(p.admission, Admission::Probe, "P probes a");
+        assert!(!pool.success(0, q), "Q's late success does not restore a");
+        assert!(pool.is_ejected(0));
+        // R fails on b twice: b may not be ejected while a is out.
+        assert!(fail(&pool, 1).is_none());
+        assert!(fail(&pool, 1).is_none());
+        assert!(!pool.is_ejected(1));
+        // P fails: a goes back out, still alone.
+        assert!(pool.failure(0, p).is_some());
+        assert_eq!(pool.ejected_now(), 1);
+        assert!(!pool.is_ejected(1));
+    }
+
+    /// Every interleaving of admissions, verdicts and time steps over two and three servers
+    /// (a deterministic pseudo-random walk of 20,000 steps per size), checking after each step
+    /// that the cap holds and never every server is out.
+    #[tokio::test(start_paused = true)]
+    async fn the_cap_holds_under_any_interleaving() {
+        for servers in [2usize, 3] {
+            let pool = Pool::new(servers, rules());
+            let mut in_flight: Vec<(usize, Ticket)> = Vec::new();
+            let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ servers as u64;
+            let mut next = || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed
+            };
+            for _ in 0..20_000 {
+                match next() % 6 {
+                    0 | 1 => {
+                        let i = (next() % servers as u64) as usize;
+                        let t = pool.admit(i);
+                        if t.admission != Admission::No {
+                            in_flight.push((i, t));
+                        }
+                    }
+                    2 | 3 if !in_flight.is_empty() => {
+                        let (i, t) = in_flight.swap_remove((next() as usize) % in_flight.len());
+                        pool.failure(i, t);
+                    }
+                    4 if !in_flight.is_empty() => {
+                        let (i, t) = in_flight.swap_remove((next() as usize) % in_flight.len());
+                        pool.success(i, t);
+                    }
+                    _ => tokio::time::advance(Duration::from_secs(next() % 40)).await,
+                }
+                let out = pool.ejected_now();
+                assert!(out <= pool.max_ejected(), "{out} ejected of {servers}");
+                assert!(out < servers, "every server ejected");
+                assert_eq!(out, pool.ejected.load(Ordering::Acquire));
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_ejection_time_grows_and_decays_after_a_healthy_period() {
+        let pool = Pool::new(3, rules());
+        let eject = |pool: &Pool| {
+            fail(pool, 0);
+            fail(pool, 0).expect("ejected")
+        };
+        let restore = |pool: &Pool| {
+            let t = pool.admit(0);
+            assert!(t.is_probe());
+            assert!(pool.success(0, t));
+        };
+        assert_eq!(eject(&pool), Duration::from_secs(30));
+        tokio::time::advance(Duration::from_secs(31)).await;
+        restore(&pool);
+        assert_eq!(eject(&pool), Duration::from_secs(60), "grows");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        restore(&pool);
+        assert_eq!(eject(&pool), Duration::from_secs(90), "grows");
+        tokio::time::advance(Duration::from_secs(91)).await;
+        restore(&pool);
+        // Healthy for 65 s: two base periods off the multiplier of 3, then this ejection.
+        tokio::time::advance(Duration::from_secs(65)).await;
+        assert_eq!(eject(&pool), Duration::from_secs(60), "decayed");
     }
 }

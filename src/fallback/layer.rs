@@ -44,6 +44,7 @@ impl FallbackLayer {
         FallbackBuilder {
             servers: servers.into_iter().map(|u| u.as_ref().to_owned()).collect(),
             rules: EjectionRules::default(),
+            cleartext_credentials: false,
         }
     }
 }
@@ -54,6 +55,7 @@ impl FallbackLayer {
 pub struct FallbackBuilder {
     servers: Vec<String>,
     rules: EjectionRules,
+    cleartext_credentials: bool,
 }
 
 impl std::fmt::Debug for FallbackBuilder {
@@ -70,6 +72,7 @@ impl std::fmt::Debug for FallbackBuilder {
         f.debug_struct("FallbackBuilder")
             .field("servers", &shown)
             .field("rules", &self.rules)
+            .field("cleartext_credentials", &self.cleartext_credentials)
             .finish()
     }
 }
@@ -101,6 +104,15 @@ impl FallbackBuilder {
         self
     }
 
+    /// Whether a request failing over from an `https` server to a plain `http` one keeps its
+    /// `Authorization` and `Cookie` headers (default: no, they are removed rather than sent in
+    /// cleartext). URL credentials never travel to another server either way: a server's own
+    /// URL credentials are the only ones it receives.
+    pub fn cleartext_credentials(mut self, allow: bool) -> Self {
+        self.cleartext_credentials = allow;
+        self
+    }
+
     /// The primary server's URL as given (credentials included: it is only used to build
     /// requests to that same server).
     pub(crate) fn primary(&self) -> Option<&str> {
@@ -119,7 +131,11 @@ impl FallbackBuilder {
         }
         let pool = Pool::new(servers.len(), self.rules);
         Ok(FallbackLayer {
-            shared: Arc::new(Shared { servers, pool }),
+            shared: Arc::new(Shared {
+                servers,
+                pool,
+                cleartext_credentials: self.cleartext_credentials,
+            }),
         })
     }
 }

@@ -49,7 +49,7 @@ mod target;
 pub use layer::{FallbackBuilder, FallbackLayer};
 pub use target::InvalidBaseUrl;
 
-use crate::context::{RequestContext, UrlCredentials};
+use crate::context::RequestContext;
 use crate::error::{Details, ErrorKind, GatewayError, Origin};
 use crate::retry::IdempotentOptIn;
 use health::{Admission, Pool};
@@ -66,6 +66,7 @@ use tracing::Instrument;
 struct Shared {
     servers: Vec<BaseUrl>,
     pool: Pool,
+    cleartext_credentials: bool,
 }
 
 /// Sends requests to the first healthy of several servers; see the [module docs](self).
@@ -155,9 +156,6 @@ where
     let opted_in = ctx
         .as_ref()
         .is_some_and(|c| c.get::<IdempotentOptIn>().is_some());
-    let url_credentials = ctx
-        .as_ref()
-        .is_some_and(|c| c.get::<UrlCredentials>().is_some());
     let may_resend = crate::retry::may_resend(request.method(), request.headers(), opted_in);
     let method = request.method().clone();
 
@@ -165,7 +163,8 @@ where
     let mut causes: Vec<GatewayError> = Vec::new();
     let pool = &shared.pool;
     for (i, base) in shared.servers.iter().enumerate() {
-        let admission = pool.admit(i);
+        let ticket = pool.admit(i);
+        let admission = ticket.admission;
         if admission == Admission::No {
             continue;
         }
@@ -188,7 +187,7 @@ where
         let this = if i == home {
             this
         } else {
-            base.retarget(this, rest_at, url_credentials)
+            base.retarget(this, rest_at, shared.cleartext_credentials)
         };
         let span = tracing::info_span!(
             "server",
@@ -212,7 +211,7 @@ where
         let mut err = match outcome {
             Ok(response) => {
                 guard.armed = false;
-                if pool.success(i) {
+                if pool.success(i, ticket) {
                     tracing::info!(server = %base.display(), "server restored");
                 }
                 return Ok(response);
@@ -221,7 +220,7 @@ where
         };
         if counts_against_health(&err) {
             guard.armed = false;
-            if let Some(time) = pool.failure(i, admission == Admission::Probe) {
+            if let Some(time) = pool.failure(i, ticket) {
                 tracing::info!(server = %base.display(), ejected_for_ms = time.as_millis() as u64, error = %err, "server ejected");
             }
         }

@@ -1,6 +1,6 @@
 //! Base URLs and re-targeting a request from one to another.
 
-use http::header::{AUTHORIZATION, HOST, HeaderValue};
+use http::header::{AUTHORIZATION, COOKIE, HOST, HeaderValue};
 use reqwest::Url;
 
 /// A base URL was not usable as a fallback server.
@@ -89,28 +89,27 @@ impl BaseUrl {
     }
 
     /// `request`, moved from the base it was written for onto this one (`rest_at`: where the path
-    /// below that base starts): path below the prefix
-    /// and query kept; scheme, host, port and prefix swapped; `Host` made consistent; the
-    /// original server's credentials dropped and this server's own (if its URL has them) used.
+    /// below that base starts): path below the prefix and query kept; scheme, host, port and
+    /// prefix swapped; `Host` made consistent. The URL is replaced whole, so the original
+    /// server's URL credentials go with it and this server's own (if its URL has them) come
+    /// in; the transport turns them into a header. Moving from `https` to plain `http` also
+    /// drops `Authorization` and `Cookie` headers unless `cleartext_credentials` allows them.
     pub(crate) fn retarget(
         &self,
         mut request: reqwest::Request,
         rest_at: usize,
-        drop_auth: bool,
+        cleartext_credentials: bool,
     ) -> reqwest::Request {
+        let downgrade = request.url().scheme() == "https" && self.url.scheme() == "http";
         let rest = request.url().path().get(rest_at..).unwrap_or("");
         let mut url = self.url.clone();
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
         url.set_path(&format!("{}{}", self.prefix, rest));
         url.set_query(request.url().query());
         *request.url_mut() = url;
         let headers = request.headers_mut();
-        if drop_auth {
+        if downgrade && !cleartext_credentials {
             headers.remove(AUTHORIZATION);
-        }
-        if let Some(auth) = self.basic_auth() {
-            headers.insert(AUTHORIZATION, auth);
+            headers.remove(COOKIE);
         }
         if headers.contains_key(HOST) {
             if let Some(host) = self
@@ -130,49 +129,11 @@ impl BaseUrl {
             None => host.to_owned(),
         })
     }
-
-    fn basic_auth(&self) -> Option<HeaderValue> {
-        let user = self.url.username();
-        let password = self.url.password();
-        if user.is_empty() && password.is_none() {
-            return None;
-        }
-        let user = percent_decode(user);
-        let password = password.map(percent_decode).unwrap_or_default();
-        let token = base64(format!("{user}:{password}").as_bytes());
-        let mut value = HeaderValue::from_str(&format!("Basic {token}")).ok()?;
-        value.set_sensitive(true);
-        Some(value)
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-fn base64(input: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(input)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_rfc_vectors() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), encoded);
-        }
-    }
 
     #[test]
     fn prefix_matches_at_segment_boundaries() {

@@ -4,6 +4,7 @@ use crate::error::{Details, ErrorKind, GatewayError, Origin};
 use http::Method;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -93,6 +94,8 @@ where
             // Armed on the first poll, when the request's context (its deadline) is in scope.
             sleep: tokio::time::sleep_until(instant_after(self.config.timeout)),
             armed: None,
+            heads: 0,
+            ctx: None,
             configured: self.config.timeout,
             include_body: self.config.include_body,
             started,
@@ -111,6 +114,9 @@ pin_project_lite::pin_project! {
         sleep: Sleep,
         // The timeout in force, once armed.
         armed: Option<Duration>,
+        // The response heads the request's context had seen when armed.
+        heads: u32,
+        ctx: Option<Arc<RequestContext>>,
         configured: Duration,
         include_body: bool,
         started: Instant,
@@ -142,6 +148,8 @@ where
                 let timeout = left.map_or(configured, |left| left.min(configured));
                 this.sleep.as_mut().reset(ends(*this.started, timeout));
                 *this.armed = Some(timeout);
+                *this.heads = ctx.as_ref().map_or(0, |c| c.heads());
+                *this.ctx = ctx;
                 timeout
             }
         };
@@ -154,6 +162,11 @@ where
             });
         }
         ready!(this.sleep.poll(cx));
+        if this.ctx.as_ref().is_some_and(|c| c.heads() != *this.heads) {
+            // The response head arrived in time; the transport is reading the start of its
+            // body for at most `BODY_PEEK_WAIT`, and its outcome is this attempt's.
+            return Poll::Pending;
+        }
         let mut details = Details::new(
             ErrorKind::CgiTimeout,
             Origin::Local,

@@ -2,6 +2,8 @@
 
 mod peek;
 
+pub use peek::BODY_PEEK_WAIT;
+
 use crate::context::RequestContext;
 use crate::error::GatewayError;
 use crate::proxy::ProxyMap;
@@ -13,11 +15,14 @@ use tower_service::Service;
 
 /// A `tower::Service<reqwest::Request>` that sends each request once with a `reqwest::Client`.
 ///
-/// Transport failures become their [`GatewayError`] variant. A 5xx response has the first
-/// [`BODY_PREFIX_LIMIT`](crate::classify::BODY_PREFIX_LIMIT) bytes of its body read and
-/// classified: a gateway failure becomes `Err` with the response snapshot in the error; any
-/// other response (including an application's own 500) reaches the caller whole, the bytes read
-/// put back in front of the rest of the body. Responses below 500 are passed on untouched.
+/// Transport failures become their [`GatewayError`] variant. A 5xx response has the start of
+/// its body read and classified: up to
+/// [`BODY_PREFIX_LIMIT`](crate::classify::BODY_PREFIX_LIMIT) bytes, or what arrives within
+/// [`BODY_PEEK_WAIT`] of the head, whichever ends first (a stalled body is classified from
+/// what came, never waited for). A gateway failure becomes `Err` with the response snapshot in
+/// the error; any other response (including an application's own 500) reaches the caller whole,
+/// the bytes read put back in front of the rest of the body. Responses below 500 are passed on
+/// untouched. Credentials written in the request's URL are sent as its `Authorization` header.
 ///
 /// ```no_run
 /// use reqwest_resilience::Transport;
@@ -77,7 +82,9 @@ impl Service<reqwest::Request> for Transport {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: reqwest::Request) -> Self::Future {
+    fn call(&mut self, mut request: reqwest::Request) -> Self::Future {
+        // Credentials written in the URL go to this URL's server, as a header.
+        crate::credentials::apply(&mut request);
         let client = self.client.clone();
         // Which proxy the request went through is worked out only if it fails.
         let proxy = self
@@ -94,11 +101,19 @@ async fn send(
     proxy: Option<(Arc<ProxyMap>, reqwest::Url)>,
 ) -> Result<reqwest::Response, GatewayError> {
     let method = request.method().clone();
-    if let Some(ctx) = RequestContext::current() {
+    let ctx = RequestContext::current();
+    if let Some(ctx) = &ctx {
         ctx.count_send();
     }
     let outcome = match client.execute(request).await {
-        Ok(response) if response.status().is_server_error() => peek::classify(response).await,
+        Ok(response) if response.status().is_server_error() => {
+            // The head is here: an attempt timeout firing while the body's start is read lets
+            // this attempt end with what it got.
+            if let Some(ctx) = &ctx {
+                ctx.note_head();
+            }
+            peek::classify(response).await
+        }
         Ok(response) => return Ok(response),
         Err(err) => Err(GatewayError::from_reqwest(err)),
     };

@@ -10,6 +10,13 @@ use std::task::{Context, Poll};
 
 use crate::plumbing::{BoxError, rebuild, split};
 
+/// The longest the transport waits for the start of a 5xx body after its head arrived: 50 ms.
+///
+/// Error pages arrive with their head or right after it; a body still trickling in is
+/// classified from what came by then (the status and headers alone, if nothing did). The wait
+/// never makes a response whose head arrived into a timeout: the attempt timeout lets it end.
+pub const BODY_PEEK_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Classifies a 5xx response: `Err` for a gateway failure, else the same response, whole.
 pub(super) async fn classify(
     response: reqwest::Response,
@@ -19,8 +26,13 @@ pub(super) async fn classify(
     let mut prefix = BytesMut::new();
     let mut held: Option<Result<Frame<Bytes>, BoxError>> = None;
     let mut complete = false;
+    let until = tokio::time::Instant::now() + BODY_PEEK_WAIT;
     while prefix.len() < BODY_PREFIX_LIMIT {
-        match body.frame().await {
+        let Ok(frame) = tokio::time::timeout_at(until, body.frame()).await else {
+            // The body stalls: classify on what came.
+            break;
+        };
+        match frame {
             None => {
                 complete = true;
                 break;
