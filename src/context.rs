@@ -52,6 +52,11 @@ impl RequestContext {
         Self::current().unwrap_or_default()
     }
 
+    /// Runs `f` (a service's `call`) with `ctx` as the current context.
+    pub(crate) fn sync_scope<R>(ctx: Arc<RequestContext>, f: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(ctx, f)
+    }
+
     /// Runs `fut` with `ctx` as the current context.
     pub(crate) fn scope<F: Future>(
         ctx: Arc<RequestContext>,
@@ -152,4 +157,50 @@ impl DeadlineAt {
         self.at
             .saturating_duration_since(tokio::time::Instant::now())
     }
+}
+
+/// A client's whole stack as a service of its own: every call opens a new request context, so
+/// that a client used inside another stack (through [`Client::into_service`]) never shares the
+/// outer request's deadline, overrides or attempt count, and the outer never sees the inner's.
+///
+/// [`Client::into_service`]: crate::Client::into_service
+#[derive(Clone)]
+pub(crate) struct Isolated<S>(pub(crate) S);
+
+impl<S> tower_service::Service<reqwest::Request> for Isolated<S>
+where
+    S: tower_service::Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError>,
+    S::Future: Send + 'static,
+{
+    type Response = reqwest::Response;
+    type Error = GatewayError;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<reqwest::Response, GatewayError>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), GatewayError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: reqwest::Request) -> Self::Future {
+        let ctx = Arc::new(RequestContext::default());
+        let inner = RequestContext::sync_scope(ctx.clone(), || self.0.call(request));
+        let attempts = ctx.clone();
+        Box::pin(async move {
+            RequestContext::scope(ctx, inner)
+                .await
+                .map_err(|err| with_attempts(err, &attempts))
+        })
+    }
+}
+
+/// The error with the request's attempt count, when the layer that ended it did not know it.
+pub(crate) fn with_attempts(mut err: GatewayError, ctx: &RequestContext) -> GatewayError {
+    if err.attempts() < ctx.attempts() {
+        err.details_mut().set_attempts(ctx.attempts());
+    }
+    err
 }

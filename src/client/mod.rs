@@ -118,11 +118,13 @@ impl Client {
         &self.reqwest
     }
 
-    /// The client's whole stack as one `tower::Service`, to wrap in further layers.
+    /// The client's whole stack as one `tower::Service`, to wrap in further layers or to use
+    /// inside another stack. Each call is a logical request of its own: its deadline, attempts
+    /// and overrides are never shared with a request of an outer stack it runs in.
     pub fn into_service(
         self,
     ) -> BoxCloneSyncService<reqwest::Request, reqwest::Response, GatewayError> {
-        self.stack
+        BoxCloneSyncService::new(crate::context::Isolated(self.stack))
     }
 }
 

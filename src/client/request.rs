@@ -134,14 +134,20 @@ impl RequestBuilder {
     /// attempt timeout layer, which the default client has). Unlike reqwest's `timeout`, which
     /// bounds one whole request, this bounds each attempt; [`deadline`](Self::deadline) bounds
     /// them all.
+    ///
+    /// `Duration::ZERO` turns the attempt timeout off for this request, as on the
+    /// [`ClientBuilder`](crate::ClientBuilder).
     pub fn timeout(self, timeout: Duration) -> RequestBuilder {
-        self.option(AttemptTimeoutOverride(timeout))
+        self.option(AttemptTimeoutOverride(crate::timeout::zero_is_off(timeout)))
     }
 
     /// The deadline of this request, instead of the client's (needs the client's deadline
     /// layer, which the default client has).
+    ///
+    /// `Duration::ZERO` turns the deadline off for this request, as on the
+    /// [`ClientBuilder`](crate::ClientBuilder).
     pub fn deadline(self, deadline: Duration) -> RequestBuilder {
-        self.option(DeadlineOverride(deadline))
+        self.option(DeadlineOverride(crate::timeout::zero_is_off(deadline)))
     }
 
     /// Builds the `reqwest::Request` without sending it. Credentials written in the URL stay
@@ -196,10 +202,5 @@ pub(super) async fn send(
     let attempts = ctx.clone();
     RequestContext::scope(ctx, stack.oneshot(request))
         .await
-        .map_err(|mut err| {
-            if err.attempts() < attempts.attempts() {
-                err.details_mut().set_attempts(attempts.attempts());
-            }
-            err
-        })
+        .map_err(|err| crate::context::with_attempts(err, &attempts))
 }

@@ -118,15 +118,16 @@ where
                 Ok(response) => {
                     attempt_span.record("http.response.status_code", response.status().as_u16());
                     drop(attempt_span);
-                    if response.status() == StatusCode::TOO_MANY_REQUESTS && policy.retry_too_many_requests {
-                        // A 429 is not a gateway failure: it is retried like one (hints, budget,
-                        // deadline, idempotency), and handed back as it is when not retried.
-                        let limited = too_many_requests(&response);
+                    if policy.retries_response(response.status()) {
+                        // A 429 or 408 is not a gateway failure: it is retried like one (hints,
+                        // budget, deadline, idempotency), and handed back as it is when not
+                        // retried.
+                        let limited = refused_response(&response);
                         let deadline = ctx.as_ref().and_then(|c| c.deadline());
                         let next = decide(&policy, &limited, true, attempt, idempotent, replayable, previous_delay, deadline);
                         if let Next::RetryAfter(delay, reason) = charge(&policy, next, false, &mut spent) {
                             if let Some(copy) = next_copy(&mut spare, attempt, policy.max_attempts) {
-                                tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, reason, "retrying after 429 Too Many Requests");
+                                tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, reason, http.response.status_code = response.status().as_u16(), "retrying after a refused response");
                                 next_request = Some(copy);
                                 previous_delay = delay;
                                 drop(response);
@@ -225,8 +226,8 @@ fn charge(policy: &RetryPolicy, next: Next, after_timeout: bool, spent: &mut u32
     }
 }
 
-/// A 429 seen as a failure, only to decide on a retry with the same rules.
-fn too_many_requests(response: &reqwest::Response) -> GatewayError {
+/// A 429 or 408 seen as a failure, only to decide on a retry with the same rules.
+fn refused_response(response: &reqwest::Response) -> GatewayError {
     let snapshot = ResponseSnapshot::new(
         response.status(),
         response.headers().clone(),
@@ -236,7 +237,11 @@ fn too_many_requests(response: &reqwest::Response) -> GatewayError {
     let details = Details::new(
         ErrorKind::ServiceUnavailable,
         Origin::Upstream,
-        "429 Too Many Requests".into(),
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            "429 Too Many Requests".into()
+        } else {
+            "408 Request Timeout".into()
+        },
     )
     .with_response(snapshot);
     GatewayError::from_details(ErrorKind::ServiceUnavailable, details)

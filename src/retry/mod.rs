@@ -121,12 +121,15 @@ where
     type Error = GatewayError;
     type Future = ResponseFuture;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    /// Always ready: each attempt waits for the inner service's readiness itself, inside the
+    /// request's future, so that a deadline above this layer bounds that wait too (a
+    /// concurrency or rate limit below it queues within the deadline). Backpressure is
+    /// therefore not passed up, as with tower's `Buffer`.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: reqwest::Request) -> Self::Future {
-        let inner = crate::plumbing::take_ready(&mut self.inner);
-        ResponseFuture::new(inner, self.policy.clone(), request)
+        ResponseFuture::new(self.inner.clone(), self.policy.clone(), request)
     }
 }

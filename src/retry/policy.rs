@@ -37,6 +37,7 @@ pub struct RetryPolicy {
     pub(super) max_retry_after: Duration,
     pub(super) budget: Option<RetryBudget>,
     pub(super) retry_too_many_requests: bool,
+    pub(super) retry_request_timeout: bool,
 }
 
 impl Default for RetryPolicy {
@@ -50,6 +51,7 @@ impl Default for RetryPolicy {
             max_retry_after: Duration::from_secs(30),
             budget: Some(RetryBudget::default()),
             retry_too_many_requests: true,
+            retry_request_timeout: true,
         }
     }
 }
@@ -109,6 +111,21 @@ impl RetryPolicy {
     pub fn retry_too_many_requests(mut self, yes: bool) -> Self {
         self.retry_too_many_requests = yes;
         self
+    }
+
+    /// Whether a `408 Request Timeout` answer is retried (default: yes). RFC 9110 §15.5.9:
+    /// the server did not receive the whole request and the client may repeat it on a new
+    /// connection. It is retried by the same rules as a 429 (idempotency, budget, deadline,
+    /// backoff) and handed back as the `Ok` response it is when not retried.
+    pub fn retry_request_timeout(mut self, yes: bool) -> Self {
+        self.retry_request_timeout = yes;
+        self
+    }
+
+    /// Whether a response with this (non-failure) status is retried like a failure.
+    pub(super) fn retries_response(&self, status: http::StatusCode) -> bool {
+        (status == http::StatusCode::TOO_MANY_REQUESTS && self.retry_too_many_requests)
+            || (status == http::StatusCode::REQUEST_TIMEOUT && self.retry_request_timeout)
     }
 
     /// The longest pause a hint may ask for; a longer one ends the request with the error at
@@ -173,6 +190,7 @@ impl fmt::Debug for RetryPolicy {
             .field("max_retry_after", &self.max_retry_after)
             .field("budget", &self.budget)
             .field("retry_too_many_requests", &self.retry_too_many_requests)
+            .field("retry_request_timeout", &self.retry_request_timeout)
             .finish()
     }
 }

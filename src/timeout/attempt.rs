@@ -27,10 +27,11 @@ pub struct AttemptTimeoutLayer {
 }
 
 impl AttemptTimeoutLayer {
-    /// Bounds each attempt's connect and response head by `timeout`.
+    /// Bounds each attempt's connect and response head by `timeout` (`Duration::ZERO`: no
+    /// limit).
     pub fn new(timeout: Duration) -> Self {
         AttemptTimeoutLayer {
-            timeout,
+            timeout: super::zero_is_off(timeout),
             include_body: false,
         }
     }
@@ -155,9 +156,11 @@ where
         };
         if let Poll::Ready(outcome) = this.inner.poll(cx) {
             return Poll::Ready(match outcome {
-                Ok(response) if *this.include_body => {
-                    Ok(body::bound(response, ends(*this.started, timeout), timeout))
-                }
+                Ok(response) if *this.include_body => Ok(body::bound(
+                    response,
+                    ends(*this.started, timeout),
+                    body::Limit::Attempt(timeout),
+                )),
                 other => other,
             });
         }

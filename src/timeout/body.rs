@@ -1,36 +1,73 @@
-//! Bounding the reading of a response body by the attempt's timer.
+//! Bounding the reading of a response body by a timer, and reporting its failures as causes.
+//!
+//! The deadline layer bounds every body it hands out by the deadline; the attempt timeout does
+//! so with its own timer when asked to ([`include_body`](super::AttemptTimeoutLayer::include_body)).
+//! A body error (the timer, or the connection failing mid-body: a reset, a close before the
+//! announced length) reaches the caller as the `reqwest::Error` reqwest makes of a body error,
+//! whose `source()` is the [`GatewayError`](crate::GatewayError): `DeadlineExceeded` or
+//! `CgiTimeout` for the timer (with an `io::Error` of kind `TimedOut` below it, so that
+//! `reqwest::Error::is_timeout()` is true), and the transport's cause — `PrematureExit` for a
+//! truncated or reset body — for the rest.
 
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{Details, ErrorKind, GatewayError, Origin};
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
 use crate::plumbing::{BoxError, rebuild, split};
 
-/// The same response, its body ending with a `CgiTimeout` error if still streaming at `ends`.
-pub(super) fn bound(
-    response: reqwest::Response,
-    ends: Instant,
-    timeout: Duration,
-) -> reqwest::Response {
+/// What ran out when a bounded body's timer fires.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Limit {
+    /// The logical request's deadline of this length.
+    Deadline(std::time::Duration),
+    /// The attempt timeout of this length.
+    Attempt(std::time::Duration),
+}
+
+impl Limit {
+    fn error(self) -> GatewayError {
+        let (kind, message) = match self {
+            Limit::Deadline(total) => (
+                ErrorKind::DeadlineExceeded,
+                format!("deadline of {total:?} exceeded while reading the body"),
+            ),
+            Limit::Attempt(timeout) => (
+                ErrorKind::CgiTimeout,
+                format!("the body did not arrive within the attempt timeout of {timeout:?}"),
+            ),
+        };
+        let timed_out = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
+        let details =
+            Details::new(kind, Origin::Local, message.into()).with_source(Arc::new(timed_out));
+        GatewayError::from_details(kind, details)
+    }
+}
+
+/// The same response, its body ending with `limit`'s error if still streaming at `ends`.
+pub(crate) fn bound(response: reqwest::Response, ends: Instant, limit: Limit) -> reqwest::Response {
     let (url, parts, body) = split(response);
     let body = TimedBody {
         inner: body,
-        sleep: Box::pin(tokio::time::sleep_until(ends)),
-        timeout,
+        sleep: tokio::time::sleep_until(ends),
+        limit,
         done: false,
     };
     rebuild(url, parts, body)
 }
 
-struct TimedBody {
-    inner: reqwest::Body,
-    sleep: Pin<Box<Sleep>>,
-    timeout: Duration,
-    done: bool,
+pin_project_lite::pin_project! {
+    struct TimedBody {
+        #[pin]
+        inner: reqwest::Body,
+        #[pin]
+        sleep: Sleep,
+        limit: Limit,
+        done: bool,
+    }
 }
 
 impl HttpBody for TimedBody {
@@ -38,25 +75,19 @@ impl HttpBody for TimedBody {
     type Error = BoxError;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if self.done {
+        let this = self.project();
+        if *this.done {
             return Poll::Ready(None);
         }
-        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
-            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(cause)));
         }
-        if self.sleep.as_mut().poll(cx).is_ready() {
-            self.done = true;
-            let err = GatewayError::new(
-                ErrorKind::CgiTimeout,
-                format!(
-                    "the body did not arrive within the attempt timeout of {:?}",
-                    self.timeout
-                ),
-            );
-            return Poll::Ready(Some(Err(Box::new(err))));
+        if this.sleep.poll(cx).is_ready() {
+            *this.done = true;
+            return Poll::Ready(Some(Err(Box::new(this.limit.error()))));
         }
         Poll::Pending
     }
@@ -68,4 +99,14 @@ impl HttpBody for TimedBody {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// A body error from below as this crate's cause (already one, when an inner layer bounded
+/// the body too).
+fn cause(err: reqwest::Error) -> BoxError {
+    use std::error::Error as _;
+    if let Some(ours) = err.source().and_then(|s| s.downcast_ref::<GatewayError>()) {
+        return Box::new(ours.clone());
+    }
+    Box::new(GatewayError::from_reqwest(err))
 }

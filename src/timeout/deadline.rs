@@ -27,9 +27,12 @@ pub struct DeadlineLayer {
 }
 
 impl DeadlineLayer {
-    /// Bounds the whole logical request by `deadline`.
+    /// Bounds the whole logical request by `deadline`, its body included (`Duration::ZERO`:
+    /// no limit). See [what the deadline bounds](super#what-the-deadline-bounds).
     pub fn new(deadline: Duration) -> Self {
-        DeadlineLayer { deadline }
+        DeadlineLayer {
+            deadline: super::zero_is_off(deadline),
+        }
     }
 }
 
@@ -125,6 +128,12 @@ where
                     this.ctx.record_failure(&err);
                     Err(exceeded(this.ctx, *this.deadline, this.method.clone()))
                 }
+                // The body the caller reads is part of the logical request: bounded too.
+                Ok(response) => Ok(super::body::bound(
+                    response,
+                    this.deadline.at,
+                    super::body::Limit::Deadline(this.deadline.total),
+                )),
                 other => other,
             });
         }

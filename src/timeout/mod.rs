@@ -8,6 +8,34 @@
 //!   carrying the last failure. It tells the layers inside it the time left: the retry layer
 //!   never starts a pause that would end past it, and the attempt timeout is cut to it.
 //!
+//! A zero duration means "no limit" wherever one is given: on the layers, on
+//! [`ClientBuilder`](crate::ClientBuilder) and per request.
+//!
+//! # What the deadline bounds
+//!
+//! Everything from the deadline layer's `call` until the caller has read the body: every
+//! attempt, backoff pause and failover below it, and the response body, which ends with an
+//! error when the deadline passes mid-read (see below). It does not bound waiting for the
+//! readiness (`poll_ready`) of the service directly below it, which tower's contract puts
+//! before `call`: put a concurrency or rate limit *below* the [retry
+//! layer](crate::retry::RetryLayer), which waits for readiness inside each attempt and so
+//! inside the deadline.
+//!
+//! # Body errors
+//!
+//! A body bounded by the deadline (always) or the attempt timeout (with
+//! [`include_body`](AttemptTimeoutLayer::include_body)) fails, when its timer fires mid-read,
+//! with the `reqwest::Error` reqwest makes of a body error: `is_timeout()` is true, and its
+//! `source()` is a [`GatewayError`](crate::GatewayError) of kind `DeadlineExceeded` (or
+//! `CgiTimeout` for the attempt timeout). A connection failing mid-body (a reset, a close
+//! before the announced length) ends the same way with the transport's cause, usually
+//! `PrematureExit`. For an idle limit between chunks of a long download, set reqwest's own
+//! `read_timeout` on the `reqwest::ClientBuilder` given to
+//! [`ClientBuilder::reqwest_builder`](crate::ClientBuilder::reqwest_builder): it applies to
+//! every read, head and body; a head that does not come in time is then a `CgiTimeout`
+//! attempt, retried like any other, and a body that stalls longer ends with reqwest's timeout
+//! error (its `source()` a `CgiTimeout` when the body passed through the deadline layer).
+//!
 //! # Order
 //!
 //! `DeadlineLayer` *outside* `RetryLayer` bounds the logical request (the usual choice, and the
@@ -23,6 +51,16 @@ mod deadline;
 
 pub use attempt::{AttemptFuture, AttemptTimeout, AttemptTimeoutLayer};
 pub use deadline::{Deadline, DeadlineFuture, DeadlineLayer};
+
+/// `Duration::ZERO` means "no limit" everywhere a timeout or deadline is given (the builders,
+/// the layers, the per-request overrides): a limit that far away never fires.
+pub(crate) fn zero_is_off(limit: std::time::Duration) -> std::time::Duration {
+    if limit.is_zero() {
+        std::time::Duration::MAX
+    } else {
+        limit
+    }
+}
 
 /// A per-request attempt timeout, set by the request builder.
 #[derive(Debug, Clone, Copy)]

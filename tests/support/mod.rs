@@ -32,6 +32,10 @@ pub enum Fault {
     RetryAfter(String),
     /// Answer these exact bytes, then close.
     Raw(Vec<u8>),
+    /// Answer these exact bytes, then stall without closing.
+    RawThenStall(Vec<u8>),
+    /// Answer these bytes to the first request and the second to every later one, then close.
+    FirstThen(Vec<u8>, Vec<u8>),
     /// Answer one byte at a time with this pause between bytes.
     Slow(Vec<u8>, Duration),
 }
@@ -182,6 +186,20 @@ async fn serve(
         }
         Fault::Raw(bytes) => {
             let _ = stream.write_all(&bytes).await;
+            let _ = stream.shutdown().await;
+        }
+        Fault::RawThenStall(bytes) => {
+            let _ = stream.write_all(&bytes).await;
+            let _ = stream.flush().await;
+            std::future::pending::<()>().await;
+        }
+        Fault::FirstThen(first, later) => {
+            let answer = if hits.load(Ordering::SeqCst) == 1 {
+                first
+            } else {
+                later
+            };
+            let _ = stream.write_all(&answer).await;
             let _ = stream.shutdown().await;
         }
         Fault::Slow(bytes, pause) => {
