@@ -89,7 +89,9 @@
 //!   so that a stuck attempt is abandoned while a retry still fits in the deadline. Roughly:
 //!   `deadline ≥ attempts × attempt_timeout + pauses` if every attempt may use its full time.
 //! - A long download: keep the attempt timeout for the response head
-//!   (`attempt_timeout_includes_body(false)`, the default) and bound the body with the deadline.
+//!   (`attempt_timeout_includes_body(false)`, the default); the deadline bounds the body (see
+//!   [what the deadline bounds](timeout#what-the-deadline-bounds)), and reqwest's own
+//!   `read_timeout` bounds the idle time between chunks.
 //! - Per request: `.timeout(d)` (this request's attempt timeout) and `.deadline(d)`.
 //!
 //! # What is retried, and why
