@@ -33,6 +33,14 @@ pub struct Classification {
     /// Whether the evidence proves the request never reached the origin (the hop could not
     /// connect, or there was no server), so that sending it again cannot duplicate it.
     pub request_unsent: bool,
+    /// Whether sending the same request to the same server would fail the same way: a
+    /// certificate this client rejects, a port that does not speak TLS, a proxy that refuses
+    /// the tunnel or wants credentials. Such a failure is not retried on that server (a
+    /// fallback server may still be tried).
+    pub permanent: bool,
+    /// Whether the TLS session with the server failed (the handshake, or the server's
+    /// certificate). Through a forward proxy's tunnel that session is with the origin.
+    pub tls: bool,
 }
 
 impl Classification {
@@ -46,11 +54,23 @@ impl Classification {
             gateway,
             evidence: evidence.into(),
             request_unsent: false,
+            permanent: false,
+            tls: false,
         }
     }
 
     pub(crate) fn unsent(mut self) -> Self {
         self.request_unsent = true;
+        self
+    }
+
+    pub(crate) fn permanent(mut self) -> Self {
+        self.permanent = true;
+        self
+    }
+
+    pub(crate) fn tls(mut self) -> Self {
+        self.tls = true;
         self
     }
 }

@@ -42,98 +42,101 @@ struct Flags {
 }
 
 fn conclude(flags: Flags, facts: &Facts) -> Classification {
-    let (kind, evidence, unsent): (ErrorKind, &'static str, bool) = if flags.builder {
-        (
-            ErrorKind::InvalidRequest,
-            "the request could not be built",
-            true,
-        )
-    } else if flags.redirect {
-        (ErrorKind::Other, "redirect policy error", false)
-    } else if facts.tunnel_auth {
-        (
-            ErrorKind::ForwarderConnection,
+    let found = |kind, evidence: &'static str| Classification::new(kind, None, evidence);
+    use ErrorKind::*;
+    if flags.builder {
+        return found(InvalidRequest, "the request could not be built").unsent();
+    }
+    if flags.redirect {
+        return found(Other, "redirect policy error");
+    }
+    if facts.tunnel_auth {
+        return found(
+            ForwarderConnection,
             "the proxy requires authentication (407 to CONNECT)",
-            true,
         )
-    } else if facts.tunnel_refused {
-        (
-            ErrorKind::ForwarderConnection,
-            "the proxy refused or failed the CONNECT tunnel",
-            true,
+        .unsent()
+        .permanent();
+    }
+    if facts.tunnel_unsuccessful {
+        return found(
+            ForwarderConnection,
+            "the proxy refused the CONNECT tunnel (an answer other than 200 or 407: an access rule, or it cannot reach the server)",
         )
-    } else if flags.connect || facts.connect {
-        if facts.dns {
-            (ErrorKind::NoServer, "DNS resolution failed", true)
+        .unsent()
+        .permanent();
+    }
+    if facts.tunnel_eof {
+        return found(
+            ForwarderConnection,
+            "the proxy closed the connection during the CONNECT tunnel",
+        )
+        .unsent();
+    }
+    // TLS first: a rejected certificate will be rejected again on that server.
+    if let Some(check) = facts.certificate {
+        return found(ForwarderConnection, check)
+            .unsent()
+            .permanent()
+            .tls();
+    }
+    if facts.not_tls {
+        return found(
+            ForwarderConnection,
+            "TLS handshake failed: the server does not speak TLS on this port (plain HTTP?)",
+        )
+        .unsent()
+        .permanent()
+        .tls();
+    }
+    if flags.connect || facts.connect {
+        return if facts.dns {
+            found(NoServer, "DNS resolution failed").unsent()
         } else if facts.refused {
-            (ErrorKind::ForwarderConnection, "connection refused", true)
+            found(ForwarderConnection, "connection refused").unsent()
         } else if flags.timeout || facts.timed_out {
-            (ErrorKind::ForwarderConnection, "connect timed out", true)
+            found(ForwarderConnection, "connect timed out").unsent()
         } else if facts.tls {
-            (ErrorKind::ForwarderConnection, "TLS handshake failed", true)
+            found(ForwarderConnection, "TLS handshake failed")
+                .unsent()
+                .tls()
         } else {
-            (ErrorKind::ForwarderConnection, "could not connect", true)
-        }
-    } else if facts.refused_stream {
+            found(ForwarderConnection, "could not connect").unsent()
+        };
+    }
+    if facts.refused_stream {
         // RFC 9113 §8.7: a refused stream was not processed, so it is safe to send again.
-        (
-            ErrorKind::PrematureExit,
+        return found(
+            PrematureExit,
             "the server refused the HTTP/2 stream before processing it",
-            true,
         )
-    } else if flags.timeout || facts.timed_out {
-        (
-            ErrorKind::CgiTimeout,
-            "timed out waiting for the response",
-            false,
-        )
+        .unsent();
+    }
+    if flags.timeout || facts.timed_out {
+        found(CgiTimeout, "timed out waiting for the response")
     } else if facts.parse {
-        (ErrorKind::ExecuteRequest, "malformed response", false)
+        found(ExecuteRequest, "malformed response")
     } else if facts.body_write {
-        (
-            ErrorKind::ForwardedRequest,
-            "writing the request body failed",
-            false,
-        )
+        found(ForwardedRequest, "writing the request body failed")
     } else if facts.broken_pipe {
-        (
-            ErrorKind::ForwardedRequest,
-            "writing the request failed (broken pipe)",
-            false,
-        )
+        found(ForwardedRequest, "writing the request failed (broken pipe)")
     } else if facts.reset {
-        (
-            ErrorKind::PrematureExit,
-            "connection reset by the server",
-            false,
-        )
+        found(PrematureExit, "connection reset by the server")
     } else if facts.goaway {
-        (
-            ErrorKind::PrematureExit,
+        found(
+            PrematureExit,
             "the server closed the HTTP/2 connection (GOAWAY or connection error)",
-            false,
         )
     } else if facts.incomplete {
-        (
-            ErrorKind::PrematureExit,
+        found(
+            PrematureExit,
             "connection closed before a complete response",
-            false,
         )
     } else if flags.body {
-        (
-            ErrorKind::PrematureExit,
-            "response body incomplete or undecodable",
-            false,
-        )
+        found(PrematureExit, "response body incomplete or undecodable")
     } else {
-        (
-            ErrorKind::ExecuteRequest,
-            "the request failed during execution",
-            false,
-        )
-    };
-    let found = Classification::new(kind, None, evidence);
-    if unsent { found.unsent() } else { found }
+        found(ExecuteRequest, "the request failed during execution")
+    }
 }
 
 #[derive(Default)]
@@ -149,7 +152,12 @@ struct Facts {
     reset: bool,
     incomplete: bool,
     tunnel_auth: bool,
-    tunnel_refused: bool,
+    tunnel_unsuccessful: bool,
+    tunnel_eof: bool,
+    /// The certificate check that failed, in plain words.
+    certificate: Option<&'static str>,
+    /// The server answered something that is not TLS.
+    not_tls: bool,
     refused_stream: bool,
     goaway: bool,
 }
@@ -167,14 +175,20 @@ impl Facts {
                 facts.body_write |= h.is_body_write_aborted() || h.is_user();
                 facts.timed_out |= h.is_timeout();
             }
-            // Errors of crates we do not link against are recognised by their text.
+            facts.tls_library(e);
+            if let Some(io) = e.downcast_ref::<io::Error>() {
+                // `io::Error::source()` skips the error it wraps: look at that one too.
+                if let Some(inner) = io.get_ref() {
+                    facts.tls_library(inner);
+                }
+            }
+            // Errors of crates that do not export their error types (hyper-util's connector,
+            // DNS and tunnel errors, h2's) are recognised by their text.
             let text = e.to_string().to_ascii_lowercase();
             facts.dns |= text.contains("dns error")
                 || text.contains("failed to lookup address")
                 || text.contains("name or service not known")
                 || text.contains("no such host");
-            facts.tls |=
-                text.contains("tls") || text.contains("certificate") || text.contains("handshake");
             facts.connect |=
                 text.starts_with("client error (connect)") || text.contains("tcp connect error");
             facts.tunnel_auth |= text.contains("tunnel error: proxy authorization required");
@@ -184,11 +198,75 @@ impl Facts {
             facts.goaway |= text.contains("connection error received")
                 || text.contains("go away")
                 || text.contains("goaway");
-            facts.tunnel_refused |= text.contains("tunnel error: unsuccessful")
-                || text.contains("tunnel error: unexpected end of file");
+            facts.tunnel_unsuccessful |= text.contains("tunnel error: unsuccessful");
+            facts.tunnel_eof |= text.contains("tunnel error: unexpected end of file");
             next = e.source();
         }
         facts
+    }
+
+    /// The TLS library's own error, when `e` is one.
+    fn tls_library(&mut self, e: &(dyn StdError + 'static)) {
+        #[cfg(feature = "default-tls")]
+        if let Some(err) = e.downcast_ref::<rustls::Error>() {
+            self.rustls(err);
+        }
+        #[cfg(feature = "native-tls")]
+        if let Some(err) = e.downcast_ref::<native_tls::Error>() {
+            self.native_tls(err);
+        }
+        let _ = e;
+    }
+
+    #[cfg(feature = "default-tls")]
+    fn rustls(&mut self, err: &rustls::Error) {
+        use rustls::{CertificateError as C, Error as E};
+        self.tls = true;
+        match err {
+            E::InvalidCertificate(cert) => {
+                self.certificate = Some(match cert {
+                    C::Expired | C::ExpiredContext { .. } => {
+                        "certificate rejected: it has expired"
+                    }
+                    C::NotValidYet | C::NotValidYetContext { .. } => {
+                        "certificate rejected: it is not valid yet (check this machine's clock)"
+                    }
+                    C::NotValidForName | C::NotValidForNameContext { .. } => {
+                        "certificate rejected: it is not valid for this host name"
+                    }
+                    C::UnknownIssuer => {
+                        "certificate rejected: its issuer is not trusted (self-signed, or a private CA missing from the trust store)"
+                    }
+                    C::Revoked => "certificate rejected: it has been revoked",
+                    C::BadSignature => "certificate rejected: its signature is invalid",
+                    _ => "certificate rejected",
+                });
+            }
+            E::InvalidMessage(_) => self.not_tls = true,
+            _ => {}
+        }
+    }
+
+    /// OpenSSL (behind native-tls) exposes no typed reason: its verification text is read.
+    #[cfg(feature = "native-tls")]
+    fn native_tls(&mut self, err: &native_tls::Error) {
+        self.tls = true;
+        let text = err.to_string().to_ascii_lowercase();
+        if text.contains("wrong version number") || text.contains("packet length too long") {
+            self.not_tls = true;
+        } else if text.contains("certificate verify failed") {
+            self.certificate = Some(if text.contains("expired") {
+                "certificate rejected: it has expired"
+            } else if text.contains("hostname mismatch") || text.contains("ip address mismatch") {
+                "certificate rejected: it is not valid for this host name"
+            } else if text.contains("self-signed") || text.contains("self signed") || text.contains("unable to get local issuer") {
+                "certificate rejected: its issuer is not trusted (self-signed, or a private CA missing from the trust store)"
+            } else if text.contains("not yet valid") {
+                "certificate rejected: it is not valid yet (check this machine's clock)"
+            } else {
+                "certificate rejected"
+            });
+        }
     }
 
     fn io(&mut self, e: &io::Error) {

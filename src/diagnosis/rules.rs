@@ -41,6 +41,12 @@ fn evidence(err: &GatewayError) -> Vec<String> {
     if let Some(response) = d.response() {
         out.push(format!("HTTP {}", response.status()));
     }
+    if d.followed_redirect() {
+        let target = d.server().map(host_port).unwrap_or("another server");
+        out.push(format!(
+            "a redirect was followed: the original request was answered, and {target} (the redirect's target) failed"
+        ));
+    }
     out
 }
 
@@ -89,6 +95,13 @@ fn own_side(err: &GatewayError) -> Diagnosis {
                 err,
             );
         }
+        // Through the proxy's tunnel the TLS session is with the origin: its failures are the
+        // origin's (unless the proxy itself is reached over TLS and the origin is not).
+        let tls_with_proxy = proxy.starts_with("https://")
+            && d.server().is_some_and(|s| s.starts_with("http://"));
+        if d.is_tls_failure() && !tls_with_proxy {
+            return tls_failure(Hop::Origin, err);
+        }
         if err.is_request_unsent() {
             return make(
                 hop,
@@ -104,12 +117,7 @@ fn own_side(err: &GatewayError) -> Diagnosis {
         ErrorKind::ForwarderConnection if said.contains("timed out") => {
             make(hop, LikelyCause::NetworkConnectivity, CHECK_NETWORK, err)
         }
-        ErrorKind::ForwarderConnection if said.contains("TLS") => make(
-            hop,
-            LikelyCause::BackendMisconfiguration,
-            "the server's TLS certificate and settings, and that the URL's scheme and port are right",
-            err,
-        ),
+        ErrorKind::ForwarderConnection if d.is_tls_failure() => tls_failure(hop, err),
         ErrorKind::ForwarderConnection => make(
             hop,
             LikelyCause::BackendMisconfiguration,
@@ -151,6 +159,25 @@ fn own_side(err: &GatewayError) -> Diagnosis {
         ),
         _ => make(hop, LikelyCause::Unknown, "the server's logs", err),
     }
+}
+
+/// The TLS session with the server failed: name the check that failed.
+fn tls_failure(hop: Hop, err: &GatewayError) -> Diagnosis {
+    let said = err.details().evidence().unwrap_or("");
+    let suggestion = if said.contains("expired") {
+        "the server's certificate: it has expired and must be renewed"
+    } else if said.contains("host name") {
+        "that the URL's host name is one the server's certificate names (or that the right server answered)"
+    } else if said.contains("issuer is not trusted") {
+        "the server's certificate chain: a self-signed or private-CA certificate needs its CA added to the client's trust store"
+    } else if said.contains("not valid yet") {
+        "this machine's clock, and the certificate's validity dates"
+    } else if said.contains("does not speak TLS") {
+        "the URL's scheme and port: the server answers plain HTTP there (use http://, or the TLS port)"
+    } else {
+        "the server's TLS certificate and settings, and that the URL's scheme and port are right"
+    };
+    make(hop, LikelyCause::BackendMisconfiguration, suggestion, err)
 }
 
 /// A failure a hop upstream answered with.

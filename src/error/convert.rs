@@ -39,6 +39,8 @@ impl Details {
             .with_gateway(found.gateway)
             .with_evidence(Some(found.evidence))
             .with_request_unsent(found.request_unsent)
+            .with_permanent(found.permanent)
+            .with_tls(found.tls)
     }
 }
 

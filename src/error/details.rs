@@ -38,6 +38,9 @@ pub struct Details {
     method: Option<Method>,
     attempts: u32,
     request_unsent: bool,
+    permanent: bool,
+    tls: bool,
+    redirected: bool,
     gave_up: Option<Cow<'static, str>>,
     causes: Vec<GatewayError>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
@@ -57,6 +60,9 @@ impl Details {
             method: None,
             attempts: 0,
             request_unsent: kind == ErrorKind::InvalidRequest,
+            permanent: false,
+            tls: false,
+            redirected: false,
             gave_up: None,
             causes: Vec::new(),
             source: None,
@@ -120,6 +126,24 @@ impl Details {
         self.request_unsent
     }
 
+    /// Whether the same request to the same server would fail the same way (a rejected
+    /// certificate, a port without TLS, a proxy refusing the tunnel): not retried there.
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+
+    /// Whether the TLS session with the server failed (handshake or certificate).
+    pub fn is_tls_failure(&self) -> bool {
+        self.tls
+    }
+
+    /// Whether the failure came after a redirect was followed: the original request was
+    /// delivered (the redirect is its answer), and [`server`](Self::server) names the
+    /// redirect's target, the hop that failed.
+    pub fn followed_redirect(&self) -> bool {
+        self.redirected
+    }
+
     /// Why a policy stopped retrying, if one did.
     pub fn gave_up(&self) -> Option<&str> {
         self.gave_up.as_deref()
@@ -155,6 +179,23 @@ impl Details {
     pub(crate) fn with_request_unsent(mut self, unsent: bool) -> Self {
         self.request_unsent = unsent;
         self
+    }
+
+    pub(crate) fn with_permanent(mut self, permanent: bool) -> Self {
+        self.permanent = permanent;
+        self
+    }
+
+    pub(crate) fn with_tls(mut self, tls: bool) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Marks the failure as coming after a followed redirect: the original request was
+    /// delivered, so nothing proves it unsent any more.
+    pub(crate) fn set_redirected(&mut self) {
+        self.redirected = true;
+        self.request_unsent = false;
     }
 
     pub(crate) fn with_causes(mut self, causes: Vec<GatewayError>) -> Self {
@@ -251,6 +292,12 @@ impl fmt::Debug for Details {
         d.field("attempts", &self.attempts);
         if let Some(response) = &self.response {
             d.field("response", response);
+        }
+        if self.permanent {
+            d.field("permanent", &true);
+        }
+        if self.redirected {
+            d.field("followed_redirect", &true);
         }
         if let Some(why) = &self.gave_up {
             d.field("gave_up", why);

@@ -240,9 +240,11 @@ impl GatewayError {
         self.details().attempts()
     }
 
-    /// Whether the cause is worth retrying, method rules aside (see [`ErrorKind::is_retryable`]).
+    /// Whether the cause is worth retrying, method rules aside (see [`ErrorKind::is_retryable`]),
+    /// on the same server: a [permanent](Details::is_permanent) failure is not (a rejected
+    /// certificate, a port that does not speak TLS, a proxy refusing the tunnel).
     pub fn is_retryable(&self) -> bool {
-        self.kind().is_retryable()
+        self.kind().is_retryable() && !self.details().is_permanent()
     }
 
     /// Whether the failure proves the request never reached a server (refused connection, DNS

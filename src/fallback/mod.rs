@@ -228,7 +228,9 @@ where
         if let Some(ctx) = &ctx {
             ctx.record_failure(&err);
         }
-        if !err.is_retryable() {
+        // A permanent failure (a rejected certificate) may not be another server's: the kind
+        // decides whether to fail over.
+        if !err.kind().is_retryable() {
             return Err(err);
         }
         if !may_resend && !err.is_request_unsent() {
@@ -247,12 +249,14 @@ where
     Err(all_failed(causes, &method))
 }
 
-/// A failure that says something about the server's health.
+/// A failure that says something about the server's health. One that came after a redirect
+/// is the redirect target's: the server answered.
 fn counts_against_health(err: &GatewayError) -> bool {
-    !matches!(
-        err.kind(),
-        ErrorKind::InvalidRequest | ErrorKind::DeadlineExceeded | ErrorKind::Other
-    )
+    !err.details().followed_redirect()
+        && !matches!(
+            err.kind(),
+            ErrorKind::InvalidRequest | ErrorKind::DeadlineExceeded | ErrorKind::Other
+        )
 }
 
 fn all_failed(mut causes: Vec<GatewayError>, method: &reqwest::Method) -> GatewayError {

@@ -101,24 +101,35 @@ async fn send(
     proxy: Option<(Arc<ProxyMap>, reqwest::Url)>,
 ) -> Result<reqwest::Response, GatewayError> {
     let method = request.method().clone();
+    // Which URL was sent to: a failure at another one came after a followed redirect.
+    let sent_to = fingerprint(request.url());
     let ctx = RequestContext::current();
     if let Some(ctx) = &ctx {
         ctx.count_send();
     }
-    let outcome = match client.execute(request).await {
+    let (outcome, redirected) = match client.execute(request).await {
         Ok(response) if response.status().is_server_error() => {
             // The head is here: an attempt timeout firing while the body's start is read lets
             // this attempt end with what it got.
             if let Some(ctx) = &ctx {
                 ctx.note_head();
             }
-            peek::classify(response).await
+            let redirected = fingerprint(response.url()) != sent_to;
+            (peek::classify(response).await, redirected)
         }
         Ok(response) => return Ok(response),
-        Err(err) => Err(GatewayError::from_reqwest(err)),
+        Err(err) => {
+            let redirected = err.url().is_some_and(|url| fingerprint(url) != sent_to);
+            (Err(GatewayError::from_reqwest(err)), redirected)
+        }
     };
     outcome.map_err(|mut err| {
         let details = err.details_mut();
+        if redirected {
+            // The original request was delivered (the redirect is its answer): nothing about
+            // the redirect's target proves it unsent, and the server named is that target.
+            details.set_redirected();
+        }
         details.set_method(method);
         details.set_attempts(1);
         if let Some(proxy) = proxy.as_ref().and_then(|(p, url)| p.for_url(url)) {
@@ -127,4 +138,13 @@ async fn send(
         tracing::debug!(error.type = err.kind().name(), error = %err, "attempt failed");
         err
     })
+}
+
+/// A cheap fingerprint of a URL, to tell whether a response or error is for another URL than
+/// the one sent to (a followed redirect) without keeping a copy of it.
+fn fingerprint(url: &reqwest::Url) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    url.as_str().hash(&mut hasher);
+    hasher.finish()
 }
