@@ -31,6 +31,10 @@ pub(crate) struct RequestContext {
     started: AtomicU32,
     /// Response heads the transport received (it then reads the start of a 5xx body).
     heads: AtomicU32,
+    /// Redirect answers the redirect policy saw, and the last one's target (shown without
+    /// secrets).
+    redirects: AtomicU32,
+    redirect_target: Mutex<Option<Box<str>>>,
     last_error: Mutex<Option<GatewayError>>,
 }
 
@@ -99,6 +103,29 @@ impl RequestContext {
     /// Notes that the transport received a response head.
     pub(crate) fn note_head(&self) {
         self.heads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notes that a request was answered with a redirect to `target`.
+    pub(crate) fn note_redirect(&self, target: &reqwest::Url) {
+        *self
+            .redirect_target
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            Some(crate::redact::display_url(target).into_boxed_str());
+        self.redirects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The last redirect's target.
+    pub(crate) fn redirect_target(&self) -> Option<Box<str>> {
+        self.redirect_target
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Redirect answers seen so far.
+    pub(crate) fn redirects(&self) -> u32 {
+        self.redirects.load(Ordering::Relaxed)
     }
 
     /// Response heads received so far.

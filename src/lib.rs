@@ -89,9 +89,10 @@
 //!   so that a stuck attempt is abandoned while a retry still fits in the deadline. Roughly:
 //!   `deadline ≥ attempts × attempt_timeout + pauses` if every attempt may use its full time.
 //! - A long download: keep the attempt timeout for the response head
-//!   (`attempt_timeout_includes_body(false)`, the default); the deadline bounds the body (see
-//!   [what the deadline bounds](timeout#what-the-deadline-bounds)), and reqwest's own
-//!   `read_timeout` bounds the idle time between chunks.
+//!   (`attempt_timeout_includes_body(false)`, the default). The deadline bounds the body too
+//!   (see [what the deadline bounds](timeout#what-the-deadline-bounds)): give a download that
+//!   may outlast it its own `.deadline(..)` (or `Duration::ZERO`: none), and bound its idle
+//!   time between chunks with reqwest's `read_timeout`.
 //! - Per request: `.timeout(d)` (this request's attempt timeout) and `.deadline(d)`.
 //!
 //! # What is retried, and why
@@ -172,6 +173,7 @@ pub mod fallback;
 mod plumbing;
 mod proxy;
 mod redact;
+pub mod redirect;
 pub mod retry;
 pub mod timeout;
 mod transport;

@@ -77,7 +77,13 @@ impl Client {
             _ => url.to_owned(),
         };
         let key = generate_key();
-        let request = self
+        // Handshakes go over HTTP/1.1 whatever the server offers: through an HTTP/1-only client.
+        let client = self.for_websocket();
+        let (client, unusable) = match client {
+            Ok(client) => (client, None),
+            Err(err) => (self.clone(), Some(err)),
+        };
+        let request = client
             .get(http_url)
             .version(reqwest::Version::HTTP_11)
             .header(header::CONNECTION, "Upgrade")
@@ -86,6 +92,7 @@ impl Client {
             .header(header::SEC_WEBSOCKET_KEY, key.as_str());
         WebSocketBuilder {
             request,
+            unusable,
             key,
             protocols: Vec::new(),
             config: None,
@@ -98,6 +105,8 @@ impl Client {
 #[derive(Debug)]
 pub struct WebSocketBuilder {
     request: RequestBuilder,
+    /// Why the HTTP/1-only client could not be made, if it could not.
+    unusable: Option<GatewayError>,
     key: String,
     protocols: Vec<String>,
     config: Option<WebSocketConfig>,
@@ -158,6 +167,9 @@ impl WebSocketBuilder {
 
     /// Performs the handshake through the client's stack and opens the WebSocket.
     pub async fn connect(self) -> Result<(WebSocket, Handshake), GatewayError> {
+        if let Some(err) = self.unusable {
+            return Err(err);
+        }
         let mut request = self.request;
         if !self.protocols.is_empty() {
             request = request.header(header::SEC_WEBSOCKET_PROTOCOL, self.protocols.join(", "));

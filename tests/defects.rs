@@ -81,16 +81,17 @@ async fn a_502_with_a_stalled_body_is_classified_not_timed_out() {
     .await;
     let client = Client::builder()
         .no_retry()
-        .attempt_timeout(Duration::from_millis(30))
+        .attempt_timeout(Duration::from_millis(200))
         .build()
         .unwrap();
     let err = client.get(server.url("/")).send().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadGateway, "{err}");
 }
 
-// 3. URL credentials reach their own server only, whichever entry point is used.
+// 3. Credentials meant for one server never reach a fallback server, whichever entry point
+// the request came in by and whatever set them.
 #[tokio::test]
-async fn url_credentials_never_reach_a_fallback_server_on_any_entry_point() {
+async fn credentials_never_reach_a_fallback_server_on_any_entry_point() {
     let backup = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(200))
@@ -111,20 +112,29 @@ async fn url_credentials_never_reach_a_fallback_server_on_any_entry_point() {
     let built = client.get(&with_creds).build().unwrap();
     let service = client.clone().into_service();
     assert_eq!(service.oneshot(built).await.unwrap().status(), 200);
+    // Built by reqwest's own builder: the credentials are already a header.
+    let by_reqwest = reqwest::Client::new().get(&with_creds).build().unwrap();
+    assert_eq!(client.execute(by_reqwest).await.unwrap().status(), 200);
+    // Set as a header by the caller.
+    let bearer = client
+        .get(format!("{refused}/x"))
+        .bearer_auth("token-1")
+        .header(COOKIE, "session=abc");
+    assert_eq!(bearer.send().await.unwrap().status(), 200);
 
     let received = backup.received_requests().await.unwrap();
-    assert_eq!(received.len(), 3);
+    assert_eq!(received.len(), 5);
     for request in received {
         assert!(
-            !request.headers.contains_key(AUTHORIZATION),
-            "the backup got {:?}",
-            request.headers.get(AUTHORIZATION)
+            !request.headers.contains_key(AUTHORIZATION) && !request.headers.contains_key(COOKIE),
+            "the backup got credentials: {:?}",
+            request.headers
         );
     }
 }
 
 #[tokio::test]
-async fn url_credentials_still_reach_their_own_server_on_every_entry_point() {
+async fn url_credentials_reach_their_own_server_as_a_header() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(200))
@@ -137,20 +147,19 @@ async fn url_credentials_still_reach_their_own_server_on_every_entry_point() {
         .execute(client.get(&url).build().unwrap())
         .await
         .unwrap();
-    client
-        .clone()
-        .into_service()
-        .oneshot(client.get(&url).build().unwrap())
-        .await
-        .unwrap();
-    for request in server.received_requests().await.unwrap() {
+    // A request made by hand with credentials in its URL: the transport sends them as reqwest's
+    // builder would have.
+    let by_hand = reqwest::Request::new(reqwest::Method::GET, url.parse().unwrap());
+    client.execute(by_hand).await.unwrap();
+    let received = server.received_requests().await.unwrap();
+    assert_eq!(received.len(), 3);
+    for request in received {
         assert_eq!(request.headers[AUTHORIZATION], "Basic YWxpY2U6czNjcmV0");
-        assert_eq!(request.url.password(), None, "not in the request line");
     }
 }
 
 #[tokio::test]
-async fn failing_over_from_https_to_http_drops_credentials_unless_allowed() {
+async fn forwarded_credentials_stay_off_a_downgrade_to_http_unless_allowed() {
     let backup = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(200))
@@ -158,10 +167,11 @@ async fn failing_over_from_https_to_http_drops_credentials_unless_allowed() {
         .await;
     // An https primary on a port with nothing listening: refused before any byte is sent.
     let primary = refused_url("").await.replacen("http://", "https://", 1);
-    for allow in [false, true] {
+    for (forward, cleartext) in [(true, false), (true, true)] {
         let fallback =
             reqwest_resilience::fallback::FallbackLayer::builder([primary.as_str(), &backup.uri()])
-                .cleartext_credentials(allow);
+                .forward_credentials(forward)
+                .cleartext_credentials(cleartext);
         let client = Client::builder()
             .no_retry()
             .fallback(fallback)

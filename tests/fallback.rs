@@ -147,39 +147,57 @@ async fn a_post_that_never_arrived_goes_to_the_next_server() {
     assert_eq!(backup.received_requests().await.unwrap().len(), 1);
 }
 
+/// With `forward_credentials`, an `Authorization` header travels to the other servers (every
+/// server takes the same token); without it, nothing does. A server's own URL credentials are
+/// its own either way.
 #[tokio::test]
-async fn url_credentials_stay_with_their_server_but_headers_travel() {
+async fn forwarded_headers_travel_only_when_asked_and_servers_keep_their_own_credentials() {
     let primary = refused_url("").await;
     let backup = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(200))
         .mount(&backup)
         .await;
-    let client = Client::builder()
+    let backup_with_password = backup.uri().replace("http://", "http://bob:b4ckup@");
+    for forward in [false, true] {
+        let client = Client::builder()
+            .no_retry()
+            .fallback(
+                reqwest_resilience::fallback::FallbackLayer::builder([
+                    primary.clone(),
+                    backup.uri(),
+                ])
+                .forward_credentials(forward),
+            )
+            .build()
+            .unwrap();
+        client
+            .get(format!("{primary}/x"))
+            .bearer_auth("token-for-all")
+            .send()
+            .await
+            .unwrap();
+    }
+    let own = Client::builder()
         .no_retry()
-        .fallback_servers([primary.clone(), backup.uri()])
+        .fallback_servers([primary.clone(), backup_with_password])
         .build()
         .unwrap();
-    let with_password = primary.replace("http://", "http://alice:s3cret@");
-    client
-        .get(format!("{with_password}/x"))
-        .send()
-        .await
-        .unwrap();
-    client
-        .get(format!("{primary}/x"))
-        .bearer_auth("token-for-all")
+    own.get(format!("{primary}/x"))
+        .bearer_auth("token-for-the-primary")
         .send()
         .await
         .unwrap();
     let received = backup.received_requests().await.unwrap();
-    assert!(
-        received[0].headers.get("authorization").is_none(),
-        "URL credentials moved"
-    );
+    assert!(received[0].headers.get("authorization").is_none());
     assert_eq!(
         received[1].headers.get("authorization").unwrap(),
         "Bearer token-for-all"
+    );
+    assert_eq!(
+        received[2].headers.get("authorization").unwrap(),
+        "Basic Ym9iOmI0Y2t1cA==",
+        "the backup's own credentials"
     );
 }
 

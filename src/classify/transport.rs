@@ -75,10 +75,7 @@ fn conclude(flags: Flags, facts: &Facts) -> Classification {
     }
     // TLS first: a rejected certificate will be rejected again on that server.
     if let Some(check) = facts.certificate {
-        return found(ForwarderConnection, check)
-            .unsent()
-            .permanent()
-            .tls();
+        return found(ForwarderConnection, check).unsent().permanent().tls();
     }
     if facts.not_tls {
         return found(
@@ -176,11 +173,18 @@ impl Facts {
                 facts.timed_out |= h.is_timeout();
             }
             facts.tls_library(e);
-            if let Some(io) = e.downcast_ref::<io::Error>() {
-                // `io::Error::source()` skips the error it wraps: look at that one too.
-                if let Some(inner) = io.get_ref() {
-                    facts.tls_library(inner);
+            // `io::Error::source()` skips the error it wraps (and io errors nest: tokio-rustls
+            // wraps rustls's error in one, the connector in another): look inside them too.
+            let mut wrapped = e.downcast_ref::<io::Error>().and_then(io::Error::get_ref);
+            while let Some(inner) = wrapped {
+                let inner: &(dyn StdError + 'static) = inner;
+                facts.tls_library(inner);
+                if let Some(io) = inner.downcast_ref::<io::Error>() {
+                    facts.io(io);
                 }
+                wrapped = inner
+                    .downcast_ref::<io::Error>()
+                    .and_then(io::Error::get_ref);
             }
             // Errors of crates that do not export their error types (hyper-util's connector,
             // DNS and tunnel errors, h2's) are recognised by their text.
@@ -225,9 +229,7 @@ impl Facts {
         match err {
             E::InvalidCertificate(cert) => {
                 self.certificate = Some(match cert {
-                    C::Expired | C::ExpiredContext { .. } => {
-                        "certificate rejected: it has expired"
-                    }
+                    C::Expired | C::ExpiredContext { .. } => "certificate rejected: it has expired",
                     C::NotValidYet | C::NotValidYetContext { .. } => {
                         "certificate rejected: it is not valid yet (check this machine's clock)"
                     }
@@ -259,7 +261,10 @@ impl Facts {
                 "certificate rejected: it has expired"
             } else if text.contains("hostname mismatch") || text.contains("ip address mismatch") {
                 "certificate rejected: it is not valid for this host name"
-            } else if text.contains("self-signed") || text.contains("self signed") || text.contains("unable to get local issuer") {
+            } else if text.contains("self-signed")
+                || text.contains("self signed")
+                || text.contains("unable to get local issuer")
+            {
                 "certificate rejected: its issuer is not trusted (self-signed, or a private CA missing from the trust store)"
             } else if text.contains("not yet valid") {
                 "certificate rejected: it is not valid yet (check this machine's clock)"

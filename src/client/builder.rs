@@ -45,6 +45,9 @@ pub struct ClientBuilder {
     deadline: Option<Duration>,
     fallback: Option<FallbackBuilder>,
     proxy: Option<String>,
+    redirect: Option<std::sync::Arc<reqwest::redirect::Policy>>,
+    #[cfg(feature = "websocket")]
+    websocket_client: Option<reqwest::Client>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -60,6 +63,7 @@ impl std::fmt::Debug for ClientBuilder {
                 &self.reqwest.as_ref().map(|r| match r {
                     ReqwestSource::Builder(_) => "a reqwest::ClientBuilder",
                     ReqwestSource::Client(_) => "a reqwest::Client",
+                    ReqwestSource::Factory(_) => "a function making a reqwest::ClientBuilder",
                 }),
             )
             .field("retry", &self.retry)
@@ -82,13 +86,19 @@ impl Default for ClientBuilder {
             deadline: Some(DEFAULT_DEADLINE),
             fallback: None,
             proxy: None,
+            redirect: None,
+            #[cfg(feature = "websocket")]
+            websocket_client: None,
         }
     }
 }
 
+type BuilderFn = std::sync::Arc<dyn Fn() -> reqwest::ClientBuilder + Send + Sync>;
+
 enum ReqwestSource {
     Builder(Box<reqwest::ClientBuilder>),
     Client(reqwest::Client),
+    Factory(BuilderFn),
 }
 
 /// The error of [`ClientBuilder::build`].
@@ -112,8 +122,45 @@ impl ClientBuilder {
 
     /// Builds the `reqwest` client underneath from this `reqwest::ClientBuilder` (proxies, TLS,
     /// pool settings, default headers…).
+    ///
+    /// With the `websocket` feature, WebSocket handshakes need an HTTP/1-only client (an
+    /// upgrade cannot work over HTTP/2, which a `wss://` server may negotiate): this builder
+    /// cannot be used twice, so they go through the same client. Prefer
+    /// [`reqwest_builder_fn`](Self::reqwest_builder_fn), or give one with
+    /// [`websocket_reqwest_client`](Self::websocket_reqwest_client).
     pub fn reqwest_builder(mut self, builder: reqwest::ClientBuilder) -> ClientBuilder {
         self.reqwest = Some(ReqwestSource::Builder(Box::new(builder)));
+        self
+    }
+
+    /// Builds the `reqwest` client underneath from the `reqwest::ClientBuilder` that `make`
+    /// returns (proxies, TLS roots, pool settings…). It is called once for the client and, with
+    /// the `websocket` feature, once more on the first WebSocket handshake, for an
+    /// HTTP/1-only client with the same settings.
+    ///
+    /// ```
+    /// let client = reqwest_resilience::Client::builder()
+    ///     .reqwest_builder_fn(|| reqwest::Client::builder().user_agent("orders/1.0"))
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn reqwest_builder_fn<F>(mut self, make: F) -> ClientBuilder
+    where
+        F: Fn() -> reqwest::ClientBuilder + Send + Sync + 'static,
+    {
+        self.reqwest = Some(ReqwestSource::Factory(std::sync::Arc::new(make)));
+        self
+    }
+
+    /// The `reqwest::Client` WebSocket handshakes use: it should be HTTP/1-only
+    /// (`reqwest::ClientBuilder::http1_only`), since an upgrade cannot work over HTTP/2.
+    /// Without it, the crate makes one from the default configuration or from
+    /// [`reqwest_builder_fn`](Self::reqwest_builder_fn), and uses the main client with
+    /// [`reqwest_builder`](Self::reqwest_builder) or [`reqwest_client`](Self::reqwest_client).
+    #[cfg(feature = "websocket")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "websocket")))]
+    pub fn websocket_reqwest_client(mut self, client: reqwest::Client) -> ClientBuilder {
+        self.websocket_client = Some(client);
         self
     }
 
@@ -199,6 +246,17 @@ impl ClientBuilder {
         self
     }
 
+    /// The redirect policy (default: reqwest's, up to 10 redirects). It replaces any policy
+    /// set on a `reqwest::ClientBuilder` given to this builder: the crate wraps it with
+    /// [`redirect::tracking`](crate::redirect::tracking) to know when a failure came after a
+    /// redirect (the original request was then delivered, and is never resent as if it had
+    /// not been). A `reqwest::Client` given with [`reqwest_client`](Self::reqwest_client)
+    /// keeps its own policy, and its connection failures then never prove a request unsent.
+    pub fn redirect(mut self, policy: reqwest::redirect::Policy) -> ClientBuilder {
+        self.redirect = Some(std::sync::Arc::new(policy));
+        self
+    }
+
     /// Builds the client.
     pub fn build(self) -> Result<Client, BuildError> {
         // Which proxies the diagnosis assumes: the one given here, else the environment's and
@@ -209,21 +267,18 @@ impl ClientBuilder {
             Some(url) => ProxyMap::all(url),
             None => ProxyMap::from_system(),
         };
-        let with_proxy = |builder: reqwest::ClientBuilder| match &self.proxy {
-            Some(url) => reqwest::Proxy::all(url.as_str())
-                .map(|proxy| builder.proxy(proxy))
-                .map_err(BuildError::Reqwest),
-            None => Ok(builder),
+        // What the WebSocket stack can build its HTTP/1-only client from.
+        #[cfg(feature = "websocket")]
+        let websocket_source = match &self.reqwest {
+            None => Some(None),
+            Some(ReqwestSource::Factory(make)) => Some(Some(make.clone())),
+            Some(_) => None,
         };
-        let reqwest = match self.reqwest {
-            Some(ReqwestSource::Client(client)) => client,
-            Some(ReqwestSource::Builder(builder)) => {
-                with_proxy(*builder)?.build().map_err(BuildError::Reqwest)?
-            }
-            None => with_proxy(reqwest::Client::builder())?
-                .build()
-                .map_err(BuildError::Reqwest)?,
-        };
+        let tracked = !matches!(self.reqwest, Some(ReqwestSource::Client(_)));
+        let redirect = self
+            .redirect
+            .unwrap_or_else(|| std::sync::Arc::new(reqwest::redirect::Policy::default()));
+        let reqwest = make_reqwest(self.reqwest, self.proxy.as_deref(), &redirect, false)?;
         let attempt = self
             .attempt_timeout
             .map(|t| AttemptTimeoutLayer::new(t).include_body(self.include_body));
@@ -232,18 +287,132 @@ impl ClientBuilder {
             .as_ref()
             .and_then(FallbackBuilder::primary)
             .map(std::sync::Arc::<str>::from);
-        let fallback = self.fallback.map(FallbackBuilder::build).transpose()?;
-        let service = ServiceBuilder::new()
-            .option_layer(self.deadline.map(DeadlineLayer::new))
-            .layer(RetryLayer::new(self.retry))
-            .option_layer(fallback)
-            .option_layer(attempt)
-            .service(Transport::new(reqwest.clone()).with_proxies(proxies));
-        let stack: Stack = BoxCloneSyncService::new(service);
+        let layers = Layers {
+            deadline: self.deadline.map(DeadlineLayer::new),
+            retry: RetryLayer::new(self.retry),
+            fallback: self.fallback.map(FallbackBuilder::build).transpose()?,
+            attempt,
+            proxies: proxies.map(std::sync::Arc::new),
+            redirects_tracked: tracked,
+        };
+        let stack = layers.stack(reqwest.clone());
+        #[cfg(feature = "websocket")]
+        let websocket = std::sync::Arc::new(WebSocketStack {
+            built: std::sync::OnceLock::new(),
+            explicit: self.websocket_client,
+            source: websocket_source,
+            proxy: self.proxy.clone(),
+            redirect,
+            main: reqwest.clone(),
+            layers: layers.clone(),
+        });
         Ok(Client {
             reqwest,
             stack,
             primary,
+            #[cfg(feature = "websocket")]
+            websocket,
         })
+    }
+}
+
+/// The layers of a client's stack, to build it over a `reqwest::Client` (twice with the
+/// `websocket` feature: clones share the retry budget and the fallback health).
+#[derive(Clone)]
+struct Layers {
+    deadline: Option<DeadlineLayer>,
+    retry: RetryLayer,
+    fallback: Option<FallbackLayer>,
+    attempt: Option<AttemptTimeoutLayer>,
+    proxies: Option<std::sync::Arc<ProxyMap>>,
+    redirects_tracked: bool,
+}
+
+impl Layers {
+    fn stack(&self, reqwest: reqwest::Client) -> Stack {
+        let service = ServiceBuilder::new()
+            .option_layer(self.deadline)
+            .layer(self.retry.clone())
+            .option_layer(self.fallback.clone())
+            .option_layer(self.attempt)
+            .service(
+                Transport::new(reqwest)
+                    .with_proxy_map(self.proxies.clone())
+                    .redirects_tracked(self.redirects_tracked),
+            );
+        BoxCloneSyncService::new(service)
+    }
+}
+
+/// The `reqwest::Client` as configured: from the builder given (used once), the client given,
+/// the factory, or the defaults; with the proxy given, and HTTP/1-only when asked (for
+/// WebSocket handshakes).
+fn make_reqwest(
+    source: Option<ReqwestSource>,
+    proxy: Option<&str>,
+    redirect: &std::sync::Arc<reqwest::redirect::Policy>,
+    http1_only: bool,
+) -> Result<reqwest::Client, BuildError> {
+    let configure = |mut builder: reqwest::ClientBuilder| {
+        let policy = redirect.clone();
+        builder = builder.redirect(crate::redirect::tracking(
+            reqwest::redirect::Policy::custom(move |attempt| policy.redirect(attempt)),
+        ));
+        if let Some(url) = proxy {
+            builder = builder.proxy(reqwest::Proxy::all(url).map_err(BuildError::Reqwest)?);
+        }
+        if http1_only {
+            builder = builder.http1_only();
+        }
+        builder.build().map_err(BuildError::Reqwest)
+    };
+    match source {
+        Some(ReqwestSource::Client(client)) => Ok(client),
+        Some(ReqwestSource::Builder(builder)) => configure(*builder),
+        Some(ReqwestSource::Factory(make)) => configure(make()),
+        None => configure(reqwest::Client::builder()),
+    }
+}
+
+/// The stack WebSocket handshakes go through, built on first use.
+#[cfg(feature = "websocket")]
+pub(crate) struct WebSocketStack {
+    built: std::sync::OnceLock<Stack>,
+    explicit: Option<reqwest::Client>,
+    /// `Some(None)`: the defaults; `Some(Some(f))`: the factory; `None`: the main client only.
+    source: Option<Option<BuilderFn>>,
+    proxy: Option<String>,
+    redirect: std::sync::Arc<reqwest::redirect::Policy>,
+    main: reqwest::Client,
+    layers: Layers,
+}
+
+#[cfg(feature = "websocket")]
+impl WebSocketStack {
+    pub(crate) fn get(&self) -> Result<Stack, crate::GatewayError> {
+        if let Some(stack) = self.built.get() {
+            return Ok(stack.clone());
+        }
+        let reqwest = match (&self.explicit, &self.source) {
+            (Some(client), _) => client.clone(),
+            // A builder given once, or a client given: the same client.
+            (None, None) => self.main.clone(),
+            (None, Some(make)) => make_reqwest(
+                make.clone().map(ReqwestSource::Factory),
+                self.proxy.as_deref(),
+                &self.redirect,
+                true,
+            )
+            .map_err(|err| {
+                crate::GatewayError::new(
+                    crate::ErrorKind::InvalidRequest,
+                    format!("the HTTP/1 client for WebSocket handshakes could not be built: {err}"),
+                )
+            })?,
+        };
+        let mut layers = self.layers.clone();
+        // A client given for WebSockets keeps its own redirect policy.
+        layers.redirects_tracked &= self.explicit.is_none();
+        Ok(self.built.get_or_init(|| layers.stack(reqwest)).clone())
     }
 }

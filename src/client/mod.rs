@@ -32,6 +32,10 @@ pub struct Client {
     stack: Stack,
     /// The primary fallback server, for requests given as a path (`/items`).
     primary: Option<std::sync::Arc<str>>,
+    /// The stack WebSocket handshakes go through: over an HTTP/1-only reqwest client, built on
+    /// first use (an upgrade cannot work over HTTP/2, which TLS may negotiate).
+    #[cfg(feature = "websocket")]
+    websocket: std::sync::Arc<builder::WebSocketStack>,
 }
 
 impl Client {
@@ -90,18 +94,6 @@ impl Client {
             let absolute = format!("{}{}", primary.trim_end_matches('/'), url.as_ref());
             return self.request(method, absolute);
         }
-        // reqwest would turn a URL's user name and password into an `Authorization` header at
-        // once; they stay in the URL instead (see `credentials`), so that they go to that
-        // server only, whichever way the request then travels.
-        if url.as_ref().contains('@') {
-            if let Ok(mut parsed) = reqwest::Url::parse(url.as_ref()) {
-                if let Some(credentials) = crate::credentials::from_url(&parsed) {
-                    crate::credentials::strip(&mut parsed);
-                    let builder = self.reqwest.request(method, parsed);
-                    return RequestBuilder::new(self.clone(), builder).url_credentials(credentials);
-                }
-            }
-        }
         RequestBuilder::new(self.clone(), self.reqwest.request(method, url))
     }
 
@@ -111,6 +103,14 @@ impl Client {
         request: reqwest::Request,
     ) -> Result<reqwest::Response, GatewayError> {
         request::send(self.stack.clone(), request, http::Extensions::new()).await
+    }
+
+    /// A clone of this client that sends through the WebSocket stack.
+    #[cfg(feature = "websocket")]
+    pub(crate) fn for_websocket(&self) -> Result<Client, GatewayError> {
+        let mut client = self.clone();
+        client.stack = self.websocket.get()?;
+        Ok(client)
     }
 
     /// The underlying `reqwest::Client`.

@@ -19,8 +19,6 @@ pub struct RequestBuilder {
     client: Client,
     inner: reqwest::RequestBuilder,
     options: Extensions,
-    /// The URL's user name and password, put back into the built request's URL.
-    url_credentials: Option<(String, Option<String>)>,
 }
 
 impl RequestBuilder {
@@ -29,7 +27,6 @@ impl RequestBuilder {
             client,
             inner,
             options: Extensions::new(),
-            url_credentials: None,
         }
     }
 
@@ -60,17 +57,12 @@ impl RequestBuilder {
         username: U,
         password: Option<P>,
     ) -> RequestBuilder {
-        // Set after the URL, it wins over the URL's credentials, as in reqwest.
-        let mut this = self.map(|b| b.basic_auth(username, password));
-        this.url_credentials = None;
-        this
+        self.map(|b| b.basic_auth(username, password))
     }
 
     /// Sets bearer authentication (the header is marked sensitive).
     pub fn bearer_auth<T: fmt::Display>(self, token: T) -> RequestBuilder {
-        let mut this = self.map(|b| b.bearer_auth(token));
-        this.url_credentials = None;
-        this
+        self.map(|b| b.bearer_auth(token))
     }
 
     /// Sets the body. A buffered body can be replayed on a retry; a stream cannot.
@@ -106,11 +98,6 @@ impl RequestBuilder {
 
     fn option<T: Clone + Send + Sync + 'static>(mut self, value: T) -> RequestBuilder {
         self.options.insert(value);
-        self
-    }
-
-    pub(super) fn url_credentials(mut self, credentials: (String, Option<String>)) -> Self {
-        self.url_credentials = Some(credentials);
         self
     }
 
@@ -150,19 +137,15 @@ impl RequestBuilder {
         self.option(DeadlineOverride(crate::timeout::zero_is_off(deadline)))
     }
 
-    /// Builds the `reqwest::Request` without sending it. Credentials written in the URL stay
-    /// in its URL (reqwest would have moved them into a header): this crate's transport sends
-    /// them to that URL's server only, so that the request can go through
-    /// [`Client::execute`] or [`Client::into_service`] without them reaching a fallback server.
-    /// (A request built by reqwest's own builder has them in its `Authorization` header, which
-    /// then travels like any header you set.)
+    /// Builds the `reqwest::Request` without sending it (credentials written in the URL are
+    /// in its `Authorization` header, marked sensitive, as reqwest puts them).
     pub fn build(self) -> Result<reqwest::Request, GatewayError> {
-        build(self.inner, self.url_credentials.as_ref())
+        self.inner.build().map_err(invalid)
     }
 
     /// Sends the request through the client's stack.
     pub async fn send(self) -> Result<reqwest::Response, GatewayError> {
-        let request = build(self.inner, self.url_credentials.as_ref())?;
+        let request = self.inner.build().map_err(invalid)?;
         send(self.client.stack, request, self.options).await
     }
 }
@@ -171,17 +154,6 @@ impl fmt::Debug for RequestBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestBuilder").finish_non_exhaustive()
     }
-}
-
-fn build(
-    builder: reqwest::RequestBuilder,
-    url_credentials: Option<&(String, Option<String>)>,
-) -> Result<reqwest::Request, GatewayError> {
-    let mut request = builder.build().map_err(invalid)?;
-    if let Some(credentials) = url_credentials {
-        crate::credentials::restore(request.url_mut(), credentials);
-    }
-    Ok(request)
 }
 
 fn invalid(err: reqwest::Error) -> GatewayError {

@@ -97,8 +97,8 @@ fn own_side(err: &GatewayError) -> Diagnosis {
         }
         // Through the proxy's tunnel the TLS session is with the origin: its failures are the
         // origin's (unless the proxy itself is reached over TLS and the origin is not).
-        let tls_with_proxy = proxy.starts_with("https://")
-            && d.server().is_some_and(|s| s.starts_with("http://"));
+        let tls_with_proxy =
+            proxy.starts_with("https://") && d.server().is_some_and(|s| s.starts_with("http://"));
         if d.is_tls_failure() && !tls_with_proxy {
             return tls_failure(Hop::Origin, err);
         }

@@ -198,6 +198,11 @@ impl Details {
         self.request_unsent = false;
     }
 
+    /// Withdraws the proof that the request was unsent (it may have been delivered).
+    pub(crate) fn clear_unsent(&mut self) {
+        self.request_unsent = false;
+    }
+
     pub(crate) fn with_causes(mut self, causes: Vec<GatewayError>) -> Self {
         self.causes = causes;
         self

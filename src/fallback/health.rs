@@ -226,7 +226,9 @@ impl Pool {
         let base = u64::try_from(self.rules.base_ejection.as_nanos())
             .unwrap_or(u64::MAX)
             .max(1);
-        let restored = s.restored_at.load(Ordering::Acquire);
+        // Healthy time counts from a restoration to the next ejection only: the time spent
+        // ejected (a failed probe re-ejects) is not healthy.
+        let restored = s.restored_at.swap(0, Ordering::AcqRel);
         let healthy_steps = if restored == 0 {
             0
         } else {
@@ -394,5 +396,15 @@ mod tests {
         // Healthy for 65 s: two base periods off the multiplier of 3, then this ejection.
         tokio::time::advance(Duration::from_secs(65)).await;
         assert_eq!(eject(&pool), Duration::from_secs(60), "decayed");
+        // Time spent ejected is not healthy time: a probe failing after a long ejection sends
+        // the server out for longer still.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let probe = pool.admit(0);
+        assert!(probe.is_probe());
+        assert_eq!(
+            pool.failure(0, probe),
+            Some(Duration::from_secs(90)),
+            "grows"
+        );
     }
 }

@@ -1,5 +1,5 @@
 use super::health::{EjectionRules, Pool};
-use super::target::{BaseUrl, InvalidBaseUrl};
+use super::target::{BaseUrl, CredentialRule, InvalidBaseUrl};
 use super::{Fallback, Shared};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +44,7 @@ impl FallbackLayer {
         FallbackBuilder {
             servers: servers.into_iter().map(|u| u.as_ref().to_owned()).collect(),
             rules: EjectionRules::default(),
-            cleartext_credentials: false,
+            credentials: CredentialRule::default(),
         }
     }
 }
@@ -55,7 +55,7 @@ impl FallbackLayer {
 pub struct FallbackBuilder {
     servers: Vec<String>,
     rules: EjectionRules,
-    cleartext_credentials: bool,
+    credentials: CredentialRule,
 }
 
 impl std::fmt::Debug for FallbackBuilder {
@@ -72,7 +72,7 @@ impl std::fmt::Debug for FallbackBuilder {
         f.debug_struct("FallbackBuilder")
             .field("servers", &shown)
             .field("rules", &self.rules)
-            .field("cleartext_credentials", &self.cleartext_credentials)
+            .field("credentials", &self.credentials)
             .finish()
     }
 }
@@ -104,12 +104,22 @@ impl FallbackBuilder {
         self
     }
 
-    /// Whether a request failing over from an `https` server to a plain `http` one keeps its
-    /// `Authorization` and `Cookie` headers (default: no, they are removed rather than sent in
-    /// cleartext). URL credentials never travel to another server either way: a server's own
-    /// URL credentials are the only ones it receives.
+    /// Whether a request moved to another server keeps its `Authorization` and `Cookie`
+    /// headers (default: no). As reqwest does for a redirect to another host, they are removed
+    /// by default, whatever set them (a URL's user name and password, `basic_auth`,
+    /// `bearer_auth`, a header of your own, a layer of your own) and whichever way the request
+    /// came in: credentials meant for one server never reach another unless you say so. Turn
+    /// this on when every server takes the same token. A server whose base URL carries a user
+    /// name and password gets those as its `Authorization` either way.
+    pub fn forward_credentials(mut self, forward: bool) -> Self {
+        self.credentials.forward = forward;
+        self
+    }
+
+    /// With [`forward_credentials`](Self::forward_credentials), whether they are forwarded
+    /// from an `https` server to a plain `http` one too, in cleartext (default: no).
     pub fn cleartext_credentials(mut self, allow: bool) -> Self {
-        self.cleartext_credentials = allow;
+        self.credentials.cleartext = allow;
         self
     }
 
@@ -134,7 +144,7 @@ impl FallbackBuilder {
             shared: Arc::new(Shared {
                 servers,
                 pool,
-                cleartext_credentials: self.cleartext_credentials,
+                credentials: self.credentials,
             }),
         })
     }

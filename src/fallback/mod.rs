@@ -66,7 +66,7 @@ use tracing::Instrument;
 struct Shared {
     servers: Vec<BaseUrl>,
     pool: Pool,
-    cleartext_credentials: bool,
+    credentials: target::CredentialRule,
 }
 
 /// Sends requests to the first healthy of several servers; see the [module docs](self).
@@ -187,7 +187,7 @@ where
         let this = if i == home {
             this
         } else {
-            base.retarget(this, rest_at, shared.cleartext_credentials)
+            base.retarget(this, rest_at, shared.credentials)
         };
         let span = tracing::info_span!(
             "server",

@@ -29,6 +29,15 @@ impl InvalidBaseUrl {
     }
 }
 
+/// What travels with a request moved to another server.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CredentialRule {
+    /// Forward `Authorization` and `Cookie` to the other server.
+    pub(crate) forward: bool,
+    /// Even from `https` to plain `http`.
+    pub(crate) cleartext: bool,
+}
+
 /// One server: scheme, host, port and an optional path prefix.
 #[derive(Clone)]
 pub(crate) struct BaseUrl {
@@ -90,26 +99,32 @@ impl BaseUrl {
 
     /// `request`, moved from the base it was written for onto this one (`rest_at`: where the path
     /// below that base starts): path below the prefix and query kept; scheme, host, port and
-    /// prefix swapped; `Host` made consistent. The URL is replaced whole, so the original
-    /// server's URL credentials go with it and this server's own (if its URL has them) come
-    /// in; the transport turns them into a header. Moving from `https` to plain `http` also
-    /// drops `Authorization` and `Cookie` headers unless `cleartext_credentials` allows them.
+    /// prefix swapped; `Host` made consistent. Credentials follow reqwest's rule for a redirect
+    /// to another host: `Authorization` and `Cookie` are removed, unless `rule` forwards them
+    /// (and never from `https` to plain `http` unless it allows cleartext); this server's own
+    /// URL credentials, if its base URL has them, are then sent as its `Authorization`.
     pub(crate) fn retarget(
         &self,
         mut request: reqwest::Request,
         rest_at: usize,
-        cleartext_credentials: bool,
+        rule: CredentialRule,
     ) -> reqwest::Request {
         let downgrade = request.url().scheme() == "https" && self.url.scheme() == "http";
+        let keep = rule.forward && (!downgrade || rule.cleartext);
         let rest = request.url().path().get(rest_at..).unwrap_or("");
         let mut url = self.url.clone();
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
         url.set_path(&format!("{}{}", self.prefix, rest));
         url.set_query(request.url().query());
         *request.url_mut() = url;
         let headers = request.headers_mut();
-        if downgrade && !cleartext_credentials {
+        if !keep {
             headers.remove(AUTHORIZATION);
             headers.remove(COOKIE);
+        }
+        if let Some(own) = crate::credentials::basic_auth(&self.url) {
+            headers.insert(AUTHORIZATION, own);
         }
         if headers.contains_key(HOST) {
             if let Some(host) = self

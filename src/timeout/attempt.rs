@@ -97,6 +97,8 @@ where
             armed: None,
             heads: 0,
             ctx: None,
+            own_scope: false,
+            graced: false,
             configured: self.config.timeout,
             include_body: self.config.include_body,
             started,
@@ -118,6 +120,11 @@ pin_project_lite::pin_project! {
         // The response heads the request's context had seen when armed.
         heads: u32,
         ctx: Option<Arc<RequestContext>>,
+        // Whether `ctx` was opened here (no layer above opened one): the inner call is then
+        // polled inside it, so that the transport can say when a head arrived.
+        own_scope: bool,
+        // Whether the timer was extended once for a body peek in progress.
+        graced: bool,
         configured: Duration,
         include_body: bool,
         started: Instant,
@@ -149,12 +156,18 @@ where
                 let timeout = left.map_or(configured, |left| left.min(configured));
                 this.sleep.as_mut().reset(ends(*this.started, timeout));
                 *this.armed = Some(timeout);
-                *this.heads = ctx.as_ref().map_or(0, |c| c.heads());
-                *this.ctx = ctx;
+                *this.own_scope = ctx.is_none();
+                let ctx = ctx.unwrap_or_default();
+                *this.heads = ctx.heads();
+                *this.ctx = Some(ctx);
                 timeout
             }
         };
-        if let Poll::Ready(outcome) = this.inner.poll(cx) {
+        let polled = match this.ctx.as_ref().filter(|_| *this.own_scope) {
+            Some(ctx) => RequestContext::sync_scope(ctx.clone(), || this.inner.as_mut().poll(cx)),
+            None => this.inner.as_mut().poll(cx),
+        };
+        if let Poll::Ready(outcome) = polled {
             return Poll::Ready(match outcome {
                 Ok(response) if *this.include_body => Ok(body::bound(
                     response,
@@ -164,11 +177,17 @@ where
                 other => other,
             });
         }
-        ready!(this.sleep.poll(cx));
-        if this.ctx.as_ref().is_some_and(|c| c.heads() != *this.heads) {
-            // The response head arrived in time; the transport is reading the start of its
-            // body for at most `BODY_PEEK_WAIT`, and its outcome is this attempt's.
-            return Poll::Pending;
+        ready!(this.sleep.as_mut().poll(cx));
+        if !*this.graced && this.ctx.as_ref().is_some_and(|c| c.heads() != *this.heads) {
+            // A response head arrived in time and the transport is reading the start of its
+            // body (for at most `BODY_PEEK_WAIT`): that read's outcome is this attempt's, so
+            // the timer waits once more, that long.
+            *this.graced = true;
+            let grace = crate::BODY_PEEK_WAIT + Duration::from_millis(20);
+            this.sleep
+                .as_mut()
+                .reset(tokio::time::Instant::now() + grace);
+            ready!(this.sleep.as_mut().poll(cx));
         }
         let mut details = Details::new(
             ErrorKind::CgiTimeout,

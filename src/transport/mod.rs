@@ -38,6 +38,7 @@ use tower_service::Service;
 pub struct Transport {
     client: reqwest::Client,
     proxies: Option<Arc<ProxyMap>>,
+    redirects_tracked: bool,
 }
 
 impl Transport {
@@ -46,7 +47,18 @@ impl Transport {
         Transport {
             client,
             proxies: None,
+            redirects_tracked: false,
         }
+    }
+
+    /// Declares that `client` tells this crate about redirects: it was built with
+    /// [`redirect::tracking`](crate::redirect::tracking) (or never follows redirects). Only
+    /// then does a connection failure prove that a request was never sent, which licenses
+    /// resending a POST (see [`redirect`](crate::redirect)). Clients built by
+    /// [`ClientBuilder`](crate::ClientBuilder) are.
+    pub fn redirects_tracked(mut self, tracked: bool) -> Transport {
+        self.redirects_tracked = tracked;
+        self
     }
 
     /// Tells the transport that `client` sends through the forward proxy at `proxy_url` (for
@@ -58,8 +70,8 @@ impl Transport {
         self
     }
 
-    pub(crate) fn with_proxies(mut self, proxies: Option<ProxyMap>) -> Transport {
-        self.proxies = proxies.map(Arc::new);
+    pub(crate) fn with_proxy_map(mut self, proxies: Option<Arc<ProxyMap>>) -> Transport {
+        self.proxies = proxies;
         self
     }
 
@@ -91,7 +103,19 @@ impl Service<reqwest::Request> for Transport {
             .proxies
             .as_ref()
             .map(|p| (Arc::clone(p), request.url().clone()));
-        Box::pin(send(client, request, proxy))
+        let tracked = self.redirects_tracked;
+        Box::pin(async move {
+            match RequestContext::current() {
+                Some(ctx) => send(client, request, proxy, tracked, ctx).await,
+                // No layer above opened a request context: one of its own, for the redirect
+                // policy to report to.
+                None => {
+                    let ctx = Arc::new(RequestContext::default());
+                    RequestContext::scope(ctx.clone(), send(client, request, proxy, tracked, ctx))
+                        .await
+                }
+            }
+        })
     }
 }
 
@@ -99,28 +123,37 @@ async fn send(
     client: reqwest::Client,
     request: reqwest::Request,
     proxy: Option<(Arc<ProxyMap>, reqwest::Url)>,
+    redirects_tracked: bool,
+    ctx: Arc<RequestContext>,
 ) -> Result<reqwest::Response, GatewayError> {
     let method = request.method().clone();
     // Which URL was sent to: a failure at another one came after a followed redirect.
     let sent_to = fingerprint(request.url());
-    let ctx = RequestContext::current();
-    if let Some(ctx) = &ctx {
-        ctx.count_send();
-    }
+    let redirects_before = ctx.redirects();
+    ctx.count_send();
     let (outcome, redirected) = match client.execute(request).await {
         Ok(response) if response.status().is_server_error() => {
             // The head is here: an attempt timeout firing while the body's start is read lets
             // this attempt end with what it got.
-            if let Some(ctx) = &ctx {
-                ctx.note_head();
-            }
+            ctx.note_head();
             let redirected = fingerprint(response.url()) != sent_to;
             (peek::classify(response).await, redirected)
         }
         Ok(response) => return Ok(response),
         Err(err) => {
-            let redirected = err.url().is_some_and(|url| fingerprint(url) != sent_to);
-            (Err(GatewayError::from_reqwest(err)), redirected)
+            let mut err = GatewayError::from_reqwest(err);
+            if !redirects_tracked {
+                // A redirect may have been followed unseen: nothing proves the request unsent.
+                err.details_mut().clear_unsent();
+            }
+            let redirected = ctx.redirects() != redirects_before;
+            if redirected {
+                // reqwest names the original URL; the hop that failed is the redirect's target.
+                if let Some(target) = ctx.redirect_target() {
+                    err.details_mut().set_server_text(target);
+                }
+            }
+            (Err(err), redirected)
         }
     };
     outcome.map_err(|mut err| {

@@ -53,10 +53,19 @@ pub fn load() -> Vec<Fixture> {
     let mut fixtures = read(&path());
     if let Some(shared) = shared_path() {
         for case in read(&shared) {
-            if !fixtures.iter().any(|f| f.id == case.id) {
+            let known = fixtures.iter().find(|f| f.id == case.id);
+            let same = known.is_some_and(|f| {
+                f.status == case.status
+                    && f.headers == case.headers
+                    && f.body == case.body
+                    && f.expect == case.expect
+                    && f.also_ok == case.also_ok
+            });
+            if !same {
                 eprintln!(
-                    "note: fixture {} is only in {}; run scripts/sync-fixtures.sh",
+                    "note: fixture {} is {} in {}; run scripts/sync-fixtures.sh",
                     case.id,
+                    if known.is_some() { "different" } else { "only" },
                     shared.display()
                 );
                 fixtures.push(case);

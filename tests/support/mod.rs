@@ -3,6 +3,7 @@
 
 pub mod fixtures;
 pub mod process;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

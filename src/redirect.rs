@@ -1,0 +1,40 @@
+//! Knowing when a request was answered with a redirect.
+//!
+//! A POST answered `303 See Other` was delivered: the redirect is its answer. If following the
+//! redirect then fails to connect, that failure must not read as "the request never reached a
+//! server", or the POST would be sent again. reqwest reports such a failure with the original
+//! URL and no sign of the redirect, so the crate learns of redirects from the redirect policy:
+//! [`tracking`] wraps any `reqwest::redirect::Policy` and tells the transport, for the request
+//! being sent, that a redirect answer arrived.
+//!
+//! [`ClientBuilder`](crate::ClientBuilder) installs it on every `reqwest::Client` it builds
+//! (see [`ClientBuilder::redirect`](crate::ClientBuilder::redirect)). A `reqwest::Client` built
+//! elsewhere (given to [`ClientBuilder::reqwest_client`](crate::ClientBuilder::reqwest_client)
+//! or [`Transport::new`](crate::Transport::new)) is not known to track redirects: its transport
+//! failures then never count as proof that a request was unsent, so a POST is not resent after
+//! one, unless [`Transport::redirects_tracked`](crate::Transport::redirects_tracked) says the
+//! client was built with [`tracking`] (or never follows redirects).
+
+use crate::context::RequestContext;
+
+/// `policy`, telling this crate when a request is answered with a redirect. It decides exactly
+/// as `policy` does.
+///
+/// ```
+/// use reqwest_resilience::{Transport, redirect};
+///
+/// let client = reqwest::Client::builder()
+///     .redirect(redirect::tracking(reqwest::redirect::Policy::limited(5)))
+///     .build()
+///     .unwrap();
+/// let transport = Transport::new(client).redirects_tracked(true);
+/// ```
+pub fn tracking(policy: reqwest::redirect::Policy) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        // Asked at all: the request before this one was delivered and answered.
+        if let Some(ctx) = RequestContext::current() {
+            ctx.note_redirect(attempt.url());
+        }
+        policy.redirect(attempt)
+    })
+}
