@@ -10,9 +10,12 @@ use std::io;
 /// | what failed | kind |
 /// |---|---|
 /// | the request could not be built (bad URL, bad header) | [`ErrorKind::InvalidRequest`] |
-/// | the proxy answered `407` to `CONNECT` / refused or failed the tunnel | [`ErrorKind::ForwarderConnection`] (request unsent) |
+/// | the proxy answered `407` to `CONNECT`, or another non-200 | [`ErrorKind::ForwarderConnection`] (request unsent, permanent) |
+/// | the proxy closed the connection during `CONNECT` | [`ErrorKind::ForwarderConnection`] (request unsent) |
+/// | a certificate this client rejects (expired, not yet valid, wrong name, untrusted issuer, revoked, bad signature) | [`ErrorKind::ForwarderConnection`] (request unsent, permanent, TLS), the failed check named |
+/// | the server answered something that is not TLS (`https://` to a plain-HTTP port) | [`ErrorKind::ForwarderConnection`] (request unsent, permanent, TLS) |
 /// | name resolution | [`ErrorKind::NoServer`] (request unsent) |
-/// | connection refused, other connect errors, TLS handshake | [`ErrorKind::ForwarderConnection`] (request unsent) |
+/// | connection refused, other connect errors, another TLS handshake failure | [`ErrorKind::ForwarderConnection`] (request unsent) |
 /// | connect timeout | [`ErrorKind::ForwarderConnection`] (request unsent) |
 /// | timeout after connecting | [`ErrorKind::CgiTimeout`] |
 /// | reset or close before a complete response, a truncated body, an HTTP/2 GOAWAY | [`ErrorKind::PrematureExit`] |
@@ -20,6 +23,16 @@ use std::io;
 /// | writing the request or its body failed | [`ErrorKind::ForwardedRequest`] |
 /// | a malformed response (bad status line, bad headers, headers too large) | [`ErrorKind::ExecuteRequest`] |
 /// | a redirect loop or policy error | [`ErrorKind::Other`] |
+///
+/// TLS failures are read from the TLS library's own error types (rustls's `Error` and
+/// `CertificateError`; OpenSSL's verification text through native-tls, which has no typed
+/// reason), looked for inside the nested `io::Error`s the connector wraps them in. The
+/// connector's, DNS, tunnel and HTTP/2 errors of crates that do not export their types are
+/// recognised by their text.
+///
+/// "Request unsent" here says what the error itself shows; the [`Transport`](crate::Transport)
+/// withdraws it when a redirect was (or may have been) followed before the failure: see
+/// [`redirect`](crate::redirect).
 pub fn classify_transport(err: &reqwest::Error) -> Classification {
     let flags = Flags {
         builder: err.is_builder(),
