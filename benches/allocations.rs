@@ -32,10 +32,11 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-type Inner = tower::util::BoxCloneSyncService<reqwest::Request, reqwest::Response, GatewayError>;
+type Inner =
+    tower::util::BoxCloneSyncService<reqwest_resilience::Request, reqwest::Response, GatewayError>;
 
 fn ok_service() -> Inner {
-    Inner::new(service_fn(|_req: reqwest::Request| async {
+    Inner::new(service_fn(|_req: reqwest_resilience::Request| async {
         Ok::<_, GatewayError>(reqwest::Response::from(http::Response::new(
             Bytes::from_static(b"ok"),
         )))
@@ -88,13 +89,13 @@ fn main() {
             // Warm up, then count.
             for _ in 0..100 {
                 let req = template.try_clone().unwrap();
-                svc.ready().await.unwrap().call(req).await.unwrap();
+                svc.ready().await.unwrap().call(req.into()).await.unwrap();
             }
             let mut counted = 0;
             for _ in 0..N {
                 let req = template.try_clone().unwrap();
                 let before = ALLOCATIONS.load(Ordering::Relaxed);
-                let response = svc.ready().await.unwrap().call(req).await.unwrap();
+                let response = svc.ready().await.unwrap().call(req.into()).await.unwrap();
                 counted += ALLOCATIONS.load(Ordering::Relaxed) - before;
                 drop(response);
             }

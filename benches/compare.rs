@@ -274,7 +274,7 @@ fn failover_stack(
     let servers: Vec<String> = servers.split(' ').map(str::to_owned).collect();
     let primary_port = reqwest::Url::parse(&servers[0]).unwrap().port();
     let transport = reqwest_resilience::Transport::new(reqwest);
-    let counting = tower::service_fn(move |req: reqwest::Request| {
+    let counting = tower::service_fn(move |req: reqwest_resilience::Request| {
         let to_primary = req.url().port() == primary_port;
         let count = PRIMARY.get_or_init(PrimaryCount::default);
         if to_primary {
@@ -308,7 +308,7 @@ fn failover_stack(
         let stack = stack.clone();
         Box::pin(async move {
             let req = reqwest::Request::new(reqwest::Method::GET, url.parse().unwrap());
-            match stack.oneshot(req).await {
+            match stack.oneshot(req.into()).await {
                 Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                 Err(_) => false,
             }

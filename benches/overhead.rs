@@ -62,21 +62,23 @@ fn classifier(c: &mut Criterion) {
     group.finish();
 }
 
-type Inner = tower::util::BoxCloneSyncService<reqwest::Request, reqwest::Response, GatewayError>;
+type Inner =
+    tower::util::BoxCloneSyncService<reqwest_resilience::Request, reqwest::Response, GatewayError>;
 
 fn ok_service() -> Inner {
-    Inner::new(service_fn(|_req: reqwest::Request| async {
+    Inner::new(service_fn(|_req: reqwest_resilience::Request| async {
         Ok::<_, GatewayError>(reqwest::Response::from(http::Response::new(
             Bytes::from_static(b"ok"),
         )))
     }))
 }
 
-fn request() -> reqwest::Request {
+fn request() -> reqwest_resilience::Request {
     reqwest::Request::new(
         reqwest::Method::GET,
         "http://primary.test/items?id=1".parse().unwrap(),
     )
+    .into()
 }
 
 fn layers(c: &mut Criterion) {

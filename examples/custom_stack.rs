@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         reqwest::Method::GET,
         format!("http://{addr}/hello").parse()?,
     );
-    let response: Result<reqwest::Response, GatewayError> = service.oneshot(request).await;
+    let response: Result<reqwest::Response, GatewayError> = service.oneshot(request.into()).await;
     let response = response?;
     println!("{} {}", response.status(), response.text().await?);
     Ok(())

@@ -126,9 +126,10 @@
 //!
 //! # Building your own stack
 //!
-//! Every layer is a `tower::Layer` over any `Service<reqwest::Request, Error = GatewayError>`,
-//! so tower's own layers fit in between; [`Client::into_service`] gives the client's whole stack
-//! as one service.
+//! Every layer is a `tower::Layer` over any `Service<`[`Request`]`, Error = GatewayError>`, so
+//! tower's own layers fit in between; [`Client::into_service`] gives the client's whole stack as
+//! one service. A [`Request`] is a `reqwest::Request` with the state of its logical request
+//! (`Request::from(reqwest_request)`).
 //!
 //! ```no_run
 //! use reqwest_resilience::Transport;
@@ -144,14 +145,14 @@
 //!     .layer(AttemptTimeoutLayer::new(Duration::from_secs(2)))
 //!     .service(Transport::new(reqwest::Client::new()));
 //! let request = reqwest::Request::new(reqwest::Method::GET, "http://127.0.0.1:8080/".parse().unwrap());
-//! let response = service.oneshot(request).await?;
+//! let response = service.oneshot(request.into()).await?;
 //! # Ok(()) }
 //! ```
 //!
-//! Per-request values (the deadline, overrides, the attempt count) travel in a context the
-//! outermost layer opens as a tokio task-local around the inner future, because reqwest 0.13
-//! keeps `Request::extensions` private. A layer that moves the inner call to another task
-//! (tower's `Buffer`) cuts that link; the layers inside it then use their own settings.
+//! Per-request values (the options set on the request builder, the deadline a deadline layer
+//! set, what happened so far) travel in the [`Request`] itself, so they survive
+//! `tower::buffer`, spawns and layers of your own; see `ARCHITECTURE.md` for the path of one
+//! request through the layers.
 //!
 //! # Cargo features
 //!
@@ -165,7 +166,6 @@
 
 pub mod classify;
 mod client;
-mod context;
 mod credentials;
 pub mod diagnosis;
 pub mod error;
@@ -174,6 +174,7 @@ mod plumbing;
 mod proxy;
 mod redact;
 pub mod redirect;
+mod request;
 pub mod retry;
 pub mod timeout;
 mod transport;
@@ -185,7 +186,8 @@ pub use client::{
     BuildError, Client, ClientBuilder, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_DEADLINE, RequestBuilder,
 };
 pub use error::{Details, ErrorKind, GatewayError, Origin, ResponseSnapshot, Substatus};
-pub use transport::{BODY_PEEK_WAIT, Transport, TransportFuture};
+pub use request::{Request, RequestOptions, attempts};
+pub use transport::{BODY_PEEK_WAIT, Transport};
 
 /// The README's examples are compiled as doc tests.
 #[cfg(doctest)]

@@ -15,7 +15,25 @@
 //! one, unless [`Transport::redirects_tracked`](crate::Transport::redirects_tracked) says the
 //! client was built with [`tracking`] (or never follows redirects).
 
-use crate::context::RequestContext;
+use crate::request::Tracker;
+use std::future::Future;
+use std::sync::Arc;
+
+tokio::task_local! {
+    /// The tracker of the request the transport is sending. Private to the transport's call
+    /// into reqwest: reqwest's redirect policy has no other way to tell which request it
+    /// decides for. No layer reads it, and it never crosses a layer boundary, a spawn or a
+    /// nested client.
+    static SENDING: Arc<Tracker>;
+}
+
+/// Runs the transport's call into reqwest with `tracker` as the one the redirect policy tells.
+pub(crate) fn sending<F: Future>(
+    tracker: Arc<Tracker>,
+    call: F,
+) -> impl Future<Output = F::Output> {
+    SENDING.scope(tracker, call)
+}
 
 /// `policy`, telling this crate when a request is answered with a redirect. It decides exactly
 /// as `policy` does.
@@ -32,9 +50,7 @@ use crate::context::RequestContext;
 pub fn tracking(policy: reqwest::redirect::Policy) -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(move |attempt| {
         // Asked at all: the request before this one was delivered and answered.
-        if let Some(ctx) = RequestContext::current() {
-            ctx.note_redirect(attempt.url());
-        }
+        let _ = SENDING.try_with(|tracker| tracker.note_redirect(attempt.url()));
         policy.redirect(attempt)
     })
 }

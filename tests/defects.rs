@@ -111,7 +111,7 @@ async fn credentials_never_reach_a_fallback_server_on_any_entry_point() {
     assert_eq!(client.execute(built).await.unwrap().status(), 200);
     let built = client.get(&with_creds).build().unwrap();
     let service = client.clone().into_service();
-    assert_eq!(service.oneshot(built).await.unwrap().status(), 200);
+    assert_eq!(service.oneshot(built.into()).await.unwrap().status(), 200);
     // Built by reqwest's own builder: the credentials are already a header.
     let by_reqwest = reqwest::Client::new().get(&with_creds).build().unwrap();
     assert_eq!(client.execute(by_reqwest).await.unwrap().status(), 200);
@@ -213,7 +213,7 @@ async fn nested_clients_keep_separate_deadlines_and_attempt_counts() {
         .layer(RetryLayer::new(policy))
         .service(inner.clone().into_service());
     let request = inner.get(format!("{}/x", upstream.uri())).build().unwrap();
-    let err = outer.oneshot(request).await.unwrap_err();
+    let err = outer.oneshot(request.into()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ServiceUnavailable, "{err}");
     assert_eq!(err.attempts(), 3, "{err}");
     assert_eq!(upstream.received_requests().await.unwrap().len(), 3);
@@ -264,7 +264,7 @@ async fn a_post_answered_522_is_not_resent() {
 // docs now say; a zero duration means "off" everywhere.
 #[tokio::test(start_paused = true)]
 async fn queued_requests_below_the_retry_layer_end_at_the_deadline() {
-    let slow = tower::service_fn(|_req: reqwest::Request| async {
+    let slow = tower::service_fn(|_req: reqwest_resilience::Request| async {
         tokio::time::sleep(Duration::from_secs(10)).await;
         Ok::<_, GatewayError>(reqwest::Response::from(http::Response::new(
             bytes::Bytes::new(),
@@ -279,7 +279,7 @@ async fn queued_requests_below_the_retry_layer_end_at_the_deadline() {
     let calls = (0..5).map(|_| {
         let request =
             reqwest::Request::new(reqwest::Method::GET, "http://a.test/".parse().unwrap());
-        stack.clone().oneshot(request)
+        stack.clone().oneshot(request.into())
     });
     for outcome in futures_util::future::join_all(calls).await {
         assert_eq!(outcome.unwrap_err().kind(), ErrorKind::DeadlineExceeded);

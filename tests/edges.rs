@@ -81,7 +81,13 @@ async fn a_primary_redirecting_to_a_dead_host_is_not_ejected() {
     for _ in 0..5 {
         let request =
             reqwest::Request::new(reqwest::Method::GET, primary.url("/x").parse().unwrap());
-        let response = service.ready().await.unwrap().call(request).await.unwrap();
+        let response = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request.into())
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200, "served by the backup");
     }
     assert_eq!(primary.hits(), 5, "the primary kept being asked");

@@ -238,8 +238,9 @@ type Calls = Arc<Mutex<HashMap<String, u32>>>;
 fn by_host(
     calls: Calls,
     down: Arc<Mutex<Vec<&'static str>>>,
-) -> tower::util::BoxCloneSyncService<reqwest::Request, reqwest::Response, GatewayError> {
-    tower::util::BoxCloneSyncService::new(service_fn(move |req: reqwest::Request| {
+) -> tower::util::BoxCloneSyncService<reqwest_resilience::Request, reqwest::Response, GatewayError>
+{
+    tower::util::BoxCloneSyncService::new(service_fn(move |req: reqwest_resilience::Request| {
         let host = req.url().host_str().unwrap_or("").to_owned();
         *calls.lock().unwrap().entry(host.clone()).or_default() += 1;
         let failing = down.lock().unwrap().contains(&host.as_str());
@@ -255,8 +256,8 @@ fn by_host(
     }))
 }
 
-fn get(url: &str) -> reqwest::Request {
-    reqwest::Request::new(reqwest::Method::GET, url.parse().unwrap())
+fn get(url: &str) -> reqwest_resilience::Request {
+    reqwest::Request::new(reqwest::Method::GET, url.parse().unwrap()).into()
 }
 
 fn count(calls: &Calls, host: &str) -> u32 {

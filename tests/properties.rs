@@ -99,7 +99,7 @@ proptest! {
         }
         let seen: Arc<Mutex<Option<reqwest::Url>>> = Arc::default();
         let record = seen.clone();
-        let inner = service_fn(move |req: reqwest::Request| {
+        let inner = service_fn(move |req: reqwest_resilience::Request| {
             let primary = req.url().host_str() == Some("primary.test");
             if !primary {
                 *record.lock().unwrap() = Some(req.url().clone());
@@ -120,7 +120,7 @@ proptest! {
         let expected_path = format!("/base{}", request.url().path().strip_prefix(primary_prefix.as_str()).unwrap_or(""));
         let expected_query = request.url().query().map(str::to_owned);
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        runtime.block_on(layer.layer(inner).oneshot(request)).unwrap();
+        runtime.block_on(layer.layer(inner).oneshot(request.into())).unwrap();
         let moved = seen.lock().unwrap().clone().unwrap();
         prop_assert_eq!(moved.host_str(), Some("backup.test"));
         prop_assert_eq!(moved.path(), expected_path.as_str());

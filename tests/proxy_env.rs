@@ -42,10 +42,18 @@ async fn the_diagnosis_and_reqwest_agree_on_the_proxy_for_each_environment() {
     let origin = refused_url("/x").await;
     let cases: Vec<(&str, Vec<(&str, &str)>, bool)> = vec![
         ("HTTP_PROXY", vec![("HTTP_PROXY", &with_scheme)], true),
-        ("HTTP_PROXY without a scheme", vec![("HTTP_PROXY", &bare)], true),
+        (
+            "HTTP_PROXY without a scheme",
+            vec![("HTTP_PROXY", &bare)],
+            true,
+        ),
         ("http_proxy", vec![("http_proxy", &with_scheme)], true),
         ("ALL_PROXY", vec![("ALL_PROXY", &with_scheme)], true),
-        ("HTTPS_PROXY only", vec![("HTTPS_PROXY", &with_scheme)], false),
+        (
+            "HTTPS_PROXY only",
+            vec![("HTTPS_PROXY", &with_scheme)],
+            false,
+        ),
         (
             "NO_PROXY CIDR",
             vec![("HTTP_PROXY", &with_scheme), ("NO_PROXY", "127.0.0.0/8")],

@@ -19,8 +19,8 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-fn get(url: &str) -> reqwest::Request {
-    reqwest::Request::new(reqwest::Method::GET, url.parse().unwrap())
+fn get(url: &str) -> reqwest_resilience::Request {
+    reqwest::Request::new(reqwest::Method::GET, url.parse().unwrap()).into()
 }
 
 fn ok_response() -> reqwest::Response {
@@ -42,14 +42,14 @@ fn scripted(
     calls: Arc<AtomicU32>,
     fail: impl Fn(u32) -> Option<GatewayError> + Clone + Send + Sync + 'static,
 ) -> impl tower::Service<
-    reqwest::Request,
+    reqwest_resilience::Request,
     Response = reqwest::Response,
     Error = GatewayError,
     Future = impl Send,
 > + Clone
 + Send
 + 'static {
-    service_fn(move |_req: reqwest::Request| {
+    service_fn(move |_req: reqwest_resilience::Request| {
         let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
         let outcome = match fail(n) {
             Some(err) => Err(err),
@@ -251,7 +251,7 @@ async fn budget_dries_up_in_a_full_outage() {
 async fn budget_lets_every_recoverable_request_through() {
     let attempts: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let seen = attempts.clone();
-    let inner = service_fn(move |req: reqwest::Request| {
+    let inner = service_fn(move |req: reqwest_resilience::Request| {
         let id = req.url().query().unwrap_or("").to_owned();
         let n = {
             let mut map = seen.lock().unwrap();
@@ -552,7 +552,7 @@ fn too_many(retry_after: &str) -> reqwest::Response {
 async fn a_429_is_retried_after_its_retry_after() {
     let calls = Arc::new(AtomicU32::new(0));
     let counter = calls.clone();
-    let inner = service_fn(move |_req: reqwest::Request| {
+    let inner = service_fn(move |_req: reqwest_resilience::Request| {
         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
         async move { Ok::<_, GatewayError>(if n == 1 { too_many("7") } else { ok_response() }) }
     });
@@ -580,7 +580,7 @@ async fn a_429_not_retried_is_handed_back_as_it_is() {
     ] {
         let calls = Arc::new(AtomicU32::new(0));
         let counter = calls.clone();
-        let inner = service_fn(move |_req: reqwest::Request| {
+        let inner = service_fn(move |_req: reqwest_resilience::Request| {
             counter.fetch_add(1, Ordering::SeqCst);
             async move { Ok::<_, GatewayError>(too_many(asked)) }
         });

@@ -31,7 +31,7 @@ async fn futures_are_send() {
     let mut retry = RetryLayer::default().layer_on(Transport::default());
     let request =
         reqwest::Request::new(reqwest::Method::GET, "http://127.0.0.1:9/".parse().unwrap());
-    let future = retry.call(request);
+    let future = retry.call(request.into());
     send(&future);
     drop(future);
     #[cfg(feature = "websocket")]

@@ -14,18 +14,20 @@ use support::{Fault, FaultServer};
 use tokio::time::Instant;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
-fn get() -> reqwest::Request {
+fn get() -> reqwest_resilience::Request {
     reqwest::Request::new(
         reqwest::Method::GET,
         "http://a.test/x?token=s3cret".parse().unwrap(),
     )
+    .into()
 }
 
-type Inner = tower::util::BoxCloneSyncService<reqwest::Request, reqwest::Response, GatewayError>;
+type Inner =
+    tower::util::BoxCloneSyncService<reqwest_resilience::Request, reqwest::Response, GatewayError>;
 
 /// Call `n` (from 1) fails fast with a 502.3 when `fail_fast(n)`, else hangs.
 fn scripted(calls: Arc<AtomicU32>, fail_fast: fn(u32) -> bool) -> Inner {
-    Inner::new(service_fn(move |_req: reqwest::Request| {
+    Inner::new(service_fn(move |_req: reqwest_resilience::Request| {
         let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
         async move {
             if fail_fast(n) {

@@ -7,11 +7,13 @@ pub use builder::{BuildError, ClientBuilder, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_DE
 pub use request::RequestBuilder;
 
 use crate::error::GatewayError;
+use crate::request::Request;
 use reqwest::{IntoUrl, Method};
+use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
 /// The service stack a [`Client`] sends through.
-pub(crate) type Stack = BoxCloneSyncService<reqwest::Request, reqwest::Response, GatewayError>;
+pub(crate) type Stack = BoxCloneSyncService<Request, reqwest::Response, GatewayError>;
 
 /// An HTTP client whose requests end in `Result<reqwest::Response, GatewayError>`.
 ///
@@ -102,7 +104,7 @@ impl Client {
         &self,
         request: reqwest::Request,
     ) -> Result<reqwest::Response, GatewayError> {
-        request::send(self.stack.clone(), request, http::Extensions::new()).await
+        self.stack.clone().oneshot(Request::from(request)).await
     }
 
     /// A clone of this client that sends through the WebSocket stack.
@@ -121,10 +123,11 @@ impl Client {
     /// The client's whole stack as one `tower::Service`, to wrap in further layers or to use
     /// inside another stack. Each call is a logical request of its own: its deadline, attempts
     /// and overrides are never shared with a request of an outer stack it runs in.
-    pub fn into_service(
-        self,
-    ) -> BoxCloneSyncService<reqwest::Request, reqwest::Response, GatewayError> {
-        BoxCloneSyncService::new(crate::context::Isolated(self.stack))
+    ///
+    /// It takes this crate's [`Request`]: make one with `Request::from(reqwest_request)` (or
+    /// `.into()`), or with [`RequestBuilder::build_request`] to keep per-request options.
+    pub fn into_service(self) -> BoxCloneSyncService<Request, reqwest::Response, GatewayError> {
+        BoxCloneSyncService::new(crate::request::Isolated(self.stack))
     }
 }
 

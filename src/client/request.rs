@@ -1,11 +1,9 @@
 //! Building and sending one request.
 
-use super::{Client, Stack};
-use crate::context::RequestContext;
+use super::Client;
 use crate::error::{ErrorKind, GatewayError};
-use crate::retry::{IdempotentOptIn, PolicyOverride, RetryPolicy};
-use crate::timeout::{AttemptTimeoutOverride, DeadlineOverride};
-use http::Extensions;
+use crate::request::{Request, RequestOptions};
+use crate::retry::RetryPolicy;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::fmt;
 use std::time::Duration;
@@ -18,7 +16,7 @@ use tower::ServiceExt;
 pub struct RequestBuilder {
     client: Client,
     inner: reqwest::RequestBuilder,
-    options: Extensions,
+    options: RequestOptions,
 }
 
 impl RequestBuilder {
@@ -26,7 +24,7 @@ impl RequestBuilder {
         RequestBuilder {
             client,
             inner,
-            options: Extensions::new(),
+            options: RequestOptions::default(),
         }
     }
 
@@ -96,14 +94,14 @@ impl RequestBuilder {
         self.map(|b| b.form(form))
     }
 
-    fn option<T: Clone + Send + Sync + 'static>(mut self, value: T) -> RequestBuilder {
-        self.options.insert(value);
+    fn option(mut self, set: impl FnOnce(&mut RequestOptions)) -> RequestBuilder {
+        set(&mut self.options);
         self
     }
 
     /// Retries this request by `policy` instead of the client's (its budget is its own).
     pub fn retry(self, policy: RetryPolicy) -> RequestBuilder {
-        self.option(PolicyOverride(policy))
+        self.option(|o| o.retry = Some(policy))
     }
 
     /// Sends this request once, whatever the client's retry policy.
@@ -114,7 +112,7 @@ impl RequestBuilder {
     /// Declares this request safe to repeat although its method is not idempotent (a POST
     /// whose server deduplicates, say), so that it is retried like a GET.
     pub fn idempotent(self) -> RequestBuilder {
-        self.option(IdempotentOptIn)
+        self.option(|o| o.idempotent = true)
     }
 
     /// The timeout of each attempt of this request, instead of the client's (needs the client's
@@ -125,7 +123,7 @@ impl RequestBuilder {
     /// `Duration::ZERO` turns the attempt timeout off for this request, as on the
     /// [`ClientBuilder`](crate::ClientBuilder).
     pub fn timeout(self, timeout: Duration) -> RequestBuilder {
-        self.option(AttemptTimeoutOverride(crate::timeout::zero_is_off(timeout)))
+        self.option(|o| o.attempt_timeout = Some(timeout))
     }
 
     /// The deadline of this request, instead of the client's (needs the client's deadline
@@ -134,7 +132,7 @@ impl RequestBuilder {
     /// `Duration::ZERO` turns the deadline off for this request, as on the
     /// [`ClientBuilder`](crate::ClientBuilder).
     pub fn deadline(self, deadline: Duration) -> RequestBuilder {
-        self.option(DeadlineOverride(crate::timeout::zero_is_off(deadline)))
+        self.option(|o| o.deadline = Some(deadline))
     }
 
     /// Builds the `reqwest::Request` without sending it (credentials written in the URL are
@@ -143,10 +141,17 @@ impl RequestBuilder {
         self.inner.build().map_err(invalid)
     }
 
+    /// Builds the [`Request`] with this builder's per-request options, for the client's
+    /// [`into_service`](super::Client::into_service) or a stack of your own.
+    pub fn build_request(self) -> Result<Request, GatewayError> {
+        let inner = self.inner.build().map_err(invalid)?;
+        Ok(Request::from_parts(inner, self.options))
+    }
+
     /// Sends the request through the client's stack.
     pub async fn send(self) -> Result<reqwest::Response, GatewayError> {
-        let request = self.inner.build().map_err(invalid)?;
-        send(self.client.stack, request, self.options).await
+        let stack = self.client.stack.clone();
+        stack.oneshot(self.build_request()?).await
     }
 }
 
@@ -163,16 +168,4 @@ fn invalid(err: reqwest::Error) -> GatewayError {
         error = GatewayError::new(ErrorKind::InvalidRequest, error.to_string());
     }
     error
-}
-
-pub(super) async fn send(
-    stack: Stack,
-    request: reqwest::Request,
-    options: Extensions,
-) -> Result<reqwest::Response, GatewayError> {
-    let ctx = RequestContext::with_values(options);
-    let attempts = ctx.clone();
-    RequestContext::scope(ctx, stack.oneshot(request))
-        .await
-        .map_err(|err| crate::context::with_attempts(err, &attempts))
 }

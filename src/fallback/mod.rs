@@ -49,9 +49,8 @@ mod target;
 pub use layer::{FallbackBuilder, FallbackLayer};
 pub use target::InvalidBaseUrl;
 
-use crate::context::RequestContext;
 use crate::error::{Details, ErrorKind, GatewayError, Origin};
-use crate::retry::IdempotentOptIn;
+use crate::request::{Request, record_attempts};
 use health::{Admission, Pool};
 use std::future::Future;
 use std::pin::Pin;
@@ -82,6 +81,11 @@ impl<S> Fallback<S> {
         &self.inner
     }
 
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     /// The inner service, unwrapped.
     pub fn into_inner(self) -> S {
         self.inner
@@ -94,12 +98,27 @@ impl<S> Fallback<S> {
 }
 
 /// The future of [`Fallback`].
-pub type FallbackFuture =
-    Pin<Box<dyn Future<Output = Result<reqwest::Response, GatewayError>> + Send + 'static>>;
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Result<reqwest::Response, GatewayError>> + Send + 'static>>,
+}
 
-impl<S> Service<reqwest::Request> for Fallback<S>
+impl Future for ResponseFuture {
+    type Output = Result<reqwest::Response, GatewayError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<S> Service<Request> for Fallback<S>
 where
-    S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError>
+    S: Service<Request, Response = reqwest::Response, Error = GatewayError>
         + Clone
         + Send
         + 'static,
@@ -107,15 +126,17 @@ where
 {
     type Response = reqwest::Response;
     type Error = GatewayError;
-    type Future = FallbackFuture;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: reqwest::Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
         let inner = crate::plumbing::take_ready(&mut self.inner);
-        Box::pin(fail_over(inner, self.shared.clone(), request))
+        ResponseFuture {
+            inner: Box::pin(fail_over(inner, self.shared.clone(), request)),
+        }
     }
 }
 
@@ -137,10 +158,10 @@ impl Drop for ProbeGuard<'_> {
 async fn fail_over<S>(
     mut inner: S,
     shared: Arc<Shared>,
-    request: reqwest::Request,
+    mut request: Request,
 ) -> Result<reqwest::Response, GatewayError>
 where
-    S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError> + Send,
+    S: Service<Request, Response = reqwest::Response, Error = GatewayError> + Send,
     S::Future: Send,
 {
     // Where the path below the base starts: an offset, so that no copy of it is kept.
@@ -152,11 +173,10 @@ where
     let Some((home, rest_at)) = found else {
         return inner.ready().await?.call(request).await;
     };
-    let ctx = RequestContext::current();
-    let opted_in = ctx
-        .as_ref()
-        .is_some_and(|c| c.get::<IdempotentOptIn>().is_some());
+    let opted_in = request.options().idempotent;
     let may_resend = crate::retry::may_resend(request.method(), request.headers(), opted_in);
+    // Made before any copy, so that every server's copy shares it.
+    let tracker = request.tracker();
     let method = request.method().clone();
 
     let mut original = Some(request);
@@ -187,7 +207,7 @@ where
         let this = if i == home {
             this
         } else {
-            base.retarget(this, rest_at, shared.credentials)
+            this.map_inner(|inner| base.retarget(inner, rest_at, shared.credentials))
         };
         let span = tracing::info_span!(
             "server",
@@ -209,11 +229,12 @@ where
         };
         drop(span);
         let mut err = match outcome {
-            Ok(response) => {
+            Ok(mut response) => {
                 guard.armed = false;
                 if pool.success(i, ticket) {
                     tracing::info!(server = %base.display(), "server restored");
                 }
+                record_attempts(&mut response, tracker.attempts());
                 return Ok(response);
             }
             Err(err) => err,
@@ -225,9 +246,7 @@ where
             }
         }
         drop(guard);
-        if let Some(ctx) = &ctx {
-            ctx.record_failure(&err);
-        }
+        tracker.record_failure(&err);
         // A permanent failure (a rejected certificate) may not be another server's: the kind
         // decides whether to fail over.
         if !err.kind().is_retryable() {

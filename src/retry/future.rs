@@ -1,9 +1,9 @@
 //! The retry loop of one logical request.
 
-use super::{IdempotentOptIn, PolicyOverride, RetryPolicy};
-use crate::context::{DeadlineAt, RequestContext};
+use super::RetryPolicy;
 use crate::error::{Details, ErrorKind, GatewayError, Origin, ResponseSnapshot};
 use crate::redact::DisplayUrl;
+use crate::request::{DeadlineAt, Request, record_attempts};
 use http::StatusCode;
 use std::borrow::Cow;
 use std::future::Future;
@@ -20,11 +20,9 @@ pub struct ResponseFuture {
 }
 
 impl ResponseFuture {
-    pub(super) fn new<S>(service: S, policy: RetryPolicy, request: reqwest::Request) -> Self
+    pub(super) fn new<S>(service: S, policy: RetryPolicy, request: Request) -> Self
     where
-        S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError>
-            + Send
-            + 'static,
+        S: Service<Request, Response = reqwest::Response, Error = GatewayError> + Send + 'static,
         S::Future: Send + 'static,
     {
         ResponseFuture {
@@ -56,20 +54,17 @@ enum Next {
 async fn run<S>(
     mut service: S,
     policy: RetryPolicy,
-    request: reqwest::Request,
+    mut request: Request,
 ) -> Result<reqwest::Response, GatewayError>
 where
-    S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError> + Send,
+    S: Service<Request, Response = reqwest::Response, Error = GatewayError> + Send,
     S::Future: Send,
 {
-    let ctx = RequestContext::current();
-    let policy = ctx
-        .as_ref()
-        .and_then(|c| c.get::<PolicyOverride>())
-        .map_or(policy, |o| o.0);
-    let opted_in = ctx
-        .as_ref()
-        .is_some_and(|c| c.get::<IdempotentOptIn>().is_some());
+    let policy = request.options().retry.clone().unwrap_or(policy);
+    let opted_in = request.options().idempotent;
+    // Made before any copy, so that every attempt's copy shares it.
+    let tracker = request.tracker();
+    let deadline = request.state().deadline;
     let method = request.method().clone();
     let idempotent = policy.is_idempotent(&method, request.headers(), opted_in);
 
@@ -91,9 +86,7 @@ where
 
         loop {
             attempt += 1;
-            if let Some(ctx) = &ctx {
-                ctx.note_attempt(attempt);
-            }
+            tracker.start_attempt(attempt);
             let Some(request) = next_request.take() else {
                 // Not reachable: a copy is prepared before every retry. Never a panic, though.
                 return Err(GatewayError::new(ErrorKind::Other, "no request left to send"));
@@ -123,7 +116,6 @@ where
                         // budget, deadline, idempotency), and handed back as it is when not
                         // retried.
                         let limited = refused_response(&response);
-                        let deadline = ctx.as_ref().and_then(|c| c.deadline());
                         let next = decide(&policy, &limited, true, attempt, idempotent, replayable, previous_delay, deadline);
                         if let Next::RetryAfter(delay, reason) = charge(&policy, next, false, &mut spent) {
                             if let Some(copy) = next_copy(&mut spare, attempt, policy.max_attempts) {
@@ -136,6 +128,8 @@ where
                             }
                         }
                         tracing::Span::current().record("attempts", attempt);
+                        let mut response = response;
+                        record_attempts(&mut response, tracker.attempts());
                         return Ok(response);
                     }
                     if let Some(budget) = &policy.budget {
@@ -146,6 +140,8 @@ where
                         }
                     }
                     tracing::Span::current().record("attempts", attempt);
+                    let mut response = response;
+                    record_attempts(&mut response, tracker.attempts());
                     return Ok(response);
                 }
                 Err(err) => err,
@@ -154,14 +150,12 @@ where
             attempt_span.record("error.type", err.kind().name());
             // The attempt ends here: the pause before the next one is not part of it.
             drop(attempt_span);
-            if err.attempts() < attempt {
-                err.details_mut().set_attempts(attempt);
+            let attempts = tracker.attempts();
+            if err.attempts() < attempts {
+                err.details_mut().set_attempts(attempts);
             }
-            if let Some(ctx) = &ctx {
-                ctx.record_failure(&err);
-            }
+            tracker.record_failure(&err);
 
-            let deadline = ctx.as_ref().and_then(|c| c.deadline());
             let cause_retried = policy.retries_cause(&err);
             let next = decide(&policy, &err, cause_retried, attempt, idempotent, replayable, previous_delay, deadline);
             match charge(&policy, next, err.kind() == ErrorKind::CgiTimeout, &mut spent) {
@@ -198,15 +192,11 @@ where
 
 /// The request for the next attempt: the last attempt takes the kept copy itself, earlier ones
 /// a copy of it.
-fn next_copy(
-    spare: &mut Option<reqwest::Request>,
-    attempt: u32,
-    max_attempts: u32,
-) -> Option<reqwest::Request> {
+fn next_copy(spare: &mut Option<Request>, attempt: u32, max_attempts: u32) -> Option<Request> {
     if attempt + 1 >= max_attempts {
         spare.take()
     } else {
-        spare.as_ref().and_then(reqwest::Request::try_clone)
+        spare.as_ref().and_then(Request::try_clone)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Retrying failed attempts: backoff with jitter, `Retry-After`, idempotency rules, a budget.
 //!
-//! [`RetryLayer`] wraps any `Service<reqwest::Request, Error = GatewayError>` — the
+//! [`RetryLayer`] wraps any `Service<`[`Request`](crate::Request)`, Error = GatewayError>` — the
 //! [`Transport`](crate::Transport), a timeout, a fallback, or your own service:
 //!
 //! ```
@@ -9,14 +9,14 @@
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //!
 //! # async fn run() {
-//! let flaky = service_fn(|_req: reqwest::Request| async {
+//! let flaky = service_fn(|_req: reqwest_resilience::Request| async {
 //!     Err::<reqwest::Response, _>(GatewayError::new(ErrorKind::BadGateway, "upstream down"))
 //! });
 //! let service = ServiceBuilder::new()
 //!     .layer(RetryLayer::new(RetryPolicy::default().max_attempts(2)))
 //!     .service(flaky);
 //! let request = reqwest::Request::new(reqwest::Method::GET, "http://example.test/".parse().unwrap());
-//! let err = service.oneshot(request).await.unwrap_err();
+//! let err = service.oneshot(request.into()).await.unwrap_err();
 //! assert_eq!(err.attempts(), 2);
 //! # }
 //! ```
@@ -64,16 +64,9 @@ pub(crate) use policy::may_resend;
 pub use retry_after::retry_after;
 
 use crate::error::GatewayError;
+use crate::request::Request;
 use std::task::{Context, Poll};
 use tower_service::Service;
-
-/// Marks a request as safe to repeat even though its method is not idempotent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct IdempotentOptIn;
-
-/// A per-request override of the client's retry policy.
-#[derive(Debug, Clone)]
-pub(crate) struct PolicyOverride(pub(crate) RetryPolicy);
 
 /// Retries the failed attempts of an inner service by a [`RetryPolicy`].
 #[derive(Debug, Clone)]
@@ -109,9 +102,9 @@ impl<S> Retry<S> {
     }
 }
 
-impl<S> Service<reqwest::Request> for Retry<S>
+impl<S> Service<Request> for Retry<S>
 where
-    S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError>
+    S: Service<Request, Response = reqwest::Response, Error = GatewayError>
         + Clone
         + Send
         + 'static,
@@ -129,7 +122,7 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: reqwest::Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
         ResponseFuture::new(self.inner.clone(), self.policy.clone(), request)
     }
 }

@@ -1,6 +1,6 @@
-use super::{AttemptTimeoutOverride, body};
-use crate::context::{RequestContext, instant_after};
+use super::body;
 use crate::error::{Details, ErrorKind, GatewayError, Origin};
+use crate::request::{Request, Tracker, instant_after};
 use http::Method;
 use std::future::Future;
 use std::pin::Pin;
@@ -68,38 +68,50 @@ impl<S> AttemptTimeout<S> {
         &self.inner
     }
 
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     /// The inner service, unwrapped.
     pub fn into_inner(self) -> S {
         self.inner
     }
 }
 
-impl<S> Service<reqwest::Request> for AttemptTimeout<S>
+impl<S> Service<Request> for AttemptTimeout<S>
 where
-    S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError>,
+    S: Service<Request, Response = reqwest::Response, Error = GatewayError>,
 {
     type Response = reqwest::Response;
     type Error = GatewayError;
-    type Future = AttemptFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: reqwest::Request) -> Self::Future {
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let started = Instant::now();
+        let configured = request
+            .options()
+            .attempt_timeout
+            .map_or(self.config.timeout, super::zero_is_off);
+        // Cut to the time the deadline leaves.
+        let timeout = request
+            .state()
+            .deadline
+            .map_or(configured, |d| d.remaining().min(configured));
+        let tracker = request.tracker();
         let method = request.method().clone();
         let url = request.url().clone();
-        let started = Instant::now();
-        AttemptFuture {
+        ResponseFuture {
             inner: self.inner.call(request),
-            // Armed on the first poll, when the request's context (its deadline) is in scope.
-            sleep: tokio::time::sleep_until(instant_after(self.config.timeout)),
-            armed: None,
-            heads: 0,
-            ctx: None,
-            own_scope: false,
+            sleep: tokio::time::sleep_until(ends(started, timeout)),
+            timeout,
+            heads: tracker.heads(),
+            tracker,
             graced: false,
-            configured: self.config.timeout,
             include_body: self.config.include_body,
             started,
             method,
@@ -110,22 +122,17 @@ where
 
 pin_project_lite::pin_project! {
     /// The future of [`AttemptTimeout`]: the inner call, raced against the attempt's timer.
-    pub struct AttemptFuture<F> {
+    pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
         #[pin]
         sleep: Sleep,
-        // The timeout in force, once armed.
-        armed: Option<Duration>,
-        // The response heads the request's context had seen when armed.
+        timeout: Duration,
+        // The response heads the request's tracker had seen when the attempt started.
         heads: u32,
-        ctx: Option<Arc<RequestContext>>,
-        // Whether `ctx` was opened here (no layer above opened one): the inner call is then
-        // polled inside it, so that the transport can say when a head arrived.
-        own_scope: bool,
+        tracker: Arc<Tracker>,
         // Whether the timer was extended once for a body peek in progress.
         graced: bool,
-        configured: Duration,
         include_body: bool,
         started: Instant,
         method: Method,
@@ -133,7 +140,15 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F> Future for AttemptFuture<F>
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<reqwest::Response, GatewayError>>,
 {
@@ -141,33 +156,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let timeout = match *this.armed {
-            Some(timeout) => timeout,
-            None => {
-                let ctx = RequestContext::current();
-                let configured = ctx
-                    .as_ref()
-                    .and_then(|c| c.get::<AttemptTimeoutOverride>())
-                    .map_or(*this.configured, |o| o.0);
-                let left = ctx
-                    .as_ref()
-                    .and_then(|c| c.deadline())
-                    .map(|d| d.remaining());
-                let timeout = left.map_or(configured, |left| left.min(configured));
-                this.sleep.as_mut().reset(ends(*this.started, timeout));
-                *this.armed = Some(timeout);
-                *this.own_scope = ctx.is_none();
-                let ctx = ctx.unwrap_or_default();
-                *this.heads = ctx.heads();
-                *this.ctx = Some(ctx);
-                timeout
-            }
-        };
-        let polled = match this.ctx.as_ref().filter(|_| *this.own_scope) {
-            Some(ctx) => RequestContext::sync_scope(ctx.clone(), || this.inner.as_mut().poll(cx)),
-            None => this.inner.as_mut().poll(cx),
-        };
-        if let Poll::Ready(outcome) = polled {
+        let timeout = *this.timeout;
+        if let Poll::Ready(outcome) = this.inner.poll(cx) {
             return Poll::Ready(match outcome {
                 Ok(response) if *this.include_body => Ok(body::bound(
                     response,
@@ -178,7 +168,7 @@ where
             });
         }
         ready!(this.sleep.as_mut().poll(cx));
-        if !*this.graced && this.ctx.as_ref().is_some_and(|c| c.heads() != *this.heads) {
+        if !*this.graced && this.tracker.heads() != *this.heads {
             // A response head arrived in time and the transport is reading the start of its
             // body (for at most `BODY_PEEK_WAIT`): that read's outcome is this attempt's, so
             // the timer waits once more, that long.

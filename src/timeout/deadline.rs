@@ -1,13 +1,11 @@
-use super::DeadlineOverride;
-use crate::context::{DeadlineAt, RequestContext, instant_after};
 use crate::error::{Details, ErrorKind, GatewayError, Origin};
+use crate::request::{DeadlineAt, Request, Tracker, instant_after};
 use http::Method;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
-use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 use tokio::time::Sleep;
 use tower_layer::Layer;
@@ -60,39 +58,50 @@ impl<S> Deadline<S> {
         &self.inner
     }
 
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     /// The inner service, unwrapped.
     pub fn into_inner(self) -> S {
         self.inner
     }
 }
 
-impl<S> Service<reqwest::Request> for Deadline<S>
+impl<S> Service<Request> for Deadline<S>
 where
-    S: Service<reqwest::Request, Response = reqwest::Response, Error = GatewayError>,
+    S: Service<Request, Response = reqwest::Response, Error = GatewayError>,
 {
     type Response = reqwest::Response;
     type Error = GatewayError;
-    type Future = DeadlineFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: reqwest::Request) -> Self::Future {
-        let ctx = RequestContext::current_or_new();
-        let total = ctx.get::<DeadlineOverride>().map_or(self.deadline, |o| o.0);
-        // An outer, earlier deadline stays in force.
-        let deadline = ctx.tighten_deadline(DeadlineAt {
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let total = request
+            .options()
+            .deadline
+            .map_or(self.deadline, super::zero_is_off);
+        let proposed = DeadlineAt {
             at: instant_after(total),
             total,
-        });
+        };
+        // An outer, earlier deadline of the same logical request stays in force.
+        let deadline = match request.state().deadline {
+            Some(earlier) if earlier.at <= proposed.at => earlier,
+            _ => proposed,
+        };
+        request.state_mut().deadline = Some(deadline);
+        let tracker = request.tracker();
         let method = request.method().clone();
-        // The inner layers read the context when polled, which happens inside its scope.
-        let inner = RequestContext::scope(ctx.clone(), self.inner.call(request));
-        DeadlineFuture {
-            inner,
+        ResponseFuture {
+            inner: self.inner.call(request),
             sleep: tokio::time::sleep_until(deadline.at),
-            ctx,
+            tracker,
             deadline,
             method,
         }
@@ -100,20 +109,27 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// The future of [`Deadline`]: the inner call in the request's context, raced against the
-    /// deadline.
-    pub struct DeadlineFuture<F> {
+    /// The future of [`Deadline`]: the inner call, raced against the deadline.
+    pub struct ResponseFuture<F> {
         #[pin]
-        inner: TaskLocalFuture<Arc<RequestContext>, F>,
+        inner: F,
         #[pin]
         sleep: Sleep,
-        ctx: Arc<RequestContext>,
+        tracker: Arc<Tracker>,
         deadline: DeadlineAt,
         method: Method,
     }
 }
 
-impl<F> Future for DeadlineFuture<F>
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("deadline", &self.deadline.total)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<reqwest::Response, GatewayError>>,
 {
@@ -125,8 +141,8 @@ where
             return Poll::Ready(match outcome {
                 // A failure at the deadline (an attempt timer cut to it) is the deadline's.
                 Err(err) if Instant::now() >= this.deadline.at => {
-                    this.ctx.record_failure(&err);
-                    Err(exceeded(this.ctx, *this.deadline, this.method.clone()))
+                    this.tracker.record_failure(&err);
+                    Err(exceeded(this.tracker, *this.deadline, this.method.clone()))
                 }
                 // The body the caller reads is part of the logical request: bounded too.
                 Ok(response) => Ok(super::body::bound(
@@ -138,15 +154,19 @@ where
             });
         }
         ready!(this.sleep.poll(cx));
-        Poll::Ready(Err(exceeded(this.ctx, *this.deadline, this.method.clone())))
+        Poll::Ready(Err(exceeded(
+            this.tracker,
+            *this.deadline,
+            this.method.clone(),
+        )))
     }
 }
 
 /// The deadline's error; its server is the last failure's (the deadline layer keeps no copy of
 /// the URL, to stay allocation-free on the healthy path).
-fn exceeded(ctx: &RequestContext, deadline: DeadlineAt, method: reqwest::Method) -> GatewayError {
-    let last = ctx.last_failure();
-    let attempts = ctx
+fn exceeded(tracker: &Tracker, deadline: DeadlineAt, method: reqwest::Method) -> GatewayError {
+    let last = tracker.last_failure();
+    let attempts = tracker
         .attempts()
         .max(last.as_ref().map_or(0, GatewayError::attempts));
     let plural = if attempts == 1 { "" } else { "s" };

@@ -49,8 +49,14 @@ mod attempt;
 mod body;
 mod deadline;
 
-pub use attempt::{AttemptFuture, AttemptTimeout, AttemptTimeoutLayer};
-pub use deadline::{Deadline, DeadlineFuture, DeadlineLayer};
+pub use attempt::{AttemptTimeout, AttemptTimeoutLayer};
+pub use deadline::{Deadline, DeadlineLayer};
+
+/// The futures of the timeout services.
+pub mod future {
+    pub use super::attempt::ResponseFuture as AttemptFuture;
+    pub use super::deadline::ResponseFuture as DeadlineFuture;
+}
 
 /// `Duration::ZERO` means "no limit" everywhere a timeout or deadline is given (the builders,
 /// the layers, the per-request overrides): a limit that far away never fires.
@@ -61,11 +67,3 @@ pub(crate) fn zero_is_off(limit: std::time::Duration) -> std::time::Duration {
         limit
     }
 }
-
-/// A per-request attempt timeout, set by the request builder.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct AttemptTimeoutOverride(pub(crate) std::time::Duration);
-
-/// A per-request deadline, set by the request builder.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct DeadlineOverride(pub(crate) std::time::Duration);

@@ -4,16 +4,16 @@ mod peek;
 
 pub use peek::BODY_PEEK_WAIT;
 
-use crate::context::RequestContext;
 use crate::error::GatewayError;
 use crate::proxy::ProxyMap;
+use crate::request::{Request, Tracker};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
 
-/// A `tower::Service<reqwest::Request>` that sends each request once with a `reqwest::Client`.
+/// A `tower::Service<`[`Request`]`>` that sends each request once with a `reqwest::Client`.
 ///
 /// Transport failures become their [`GatewayError`] variant. A 5xx response has the start of
 /// its body read and classified: up to
@@ -31,7 +31,7 @@ use tower_service::Service;
 /// # async fn run() -> Result<(), reqwest_resilience::GatewayError> {
 /// let transport = Transport::new(reqwest::Client::new());
 /// let request = reqwest::Request::new(reqwest::Method::GET, "http://127.0.0.1:8080/".parse().unwrap());
-/// let response = transport.oneshot(request).await?;
+/// let response = transport.oneshot(request.into()).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Default)]
@@ -82,20 +82,37 @@ impl Transport {
 }
 
 /// The future of [`Transport`].
-pub type TransportFuture =
-    Pin<Box<dyn Future<Output = Result<reqwest::Response, GatewayError>> + Send + 'static>>;
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Result<reqwest::Response, GatewayError>> + Send + 'static>>,
+}
 
-impl Service<reqwest::Request> for Transport {
+impl Future for ResponseFuture {
+    type Output = Result<reqwest::Response, GatewayError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Service<Request> for Transport {
     type Response = reqwest::Response;
     type Error = GatewayError;
-    type Future = TransportFuture;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut request: reqwest::Request) -> Self::Future {
-        // Credentials written in the URL go to this URL's server, as a header.
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let tracker = request.tracker();
+        let mut request = request.into_inner();
+        // Credentials still written in the URL go to this URL's server, as a header.
         crate::credentials::apply(&mut request);
         let client = self.client.clone();
         // Which proxy the request went through is worked out only if it fails.
@@ -104,18 +121,9 @@ impl Service<reqwest::Request> for Transport {
             .as_ref()
             .map(|p| (Arc::clone(p), request.url().clone()));
         let tracked = self.redirects_tracked;
-        Box::pin(async move {
-            match RequestContext::current() {
-                Some(ctx) => send(client, request, proxy, tracked, ctx).await,
-                // No layer above opened a request context: one of its own, for the redirect
-                // policy to report to.
-                None => {
-                    let ctx = Arc::new(RequestContext::default());
-                    RequestContext::scope(ctx.clone(), send(client, request, proxy, tracked, ctx))
-                        .await
-                }
-            }
-        })
+        ResponseFuture {
+            inner: Box::pin(send(client, request, proxy, tracked, tracker)),
+        }
     }
 }
 
@@ -124,18 +132,19 @@ async fn send(
     request: reqwest::Request,
     proxy: Option<(Arc<ProxyMap>, reqwest::Url)>,
     redirects_tracked: bool,
-    ctx: Arc<RequestContext>,
+    tracker: Arc<Tracker>,
 ) -> Result<reqwest::Response, GatewayError> {
     let method = request.method().clone();
     // Which URL was sent to: a failure at another one came after a followed redirect.
     let sent_to = fingerprint(request.url());
-    let redirects_before = ctx.redirects();
-    ctx.count_send();
-    let (outcome, redirected) = match client.execute(request).await {
+    let redirects_before = tracker.redirects();
+    tracker.count_send();
+    let call = crate::redirect::sending(tracker.clone(), client.execute(request));
+    let (outcome, redirected) = match call.await {
         Ok(response) if response.status().is_server_error() => {
             // The head is here: an attempt timeout firing while the body's start is read lets
             // this attempt end with what it got.
-            ctx.note_head();
+            tracker.note_head();
             let redirected = fingerprint(response.url()) != sent_to;
             (peek::classify(response).await, redirected)
         }
@@ -146,10 +155,10 @@ async fn send(
                 // A redirect may have been followed unseen: nothing proves the request unsent.
                 err.details_mut().clear_unsent();
             }
-            let redirected = ctx.redirects() != redirects_before;
+            let redirected = tracker.redirects() != redirects_before;
             if redirected {
                 // reqwest names the original URL; the hop that failed is the redirect's target.
-                if let Some(target) = ctx.redirect_target() {
+                if let Some(target) = tracker.redirect_target() {
                     err.details_mut().set_server_text(target);
                 }
             }

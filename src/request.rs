@@ -1,0 +1,322 @@
+//! The request every layer of this crate takes: a `reqwest::Request` and the state of its logical
+//! request, carried together.
+//!
+//! A logical request (what the caller asked for once) may become several HTTP requests:
+//! retries, failovers. What the layers must share about it travels *in the request value*
+//! they pass down, never in ambient state: the caller's per-request [`RequestOptions`], the
+//! deadline a deadline layer set, and a tracker of what happened so far (requests put on the
+//! wire, response heads, redirects, the last failure). So the state survives `tower::buffer`,
+//! a spawn, or any layer of your own by construction, and two clients never share it: a
+//! client's stack used inside another ([`Client::into_service`](crate::Client::into_service))
+//! starts each call with fresh state.
+//!
+//! Why a type of the crate's own rather than `http::Request` with the state in its
+//! extensions: `reqwest::Request` keeps its extensions private, and converting to and from
+//! `http::Request` on every hop formats and re-parses the URL (`reqwest`'s
+//! `TryFrom<http::Request>` calls `Url::parse`), a cost on every healthy request (see
+//! `benches/overhead.rs`, `request_state`). Wrapping costs nothing.
+
+use crate::error::GatewayError;
+use crate::retry::RetryPolicy;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// A `reqwest::Request` on its way through the layers, with its logical request's state.
+///
+/// Make one from a `reqwest::Request` with `Request::from` (or `.into()`); set per-request
+/// options with [`options_mut`](Self::options_mut). The [`Client`](crate::Client) does both for
+/// you.
+///
+/// ```
+/// use reqwest_resilience::Request;
+/// use std::time::Duration;
+///
+/// let inner = reqwest::Request::new(reqwest::Method::GET, "http://127.0.0.1:8080/".parse().unwrap());
+/// let mut request = Request::from(inner);
+/// request.options_mut().deadline = Some(Duration::from_secs(2));
+/// assert_eq!(request.url().path(), "/");
+/// ```
+#[derive(Debug)]
+pub struct Request {
+    inner: reqwest::Request,
+    options: RequestOptions,
+    state: State,
+}
+
+/// What a caller may set for one request, read by the layers it goes through.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RequestOptions {
+    /// Retry this request by this policy instead of the retry layer's (its budget is its own).
+    pub retry: Option<RetryPolicy>,
+    /// The request is safe to repeat although its method is not idempotent.
+    pub idempotent: bool,
+    /// Each attempt's timeout instead of the attempt timeout layer's (`Duration::ZERO`: none).
+    pub attempt_timeout: Option<Duration>,
+    /// The deadline instead of the deadline layer's (`Duration::ZERO`: none).
+    pub deadline: Option<Duration>,
+}
+
+/// What the layers set for the layers below them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct State {
+    /// The deadline in force, set by a deadline layer.
+    pub(crate) deadline: Option<DeadlineAt>,
+    /// Shared by every copy of the logical request (each retry, each server tried).
+    pub(crate) tracker: Option<Arc<Tracker>>,
+}
+
+impl Request {
+    /// The `reqwest::Request`.
+    pub fn inner(&self) -> &reqwest::Request {
+        &self.inner
+    }
+
+    /// The `reqwest::Request`, mutably.
+    pub fn inner_mut(&mut self) -> &mut reqwest::Request {
+        &mut self.inner
+    }
+
+    /// The `reqwest::Request`, unwrapped.
+    pub fn into_inner(self) -> reqwest::Request {
+        self.inner
+    }
+
+    /// The per-request options.
+    pub fn options(&self) -> &RequestOptions {
+        &self.options
+    }
+
+    /// The per-request options, mutably.
+    pub fn options_mut(&mut self) -> &mut RequestOptions {
+        &mut self.options
+    }
+
+    /// The request's URL.
+    pub fn url(&self) -> &reqwest::Url {
+        self.inner.url()
+    }
+
+    /// The request's method.
+    pub fn method(&self) -> &reqwest::Method {
+        self.inner.method()
+    }
+
+    /// The request's headers.
+    pub fn headers(&self) -> &http::HeaderMap {
+        self.inner.headers()
+    }
+
+    /// Attempts made so far for this logical request (0 before the first).
+    pub fn attempts(&self) -> u32 {
+        self.state.tracker.as_ref().map_or(0, |t| t.attempts())
+    }
+
+    /// A copy for another attempt (same options and state), when the body can be copied.
+    pub(crate) fn try_clone(&self) -> Option<Request> {
+        Some(Request {
+            inner: self.inner.try_clone()?,
+            options: self.options.clone(),
+            state: self.state.clone(),
+        })
+    }
+
+    /// The same logical request with another `reqwest::Request` (a re-targeted copy).
+    pub(crate) fn map_inner(self, f: impl FnOnce(reqwest::Request) -> reqwest::Request) -> Self {
+        Request {
+            inner: f(self.inner),
+            ..self
+        }
+    }
+
+    pub(crate) fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub(crate) fn state_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+
+    /// The tracker, made now if no layer above made one.
+    pub(crate) fn tracker(&mut self) -> Arc<Tracker> {
+        self.state.tracker.get_or_insert_with(Arc::default).clone()
+    }
+
+    /// The same HTTP request as a new logical request, without the options and state of the
+    /// one it belonged to (for a client's stack used inside another stack).
+    pub(crate) fn fresh(self) -> Request {
+        Request::from(self.inner)
+    }
+
+    pub(crate) fn from_parts(inner: reqwest::Request, options: RequestOptions) -> Request {
+        Request {
+            inner,
+            options,
+            state: State::default(),
+        }
+    }
+}
+
+impl From<reqwest::Request> for Request {
+    fn from(inner: reqwest::Request) -> Self {
+        Request::from_parts(inner, RequestOptions::default())
+    }
+}
+
+/// What happened so far to one logical request, shared by its copies. Each count has one
+/// writer: the transport counts sends, response heads and redirects; the retry layer numbers
+/// its attempts; the retry and fallback layers record the failures they saw. The attempts
+/// reported (on errors, and on responses through [`attempts`]) are
+/// [`Tracker::attempts`]: the sends, or the retry layer's attempt number over a service that
+/// is not the transport.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    sends: AtomicU32,
+    attempt: AtomicU32,
+    heads: AtomicU32,
+    redirects: AtomicU32,
+    redirect_target: Mutex<Option<Box<str>>>,
+    last_failure: Mutex<Option<GatewayError>>,
+}
+
+impl Tracker {
+    /// Counts one more request put on the wire; returns how many now.
+    pub(crate) fn count_send(&self) -> u32 {
+        self.sends.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn sends(&self) -> u32 {
+        self.sends.load(Ordering::Relaxed)
+    }
+
+    /// Notes that the retry layer started its attempt number `n`.
+    pub(crate) fn start_attempt(&self, n: u32) {
+        self.attempt.store(n, Ordering::Relaxed);
+    }
+
+    /// Attempts so far: requests put on the wire, or attempts started where no transport
+    /// counts (a service of your own below the retry layer).
+    pub(crate) fn attempts(&self) -> u32 {
+        self.sends().max(self.attempt.load(Ordering::Relaxed))
+    }
+
+    /// Notes that the transport received a response head (it then reads the start of a 5xx
+    /// body).
+    pub(crate) fn note_head(&self) {
+        self.heads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn heads(&self) -> u32 {
+        self.heads.load(Ordering::Relaxed)
+    }
+
+    /// Notes that a request was answered with a redirect to `target`.
+    pub(crate) fn note_redirect(&self, target: &reqwest::Url) {
+        *self
+            .redirect_target
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            Some(crate::redact::display_url(target).into_boxed_str());
+        self.redirects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn redirects(&self) -> u32 {
+        self.redirects.load(Ordering::Relaxed)
+    }
+
+    /// The last redirect's target (scheme, host, port, path).
+    pub(crate) fn redirect_target(&self) -> Option<Box<str>> {
+        self.redirect_target
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Remembers the latest failure, for an error that ends the request later (the deadline).
+    pub(crate) fn record_failure(&self, err: &GatewayError) {
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(err.clone());
+    }
+
+    pub(crate) fn last_failure(&self) -> Option<GatewayError> {
+        self.last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// When the logical request must end, set by the deadline layer for the layers inside it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeadlineAt {
+    pub(crate) at: tokio::time::Instant,
+    pub(crate) total: Duration,
+}
+
+impl DeadlineAt {
+    /// Time left, zero when passed.
+    pub(crate) fn remaining(&self) -> Duration {
+        self.at
+            .saturating_duration_since(tokio::time::Instant::now())
+    }
+}
+
+/// `now + duration`, or a time far in the future when that does not fit (a `Duration::MAX`
+/// setting means "no limit", not a panic).
+pub(crate) fn instant_after(duration: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(duration)
+        .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 30))
+}
+
+/// How many requests were put on the wire for the logical request that `response` answers: the
+/// retry and fallback layers record it on the response when it is more than one (an
+/// `http.request.resend_count` of `attempts - 1`), so a response they did not mark took one.
+///
+/// ```
+/// let response = reqwest::Response::from(http::Response::new(""));
+/// assert_eq!(reqwest_resilience::attempts(&response), 1);
+/// ```
+pub fn attempts(response: &reqwest::Response) -> u32 {
+    response.extensions().get::<Attempts>().map_or(1, |a| a.0)
+}
+
+/// The attempts recorded on a response (see [`attempts`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempts(pub(crate) u32);
+
+/// Records `n` attempts on `response` when more than one.
+pub(crate) fn record_attempts(response: &mut reqwest::Response, n: u32) {
+    if n > 1 {
+        response.extensions_mut().insert(Attempts(n));
+    }
+}
+
+/// A client's whole stack as a service of its own: every call is a new logical request, so
+/// that a client used inside another stack never shares the outer request's deadline, tracker
+/// or attempt count.
+#[derive(Clone)]
+pub(crate) struct Isolated<S>(pub(crate) S);
+
+impl<S> tower_service::Service<Request> for Isolated<S>
+where
+    S: tower_service::Service<Request, Response = reqwest::Response, Error = GatewayError>,
+{
+    type Response = reqwest::Response;
+    type Error = GatewayError;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), GatewayError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        self.0.call(request.fresh())
+    }
+}

@@ -1,0 +1,112 @@
+//! Per-request state travels with the request: below `tower::buffer`, inside a spawned task,
+//! never shared by nested clients, and a success reports its attempts.
+
+mod support;
+
+use reqwest_resilience::retry::{RetryLayer, RetryPolicy};
+use reqwest_resilience::timeout::{AttemptTimeoutLayer, DeadlineLayer};
+use reqwest_resilience::{Client, ErrorKind, GatewayError, Request};
+use std::time::Duration;
+use support::{Fault, FaultServer};
+use tokio::time::Instant;
+use tower::buffer::BufferLayer;
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+type Inner = BoxCloneSyncService<Request, reqwest::Response, GatewayError>;
+
+/// A service that never answers.
+fn hang() -> Inner {
+    Inner::new(service_fn(|_req: Request| async {
+        std::future::pending::<()>().await;
+        Ok(reqwest::Response::from(http::Response::new("")))
+    }))
+}
+
+/// Calls `inner` from another task.
+fn spawning(inner: Inner) -> Inner {
+    Inner::new(service_fn(move |req: Request| {
+        let inner = inner.clone();
+        async move {
+            tokio::spawn(inner.oneshot(req))
+                .await
+                .expect("the spawned call")
+        }
+    }))
+}
+
+fn request(deadline: Option<Duration>, attempt_timeout: Option<Duration>) -> Request {
+    let mut request = Request::from(reqwest::Request::new(
+        reqwest::Method::GET,
+        "http://a.test/".parse().unwrap(),
+    ));
+    request.options_mut().deadline = deadline;
+    request.options_mut().attempt_timeout = attempt_timeout;
+    request
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_and_its_override_work_below_a_buffer() {
+    let stack = ServiceBuilder::new()
+        .layer(BufferLayer::<Request>::new(8))
+        .layer(DeadlineLayer::new(Duration::from_secs(10)))
+        .service(hang());
+    let started = Instant::now();
+    let err = stack
+        .oneshot(request(Some(Duration::from_millis(300)), None))
+        .await
+        .unwrap_err();
+    let err = err
+        .downcast::<GatewayError>()
+        .expect("the deadline's error through the buffer");
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded);
+    assert_eq!(started.elapsed(), Duration::from_millis(300), "the override");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_and_an_attempt_timeout_override_reach_below_a_spawn() {
+    // Deadline → retry → (a spawn) → attempt timeout → a service that hangs.
+    let below = Inner::new(
+        ServiceBuilder::new()
+            .layer(AttemptTimeoutLayer::new(Duration::from_secs(10)))
+            .service(hang()),
+    );
+    let stack = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_secs(1)))
+        .layer(RetryLayer::new(RetryPolicy::never()))
+        .service(spawning(below));
+    let started = Instant::now();
+    let err = stack
+        .clone()
+        .oneshot(request(None, Some(Duration::from_millis(200))))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CgiTimeout, "{err}");
+    assert_eq!(started.elapsed(), Duration::from_millis(200), "the override");
+    // Without the override, the attempt timeout is cut to the deadline set above the spawn.
+    let started = Instant::now();
+    let err = stack.oneshot(request(None, None)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn a_success_reports_its_attempts() {
+    let unavailable =
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    let server = FaultServer::start(Fault::FirstThen(unavailable.to_vec(), ok.to_vec())).await;
+    let client = Client::builder()
+        .retry(
+            RetryPolicy::default().backoff(reqwest_resilience::retry::ExponentialBackoff::new(
+                Duration::from_millis(1),
+            )),
+        )
+        .build()
+        .unwrap();
+    let response = client.get(server.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(reqwest_resilience::attempts(&response), 2);
+    let again = client.get(server.url("/")).send().await.unwrap();
+    assert_eq!(reqwest_resilience::attempts(&again), 1);
+}
