@@ -18,6 +18,9 @@ const VARS: [&str; 8] = [
     "no_proxy",
 ];
 
+/// A name, the environment, and whether reqwest is expected to use the proxy.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, bool);
+
 fn set_env(vars: &[(&str, &str)]) {
     // SAFETY: this test binary has a single test, and no request (nor any other thread that
     // reads the environment) runs while the variables change.
@@ -40,7 +43,7 @@ async fn the_diagnosis_and_reqwest_agree_on_the_proxy_for_each_environment() {
     let with_scheme = proxy.url("");
     let bare = with_scheme.trim_start_matches("http://").to_owned();
     let origin = refused_url("/x").await;
-    let cases: Vec<(&str, Vec<(&str, &str)>, bool)> = vec![
+    let cases: Vec<Case> = vec![
         ("HTTP_PROXY", vec![("HTTP_PROXY", &with_scheme)], true),
         (
             "HTTP_PROXY without a scheme",
