@@ -170,6 +170,8 @@ mod credentials;
 pub mod diagnosis;
 pub mod error;
 pub mod fallback;
+mod gateway;
+mod idempotency;
 mod plumbing;
 mod proxy;
 mod redact;

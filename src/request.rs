@@ -17,7 +17,7 @@
 //! `benches/overhead.rs`, `request_state`). Wrapping costs nothing.
 
 use crate::error::GatewayError;
-use crate::retry::RetryPolicy;
+use crate::retry::policy::RetryPolicy;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;

@@ -187,7 +187,7 @@ impl WebSocketBuilder {
                 .with_response(snapshot);
             details.set_server(&url);
             details.set_method(http::Method::GET);
-            GatewayError::from_details(ErrorKind::WebSocket, details)
+            GatewayError::from_details(details)
         };
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             return Err(fail(
@@ -218,9 +218,7 @@ impl WebSocketBuilder {
             protocol,
         };
         let upgraded = response.upgrade().await.map_err(|err| {
-            let mut e = GatewayError::from_details(
-                ErrorKind::WebSocket,
-                Details::new(
+            let mut e = GatewayError::from_details(Details::new(
                     ErrorKind::WebSocket,
                     Origin::Transport,
                     "the connection could not be upgraded".into(),
@@ -257,5 +255,5 @@ fn handshake_failure(err: GatewayError) -> GatewayError {
     if let Some(server) = err.server().and_then(|s| reqwest::Url::parse(s).ok()) {
         details.set_server(&server);
     }
-    GatewayError::from_details(ErrorKind::WebSocket, details.with_causes(vec![err]))
+    GatewayError::from_details(details.with_causes(vec![err]))
 }

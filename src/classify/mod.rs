@@ -5,11 +5,10 @@
 //! error down its `source()` chain to hyper and `std::io`. Both return a [`Classification`]: the
 //! [`ErrorKind`], the [`Gateway`] that reported it when recognised, and the evidence.
 
-mod gateway;
 mod response;
 mod transport;
 
-pub use gateway::Gateway;
+pub use crate::gateway::Gateway;
 pub use response::classify_response;
 pub use transport::classify_transport;
 

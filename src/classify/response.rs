@@ -1,6 +1,7 @@
 //! Classifying an upstream's 5xx response.
 
-use super::{BODY_PREFIX_LIMIT, Classification, Gateway};
+use super::{BODY_PREFIX_LIMIT, Classification};
+use crate::gateway::Gateway;
 use crate::error::{ErrorKind, Substatus};
 use http::{HeaderMap, StatusCode};
 

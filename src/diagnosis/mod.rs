@@ -26,7 +26,7 @@
 
 mod rules;
 
-use crate::classify::Gateway;
+use crate::gateway::Gateway;
 use std::borrow::Cow;
 use std::fmt;
 

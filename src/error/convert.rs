@@ -13,23 +13,21 @@ impl GatewayError {
             response.headers(),
             response.body_prefix(),
         )?;
-        let kind = found.kind;
         let details = Details::from_classification(found, Origin::Upstream).with_response(response);
-        Some(GatewayError::from_details(kind, details))
+        Some(GatewayError::from_details(details))
     }
 
     /// The error a `reqwest` failure stands for (see [`classify_transport`]). The `reqwest` error
     /// is kept, without its URL, as the `source()`.
     pub fn from_reqwest(err: reqwest::Error) -> GatewayError {
         let found = classify_transport(&err);
-        let kind = found.kind;
         let url = err.url().cloned();
         let mut details = Details::from_classification(found, Origin::Transport)
             .with_source(Arc::new(err.without_url()));
         if let Some(url) = url {
             details.set_server(&url);
         }
-        GatewayError::from_details(kind, details)
+        GatewayError::from_details(details)
     }
 }
 

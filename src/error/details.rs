@@ -1,7 +1,7 @@
 //! The boxed context every `GatewayError` carries.
 
 use super::{ErrorKind, GatewayError, ResponseSnapshot};
-use crate::classify::Gateway;
+use crate::gateway::Gateway;
 use http::{Method, StatusCode};
 use std::borrow::Cow;
 use std::error::Error as StdError;
@@ -27,6 +27,7 @@ pub enum Origin {
 /// underlying error, if any (a `reqwest` error without its URL, with hyper and `std::io` below).
 #[derive(Clone)]
 pub struct Details {
+    kind: ErrorKind,
     status: StatusCode,
     origin: Origin,
     message: Cow<'static, str>,
@@ -49,6 +50,7 @@ pub struct Details {
 impl Details {
     pub(crate) fn new(kind: ErrorKind, origin: Origin, message: Cow<'static, str>) -> Details {
         Details {
+            kind,
             status: kind.default_status(),
             origin,
             message,
@@ -67,6 +69,11 @@ impl Details {
             causes: Vec::new(),
             source: None,
         }
+    }
+
+    /// The cause these details are of (the error's variant).
+    pub(crate) fn kind(&self) -> ErrorKind {
+        self.kind
     }
 
     /// The HTTP status the error stands for.

@@ -61,7 +61,7 @@ pub use kind::ErrorKind;
 pub use snapshot::ResponseSnapshot;
 pub use substatus::{ParseSubstatusError, Substatus};
 
-use crate::classify::Gateway;
+use crate::gateway::Gateway;
 use http::StatusCode;
 use std::borrow::Cow;
 
@@ -130,10 +130,12 @@ impl GatewayError {
     /// An error of this kind observed locally (by the caller's own code), with a one-line
     /// message. Useful in a custom inner service.
     pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> GatewayError {
-        GatewayError::from_details(kind, Details::new(kind, Origin::Local, message.into()))
+        GatewayError::from_details(Details::new(kind, Origin::Local, message.into()))
     }
 
-    pub(crate) fn from_details(kind: ErrorKind, details: Details) -> GatewayError {
+    /// The one constructor: the variant is the kind the details were made for.
+    pub(crate) fn from_details(details: Details) -> GatewayError {
+        let kind = details.kind();
         let d = Box::new(details);
         match kind {
             ErrorKind::CgiTimeout => GatewayError::CgiTimeout(d),

@@ -174,7 +174,7 @@ where
         return inner.ready().await?.call(request).await;
     };
     let opted_in = request.options().idempotent;
-    let may_resend = crate::retry::may_resend(request.method(), request.headers(), opted_in);
+    let may_resend = crate::idempotency::may_resend(request.method(), request.headers(), opted_in);
     // Made before any copy, so that every server's copy shares it.
     let tracker = request.tracker();
     let method = request.method().clone();
@@ -287,7 +287,7 @@ fn all_failed(mut causes: Vec<GatewayError>, method: &reqwest::Method) -> Gatewa
                 "no healthy server left".into(),
             )
             .with_request_unsent(true);
-            GatewayError::from_details(ErrorKind::NoServer, details)
+            GatewayError::from_details(details)
         }
         1 => causes.remove(0),
         n => {
@@ -302,7 +302,7 @@ fn all_failed(mut causes: Vec<GatewayError>, method: &reqwest::Method) -> Gatewa
             .with_causes(causes);
             details.set_method(method.clone());
             details.set_attempts(attempts);
-            GatewayError::from_details(ErrorKind::NoServer, details)
+            GatewayError::from_details(details)
         }
     }
 }

@@ -234,7 +234,7 @@ fn refused_response(response: &reqwest::Response) -> GatewayError {
         },
     )
     .with_response(snapshot);
-    GatewayError::from_details(ErrorKind::ServiceUnavailable, details)
+    GatewayError::from_details(details)
 }
 
 /// The error handed back, with the reason retrying stopped (its attempt count is already set).

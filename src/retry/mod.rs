@@ -50,7 +50,7 @@ mod backoff;
 mod budget;
 mod future;
 mod layer;
-mod policy;
+pub(crate) mod policy;
 mod retry_after;
 
 #[cfg(feature = "backoff")]
@@ -60,7 +60,6 @@ pub use budget::RetryBudget;
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
 pub use policy::RetryPolicy;
-pub(crate) use policy::may_resend;
 pub use retry_after::retry_after;
 
 use crate::error::GatewayError;

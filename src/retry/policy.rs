@@ -1,6 +1,7 @@
 //! What is retried, how often, and how long to wait.
 
-use super::{Backoff, ExponentialBackoff, RetryBudget};
+use super::backoff::{Backoff, ExponentialBackoff};
+use super::budget::RetryBudget;
 use crate::error::GatewayError;
 use http::Method;
 use std::fmt;
@@ -175,7 +176,7 @@ impl RetryPolicy {
         headers: &http::HeaderMap,
         opted_in: bool,
     ) -> bool {
-        self.non_idempotent || may_resend(method, headers, opted_in)
+        self.non_idempotent || crate::idempotency::may_resend(method, headers, opted_in)
     }
 }
 
@@ -193,11 +194,4 @@ impl fmt::Debug for RetryPolicy {
             .field("retry_request_timeout", &self.retry_request_timeout)
             .finish()
     }
-}
-
-/// The idempotency rule the retry and fallback layers share: the methods RFC 9110 defines as
-/// idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE, and QUERY where `http` knows it) may be
-/// sent again; other methods only with an `Idempotency-Key` header or the caller's opt-in.
-pub(crate) fn may_resend(method: &Method, headers: &http::HeaderMap, opted_in: bool) -> bool {
-    opted_in || method.is_idempotent() || headers.contains_key("idempotency-key")
 }

@@ -187,9 +187,7 @@ where
         details.set_method(this.method.clone());
         details.set_server(this.url);
         details.set_attempts(1);
-        Poll::Ready(Err(GatewayError::from_details(
-            ErrorKind::CgiTimeout,
-            details,
+        Poll::Ready(Err(GatewayError::from_details(details,
         )))
     }
 }

@@ -43,7 +43,7 @@ impl Limit {
         let timed_out = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
         let details =
             Details::new(kind, Origin::Local, message.into()).with_source(Arc::new(timed_out));
-        GatewayError::from_details(kind, details)
+        GatewayError::from_details(details)
     }
 }
 

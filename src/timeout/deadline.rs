@@ -194,5 +194,5 @@ fn exceeded(tracker: &Tracker, deadline: DeadlineAt, method: reqwest::Method) ->
         attempts,
         "deadline exceeded"
     );
-    GatewayError::from_details(ErrorKind::DeadlineExceeded, details)
+    GatewayError::from_details(details)
 }
