@@ -176,6 +176,19 @@ impl WebSocketBuilder {
         }
         let response = request.send().await.map_err(handshake_failure)?;
         let url = response.url().clone();
+        if response.version() == http::Version::HTTP_2 {
+            // Only with a client that may negotiate HTTP/2 (one given to `reqwest_builder` or
+            // `reqwest_client`): the upgrade cannot work over it, whatever the retries.
+            let mut details = Details::new(
+                ErrorKind::WebSocket,
+                Origin::Transport,
+                "the server negotiated HTTP/2, over which a WebSocket upgrade cannot work; give the client an HTTP/1-only reqwest client for WebSockets (websocket_reqwest_client or reqwest_builder_fn)".into(),
+            )
+            .with_permanent(true);
+            details.set_server(&url);
+            details.set_method(http::Method::GET);
+            return Err(GatewayError::from_details(details));
+        }
         let fail = |message: &'static str, response: &reqwest::Response| {
             let snapshot = ResponseSnapshot::new(
                 response.status(),
@@ -218,7 +231,8 @@ impl WebSocketBuilder {
             protocol,
         };
         let upgraded = response.upgrade().await.map_err(|err| {
-            let mut e = GatewayError::from_details(Details::new(
+            let mut e = GatewayError::from_details(
+                Details::new(
                     ErrorKind::WebSocket,
                     Origin::Transport,
                     "the connection could not be upgraded".into(),

@@ -57,6 +57,62 @@ async fn a_post_redirected_to_a_dead_address_is_delivered_once() {
     }
 }
 
+// 1b. A redirect to the very same URL, then a gateway's "never forwarded" page: the POST was
+// delivered (the redirect is its answer), so it is not sent again.
+#[tokio::test]
+async fn a_post_redirected_to_itself_then_refused_by_a_gateway_is_not_resent() {
+    let envoy = b"HTTP/1.1 503 Service Unavailable\r\nserver: envoy\r\ncontent-length: 19\r\nconnection: close\r\n\r\nno healthy upstream";
+    let server = FaultServer::start(Fault::FirstThen(
+        redirect_to("303 See Other", "/cart"),
+        envoy.to_vec(),
+    ))
+    .await;
+    let err = Client::new()
+        .post(server.url("/cart"))
+        .body("item=1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoServer, "{err}");
+    assert!(err.details().followed_redirect());
+    assert!(!err.is_request_unsent());
+    assert_eq!(
+        server.hits(),
+        2,
+        "the POST and the redirect's GET, nothing more"
+    );
+}
+
+// 1c. A redirect to a host that never answers ends at the attempt timeout, named after the
+// redirect's target, and the POST is not sent again.
+#[tokio::test]
+async fn a_post_redirected_to_a_silent_host_times_out_once() {
+    let silent = FaultServer::start(Fault::Hang).await;
+    let server = FaultServer::start(Fault::Raw(redirect_to(
+        "303 See Other",
+        &silent.url("/done"),
+    )))
+    .await;
+    let client = Client::builder()
+        .attempt_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let err = client
+        .post(server.url("/orders"))
+        .body("item=1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CgiTimeout, "{err}");
+    assert!(err.details().followed_redirect());
+    assert_eq!(server.hits(), 1, "the POST was sent again");
+    let silent_port = silent.addr.port().to_string();
+    assert!(
+        err.server().is_some_and(|s| s.contains(&silent_port)),
+        "named after the redirect's target: {err}"
+    );
+}
+
 // 2. A primary that answers with a redirect to a dead host is not ejected for it.
 #[tokio::test]
 async fn a_primary_redirecting_to_a_dead_host_is_not_ejected() {
@@ -246,6 +302,28 @@ async fn a_proxys_407_or_403_to_connect_is_not_retried() {
         assert!(err.to_string().contains(says), "{err}");
         assert!(matches!(err.diagnosis().hop(), Hop::ForwardProxy { .. }));
     }
+}
+
+// 6b. With fallback servers, a proxy's refusal ends the request at once: every server would be
+// refused the same way.
+#[tokio::test]
+async fn a_proxys_refusal_is_not_failed_over_or_retried() {
+    let proxy = FaultServer::start(Fault::Raw(
+        b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+    ))
+    .await;
+    let client = Client::builder()
+        .proxy(proxy.url(""))
+        .fallback_servers(["https://127.0.0.1:9", "https://127.0.0.1:10"])
+        .build()
+        .unwrap();
+    let err = client
+        .get("https://127.0.0.1:9/x")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.details().is_proxy_refusal(), "{err}");
+    assert_eq!(proxy.hits(), 1, "{err}");
 }
 
 // 8. A wss:// handshake goes over HTTP/1.1 even when the server offers HTTP/2.

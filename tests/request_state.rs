@@ -60,7 +60,11 @@ async fn a_deadline_and_its_override_work_below_a_buffer() {
         .downcast::<GatewayError>()
         .expect("the deadline's error through the buffer");
     assert_eq!(err.kind(), ErrorKind::DeadlineExceeded);
-    assert_eq!(started.elapsed(), Duration::from_millis(300), "the override");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(300),
+        "the override"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -82,7 +86,11 @@ async fn the_deadline_and_an_attempt_timeout_override_reach_below_a_spawn() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::CgiTimeout, "{err}");
-    assert_eq!(started.elapsed(), Duration::from_millis(200), "the override");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(200),
+        "the override"
+    );
     // Without the override, the attempt timeout is cut to the deadline set above the spawn.
     let started = Instant::now();
     let err = stack.oneshot(request(None, None)).await.unwrap_err();
@@ -96,14 +104,13 @@ async fn a_success_reports_its_attempts() {
         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
     let server = FaultServer::start(Fault::FirstThen(unavailable.to_vec(), ok.to_vec())).await;
-    let client = Client::builder()
-        .retry(
-            RetryPolicy::default().backoff(reqwest_resilience::retry::ExponentialBackoff::new(
-                Duration::from_millis(1),
-            )),
-        )
-        .build()
-        .unwrap();
+    let client =
+        Client::builder()
+            .retry(RetryPolicy::default().backoff(
+                reqwest_resilience::retry::ExponentialBackoff::new(Duration::from_millis(1)),
+            ))
+            .build()
+            .unwrap();
     let response = client.get(server.url("/")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(reqwest_resilience::attempts(&response), 2);

@@ -40,6 +40,9 @@ pub struct Classification {
     /// Whether the TLS session with the server failed (the handshake, or the server's
     /// certificate). Through a forward proxy's tunnel that session is with the origin.
     pub tls: bool,
+    /// Whether the forward proxy refused the request itself (a `407` or another answer to
+    /// `CONNECT`): no other server would fare better.
+    pub proxy_refused: bool,
 }
 
 impl Classification {
@@ -55,6 +58,7 @@ impl Classification {
             request_unsent: false,
             permanent: false,
             tls: false,
+            proxy_refused: false,
         }
     }
 
@@ -70,6 +74,11 @@ impl Classification {
 
     pub(crate) fn tls(mut self) -> Self {
         self.tls = true;
+        self
+    }
+
+    pub(crate) fn proxy_refused(mut self) -> Self {
+        self.proxy_refused = true;
         self
     }
 }

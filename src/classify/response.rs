@@ -1,8 +1,8 @@
 //! Classifying an upstream's 5xx response.
 
 use super::{BODY_PREFIX_LIMIT, Classification};
-use crate::gateway::Gateway;
 use crate::error::{ErrorKind, Substatus};
+use crate::gateway::Gateway;
 use http::{HeaderMap, StatusCode};
 
 /// Classifies an upstream response as a gateway failure, or `None` when it is not one.

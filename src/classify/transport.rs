@@ -69,7 +69,8 @@ fn conclude(flags: Flags, facts: &Facts) -> Classification {
             "the proxy requires authentication (407 to CONNECT)",
         )
         .unsent()
-        .permanent();
+        .permanent()
+        .proxy_refused();
     }
     if facts.tunnel_unsuccessful {
         return found(
@@ -77,7 +78,11 @@ fn conclude(flags: Flags, facts: &Facts) -> Classification {
             "the proxy refused the CONNECT tunnel (an answer other than 200 or 407: an access rule, or it cannot reach the server)",
         )
         .unsent()
-        .permanent();
+        // hyper-util does not say which status the proxy answered, so a 403 (an access rule,
+        // which no retry changes) and a passing 502 look the same: not retried, as a 403
+        // must not be.
+        .permanent()
+        .proxy_refused();
     }
     if facts.tunnel_eof {
         return found(
@@ -86,11 +91,13 @@ fn conclude(flags: Flags, facts: &Facts) -> Classification {
         )
         .unsent();
     }
-    // TLS first: a rejected certificate will be rejected again on that server.
-    if let Some(check) = facts.certificate {
+    // TLS failures while connecting: a rejected certificate will be rejected again on that
+    // server. (The same library errors later, mid-response, are the response's.)
+    let connecting = flags.connect || facts.connect;
+    if let (Some(check), true) = (facts.certificate, connecting) {
         return found(ForwarderConnection, check).unsent().permanent().tls();
     }
-    if facts.not_tls {
+    if facts.not_tls && connecting {
         return found(
             ForwarderConnection,
             "TLS handshake failed: the server does not speak TLS on this port (plain HTTP?)",
@@ -99,7 +106,7 @@ fn conclude(flags: Flags, facts: &Facts) -> Classification {
         .permanent()
         .tls();
     }
-    if flags.connect || facts.connect {
+    if connecting {
         return if facts.dns {
             found(NoServer, "DNS resolution failed").unsent()
         } else if facts.refused {
@@ -254,10 +261,18 @@ impl Facts {
                     }
                     C::Revoked => "certificate rejected: it has been revoked",
                     C::BadSignature => "certificate rejected: its signature is invalid",
+                    // An answer the verifier could not get (revocation status unknown, a
+                    // platform verifier's own error) may differ next time: not permanent.
+                    C::UnknownRevocationStatus | C::Other(_) => return,
                     _ => "certificate rejected",
                 });
             }
-            E::InvalidMessage(_) => self.not_tls = true,
+            // What a plain-HTTP server's answer looks like to a TLS client; other malformed
+            // messages come from real TLS peers.
+            E::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType
+                | rustls::InvalidMessage::UnknownProtocolVersion,
+            ) => self.not_tls = true,
             _ => {}
         }
     }

@@ -123,6 +123,10 @@ impl ClientBuilder {
     /// Builds the `reqwest` client underneath from this `reqwest::ClientBuilder` (proxies, TLS,
     /// pool settings, default headers…).
     ///
+    /// Its redirect policy is replaced by [`redirect`](Self::redirect)'s (reqwest's default
+    /// unless set there), wrapped so that the crate knows when a failure came after a
+    /// redirect: set the policy there, not on this builder.
+    ///
     /// With the `websocket` feature, WebSocket handshakes need an HTTP/1-only client (an
     /// upgrade cannot work over HTTP/2, which a `wss://` server may negotiate): this builder
     /// cannot be used twice, so they go through the same client. Prefer
@@ -134,7 +138,8 @@ impl ClientBuilder {
     }
 
     /// Builds the `reqwest` client underneath from the `reqwest::ClientBuilder` that `make`
-    /// returns (proxies, TLS roots, pool settings…). It is called once for the client and, with
+    /// returns (proxies, TLS roots, pool settings…); its redirect policy is replaced as with
+    /// [`reqwest_builder`](Self::reqwest_builder). It is called once for the client and, with
     /// the `websocket` feature, once more on the first WebSocket handshake, for an
     /// HTTP/1-only client with the same settings.
     ///

@@ -39,6 +39,7 @@ impl Details {
             .with_request_unsent(found.request_unsent)
             .with_permanent(found.permanent)
             .with_tls(found.tls)
+            .with_proxy_refused(found.proxy_refused)
     }
 }
 

@@ -41,6 +41,7 @@ pub struct Details {
     request_unsent: bool,
     permanent: bool,
     tls: bool,
+    proxy_refused: bool,
     redirected: bool,
     gave_up: Option<Cow<'static, str>>,
     causes: Vec<GatewayError>,
@@ -64,6 +65,7 @@ impl Details {
             request_unsent: kind == ErrorKind::InvalidRequest,
             permanent: false,
             tls: false,
+            proxy_refused: false,
             redirected: false,
             gave_up: None,
             causes: Vec::new(),
@@ -144,6 +146,12 @@ impl Details {
         self.tls
     }
 
+    /// Whether the forward proxy refused the request itself (a `407` or another answer to
+    /// `CONNECT`): no other server would fare better.
+    pub fn is_proxy_refusal(&self) -> bool {
+        self.proxy_refused
+    }
+
     /// Whether the failure came after a redirect was followed: the original request was
     /// delivered (the redirect is its answer), and [`server`](Self::server) names the
     /// redirect's target, the hop that failed.
@@ -190,6 +198,11 @@ impl Details {
 
     pub(crate) fn with_permanent(mut self, permanent: bool) -> Self {
         self.permanent = permanent;
+        self
+    }
+
+    pub(crate) fn with_proxy_refused(mut self, refused: bool) -> Self {
+        self.proxy_refused = refused;
         self
     }
 

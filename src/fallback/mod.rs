@@ -38,9 +38,20 @@
 //!
 //! # Credentials
 //!
-//! Headers you set (`Authorization` included) travel to every server you configured. A user
-//! name or password in the request URL belongs to that URL's server only: it is not sent to
-//! another. A base URL's own user name and password are sent to that server only.
+//! Credentials meant for one server never reach another: as reqwest does on a redirect to
+//! another host, a request moved to another server loses its `Authorization` and `Cookie`
+//! headers, whatever set them (a user name and password in the URL, `basic_auth`,
+//! `bearer_auth`, a header of your own), unless
+//! [`FallbackBuilder::forward_credentials`] says every server takes them — and even then not
+//! from `https` to plain `http` without [`FallbackBuilder::cleartext_credentials`]. A base
+//! URL's own user name and password are sent to that server only. Other headers travel.
+//!
+//! # Failures that are not a server's
+//!
+//! A forward proxy's refusal (`407` or another answer to `CONNECT`) fails every server the
+//! same way: it ends the request at once and is not charged to any server's health; nor is a
+//! failure that came after a redirect (the server answered). A failure that would repeat on
+//! the same server (a rejected certificate) is not retried there but may fail over.
 
 mod health;
 mod layer;
@@ -248,8 +259,8 @@ where
         drop(guard);
         tracker.record_failure(&err);
         // A permanent failure (a rejected certificate) may not be another server's: the kind
-        // decides whether to fail over.
-        if !err.kind().is_retryable() {
+        // decides whether to fail over; a proxy's refusal is every server's.
+        if !err.kind().is_retryable() || err.details().is_proxy_refusal() {
             return Err(err);
         }
         if !may_resend && !err.is_request_unsent() {
@@ -272,6 +283,7 @@ where
 /// is the redirect target's: the server answered.
 fn counts_against_health(err: &GatewayError) -> bool {
     !err.details().followed_redirect()
+        && !err.details().is_proxy_refusal()
         && !matches!(
             err.kind(),
             ErrorKind::InvalidRequest | ErrorKind::DeadlineExceeded | ErrorKind::Other
@@ -292,6 +304,8 @@ fn all_failed(mut causes: Vec<GatewayError>, method: &reqwest::Method) -> Gatewa
         1 => causes.remove(0),
         n => {
             let unsent = causes.iter().all(GatewayError::is_request_unsent);
+            // Every server failed in a way that would repeat: retrying the chain cannot help.
+            let permanent = causes.iter().all(|c| c.details().is_permanent());
             let attempts = causes.iter().map(|c| c.attempts().max(1)).sum();
             let mut details = Details::new(
                 ErrorKind::NoServer,
@@ -299,6 +313,7 @@ fn all_failed(mut causes: Vec<GatewayError>, method: &reqwest::Method) -> Gatewa
                 format!("all {n} servers tried failed").into(),
             )
             .with_request_unsent(unsent)
+            .with_permanent(permanent)
             .with_causes(causes);
             details.set_method(method.clone());
             details.set_attempts(attempts);

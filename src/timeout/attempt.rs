@@ -110,6 +110,7 @@ where
             sleep: tokio::time::sleep_until(ends(started, timeout)),
             timeout,
             heads: tracker.heads(),
+            redirects: tracker.redirects(),
             tracker,
             graced: false,
             include_body: self.config.include_body,
@@ -128,8 +129,10 @@ pin_project_lite::pin_project! {
         #[pin]
         sleep: Sleep,
         timeout: Duration,
-        // The response heads the request's tracker had seen when the attempt started.
+        // The response heads and redirects the request's tracker had seen when the attempt
+        // started.
         heads: u32,
+        redirects: u32,
         tracker: Arc<Tracker>,
         // Whether the timer was extended once for a body peek in progress.
         graced: bool,
@@ -187,8 +190,14 @@ where
         details.set_method(this.method.clone());
         details.set_server(this.url);
         details.set_attempts(1);
-        Poll::Ready(Err(GatewayError::from_details(details,
-        )))
+        if this.tracker.redirects() != *this.redirects {
+            // The original request was answered with a redirect; its target timed out.
+            if let Some(target) = this.tracker.redirect_target() {
+                details.set_server_text(target);
+            }
+            details.set_redirected();
+        }
+        Poll::Ready(Err(GatewayError::from_details(details)))
     }
 }
 

@@ -145,16 +145,16 @@ async fn send(
             // The head is here: an attempt timeout firing while the body's start is read lets
             // this attempt end with what it got.
             tracker.note_head();
-            let redirected = fingerprint(response.url()) != sent_to;
+            // The redirect policy says so when it tracks redirects; else a response for another
+            // URL shows one (a redirect to the same URL then goes unseen, which is why an
+            // untracked client's failures never count as unsent).
+            let redirected = tracker.redirects() != redirects_before
+                || (!redirects_tracked && fingerprint(response.url()) != sent_to);
             (peek::classify(response).await, redirected)
         }
         Ok(response) => return Ok(response),
         Err(err) => {
             let mut err = GatewayError::from_reqwest(err);
-            if !redirects_tracked {
-                // A redirect may have been followed unseen: nothing proves the request unsent.
-                err.details_mut().clear_unsent();
-            }
             let redirected = tracker.redirects() != redirects_before;
             if redirected {
                 // reqwest names the original URL; the hop that failed is the redirect's target.
@@ -167,6 +167,10 @@ async fn send(
     };
     outcome.map_err(|mut err| {
         let details = err.details_mut();
+        if !redirects_tracked {
+            // A redirect may have been followed unseen: nothing proves the request unsent.
+            details.clear_unsent();
+        }
         if redirected {
             // The original request was delivered (the redirect is its answer): nothing about
             // the redirect's target proves it unsent, and the server named is that target.
@@ -182,11 +186,13 @@ async fn send(
     })
 }
 
-/// A cheap fingerprint of a URL, to tell whether a response or error is for another URL than
-/// the one sent to (a followed redirect) without keeping a copy of it.
+/// A cheap fingerprint of a URL without its fragment (which reqwest drops from a response's
+/// URL), to tell whether a response is for another URL than the one sent to without keeping a
+/// copy of it.
 fn fingerprint(url: &reqwest::Url) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    url.as_str().hash(&mut hasher);
+    let without_fragment = url.as_str().split('#').next().unwrap_or("");
+    without_fragment.hash(&mut hasher);
     hasher.finish()
 }
