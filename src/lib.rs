@@ -166,17 +166,18 @@
 
 pub mod classify;
 mod client;
+mod clock;
 mod credentials;
 pub mod diagnosis;
 pub mod error;
 pub mod fallback;
 mod gateway;
 mod idempotency;
-mod plumbing;
 mod proxy;
 mod redact;
 pub mod redirect;
 mod request;
+mod response_body;
 pub mod retry;
 pub mod timeout;
 mod transport;

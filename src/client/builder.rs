@@ -17,13 +17,8 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Builds a [`Client`]: the `reqwest` client underneath and the policies on top.
 ///
-/// The stack, outermost first: deadline → retry → fallback → attempt timeout → transport.
-///
-/// - The deadline is outermost so that it bounds everything: attempts, pauses, failovers.
-/// - Retry sits outside fallback so that a failing server is left for the next healthy one at
-///   once, with no pause; the retry's pause comes only when every server failed.
-/// - The attempt timeout is innermost so that each server try gets its own timer (cut to the
-///   time the deadline leaves).
+/// The stack, outermost first: deadline → retry → fallback → attempt timeout → transport; why
+/// in that order is in [the crate docs](crate#the-default-stack).
 ///
 /// ```
 /// use reqwest_resilience::{Client, retry::RetryPolicy};

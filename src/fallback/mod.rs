@@ -144,7 +144,7 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let inner = crate::plumbing::take_ready(&mut self.inner);
+        let inner = take_ready(&mut self.inner);
         ResponseFuture {
             inner: Box::pin(fail_over(inner, self.shared.clone(), request)),
         }
@@ -320,4 +320,11 @@ fn all_failed(mut causes: Vec<GatewayError>, method: &reqwest::Method) -> Gatewa
             GatewayError::from_details(details)
         }
     }
+}
+
+/// Takes the service that `poll_ready` made ready for this call, leaving a fresh clone for the
+/// next one (the tower idiom for services moved into a future).
+fn take_ready<S: Clone>(service: &mut S) -> S {
+    let clone = service.clone();
+    std::mem::replace(service, clone)
 }

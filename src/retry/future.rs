@@ -1,15 +1,16 @@
 //! The retry loop of one logical request.
 
 use super::RetryPolicy;
+use super::policy::{AttemptFacts, Next};
 use crate::error::{Details, ErrorKind, GatewayError, Origin, ResponseSnapshot};
 use crate::redact::DisplayUrl;
-use crate::request::{DeadlineAt, Request, record_attempts};
+use crate::request::{Request, record_attempts};
 use http::StatusCode;
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tower::ServiceExt;
 use tower_service::Service;
 use tracing::Instrument;
@@ -43,12 +44,6 @@ impl std::fmt::Debug for ResponseFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
-}
-
-/// What to do after a failed attempt.
-enum Next {
-    RetryAfter(Duration, &'static str),
-    GiveUp(Option<Cow<'static, str>>),
 }
 
 async fn run<S>(
@@ -107,40 +102,38 @@ where
             .instrument(attempt_span.clone())
             .await;
 
+            let facts = AttemptFacts {
+                number: attempt,
+                idempotent,
+                replayable,
+                previous_delay,
+                deadline,
+            };
             let mut err = match outcome {
-                Ok(response) => {
+                Ok(mut response) => {
                     attempt_span.record("http.response.status_code", response.status().as_u16());
                     drop(attempt_span);
-                    if policy.retries_response(response.status()) {
+                    if !policy.retries_response(response.status()) {
+                        policy.settle(spent);
+                    } else {
                         // A 429 or 408 is not a gateway failure: it is retried like one (hints,
-                        // budget, deadline, idempotency), and handed back as it is when not
-                        // retried.
-                        let limited = refused_response(&response);
-                        let next = decide(&policy, &limited, true, attempt, idempotent, replayable, previous_delay, deadline);
-                        if let Next::RetryAfter(delay, reason) = charge(&policy, next, false, &mut spent) {
-                            if let Some(copy) = next_copy(&mut spare, attempt, policy.max_attempts) {
-                                tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, reason, http.response.status_code = response.status().as_u16(), "retrying after a refused response");
-                                next_request = Some(copy);
-                                previous_delay = delay;
-                                drop(response);
-                                tokio::time::sleep(delay).await;
-                                continue;
-                            }
-                        }
-                        tracing::Span::current().record("attempts", attempt);
-                        let mut response = response;
-                        record_attempts(&mut response, tracker.attempts());
-                        return Ok(response);
-                    }
-                    if let Some(budget) = &policy.budget {
-                        if spent > 0 {
-                            budget.refund(spent);
-                        } else {
-                            budget.reward();
+                        // budget, deadline, idempotency), and handed back as it is when not.
+                        let refused = refused_response(&response);
+                        let step = policy.charge(policy.decide(&refused, true, &facts), false, &mut spent);
+                        let copy = match step {
+                            Next::RetryAfter(..) => next_copy(&mut spare, attempt, policy.max_attempts),
+                            Next::GiveUp(_) => None,
+                        };
+                        if let (Next::RetryAfter(delay, reason), Some(copy)) = (step, copy) {
+                            tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, reason, http.response.status_code = response.status().as_u16(), "retrying after a refused response");
+                            next_request = Some(copy);
+                            previous_delay = delay;
+                            drop(response);
+                            tokio::time::sleep(delay).await;
+                            continue;
                         }
                     }
                     tracing::Span::current().record("attempts", attempt);
-                    let mut response = response;
                     record_attempts(&mut response, tracker.attempts());
                     return Ok(response);
                 }
@@ -156,9 +149,8 @@ where
             }
             tracker.record_failure(&err);
 
-            let cause_retried = policy.retries_cause(&err);
-            let next = decide(&policy, &err, cause_retried, attempt, idempotent, replayable, previous_delay, deadline);
-            match charge(&policy, next, err.kind() == ErrorKind::CgiTimeout, &mut spent) {
+            let next = policy.decide(&err, policy.retries_cause(&err), &facts);
+            match policy.charge(next, err.kind() == ErrorKind::CgiTimeout, &mut spent) {
                 Next::RetryAfter(delay, reason) => {
                     tracing::warn!(
                         attempt,
@@ -200,22 +192,6 @@ fn next_copy(spare: &mut Option<Request>, attempt: u32, max_attempts: u32) -> Op
     }
 }
 
-/// Takes a retry's cost from the budget, or turns the retry into a give-up.
-fn charge(policy: &RetryPolicy, next: Next, after_timeout: bool, spent: &mut u32) -> Next {
-    match (next, &policy.budget) {
-        (Next::RetryAfter(delay, reason), Some(budget)) => {
-            let cost = budget.cost(after_timeout);
-            if budget.try_withdraw(cost) {
-                *spent += cost;
-                Next::RetryAfter(delay, reason)
-            } else {
-                Next::GiveUp(Some("the retry budget is exhausted".into()))
-            }
-        }
-        (next, _) => next,
-    }
-}
-
 /// A 429 or 408 seen as a failure, only to decide on a retry with the same rules.
 fn refused_response(response: &reqwest::Response) -> GatewayError {
     let snapshot = ResponseSnapshot::new(
@@ -243,67 +219,4 @@ fn give_up(mut err: GatewayError, why: Option<Cow<'static, str>>) -> GatewayErro
         err.details_mut().set_gave_up(why);
     }
     err
-}
-
-#[allow(clippy::too_many_arguments)]
-fn decide(
-    policy: &RetryPolicy,
-    err: &GatewayError,
-    cause_retried: bool,
-    attempt: u32,
-    idempotent: bool,
-    replayable: bool,
-    previous_delay: Duration,
-    deadline: Option<DeadlineAt>,
-) -> Next {
-    if !cause_retried {
-        return Next::GiveUp(None);
-    }
-    if attempt >= policy.max_attempts {
-        // With retries off there is nothing to explain.
-        let why = (policy.max_attempts > 1)
-            .then(|| format!("all {} attempts failed", policy.max_attempts).into());
-        return Next::GiveUp(why);
-    }
-    if !idempotent && !err.is_request_unsent() {
-        return Next::GiveUp(Some(
-            "the method is not idempotent and the request may have reached the server (send an Idempotency-Key to allow retries)".into(),
-        ));
-    }
-    if !replayable {
-        return Next::GiveUp(Some(
-            "the request body is a stream and cannot be sent again".into(),
-        ));
-    }
-    let hint = policy
-        .honor_retry_after
-        .then(|| err.response())
-        .flatten()
-        .filter(|r| matches!(r.status().as_u16(), 503 | 429))
-        .and_then(|r| super::retry_after(r.headers(), SystemTime::now()));
-    let (delay, reason) = match hint {
-        Some(asked) if asked > policy.max_retry_after => {
-            return Next::GiveUp(Some(
-                format!(
-                    "the server asked to wait {}s, more than the {}s allowed",
-                    asked.as_secs(),
-                    policy.max_retry_after.as_secs()
-                )
-                .into(),
-            ));
-        }
-        Some(asked) => (asked, "Retry-After"),
-        None => match policy.backoff.delay(attempt, previous_delay) {
-            Some(delay) => (delay, "backoff"),
-            None => return Next::GiveUp(Some("the backoff schedule ended".into())),
-        },
-    };
-    if let Some(deadline) = deadline {
-        if delay >= deadline.remaining() {
-            return Next::GiveUp(Some(
-                "the deadline leaves no time for another attempt".into(),
-            ));
-        }
-    }
-    Next::RetryAfter(delay, reason)
 }

@@ -2,11 +2,14 @@
 
 use super::backoff::{Backoff, ExponentialBackoff};
 use super::budget::RetryBudget;
+use crate::clock::DeadlineAt;
 use crate::error::GatewayError;
 use http::Method;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::SystemTime;
 
 type Predicate = Arc<dyn Fn(&GatewayError) -> bool + Send + Sync>;
 
@@ -193,5 +196,118 @@ impl fmt::Debug for RetryPolicy {
             .field("retry_too_many_requests", &self.retry_too_many_requests)
             .field("retry_request_timeout", &self.retry_request_timeout)
             .finish()
+    }
+}
+
+/// What to do after a failed attempt.
+pub(super) enum Next {
+    RetryAfter(Duration, &'static str),
+    GiveUp(Option<Cow<'static, str>>),
+}
+
+/// What the retry loop knows about the attempt that just failed.
+pub(super) struct AttemptFacts {
+    /// Its number, from 1.
+    pub(super) number: u32,
+    /// Whether the request may be sent again whatever the failure.
+    pub(super) idempotent: bool,
+    /// Whether a copy of the request can be made (its body is not a stream).
+    pub(super) replayable: bool,
+    /// The pause before this attempt.
+    pub(super) previous_delay: Duration,
+    /// The deadline in force.
+    pub(super) deadline: Option<DeadlineAt>,
+}
+
+impl RetryPolicy {
+    /// Whether and when to retry after `err`, by the rules in order (see the module docs):
+    /// the cause, the attempts left, idempotency or proof the request was unsent, a replayable
+    /// body, a `Retry-After` hint within bounds or the backoff, and the time the deadline
+    /// leaves. The budget is [`charge`](Self::charge)'s.
+    pub(super) fn decide(
+        &self,
+        err: &GatewayError,
+        cause_retried: bool,
+        attempt: &AttemptFacts,
+    ) -> Next {
+        if !cause_retried {
+            return Next::GiveUp(None);
+        }
+        if attempt.number >= self.max_attempts {
+            // With retries off there is nothing to explain.
+            let why = (self.max_attempts > 1)
+                .then(|| format!("all {} attempts failed", self.max_attempts).into());
+            return Next::GiveUp(why);
+        }
+        if !attempt.idempotent && !err.is_request_unsent() {
+            return Next::GiveUp(Some(
+                "the method is not idempotent and the request may have reached the server (send an Idempotency-Key to allow retries)".into(),
+            ));
+        }
+        if !attempt.replayable {
+            return Next::GiveUp(Some(
+                "the request body is a stream and cannot be sent again".into(),
+            ));
+        }
+        let (delay, reason) = match self.hint(err) {
+            Some(asked) if asked > self.max_retry_after => {
+                return Next::GiveUp(Some(
+                    format!(
+                        "the server asked to wait {}s, more than the {}s allowed",
+                        asked.as_secs(),
+                        self.max_retry_after.as_secs()
+                    )
+                    .into(),
+                ));
+            }
+            Some(asked) => (asked, "Retry-After"),
+            None => match self.backoff.delay(attempt.number, attempt.previous_delay) {
+                Some(delay) => (delay, "backoff"),
+                None => return Next::GiveUp(Some("the backoff schedule ended".into())),
+            },
+        };
+        if attempt.deadline.is_some_and(|d| delay >= d.remaining()) {
+            return Next::GiveUp(Some(
+                "the deadline leaves no time for another attempt".into(),
+            ));
+        }
+        Next::RetryAfter(delay, reason)
+    }
+
+    /// The pause a 503's or 429's `Retry-After` (or rate-limit reset) asks for, when honoured.
+    fn hint(&self, err: &GatewayError) -> Option<Duration> {
+        let response = err.response().filter(|_| self.honor_retry_after)?;
+        if !matches!(response.status().as_u16(), 503 | 429) {
+            return None;
+        }
+        super::retry_after(response.headers(), SystemTime::now())
+    }
+
+    /// Takes a retry's cost from the budget (adding it to `spent`), or turns the retry into a
+    /// give-up when the budget is exhausted.
+    pub(super) fn charge(&self, next: Next, after_timeout: bool, spent: &mut u32) -> Next {
+        match (next, &self.budget) {
+            (Next::RetryAfter(delay, reason), Some(budget)) => {
+                let cost = budget.cost(after_timeout);
+                if budget.try_withdraw(cost) {
+                    *spent += cost;
+                    Next::RetryAfter(delay, reason)
+                } else {
+                    Next::GiveUp(Some("the retry budget is exhausted".into()))
+                }
+            }
+            (next, _) => next,
+        }
+    }
+
+    /// A success: the tokens its retries spent go back to the budget, or it earns a deposit.
+    pub(super) fn settle(&self, spent: u32) {
+        if let Some(budget) = &self.budget {
+            if spent > 0 {
+                budget.refund(spent);
+            } else {
+                budget.reward();
+            }
+        }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::time::{Instant, Sleep};
 
-use crate::plumbing::{BoxError, rebuild, split};
+use crate::response_body::{BoxError, rebuild, split};
 
 /// What ran out when a bounded body's timer fires.
 #[derive(Debug, Clone, Copy)]

@@ -8,7 +8,7 @@ use http_body_util::BodyExt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::plumbing::{BoxError, rebuild, split};
+use crate::response_body::{BoxError, rebuild, split};
 
 /// The longest the transport waits for the start of a 5xx body after its head arrived: 50 ms.
 ///

@@ -1,17 +1,11 @@
-//! Small pieces the layers share.
+//! Taking a response apart to work on its body (the 5xx peek, the bounded body), and putting it
+//! back together with its URL and extensions.
 
 use http_body::Body as HttpBody;
 use reqwest::ResponseBuilderExt;
 
 /// The error type of the response bodies the layers build.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Takes the service that `poll_ready` made ready for this call, leaving a fresh clone for the
-/// next one (the tower idiom for services moved into a future).
-pub(crate) fn take_ready<S: Clone>(service: &mut S) -> S {
-    let clone = service.clone();
-    std::mem::replace(service, clone)
-}
 
 /// A response taken apart to work on its body: its URL, head and body.
 pub(crate) fn split(
