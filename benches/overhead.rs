@@ -122,6 +122,39 @@ fn layers(c: &mut Criterion) {
     group.finish();
 }
 
+/// The two ways per-request state could travel (issue: request state): wrapped in this crate's
+/// `Request` (what the layers take), or in the extensions of an `http::Request` converted to
+/// and from reqwest's at every hop (reqwest keeps its own extensions private). One hop each.
+fn request_state(c: &mut Criterion) {
+    #[derive(Clone)]
+    struct State;
+    let mut group = c.benchmark_group("request state, one hop");
+    group.bench_function("wrap in reqwest_resilience::Request", |b| {
+        b.iter(|| {
+            let mut request = reqwest_resilience::Request::from(black_box(raw_request()));
+            request.options_mut().idempotent = true;
+            black_box(request.into_inner())
+        })
+    });
+    group.bench_function("http::Request extensions round trip", |b| {
+        b.iter(|| {
+            let mut http: http::Request<reqwest::Body> =
+                black_box(raw_request()).try_into().unwrap();
+            http.extensions_mut().insert(State);
+            let back: reqwest::Request = http.try_into().unwrap();
+            black_box(back)
+        })
+    });
+    group.finish();
+}
+
+fn raw_request() -> reqwest::Request {
+    reqwest::Request::new(
+        reqwest::Method::GET,
+        "http://primary.test/items?id=1".parse().unwrap(),
+    )
+}
+
 /// `Layer::layer`, read left to right.
 trait LayerOn: Sized {
     fn layer_on<S>(self, inner: S) -> <Self as tower::Layer<S>>::Service
@@ -133,5 +166,5 @@ trait LayerOn: Sized {
 }
 impl<L> LayerOn for L {}
 
-criterion_group!(benches, classifier, layers);
+criterion_group!(benches, classifier, layers, request_state);
 criterion_main!(benches);

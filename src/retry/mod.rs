@@ -1,6 +1,6 @@
 //! Retrying failed attempts: backoff with jitter, `Retry-After`, idempotency rules, a budget.
 //!
-//! [`RetryLayer`] wraps any `Service<`[`Request`](crate::Request)`, Error = GatewayError>` — the
+//! [`RetryLayer`] wraps any `Service<`[`Request`]`, Error = GatewayError>` — the
 //! [`Transport`](crate::Transport), a timeout, a fallback, or your own service:
 //!
 //! ```
