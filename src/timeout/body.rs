@@ -52,7 +52,8 @@ pub(crate) fn bound(response: reqwest::Response, ends: Instant, limit: Limit) ->
     let (url, parts, body) = split(response);
     let body = TimedBody {
         inner: body,
-        sleep: tokio::time::sleep_until(ends),
+        sleep: None,
+        ends,
         limit,
         done: false,
     };
@@ -63,8 +64,10 @@ pin_project_lite::pin_project! {
     struct TimedBody {
         #[pin]
         inner: reqwest::Body,
-        #[pin]
-        sleep: Sleep,
+        // Made the first time the body has to wait: a body that is already there (most small
+        // responses) never registers a timer.
+        sleep: Option<Pin<Box<Sleep>>>,
+        ends: Instant,
         limit: Limit,
         done: bool,
     }
@@ -85,7 +88,13 @@ impl HttpBody for TimedBody {
         if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(cause)));
         }
-        if this.sleep.poll(cx).is_ready() {
+        if *this.ends <= Instant::now() || {
+            let ends = *this.ends;
+            let sleep = this
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(ends)));
+            sleep.as_mut().poll(cx).is_ready()
+        } {
             *this.done = true;
             return Poll::Ready(Some(Err(Box::new(this.limit.error()))));
         }
