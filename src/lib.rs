@@ -164,6 +164,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod boxed_future;
 pub mod classify;
 mod client;
 mod clock;

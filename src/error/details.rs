@@ -23,8 +23,11 @@ pub enum Origin {
 
 /// The details of a [`GatewayError`]: what was seen, where, and what was done about it.
 ///
-/// Its `Display` is the one-line message (e.g. `connection refused`); its `source()` is the
-/// underlying error, if any (a `reqwest` error without its URL, with hyper and `std::io` below).
+/// Its `Display` is the error's whole line (the [`GatewayError`]'s `Display`), and
+/// [`message`](Self::message) the one-line message (e.g. `connection refused`); its `source()`
+/// (and so the `GatewayError`'s) is the cause below, if any: the last earlier failure, or the
+/// underlying error (a `reqwest` error without its URL, with hyper and `std::io` below). An
+/// error report therefore prints each line once.
 #[derive(Clone)]
 pub struct Details {
     kind: ErrorKind,
@@ -160,7 +163,7 @@ impl Details {
     }
 
     /// Why a policy stopped retrying, if one did.
-    pub fn gave_up(&self) -> Option<&str> {
+    pub fn not_retried_because(&self) -> Option<&str> {
         self.gave_up.as_deref()
     }
 
@@ -288,8 +291,11 @@ impl Details {
 }
 
 impl fmt::Display for Details {
+    /// The error's whole line (what `GatewayError`'s `Display` shows): the cause, the
+    /// message, who reported it, the server, the attempts, the last cause and why retrying
+    /// stopped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.render(self.kind))
     }
 }
 

@@ -88,42 +88,42 @@ use std::borrow::Cow;
 pub enum GatewayError {
     /// 502.1: the server behind the hop did not answer in time (IIS 502.1, a gateway's 504, our
     /// own per-attempt timeout).
-    #[error("{}", .0.render(ErrorKind::CgiTimeout))]
-    CgiTimeout(#[source] Box<Details>),
+    #[error(transparent)]
+    CgiTimeout(Box<Details>),
     /// 502.2: the server closed or reset before a complete response.
-    #[error("{}", .0.render(ErrorKind::PrematureExit))]
-    PrematureExit(#[source] Box<Details>),
+    #[error(transparent)]
+    PrematureExit(Box<Details>),
     /// 502.3: the hop could not connect to the server (refused, connect timeout, TLS handshake).
-    #[error("{}", .0.render(ErrorKind::ForwarderConnection))]
-    ForwarderConnection(#[source] Box<Details>),
+    #[error(transparent)]
+    ForwarderConnection(Box<Details>),
     /// 502.4: there was no server to forward to (DNS failure, no healthy upstream left).
-    #[error("{}", .0.render(ErrorKind::NoServer))]
-    NoServer(#[source] Box<Details>),
+    #[error(transparent)]
+    NoServer(Box<Details>),
     /// 502.5: a WebSocket upgrade failed.
-    #[error("{}", .0.render(ErrorKind::WebSocket))]
-    WebSocket(#[source] Box<Details>),
+    #[error(transparent)]
+    WebSocket(Box<Details>),
     /// 502.6: forwarding the request failed (writing the request or its body broke).
-    #[error("{}", .0.render(ErrorKind::ForwardedRequest))]
-    ForwardedRequest(#[source] Box<Details>),
+    #[error(transparent)]
+    ForwardedRequest(Box<Details>),
     /// 502.7: the request failed during execution (a malformed or protocol-violating response).
-    #[error("{}", .0.render(ErrorKind::ExecuteRequest))]
-    ExecuteRequest(#[source] Box<Details>),
+    #[error(transparent)]
+    ExecuteRequest(Box<Details>),
     /// A 502 whose cause nothing tells.
-    #[error("{}", .0.render(ErrorKind::BadGateway))]
-    BadGateway(#[source] Box<Details>),
+    #[error(transparent)]
+    BadGateway(Box<Details>),
     /// A 503 whose cause nothing tells.
-    #[error("{}", .0.render(ErrorKind::ServiceUnavailable))]
-    ServiceUnavailable(#[source] Box<Details>),
+    #[error(transparent)]
+    ServiceUnavailable(Box<Details>),
     /// The total deadline of the logical request ran out; [`last_cause`](Self::last_cause) tells
     /// what the last attempt failed with, if one had failed.
-    #[error("{}", .0.render(ErrorKind::DeadlineExceeded))]
-    DeadlineExceeded(#[source] Box<Details>),
+    #[error(transparent)]
+    DeadlineExceeded(Box<Details>),
     /// The request was invalid as given (bad URL, builder error); it was never sent.
-    #[error("{}", .0.render(ErrorKind::InvalidRequest))]
-    InvalidRequest(#[source] Box<Details>),
+    #[error(transparent)]
+    InvalidRequest(Box<Details>),
     /// A failure with no gateway meaning, such as a redirect loop.
-    #[error("{}", .0.render(ErrorKind::Other))]
-    Other(#[source] Box<Details>),
+    #[error(transparent)]
+    Other(Box<Details>),
 }
 
 impl GatewayError {
@@ -263,13 +263,35 @@ impl GatewayError {
 
     /// The one-line reason the request was not (or no longer) retried, if a policy gave up.
     pub fn not_retried_because(&self) -> Option<&str> {
-        self.details().gave_up()
+        self.details().not_retried_because()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_report_prints_each_line_once() {
+        use std::error::Error as _;
+        let cause = GatewayError::new(ErrorKind::ForwarderConnection, "connection refused");
+        let details = Details::new(
+            ErrorKind::DeadlineExceeded,
+            Origin::Local,
+            "deadline of 1s exceeded".into(),
+        )
+        .with_causes(vec![cause]);
+        let err = GatewayError::from_details(details);
+        let mut lines = vec![err.to_string()];
+        let mut source = err.source();
+        while let Some(e) = source {
+            lines.push(e.to_string());
+            source = e.source();
+        }
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].starts_with("deadline exceeded"), "{lines:?}");
+        assert!(lines[1].starts_with("502.3"), "{lines:?}");
+    }
 
     #[test]
     fn is_two_words() {

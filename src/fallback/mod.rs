@@ -63,8 +63,6 @@ pub use target::InvalidBaseUrl;
 use crate::error::{Details, ErrorKind, GatewayError, Origin};
 use crate::request::{Request, record_attempts};
 use health::{Admission, Pool};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use target::BaseUrl;
@@ -108,24 +106,7 @@ impl<S> Fallback<S> {
     }
 }
 
-/// The future of [`Fallback`].
-pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<reqwest::Response, GatewayError>> + Send + 'static>>,
-}
-
-impl Future for ResponseFuture {
-    type Output = Result<reqwest::Response, GatewayError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
-impl std::fmt::Debug for ResponseFuture {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
+pub use crate::boxed_future::ResponseFuture;
 
 impl<S> Service<Request> for Fallback<S>
 where
@@ -145,9 +126,7 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let inner = take_ready(&mut self.inner);
-        ResponseFuture {
-            inner: Box::pin(fail_over(inner, self.shared.clone(), request)),
-        }
+        ResponseFuture::new(fail_over(inner, self.shared.clone(), request))
     }
 }
 

@@ -7,42 +7,20 @@ use crate::redact::DisplayUrl;
 use crate::request::{Request, record_attempts};
 use http::StatusCode;
 use std::borrow::Cow;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 use tower::ServiceExt;
 use tower_service::Service;
 use tracing::Instrument;
 
-/// The future of [`Retry`](super::Retry).
-pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<reqwest::Response, GatewayError>> + Send>>,
-}
+pub use crate::boxed_future::ResponseFuture;
 
 impl ResponseFuture {
-    pub(super) fn new<S>(service: S, policy: RetryPolicy, request: Request) -> Self
+    pub(super) fn retrying<S>(service: S, policy: RetryPolicy, request: Request) -> Self
     where
         S: Service<Request, Response = reqwest::Response, Error = GatewayError> + Send + 'static,
         S::Future: Send + 'static,
     {
-        ResponseFuture {
-            inner: Box::pin(run(service, policy, request)),
-        }
-    }
-}
-
-impl Future for ResponseFuture {
-    type Output = Result<reqwest::Response, GatewayError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
-impl std::fmt::Debug for ResponseFuture {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        ResponseFuture::new(run(service, policy, request))
     }
 }
 

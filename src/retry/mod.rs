@@ -122,6 +122,6 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        ResponseFuture::new(self.inner.clone(), self.policy.clone(), request)
+        ResponseFuture::retrying(self.inner.clone(), self.policy.clone(), request)
     }
 }

@@ -7,8 +7,6 @@ pub use peek::BODY_PEEK_WAIT;
 use crate::error::GatewayError;
 use crate::proxy::ProxyMap;
 use crate::request::{Request, Tracker};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
@@ -81,24 +79,7 @@ impl Transport {
     }
 }
 
-/// The future of [`Transport`].
-pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<reqwest::Response, GatewayError>> + Send + 'static>>,
-}
-
-impl Future for ResponseFuture {
-    type Output = Result<reqwest::Response, GatewayError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
-impl std::fmt::Debug for ResponseFuture {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
+pub use crate::boxed_future::ResponseFuture;
 
 impl Service<Request> for Transport {
     type Response = reqwest::Response;
@@ -121,9 +102,7 @@ impl Service<Request> for Transport {
             .as_ref()
             .map(|p| (Arc::clone(p), request.url().clone()));
         let tracked = self.redirects_tracked;
-        ResponseFuture {
-            inner: Box::pin(send(client, request, proxy, tracked, tracker)),
-        }
+        ResponseFuture::new(send(client, request, proxy, tracked, tracker))
     }
 }
 
