@@ -7,6 +7,7 @@
 
 mod response;
 mod transport;
+mod vocabulary;
 
 pub use crate::gateway::Gateway;
 pub use response::classify_response;

@@ -67,6 +67,7 @@ pub fn classify_response(
         .or_else(|| tinyproxy(code, hop, &text))
         .or_else(|| apache(code, &text))
         .or_else(|| varnish(code, headers, &text))
+        .or_else(|| runtime_error_text(hop, &text))
         .or_else(|| by_status(code, hop));
     found.map(|mut found| {
         found.request_unsent = found.request_unsent && proves_unsent(code, headers, &found);
@@ -457,6 +458,17 @@ fn varnish(code: u16, headers: &HeaderMap, text: &str) -> Option<Classification>
         ErrorKind::BadGateway,
         Some(Gateway::Varnish),
         "Varnish: backend fetch failed",
+    ))
+}
+
+/// The second stage: a network-error text as a runtime prints it, quoted anywhere in the page
+/// (see [`vocabulary`](super::vocabulary)). Never proof that the request was unsent.
+fn runtime_error_text(hop: Option<Gateway>, text: &str) -> Option<Classification> {
+    let (kind, phrase) = super::vocabulary::find(text.as_bytes())?;
+    Some(Classification::new(
+        kind,
+        hop,
+        format!("body says: {phrase}"),
     ))
 }
 

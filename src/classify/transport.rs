@@ -193,6 +193,7 @@ impl Facts {
                 facts.timed_out |= h.is_timeout();
             }
             facts.tls_library(e);
+            facts.http2(e);
             // `io::Error::source()` skips the error it wraps (and io errors nest: tokio-rustls
             // wraps rustls's error in one, the connector in another): look inside them too.
             let mut wrapped = e.downcast_ref::<io::Error>().and_then(io::Error::get_ref);
@@ -216,17 +217,25 @@ impl Facts {
             facts.connect |=
                 text.starts_with("client error (connect)") || text.contains("tcp connect error");
             facts.tunnel_auth |= text.contains("tunnel error: proxy authorization required");
-            // h2's texts: "stream error received: refused stream before processing any
-            // application logic", "connection error received: …".
-            facts.refused_stream |= text.contains("refused stream");
-            facts.goaway |= text.contains("connection error received")
-                || text.contains("go away")
-                || text.contains("goaway");
             facts.tunnel_unsuccessful |= text.contains("tunnel error: unsuccessful");
             facts.tunnel_eof |= text.contains("tunnel error: unexpected end of file");
             next = e.source();
         }
         facts
+    }
+
+    /// HTTP/2's own error, when `e` is one: a stream the server refused before processing it
+    /// (`REFUSED_STREAM`, RFC 9113 §8.7), or the connection going away.
+    fn http2(&mut self, e: &(dyn StdError + 'static)) {
+        #[cfg(feature = "http2")]
+        if let Some(err) = e.downcast_ref::<h2::Error>() {
+            let refused = err.reason() == Some(h2::Reason::REFUSED_STREAM);
+            self.refused_stream |= refused;
+            // Any other stream or connection error (a GOAWAY, a reset, the connection's
+            // I/O failing): the server went away mid-exchange; the request may have arrived.
+            self.goaway |= !refused;
+        }
+        let _ = e;
     }
 
     /// The TLS library's own error, when `e` is one.
@@ -335,22 +344,20 @@ mod tests {
         conclude(flags, &Facts::gather(Some(&err)))
     }
 
+    #[cfg(feature = "http2")]
     #[test]
     fn http2_refused_stream_is_safe_to_resend() {
-        let c = classify_text(
-            Flags::default(),
-            "stream error received: refused stream before processing any application logic",
-        );
+        let err = h2::Error::from(h2::Reason::REFUSED_STREAM);
+        let c = conclude(Flags::default(), &Facts::gather(Some(&err)));
         assert_eq!(c.kind, ErrorKind::PrematureExit);
         assert!(c.request_unsent);
     }
 
+    #[cfg(feature = "http2")]
     #[test]
-    fn http2_goaway_is_a_premature_exit_that_may_have_arrived() {
-        let c = classify_text(
-            Flags::default(),
-            "connection error received: not a result of an error",
-        );
+    fn http2_connection_errors_are_a_premature_exit_that_may_have_arrived() {
+        let err = h2::Error::from(h2::Reason::INTERNAL_ERROR);
+        let c = conclude(Flags::default(), &Facts::gather(Some(&err)));
         assert_eq!(c.kind, ErrorKind::PrematureExit);
         assert!(!c.request_unsent);
     }

@@ -1,0 +1,294 @@
+//! The classifier's second stage: network-error texts of runtimes and system libraries, quoted in
+//! the pages of gateways nobody here has seen, at 502, 503, 504 and 500, in three layouts each;
+//! and pages that must stay what they are.
+
+use http::{HeaderMap, StatusCode};
+use reqwest_resilience::ErrorKind::{self, *};
+use reqwest_resilience::classify::classify_response;
+
+/// An error as the runtime prints it, and the cause it names.
+struct Case {
+    runtime: &'static str,
+    printed: &'static str,
+    cause: ErrorKind,
+}
+
+const fn case(runtime: &'static str, printed: &'static str, cause: ErrorKind) -> Case {
+    Case {
+        runtime,
+        printed,
+        cause,
+    }
+}
+
+const CASES: &[Case] = &[
+    // glibc strerror / gai_strerror
+    case(
+        "glibc",
+        "connect() failed: Connection refused",
+        ForwarderConnection,
+    ),
+    case("glibc", "Connection reset by peer", PrematureExit),
+    case("glibc", "Connection timed out", CgiTimeout),
+    case("glibc", "No route to host", ForwarderConnection),
+    case("glibc", "Network is unreachable", ForwarderConnection),
+    case("glibc", "Name or service not known", NoServer),
+    case("glibc", "Temporary failure in name resolution", NoServer),
+    case("glibc", "write: Broken pipe", ForwardedRequest),
+    // errno names
+    case("errno", "upstream error: ECONNREFUSED", ForwarderConnection),
+    case("errno", "upstream error: ECONNRESET", PrematureExit),
+    case("errno", "upstream error: ETIMEDOUT", CgiTimeout),
+    case("errno", "upstream error: EHOSTUNREACH", ForwarderConnection),
+    // Go net / net/http
+    case(
+        "go",
+        "dial tcp 10.0.0.5:8080: connect: connection refused",
+        ForwarderConnection,
+    ),
+    case(
+        "go",
+        "dial tcp: lookup backend.internal on 127.0.0.11:53: no such host",
+        NoServer,
+    ),
+    case(
+        "go",
+        "read tcp 10.0.0.2:41234->10.0.0.5:8080: read: connection reset by peer",
+        PrematureExit,
+    ),
+    case("go", "context deadline exceeded", CgiTimeout),
+    case(
+        "go",
+        "net/http: timeout awaiting response headers",
+        CgiTimeout,
+    ),
+    case(
+        "go",
+        "dial tcp 10.0.0.5:8080: i/o timeout",
+        ForwarderConnection,
+    ),
+    case(
+        "go",
+        "malformed HTTP response \"\\x00\\x00\"",
+        ExecuteRequest,
+    ),
+    // Node.js
+    case(
+        "node",
+        "Error: connect ECONNREFUSED 127.0.0.1:3000",
+        ForwarderConnection,
+    ),
+    case(
+        "node",
+        "Error: getaddrinfo ENOTFOUND api.internal",
+        NoServer,
+    ),
+    case(
+        "node",
+        "Error: getaddrinfo EAI_AGAIN api.internal",
+        NoServer,
+    ),
+    case("node", "Error: socket hang up", PrematureExit),
+    case("node", "Error: read ECONNRESET", PrematureExit),
+    // Python
+    case(
+        "python",
+        "ConnectionRefusedError: [Errno 111] Connection refused",
+        ForwarderConnection,
+    ),
+    case(
+        "python",
+        "http.client.RemoteDisconnected: Remote end closed connection without response",
+        PrematureExit,
+    ),
+    case(
+        "python",
+        "socket.gaierror: [Errno -2] Name or service not known",
+        NoServer,
+    ),
+    case(
+        "python",
+        "requests.exceptions.ReadTimeout: HTTPConnectionPool(host='api', port=80): Read timed out.",
+        CgiTimeout,
+    ),
+    // Java
+    case(
+        "java",
+        "java.net.ConnectException: Connection refused",
+        ForwarderConnection,
+    ),
+    case(
+        "java",
+        "java.net.UnknownHostException: backend.internal",
+        NoServer,
+    ),
+    case(
+        "java",
+        "java.net.SocketTimeoutException: Read timed out",
+        CgiTimeout,
+    ),
+    case(
+        "java",
+        "java.net.SocketException: Connection reset",
+        PrematureExit,
+    ),
+    case(
+        "java",
+        "java.net.NoRouteToHostException: No route to host",
+        ForwarderConnection,
+    ),
+    // .NET
+    case(
+        ".net",
+        "No connection could be made because the target machine actively refused it.",
+        ForwarderConnection,
+    ),
+    case(".net", "No such host is known.", NoServer),
+    case(
+        ".net",
+        "An existing connection was forcibly closed by the remote host.",
+        PrematureExit,
+    ),
+    case(".net", "The response ended prematurely.", PrematureExit),
+    // Rust std::io / hyper
+    case(
+        "rust",
+        "error trying to connect: tcp connect error: Connection refused (os error 111)",
+        ForwarderConnection,
+    ),
+    case(
+        "rust",
+        "connection closed before message completed",
+        PrematureExit,
+    ),
+    // curl
+    case(
+        "curl",
+        "curl: (7) Failed to connect to api port 80: Connection refused",
+        ForwarderConnection,
+    ),
+    case(
+        "curl",
+        "curl: (6) Could not resolve host: api.internal",
+        NoServer,
+    ),
+    case("curl", "curl: (52) Empty reply from server", PrematureExit),
+    case(
+        "curl",
+        "curl: (28) Operation timed out after 5001 milliseconds",
+        CgiTimeout,
+    ),
+    // proxies' plain English
+    case(
+        "plain",
+        "The upstream server could not be reached: could not connect",
+        ForwarderConnection,
+    ),
+    case(
+        "plain",
+        "The backend closed the connection unexpectedly",
+        PrematureExit,
+    ),
+    case("plain", "The upstream server timed out", CgiTimeout),
+];
+
+/// The same text in a page of an unknown product, a JSON error object, and one line of text.
+fn layouts(printed: &str) -> [(&'static str, String); 3] {
+    let json = printed.replace('\\', "\\\\").replace('"', "\\\"");
+    [
+        (
+            "html",
+            format!(
+                "<!DOCTYPE html><html><head><title>Gateway error</title></head><body><h1>Zephyr Edge</h1><p>The request could not be completed.</p><pre>{printed}</pre><footer>zephyr-edge/4.2</footer></body></html>"
+            ),
+        ),
+        (
+            "json",
+            format!("{{\"status\":\"error\",\"proxy\":\"quokka-gw\",\"message\":\"{json}\"}}"),
+        ),
+        ("text", format!("{printed}\n")),
+    ]
+}
+
+#[test]
+fn runtime_error_texts_in_unfamiliar_pages_name_their_cause() {
+    let mut wrong = Vec::new();
+    for case in CASES {
+        for status in [502u16, 503, 504, 500] {
+            for (layout, body) in layouts(case.printed) {
+                let status = StatusCode::from_u16(status).unwrap();
+                let found = classify_response(status, &HeaderMap::new(), body.as_bytes());
+                let ok = found.as_ref().is_some_and(|c| {
+                    c.kind == case.cause
+                        && !c.request_unsent
+                        && c.evidence.starts_with("body says: ")
+                });
+                if !ok {
+                    wrong.push(format!(
+                        "{} {status} {layout}: {:?} -> {:?}",
+                        case.runtime,
+                        case.printed,
+                        found.map(|c| (c.kind, c.evidence))
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} misread:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn pages_without_such_evidence_stay_what_they_are() {
+    let none = HeaderMap::new();
+    let at = |code: u16, body: &str| {
+        classify_response(StatusCode::from_u16(code).unwrap(), &none, body.as_bytes())
+            .map(|c| c.kind)
+    };
+    // An application's own 500s.
+    assert_eq!(
+        at(
+            500,
+            r#"{"error":"internal","detail":"null pointer in handler"}"#
+        ),
+        None
+    );
+    assert_eq!(
+        at(
+            500,
+            "<h1>Internal Server Error</h1><p>We are looking into it.</p>"
+        ),
+        None
+    );
+    assert_eq!(at(501, "Not Implemented"), None);
+    // Words that contain the vocabulary's words, or talk about it.
+    assert_eq!(at(500, "Scheduled outage: the shop reopens at 9."), None);
+    assert_eq!(
+        at(500, "Check your timeout settings and retry policy."),
+        None
+    );
+    assert_eq!(at(500, "The refusedconnectionsreport job failed."), None);
+    // A 200 that quotes an error text is no failure.
+    assert_eq!(
+        at(200, "dial tcp 10.0.0.5:8080: connect: connection refused"),
+        None
+    );
+    // At 502/503 without evidence: the status alone, as before.
+    assert_eq!(at(502, "<h1>502 Bad Gateway</h1>"), Some(BadGateway));
+    assert_eq!(at(503, "Service Unavailable"), Some(ServiceUnavailable));
+}
+
+#[test]
+fn the_failure_nearest_the_start_of_the_exchange_wins() {
+    let none = HeaderMap::new();
+    let page = "retries exhausted: last error: context deadline exceeded; first error: dial tcp: lookup api on 10.0.0.2:53: no such host; then connection refused";
+    let c = classify_response(StatusCode::BAD_GATEWAY, &none, page.as_bytes()).unwrap();
+    assert_eq!(c.kind, NoServer, "{:?}", c.evidence);
+    let page = "read: connection reset by peer (after: i/o timeout)";
+    let c = classify_response(StatusCode::BAD_GATEWAY, &none, page.as_bytes()).unwrap();
+    assert_eq!(c.kind, PrematureExit, "{:?}", c.evidence);
+}
