@@ -174,6 +174,7 @@ pub mod error;
 pub mod fallback;
 mod gateway;
 mod idempotency;
+mod policy;
 mod proxy;
 mod redact;
 pub mod redirect;

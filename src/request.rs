@@ -18,7 +18,7 @@
 
 pub(crate) use crate::clock::{DeadlineAt, instant_after};
 use crate::error::GatewayError;
-use crate::retry::policy::RetryPolicy;
+use crate::policy::retry::RetryPolicy;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -38,7 +38,6 @@ use std::time::Duration;
 /// request.options_mut().deadline = Some(Duration::from_secs(2));
 /// assert_eq!(request.url().path(), "/");
 /// ```
-#[derive(Debug)]
 pub struct Request {
     inner: reqwest::Request,
     options: RequestOptions,
@@ -144,10 +143,17 @@ impl Request {
         self.state.tracker.get_or_insert_with(Arc::default).clone()
     }
 
-    /// The same HTTP request as a new logical request, without the options and state of the
-    /// one it belonged to (for a client's stack used inside another stack).
+    /// The same HTTP request as a new logical request (for a client's stack used inside
+    /// another stack): a request that already went through layers (it has state) belonged to
+    /// another logical request, whose options and state are not this one's; a request made for
+    /// this call (no state yet) keeps its options.
     pub(crate) fn fresh(self) -> Request {
-        Request::from(self.inner)
+        let outer = self.state.tracker.is_some() || self.state.deadline.is_some();
+        if outer {
+            Request::from(self.inner)
+        } else {
+            self
+        }
     }
 
     pub(crate) fn from_parts(inner: reqwest::Request, options: RequestOptions) -> Request {
@@ -156,6 +162,21 @@ impl Request {
             options,
             state: State::default(),
         }
+    }
+}
+
+impl std::fmt::Debug for Request {
+    /// Method, URL as it may be shown (no credentials, query or fragment), and options: never
+    /// header values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", self.inner.method())
+            .field(
+                "url",
+                &crate::redact::DisplayUrl(self.inner.url()).to_string(),
+            )
+            .field("options", &self.options)
+            .finish_non_exhaustive()
     }
 }
 
@@ -266,10 +287,13 @@ pub fn attempts(response: &reqwest::Response) -> u32 {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Attempts(pub(crate) u32);
 
-/// Records `n` attempts on `response` when more than one.
+/// Records `n` attempts on `response`: as an extension when more than one, none when one (so a
+/// count an inner client recorded for its own logical request does not stay).
 pub(crate) fn record_attempts(response: &mut reqwest::Response, n: u32) {
     if n > 1 {
         response.extensions_mut().insert(Attempts(n));
+    } else if response.extensions().get::<Attempts>().is_some() {
+        response.extensions_mut().remove::<Attempts>();
     }
 }
 

@@ -283,6 +283,13 @@ fn pages_without_such_evidence_stay_what_they_are() {
 }
 
 #[test]
+fn a_phrase_broken_across_lines_still_counts() {
+    let page = "<p>upstream said:\n   connection\n      refused</p>";
+    let c = classify_response(StatusCode::BAD_GATEWAY, &HeaderMap::new(), page.as_bytes()).unwrap();
+    assert_eq!(c.kind, ForwarderConnection, "{:?}", c.evidence);
+}
+
+#[test]
 fn the_failure_nearest_the_start_of_the_exchange_wins() {
     let none = HeaderMap::new();
     let page = "retries exhausted: last error: context deadline exceeded; first error: dial tcp: lookup api on 10.0.0.2:53: no such host; then connection refused";
@@ -291,4 +298,23 @@ fn the_failure_nearest_the_start_of_the_exchange_wins() {
     let page = "read: connection reset by peer (after: i/o timeout)";
     let c = classify_response(StatusCode::BAD_GATEWAY, &none, page.as_bytes()).unwrap();
     assert_eq!(c.kind, PrematureExit, "{:?}", c.evidence);
+}
+
+#[test]
+fn the_diagnosis_names_the_text_it_matched() {
+    let page = "<h1>Quokka Gateway</h1><p>dial tcp 10.0.0.5:8080: connect: connection refused</p>";
+    let snapshot = reqwest_resilience::ResponseSnapshot::new(
+        StatusCode::BAD_GATEWAY,
+        HeaderMap::new(),
+        bytes::Bytes::from(page),
+        true,
+    );
+    let err = reqwest_resilience::GatewayError::from_response(snapshot).unwrap();
+    assert_eq!(err.kind(), ForwarderConnection);
+    assert!(!err.is_request_unsent());
+    let diagnosis = err.diagnosis().to_string();
+    assert!(
+        diagnosis.contains("body says: connection refused"),
+        "{diagnosis}"
+    );
 }

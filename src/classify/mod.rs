@@ -4,7 +4,29 @@
 //! the first [`BODY_PREFIX_LIMIT`] bytes of its body; [`classify_transport`] reads a `reqwest`
 //! error down its `source()` chain to hyper and `std::io`. Both return a [`Classification`]: the
 //! [`ErrorKind`], the [`Gateway`] that reported it when recognised, and the evidence.
+//!
+//! # How a 5xx response is read, in order
+//!
+//! 1. **Products.** The pages of the products the crate knows (IIS/ARR, Squid, Envoy,
+//!    Cloudflare, HAProxy, Tinyproxy, Apache httpd, Varnish), each at the statuses the product
+//!    sends it with (see [`classify_response`]).
+//! 2. **Runtime error texts.** Any gateway's page (HTML, JSON or plain text) that quotes a
+//!    network error as a runtime or system library prints it: glibc's `strerror` and
+//!    `gai_strerror`, errno names, Go's `net` and `net/http`, Node.js, Python, Java, .NET, Rust's
+//!    `std::io` and hyper, curl, nginx's log texts, proxies' plain English. Matched
+//!    case-insensitively on word boundaries across line breaks; when a page names several,
+//!    the failure nearest the start of the exchange wins: a DNS failure, then a failed
+//!    connect, then a failed write, then a reset or early close, then a malformed answer, then
+//!    a timeout. The evidence reads `body says: connection refused`. This stage is what
+//!    classifies a `500`, `501` or other 5xx from an unknown proxy: without such evidence an
+//!    application's own 500 stays a response.
+//! 3. **The status.** 502, 503 and 504 by themselves.
+//!
+//! No body text ever proves a request unsent (only a product identified by its headers at its
+//! own status does): it informs the cause and the diagnosis, never the licence to resend a
+//! request that is not idempotent.
 
+mod convert;
 mod response;
 mod transport;
 mod vocabulary;

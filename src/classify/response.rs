@@ -22,7 +22,10 @@ use http::{HeaderMap, StatusCode};
 /// 5. HAProxy's default error pages (503, 502, 504), Tinyproxy's `Unable to connect` (500),
 ///    Apache httpd's `mod_proxy` "Proxy Error" pages (502, 500) with their `Reason:` line,
 ///    and Varnish's "Backend fetch failed" (503);
-/// 6. the status alone: 504 → [`ErrorKind::CgiTimeout`], 502 → [`ErrorKind::BadGateway`],
+/// 6. a network-error text as a runtime prints it, anywhere in the page (see the
+///    [module docs](super#how-a-5xx-response-is-read-in-order)); this is what classifies an
+///    unknown proxy's 500 or 501;
+/// 7. the status alone: 504 → [`ErrorKind::CgiTimeout`], 502 → [`ErrorKind::BadGateway`],
 ///    503 → [`ErrorKind::ServiceUnavailable`] (an AWS ALB's 503 means no registered target:
 ///    [`ErrorKind::NoServer`]).
 ///
@@ -464,12 +467,35 @@ fn varnish(code: u16, headers: &HeaderMap, text: &str) -> Option<Classification>
 /// The second stage: a network-error text as a runtime prints it, quoted anywhere in the page
 /// (see [`vocabulary`](super::vocabulary)). Never proof that the request was unsent.
 fn runtime_error_text(hop: Option<Gateway>, text: &str) -> Option<Classification> {
-    let (kind, phrase) = super::vocabulary::find(text.as_bytes())?;
+    let (kind, phrase) = super::vocabulary::find(text.as_bytes()).or_else(|| {
+        // Pages wrap lines and indent: a phrase may be split by a run of white space. Only
+        // then is the text copied with each run made one space.
+        let bytes = text.as_bytes();
+        let spaced = memchr::memchr3(b'\n', b'\r', b'\t', bytes).is_some()
+            || memchr::memmem::find(bytes, b"  ").is_some();
+        if !spaced {
+            return None;
+        }
+        let mut collapsed = String::with_capacity(text.len());
+        for word in text.split_ascii_whitespace() {
+            if !collapsed.is_empty() {
+                collapsed.push(' ');
+            }
+            collapsed.push_str(word);
+        }
+        super::vocabulary::find(collapsed.as_bytes())
+    })?;
     Some(Classification::new(
         kind,
         hop,
         format!("body says: {phrase}"),
     ))
+}
+
+/// The second stage alone, for the cost measurement in `vocabulary.rs`.
+#[cfg(test)]
+pub(super) fn runtime_error_text_for_bench(text: &str) -> Option<Classification> {
+    runtime_error_text(None, text)
 }
 
 fn by_status(code: u16, hop: Option<Gateway>) -> Option<Classification> {

@@ -7,13 +7,16 @@
 //! Read timed out`, .NET's `No such host is known`, curl's `Empty reply from server`. Those texts
 //! say what failed, whatever the page around them looks like (HTML, JSON, one line of text).
 //!
-//! Matching: case-insensitive, on word boundaries (so "timed out" counts and "outage" does not),
-//! one Aho-Corasick automaton built once for the whole table, over the page's first
+//! Matching: case-insensitive (on the page's lowered text), white space collapsed, on word
+//! boundaries (so "timed out" counts and "outage" does not), by Aho-Corasick automata built once
+//! (a few, each small enough for a vectorised prefilter: measured in `benches/overhead.rs`),
+//! over the page's first
 //! [`BODY_PREFIX_LIMIT`](super::BODY_PREFIX_LIMIT) bytes.
 //!
 //! Precedence when a page names several: the failure nearer the start of the exchange wins,
 //! since the later ones follow from it: a DNS failure, then a connect failure, then a failure
-//! writing the request, then a reset or early close, then a malformed answer, then a timeout.
+//! writing the request, then a reset or early close, then a malformed answer, then a timeout;
+//! among phrases of the same cause the longest (most specific) names the evidence.
 //!
 //! Such text never proves a request unsent: an origin can write any text in its body. It informs
 //! the cause and the diagnosis ("body says: connection refused") only.
@@ -33,28 +36,45 @@ pub(super) struct Entry {
     pub(super) source: &'static str,
 }
 
-static AUTOMATON: LazyLock<AhoCorasick> = LazyLock::new(|| {
-    AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::LeftmostLongest)
-        .build(TABLE.iter().map(|e| e.phrase))
-        .expect("the vocabulary builds")
+/// Phrases per automaton: few enough that each gets a vectorised prefilter (Teddy), which skips
+/// through a page that holds none of them far faster than a single automaton over the whole
+/// table would walk it byte by byte.
+const PER_AUTOMATON: usize = 48;
+
+static AUTOMATA: LazyLock<Vec<AhoCorasick>> = LazyLock::new(|| {
+    // The classifier lowers the page's ASCII before matching and the phrases are lower-case,
+    // so the automata match bytes as they are.
+    TABLE
+        .chunks(PER_AUTOMATON)
+        .map(|chunk| {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(chunk.iter().map(|e| e.phrase))
+                .expect("the vocabulary builds")
+        })
+        .collect()
 });
 
 /// The phrase of the table found in `text` that names the failure nearest the start of the
 /// exchange, with its cause.
 pub(super) fn find(text: &[u8]) -> Option<(ErrorKind, &'static str)> {
     let mut best: Option<(u8, &Entry)> = None;
-    for found in AUTOMATON.find_iter(text) {
-        let before = found.start().checked_sub(1).map(|i| text[i]);
-        let after = text.get(found.end()).copied();
-        if before.is_some_and(is_word) || after.is_some_and(is_word) {
-            continue;
-        }
-        let entry = &TABLE[found.pattern().as_usize()];
-        let rank = rank(entry.cause);
-        if best.is_none_or(|(r, _)| rank < r) {
-            best = Some((rank, entry));
+    for (n, automaton) in AUTOMATA.iter().enumerate() {
+        for found in automaton.find_iter(text) {
+            let before = found.start().checked_sub(1).map(|i| text[i]);
+            let after = text.get(found.end()).copied();
+            if before.is_some_and(is_word) || after.is_some_and(is_word) {
+                continue;
+            }
+            let entry = &TABLE[n * PER_AUTOMATON + found.pattern().as_usize()];
+            let rank = rank(entry.cause);
+            // Nearer the start of the exchange first; among equals, the more specific (longer)
+            // phrase names the evidence.
+            if best
+                .is_none_or(|(r, e)| rank < r || (rank == r && entry.phrase.len() > e.phrase.len()))
+            {
+                best = Some((rank, entry));
+            }
         }
     }
     best.map(|(_, e)| (e.cause, e.phrase))
@@ -489,6 +509,341 @@ pub(super) static TABLE: &[Entry] = &[
         cause: ErrorKind::ExecuteRequest,
         source: "plain English used by proxies",
     },
+    Entry {
+        phrase: "non-recoverable failure in name resolution",
+        cause: ErrorKind::NoServer,
+        source: "glibc gai_strerror EAI_FAIL: bminor/glibc sysdeps/posix/gai_strerror-strs.h",
+    },
+    Entry {
+        phrase: "name does not resolve",
+        cause: ErrorKind::NoServer,
+        source: "musl gai_strerror EAI_NONAME: musl src/network/gai_strerror.c (seen via copies in code corpus, e.g. NuttX libc netdb)",
+    },
+    Entry {
+        phrase: "getaddrinfo failed",
+        cause: ErrorKind::NoServer,
+        source: "CPython socket.gaierror on Windows ([Errno 11001]): urllib3 NewConnectionError texts in code corpus ('[Errno 11001] getaddrinfo failed')",
+    },
+    Entry {
+        phrase: "getaddrinfo enotfound",
+        cause: ErrorKind::NoServer,
+        source: "Node.js dns/net: nodejs/node lib/internal/errors.js (dnsException/errnoException/exceptionWithHostPort: `${syscall} ${code} ...`)",
+    },
+    Entry {
+        phrase: "getaddrinfo eai_again",
+        cause: ErrorKind::NoServer,
+        source: "Node.js dns/net: nodejs/node lib/internal/errors.js (dnsException/errnoException/exceptionWithHostPort: `${syscall} ${code} ...`)",
+    },
+    Entry {
+        phrase: "nameresolutionerror",
+        cause: ErrorKind::NoServer,
+        source: ".NET HttpRequestError.NameResolutionError; urllib3 NameResolutionError: dotnet/runtime src/libraries/System.Net.Http/src/System/Net/Http/HttpRequestError.cs ; urllib3/urllib3 src/urllib3/exceptions.py",
+    },
+    Entry {
+        phrase: "failed to resolve '",
+        cause: ErrorKind::NoServer,
+        source: "urllib3 2.x NameResolutionError message: urllib3/urllib3 src/urllib3/exceptions.py",
+    },
+    Entry {
+        phrase: "dial tcp: lookup",
+        cause: ErrorKind::NoServer,
+        source: "Go net.OpError wrapping DNSError (\"lookup <host> on <server>: ...\"): golang/go src/net/net.go (DNSError.Error: \"lookup \" + name ...)",
+    },
+    Entry {
+        phrase: "server misbehaving",
+        cause: ErrorKind::NoServer,
+        source: "Go net DNS errServerMisbehaving: golang/go src/net/dnsclient_unix.go",
+    },
+    Entry {
+        phrase: "resolving timed out after",
+        cause: ErrorKind::NoServer,
+        source: "curl (DNS phase timeout): curl/curl lib/multi.c",
+    },
+    Entry {
+        phrase: "dns error",
+        cause: ErrorKind::NoServer,
+        source: "hyper-util HttpConnector ConnectError::dns (reqwest chains): hyperium/hyper-util src/client/legacy/connect/http.rs",
+    },
+    Entry {
+        phrase: "could not be resolved (",
+        cause: ErrorKind::NoServer,
+        source: "nginx resolver (e.g. \"could not be resolved (3: Host not found)\"): nginx/nginx src/core/ngx_resolver.c; log lines seen in code corpus",
+    },
+    Entry {
+        phrase: "connect econnrefused",
+        cause: ErrorKind::ForwarderConnection,
+        source: "Node.js net (exceptionWithHostPort): nodejs/node lib/internal/errors.js (dnsException/errnoException/exceptionWithHostPort: `${syscall} ${code} ...`)",
+    },
+    Entry {
+        phrase: "host unreachable",
+        cause: ErrorKind::ForwarderConnection,
+        source: "Rust io::ErrorKind::HostUnreachable: rust-lang/rust library/core/src/io/error.rs (ErrorKind::as_str, re-exported as std::io::ErrorKind)",
+    },
+    Entry {
+        phrase: "connect etimedout",
+        cause: ErrorKind::ForwarderConnection,
+        source: "Node.js net connect timeout: nodejs/node lib/internal/errors.js (dnsException/errnoException/exceptionWithHostPort: `${syscall} ${code} ...`)",
+    },
+    Entry {
+        phrase: "connected party did not properly respond after a period of time",
+        cause: ErrorKind::ForwarderConnection,
+        source: "Windows WSAETIMEDOUT 10060: https://knowledge.mdaemon.com/windows-socket-winsock-error-codes-and-descriptions (copy of learn.microsoft.com Windows Sockets Error Codes)",
+    },
+    Entry {
+        phrase: "(os error 111)",
+        cause: ErrorKind::ForwarderConnection,
+        source: "Rust io::Error Display, Linux ECONNREFUSED: rust-lang/rust library/std/src/io/error.rs (Display: \"{detail} (os error {code})\") ; errno 111 per Linux",
+    },
+    Entry {
+        phrase: "(connect timeout=",
+        cause: ErrorKind::ForwarderConnection,
+        source: "urllib3 \"Connection to <host> timed out. (connect timeout=N)\": urllib3/urllib3 src/urllib3/connection.py",
+    },
+    Entry {
+        phrase: "connect call failed",
+        cause: ErrorKind::ForwarderConnection,
+        source: "CPython asyncio sock_connect (ConnectionRefusedError: [Errno 111] Connect call failed): python/cpython Lib/asyncio/selector_events.py",
+    },
+    Entry {
+        phrase: "cannot connect to host",
+        cause: ErrorKind::ForwarderConnection,
+        source: "aiohttp ClientConnectorError: aio-libs/aiohttp aiohttp/client_exceptions.py",
+    },
+    Entry {
+        phrase: "connect timeout error",
+        cause: ErrorKind::ForwarderConnection,
+        source: "undici ConnectTimeoutError default message: nodejs/undici lib/core/errors.js",
+    },
+    Entry {
+        phrase: "failed to connect to",
+        cause: ErrorKind::ForwarderConnection,
+        source: "curl (\"Failed to connect to <host> port <n> after <ms> ms: ...\"): curl/curl lib/connect.c",
+    },
+    Entry {
+        phrase: "ssl connect error",
+        cause: ErrorKind::ForwarderConnection,
+        source: "curl_easy_strerror CURLE_SSL_CONNECT_ERROR (TLS handshake): curl/curl lib/strerror.c",
+    },
+    Entry {
+        phrase: "tls handshake timeout",
+        cause: ErrorKind::ForwarderConnection,
+        source: "Go \"net/http: TLS handshake timeout\": golang/go src/net/http/transport.go (tlsHandshakeTimeoutError)",
+    },
+    Entry {
+        phrase: "request canceled while waiting for connection",
+        cause: ErrorKind::ForwarderConnection,
+        source: "Go net/http errRequestCanceledConn: golang/go src/net/http/transport.go",
+    },
+    Entry {
+        phrase: "the ssl connection could not be established",
+        cause: ErrorKind::ForwarderConnection,
+        source: ".NET net_http_ssl_connection_failed: dotnet/runtime src/libraries/System.Net.Http/src/Resources/Strings.resx",
+    },
+    Entry {
+        phrase: "connect() failed",
+        cause: ErrorKind::ForwarderConnection,
+        source: "nginx (\"connect() failed (111: Connection refused) while connecting to upstream\"): yaozd/com.yzd.jutils com.yzd.jutils/src/main/java/com/yzd/jutils/nginxExt/README-Nginx-故障.md (nginx error.log lines)",
+    },
+    Entry {
+        phrase: "read econnreset",
+        cause: ErrorKind::PrematureExit,
+        source: "Node.js net read error: nodejs/node lib/internal/errors.js (dnsException/errnoException/exceptionWithHostPort: `${syscall} ${code} ...`)",
+    },
+    Entry {
+        phrase: "an existing connection was forcibly closed by the remote host",
+        cause: ErrorKind::PrematureExit,
+        source: "Windows WSAECONNRESET 10054 (.NET): https://knowledge.mdaemon.com/windows-socket-winsock-error-codes-and-descriptions (copy of learn.microsoft.com Windows Sockets Error Codes)",
+    },
+    Entry {
+        phrase: "(os error 104)",
+        cause: ErrorKind::PrematureExit,
+        source: "Rust io::Error Display, Linux ECONNRESET: rust-lang/rust library/std/src/io/error.rs (Display: \"{detail} (os error {code})\")",
+    },
+    Entry {
+        phrase: "other side closed",
+        cause: ErrorKind::PrematureExit,
+        source: "undici SocketError (UND_ERR_SOCKET): nodejs/undici lib/dispatcher/client-h1.js (older lib/client.js)",
+    },
+    Entry {
+        phrase: "unexpected eof",
+        cause: ErrorKind::PrematureExit,
+        source: "Go io.ErrUnexpectedEOF: golang/go src/io/io.go; seen in Go error texts in code corpus",
+    },
+    Entry {
+        phrase: "unexpected end of stream on",
+        cause: ErrorKind::PrematureExit,
+        source: "OkHttp Http1ExchangeCodec IOException: square/okhttp Http1ExchangeCodec (seen via copies in code corpus)",
+    },
+    Entry {
+        phrase: "http2: client connection lost",
+        cause: ErrorKind::PrematureExit,
+        source: "Go net/http HTTP/2 (lost ping): golang/go src/net/http/h2_bundle.go (text seen in code corpus)",
+    },
+    Entry {
+        phrase: "incompleteread",
+        cause: ErrorKind::PrematureExit,
+        source: "CPython http.client / urllib3 IncompleteRead: python/cpython Lib/http/client.py ; urllib3/urllib3 src/urllib3/exceptions.py",
+    },
+    Entry {
+        phrase: "server disconnected without sending a response",
+        cause: ErrorKind::PrematureExit,
+        source: "httpcore/httpx RemoteProtocolError: encode/httpcore httpcore/_async/http11.py",
+    },
+    Entry {
+        phrase: "serverdisconnectederror",
+        cause: ErrorKind::PrematureExit,
+        source: "aiohttp ServerDisconnectedError: aio-libs/aiohttp aiohttp/client_exceptions.py",
+    },
+    Entry {
+        phrase: "server returned nothing (no headers, no data)",
+        cause: ErrorKind::PrematureExit,
+        source: "curl_easy_strerror CURLE_GOT_NOTHING: curl/curl lib/strerror.c",
+    },
+    Entry {
+        phrase: "failure when receiving data from the peer",
+        cause: ErrorKind::PrematureExit,
+        source: "curl_easy_strerror CURLE_RECV_ERROR: curl/curl lib/strerror.c",
+    },
+    Entry {
+        phrase: "transfer closed with",
+        cause: ErrorKind::PrematureExit,
+        source: "curl CURLE_PARTIAL_FILE (\"transfer closed with N bytes remaining to read\"): curl/curl lib/transfer.c",
+    },
+    Entry {
+        phrase: "responseended",
+        cause: ErrorKind::PrematureExit,
+        source: ".NET HttpRequestError.ResponseEnded: dotnet/runtime src/libraries/System.Net.Http/src/System/Net/Http/HttpRequestError.cs",
+    },
+    Entry {
+        phrase: "the target server failed to respond",
+        cause: ErrorKind::PrematureExit,
+        source: "Apache HttpClient NoHttpResponseException: Apache HttpClient DefaultHttpResponseParser (seen via copies in code corpus)",
+    },
+    Entry {
+        phrase: "client.timeout exceeded while awaiting headers",
+        cause: ErrorKind::CgiTimeout,
+        source: "Go net/http Client.Timeout: golang/go src/net/http/client.go",
+    },
+    Entry {
+        phrase: "servertimeouterror",
+        cause: ErrorKind::CgiTimeout,
+        source: "aiohttp ServerTimeoutError: aio-libs/aiohttp aiohttp/client_exceptions.py",
+    },
+    Entry {
+        phrase: "headers timeout error",
+        cause: ErrorKind::CgiTimeout,
+        source: "undici HeadersTimeoutError default message: nodejs/undici lib/core/errors.js",
+    },
+    Entry {
+        phrase: "deadline has elapsed",
+        cause: ErrorKind::CgiTimeout,
+        source: "tokio time::error::Elapsed: tokio-rs/tokio tokio/src/time/error.rs",
+    },
+    Entry {
+        phrase: "timeout was reached",
+        cause: ErrorKind::CgiTimeout,
+        source: "curl_easy_strerror CURLE_OPERATION_TIMEDOUT: curl/curl lib/strerror.c",
+    },
+    Entry {
+        phrase: "the request was canceled due to the configured httpclient.timeout",
+        cause: ErrorKind::CgiTimeout,
+        source: ".NET net_http_request_timedout: dotnet/runtime src/libraries/System.Net.Http/src/Resources/Strings.resx",
+    },
+    Entry {
+        phrase: "write epipe",
+        cause: ErrorKind::ForwardedRequest,
+        source: "Node.js net write error: nodejs/node lib/internal/errors.js (dnsException/errnoException/exceptionWithHostPort: `${syscall} ${code} ...`)",
+    },
+    Entry {
+        phrase: "brokenpipeerror",
+        cause: ErrorKind::ForwardedRequest,
+        source: "CPython BrokenPipeError: https://www.python.org/pipermail/python-checkins/2012-October/117071.html (Doc/library/exceptions.rst)",
+    },
+    Entry {
+        phrase: "write: connection reset by peer",
+        cause: ErrorKind::ForwardedRequest,
+        source: "Go net.OpError on write (request write failed): Go error texts in code corpus (net.OpError Op=\"write\")",
+    },
+    Entry {
+        phrase: "cannot send after transport endpoint shutdown",
+        cause: ErrorKind::ForwardedRequest,
+        source: "glibc strerror ESHUTDOWN: bminor/glibc sysdeps/gnu/errlist.h",
+    },
+    Entry {
+        phrase: "error writing a body to connection",
+        cause: ErrorKind::ForwardedRequest,
+        source: "hyper Kind::BodyWrite: hyperium/hyper src/error.rs",
+    },
+    Entry {
+        phrase: "failed sending data to the peer",
+        cause: ErrorKind::ForwardedRequest,
+        source: "curl_easy_strerror CURLE_SEND_ERROR: curl/curl lib/strerror.c",
+    },
+    Entry {
+        phrase: "request body length does not match content-length header",
+        cause: ErrorKind::ForwardedRequest,
+        source: "undici RequestContentLengthMismatchError: nodejs/undici lib/core/errors.js",
+    },
+    Entry {
+        phrase: "while sending request to upstream",
+        cause: ErrorKind::ForwardedRequest,
+        source: "nginx error-log context suffix: yaozd/com.yzd.jutils com.yzd.jutils/src/main/java/com/yzd/jutils/nginxExt/README-Nginx-故障.md (nginx error.log lines)",
+    },
+    Entry {
+        phrase: "malformed mime header line",
+        cause: ErrorKind::ExecuteRequest,
+        source: "Go net/textproto: golang/go src/net/textproto/reader.go; text seen in code corpus",
+    },
+    Entry {
+        phrase: "badstatusline",
+        cause: ErrorKind::ExecuteRequest,
+        source: "CPython http.client BadStatusLine: python/cpython Lib/http/client.py",
+    },
+    Entry {
+        phrase: "invalid http header parsed",
+        cause: ErrorKind::ExecuteRequest,
+        source: "hyper Parse::Header: hyperium/hyper src/error.rs",
+    },
+    Entry {
+        phrase: "received unexpected message from connection",
+        cause: ErrorKind::ExecuteRequest,
+        source: "hyper Kind::UnexpectedMessage: hyperium/hyper src/error.rs",
+    },
+    Entry {
+        phrase: "the server returned an invalid or unrecognized response",
+        cause: ErrorKind::ExecuteRequest,
+        source: ".NET net_http_invalid_response: dotnet/runtime src/libraries/System.Net.Http/src/Resources/Strings.resx",
+    },
+    Entry {
+        phrase: "received an invalid status line",
+        cause: ErrorKind::ExecuteRequest,
+        source: ".NET net_http_invalid_response_status_line: dotnet/runtime src/libraries/System.Net.Http/src/Resources/Strings.resx",
+    },
+    Entry {
+        phrase: "received an invalid header line",
+        cause: ErrorKind::ExecuteRequest,
+        source: ".NET net_http_invalid_response_header_line: dotnet/runtime src/libraries/System.Net.Http/src/Resources/Strings.resx",
+    },
+    Entry {
+        phrase: "invalidresponse",
+        cause: ErrorKind::ExecuteRequest,
+        source: ".NET HttpRequestError.InvalidResponse: dotnet/runtime src/libraries/System.Net.Http/src/System/Net/Http/HttpRequestError.cs",
+    },
+    Entry {
+        phrase: "parse error: expected http/",
+        cause: ErrorKind::ExecuteRequest,
+        source: "Node.js llhttp HPE_INVALID_CONSTANT: nodejs/node HTTP parser error text seen in code corpus (\"Parse Error: Expected HTTP/, RTSP/ or ICE/\")",
+    },
+    Entry {
+        phrase: "hpe_invalid_constant",
+        cause: ErrorKind::ExecuteRequest,
+        source: "Node.js llhttp error code: nodejs/node (llhttp) code seen in code corpus",
+    },
+    Entry {
+        phrase: "weird server reply",
+        cause: ErrorKind::ExecuteRequest,
+        source: "curl CURLE_WEIRD_SERVER_REPLY: curl/curl lib/strerror.c (\"FTP: weird server reply\" in old versions)",
+    },
 ];
 
 #[cfg(test)]
@@ -503,5 +858,43 @@ mod tests {
             assert!(seen.insert(e.phrase), "{} twice", e.phrase);
             assert!(!e.source.is_empty(), "{} has no source", e.phrase);
         }
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    /// The cost of this stage against the whole classifier, in one process (the shared
+    /// machines are too noisy to compare two runs): `cargo test --release --lib
+    /// vocabulary_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn vocabulary_cost() {
+        use http::{HeaderMap, StatusCode};
+        let page = vec![b'x'; 4096];
+        let lowered = String::from_utf8_lossy(&page).to_ascii_lowercase();
+        let time = |f: &dyn Fn()| {
+            f();
+            let t = std::time::Instant::now();
+            for _ in 0..20_000 {
+                f();
+            }
+            t.elapsed() / 20_000
+        };
+        let whole = time(&|| {
+            std::hint::black_box(super::super::classify_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &HeaderMap::new(),
+                std::hint::black_box(&page),
+            ));
+        });
+        let stage = time(&|| {
+            std::hint::black_box(super::super::response::runtime_error_text_for_bench(
+                std::hint::black_box(&lowered),
+            ));
+        });
+        eprintln!(
+            "4 KiB 503: whole {whole:?}, of which this stage {stage:?}: {:.2}x the classifier without it",
+            whole.as_secs_f64() / (whole - stage).as_secs_f64()
+        );
     }
 }

@@ -50,7 +50,6 @@
 //! kept as scheme, host, port and path, and `reqwest` errors in the source chain have their URL
 //! removed.
 
-mod convert;
 mod details;
 mod kind;
 mod snapshot;

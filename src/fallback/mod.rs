@@ -236,6 +236,8 @@ where
             }
         }
         drop(guard);
+        // This logical request's count so far (servers tried, and earlier attempts).
+        err.details_mut().set_attempts(tracker.attempts());
         tracker.record_failure(&err);
         // A permanent failure (a rejected certificate) may not be another server's: the kind
         // decides whether to fail over; a proxy's refusal is every server's.
@@ -255,7 +257,7 @@ where
         }
         causes.push(err);
     }
-    Err(all_failed(causes, &method))
+    Err(all_failed(causes, &method, tracker.attempts()))
 }
 
 /// A failure that says something about the server's health. One that came after a redirect
@@ -269,7 +271,11 @@ fn counts_against_health(err: &GatewayError) -> bool {
         )
 }
 
-fn all_failed(mut causes: Vec<GatewayError>, method: &reqwest::Method) -> GatewayError {
+fn all_failed(
+    mut causes: Vec<GatewayError>,
+    method: &reqwest::Method,
+    attempts: u32,
+) -> GatewayError {
     match causes.len() {
         0 => {
             let details = Details::new(
@@ -285,7 +291,6 @@ fn all_failed(mut causes: Vec<GatewayError>, method: &reqwest::Method) -> Gatewa
             let unsent = causes.iter().all(GatewayError::is_request_unsent);
             // Every server failed in a way that would repeat: retrying the chain cannot help.
             let permanent = causes.iter().all(|c| c.details().is_permanent());
-            let attempts = causes.iter().map(|c| c.attempts().max(1)).sum();
             let mut details = Details::new(
                 ErrorKind::NoServer,
                 Origin::Local,

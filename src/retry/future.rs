@@ -1,8 +1,8 @@
 //! The retry loop of one logical request.
 
 use super::RetryPolicy;
-use super::policy::{AttemptFacts, Next};
 use crate::error::{Details, ErrorKind, GatewayError, Origin, ResponseSnapshot};
+use crate::policy::retry::{AttemptFacts, Next};
 use crate::redact::DisplayUrl;
 use crate::request::{Request, record_attempts};
 use http::StatusCode;
@@ -96,7 +96,9 @@ where
                     } else {
                         // A 429 or 408 is not a gateway failure: it is retried like one (hints,
                         // budget, deadline, idempotency), and handed back as it is when not.
-                        let refused = refused_response(&response);
+                        let mut refused = refused_response(&response);
+                        refused.details_mut().set_attempts(tracker.attempts());
+                        tracker.record_failure(&refused);
                         let step = policy.charge(policy.decide(&refused, true, &facts), false, &mut spent);
                         let copy = match step {
                             Next::RetryAfter(..) => next_copy(&mut spare, attempt, policy.max_attempts),
@@ -121,10 +123,8 @@ where
             attempt_span.record("error.type", err.kind().name());
             // The attempt ends here: the pause before the next one is not part of it.
             drop(attempt_span);
-            let attempts = tracker.attempts();
-            if err.attempts() < attempts {
-                err.details_mut().set_attempts(attempts);
-            }
+            // This logical request's count (an inner client's error carries its own).
+            err.details_mut().set_attempts(tracker.attempts());
             tracker.record_failure(&err);
 
             let next = policy.decide(&err, policy.retries_cause(&err), &facts);

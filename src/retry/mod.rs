@@ -46,21 +46,17 @@
 //! query or credentials, `http.request.resend_count`, `http.response.status_code`,
 //! `error.type`). A retry is logged at `WARN` with its pause and reason; a give-up says why.
 
-mod backoff;
-mod budget;
 mod future;
 mod layer;
-pub(crate) mod policy;
-mod retry_after;
 
 #[cfg(feature = "backoff")]
-pub use backoff::BackoffCrate;
-pub use backoff::{Backoff, ExponentialBackoff, Jitter};
-pub use budget::RetryBudget;
+pub use crate::policy::backoff::BackoffCrate;
+pub use crate::policy::backoff::{Backoff, ExponentialBackoff, Jitter};
+pub use crate::policy::budget::RetryBudget;
+pub use crate::policy::retry::RetryPolicy;
+pub use crate::policy::retry_after::retry_after;
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
-pub use policy::RetryPolicy;
-pub use retry_after::retry_after;
 
 use crate::error::GatewayError;
 use crate::request::Request;

@@ -166,9 +166,11 @@ where
 /// the URL, to stay allocation-free on the healthy path).
 fn exceeded(tracker: &Tracker, deadline: DeadlineAt, method: reqwest::Method) -> GatewayError {
     let last = tracker.last_failure();
-    let attempts = tracker
-        .attempts()
-        .max(last.as_ref().map_or(0, GatewayError::attempts));
+    // This logical request's count; a failure's own count only when no layer counted.
+    let attempts = match tracker.attempts() {
+        0 => last.as_ref().map_or(0, GatewayError::attempts),
+        n => n,
+    };
     let plural = if attempts == 1 { "" } else { "s" };
     let mut details = Details::new(
         ErrorKind::DeadlineExceeded,

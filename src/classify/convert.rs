@@ -1,7 +1,7 @@
 //! Building a `GatewayError` from what was observed.
 
-use super::{Details, GatewayError, Origin, ResponseSnapshot};
-use crate::classify::{Classification, classify_response, classify_transport};
+use super::{Classification, classify_response, classify_transport};
+use crate::error::{Details, GatewayError, Origin, ResponseSnapshot};
 use std::sync::Arc;
 
 impl GatewayError {

@@ -33,15 +33,15 @@ type Predicate = Arc<dyn Fn(&GatewayError) -> bool + Send + Sync>;
 /// ```
 #[derive(Clone)]
 pub struct RetryPolicy {
-    pub(super) max_attempts: u32,
-    pub(super) backoff: Arc<dyn Backoff>,
-    pub(super) retry_if: Option<Predicate>,
-    pub(super) non_idempotent: bool,
-    pub(super) honor_retry_after: bool,
-    pub(super) max_retry_after: Duration,
-    pub(super) budget: Option<RetryBudget>,
-    pub(super) retry_too_many_requests: bool,
-    pub(super) retry_request_timeout: bool,
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Arc<dyn Backoff>,
+    pub(crate) retry_if: Option<Predicate>,
+    pub(crate) non_idempotent: bool,
+    pub(crate) honor_retry_after: bool,
+    pub(crate) max_retry_after: Duration,
+    pub(crate) budget: Option<RetryBudget>,
+    pub(crate) retry_too_many_requests: bool,
+    pub(crate) retry_request_timeout: bool,
 }
 
 impl Default for RetryPolicy {
@@ -127,7 +127,7 @@ impl RetryPolicy {
     }
 
     /// Whether a response with this (non-failure) status is retried like a failure.
-    pub(super) fn retries_response(&self, status: http::StatusCode) -> bool {
+    pub(crate) fn retries_response(&self, status: http::StatusCode) -> bool {
         (status == http::StatusCode::TOO_MANY_REQUESTS && self.retry_too_many_requests)
             || (status == http::StatusCode::REQUEST_TIMEOUT && self.retry_request_timeout)
     }
@@ -158,7 +158,7 @@ impl RetryPolicy {
     }
 
     /// Whether the cause is one this policy retries.
-    pub(super) fn retries_cause(&self, err: &GatewayError) -> bool {
+    pub(crate) fn retries_cause(&self, err: &GatewayError) -> bool {
         use crate::error::ErrorKind;
         if matches!(
             err.kind(),
@@ -173,7 +173,7 @@ impl RetryPolicy {
     }
 
     /// Whether sending this request again cannot do harm, before knowing the failure.
-    pub(super) fn is_idempotent(
+    pub(crate) fn is_idempotent(
         &self,
         method: &Method,
         headers: &http::HeaderMap,
@@ -200,23 +200,23 @@ impl fmt::Debug for RetryPolicy {
 }
 
 /// What to do after a failed attempt.
-pub(super) enum Next {
+pub(crate) enum Next {
     RetryAfter(Duration, &'static str),
     GiveUp(Option<Cow<'static, str>>),
 }
 
 /// What the retry loop knows about the attempt that just failed.
-pub(super) struct AttemptFacts {
+pub(crate) struct AttemptFacts {
     /// Its number, from 1.
-    pub(super) number: u32,
+    pub(crate) number: u32,
     /// Whether the request may be sent again whatever the failure.
-    pub(super) idempotent: bool,
+    pub(crate) idempotent: bool,
     /// Whether a copy of the request can be made (its body is not a stream).
-    pub(super) replayable: bool,
+    pub(crate) replayable: bool,
     /// The pause before this attempt.
-    pub(super) previous_delay: Duration,
+    pub(crate) previous_delay: Duration,
     /// The deadline in force.
-    pub(super) deadline: Option<DeadlineAt>,
+    pub(crate) deadline: Option<DeadlineAt>,
 }
 
 impl RetryPolicy {
@@ -224,7 +224,7 @@ impl RetryPolicy {
     /// the cause, the attempts left, idempotency or proof the request was unsent, a replayable
     /// body, a `Retry-After` hint within bounds or the backoff, and the time the deadline
     /// leaves. The budget is [`charge`](Self::charge)'s.
-    pub(super) fn decide(
+    pub(crate) fn decide(
         &self,
         err: &GatewayError,
         cause_retried: bool,
@@ -280,12 +280,12 @@ impl RetryPolicy {
         if !matches!(response.status().as_u16(), 503 | 429) {
             return None;
         }
-        super::retry_after(response.headers(), SystemTime::now())
+        super::retry_after::retry_after(response.headers(), SystemTime::now())
     }
 
     /// Takes a retry's cost from the budget (adding it to `spent`), or turns the retry into a
     /// give-up when the budget is exhausted.
-    pub(super) fn charge(&self, next: Next, after_timeout: bool, spent: &mut u32) -> Next {
+    pub(crate) fn charge(&self, next: Next, after_timeout: bool, spent: &mut u32) -> Next {
         match (next, &self.budget) {
             (Next::RetryAfter(delay, reason), Some(budget)) => {
                 let cost = budget.cost(after_timeout);
@@ -301,7 +301,7 @@ impl RetryPolicy {
     }
 
     /// A success: the tokens its retries spent go back to the budget, or it earns a deposit.
-    pub(super) fn settle(&self, spent: u32) {
+    pub(crate) fn settle(&self, spent: u32) {
         if let Some(budget) = &self.budget {
             if spent > 0 {
                 budget.refund(spent);
