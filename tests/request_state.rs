@@ -117,3 +117,66 @@ async fn a_success_reports_its_attempts() {
     let again = client.get(server.url("/")).send().await.unwrap();
     assert_eq!(reqwest_resilience::attempts(&again), 1);
 }
+
+/// An inner client whose retry pause outlasts the outer deadline: isolated, the inner client
+/// pauses (it does not know the outer deadline) and the outer deadline ends the call; had it
+/// shared the outer request's state, it would have given up at once with the 503.
+#[tokio::test]
+async fn a_nested_client_does_not_see_the_outer_deadline() {
+    let unavailable =
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let server = FaultServer::start(Fault::Raw(unavailable.to_vec())).await;
+    let inner = Client::builder()
+        .retry(
+            RetryPolicy::default().no_budget().backoff(
+                reqwest_resilience::retry::ExponentialBackoff::new(Duration::from_millis(600))
+                    .jitter(reqwest_resilience::retry::Jitter::None),
+            ),
+        )
+        .build()
+        .unwrap();
+    let outer = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_millis(300)))
+        .service(inner.clone().into_service());
+    let request = inner.get(server.url("/")).build_request().unwrap();
+    let err = outer.oneshot(request).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+    assert_eq!(server.hits(), 1);
+}
+
+/// A request made for the call keeps its per-request options through `into_service`.
+#[tokio::test]
+async fn into_service_keeps_the_options_of_a_request_made_for_it() {
+    let server = FaultServer::start(Fault::Hang).await;
+    let client = Client::builder()
+        .attempt_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let request = client
+        .get(server.url("/"))
+        .deadline(Duration::from_millis(200))
+        .build_request()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = client.into_service().oneshot(request).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the option was dropped"
+    );
+}
+
+#[test]
+fn a_requests_debug_shows_no_secrets() {
+    let mut inner = reqwest::Request::new(
+        reqwest::Method::GET,
+        "http://alice:s3cret@a.test/x?token=t0ken".parse().unwrap(),
+    );
+    inner
+        .headers_mut()
+        .insert("cookie", "session=c00kie".parse().unwrap());
+    let shown = format!("{:?}", Request::from(inner));
+    for secret in ["s3cret", "t0ken", "c00kie", "alice"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+}

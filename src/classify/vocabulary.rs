@@ -850,6 +850,54 @@ pub(super) static TABLE: &[Entry] = &[
 mod tests {
     use super::*;
 
+    /// Every entry of the table, in a page of an unknown product, a JSON object and a line of
+    /// text, at 502, 503, 504 and 500: its own cause, as evidence, never "unsent".
+    #[test]
+    fn every_entry_classifies_in_every_layout_and_status() {
+        use http::{HeaderMap, StatusCode};
+        let mut wrong = Vec::new();
+        for e in TABLE {
+            let layouts = [
+                format!(
+                    "<html><body><h1>Wombat Proxy</h1><p>upstream: {}</p></body></html>",
+                    e.phrase
+                ),
+                format!(
+                    "{{\"error\":\"bad gateway\",\"detail\":\"{}\"}}",
+                    e.phrase.replace('"', "\\\"")
+                ),
+                format!("{}\n", e.phrase.to_ascii_uppercase()),
+            ];
+            for status in [502u16, 503, 504, 500] {
+                for page in &layouts {
+                    let found = super::super::classify_response(
+                        StatusCode::from_u16(status).unwrap(),
+                        &HeaderMap::new(),
+                        page.as_bytes(),
+                    );
+                    let ok = found.as_ref().is_some_and(|c| {
+                        c.kind == e.cause
+                            && !c.request_unsent
+                            && c.evidence.starts_with("body says: ")
+                    });
+                    if !ok {
+                        wrong.push(format!(
+                            "{status} {:?}: {:?}",
+                            e.phrase,
+                            found.map(|c| (c.kind, c.evidence))
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} wrong:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+    }
+
     #[test]
     fn every_phrase_is_lower_case_unique_and_sourced() {
         let mut seen = std::collections::HashSet::new();
