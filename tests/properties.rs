@@ -44,6 +44,12 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         Just(b"upstream connect error or disconnect/reset before headers".to_vec()),
         Just(b"error code 1".to_vec()),
         Just(b"0x80072e".to_vec()),
+        // The runtime-error vocabulary (the classifier's second stage).
+        Just(b"connect: connection refused".to_vec()),
+        Just(b"getaddrinfo ENOTFOUND".to_vec()),
+        Just(b"(os error 111)".to_vec()),
+        Just(b"failed to resolve '".to_vec()),
+        Just(b"context deadline exceeded".to_vec()),
         prop::collection::vec(any::<u8>(), 0..16),
     ];
     (
@@ -62,6 +68,28 @@ proptest! {
         if !status.is_server_error() {
             prop_assert!(found.is_none());
         }
+    }
+
+    /// A runtime's error text in any 5xx page, whatever surrounds it, gives a cause and never
+    /// proves the request unsent.
+    #[test]
+    fn runtime_error_texts_never_prove_unsent(
+        status in 500u16..600,
+        before in "[a-z <>/\"{}:,.\n]{0,200}",
+        after in "[a-z <>/\"{}:,.\n]{0,200}",
+        text in prop_oneof![
+            Just("connection refused"),
+            Just("econnreset"),
+            Just("no such host"),
+            Just("read timed out"),
+            Just("malformed http response"),
+        ],
+    ) {
+        let page = format!("{before} {text} {after}");
+        let status = StatusCode::from_u16(status).unwrap();
+        let found = classify_response(status, &HeaderMap::new(), page.as_bytes());
+        prop_assert!(found.is_some(), "{page:?}");
+        prop_assert!(!found.unwrap().request_unsent);
     }
 
     #[test]

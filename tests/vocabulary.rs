@@ -29,7 +29,7 @@ const CASES: &[Case] = &[
         ForwarderConnection,
     ),
     case("glibc", "Connection reset by peer", PrematureExit),
-    case("glibc", "Connection timed out", CgiTimeout),
+    case("glibc", "Connection timed out", ForwarderConnection),
     case("glibc", "No route to host", ForwarderConnection),
     case("glibc", "Network is unreachable", ForwarderConnection),
     case("glibc", "Name or service not known", NoServer),
@@ -181,15 +181,31 @@ const CASES: &[Case] = &[
     // proxies' plain English
     case(
         "plain",
-        "The upstream server could not be reached: could not connect",
+        "Request failed: could not connect to upstream",
         ForwarderConnection,
     ),
     case(
         "plain",
-        "The backend closed the connection unexpectedly",
+        "The backend closed the connection before answering",
         PrematureExit,
     ),
     case("plain", "The upstream server timed out", CgiTimeout),
+    // edges of punctuation, and phrases hidden by a longer one
+    case(
+        "python",
+        "urllib3.exceptions.ConnectTimeoutError: Connection to api timed out. (connect timeout=5)",
+        ForwarderConnection,
+    ),
+    case(
+        "nginx",
+        "api.internal could not be resolved (3: Host not found)",
+        NoServer,
+    ),
+    case(
+        "node",
+        "Error: connect ETIMEDOUT 10.0.0.5:443",
+        ForwarderConnection,
+    ),
 ];
 
 /// The same text in a page of an unknown product, a JSON error object, and one line of text.
@@ -265,6 +281,27 @@ fn pages_without_such_evidence_stay_what_they_are() {
         None
     );
     assert_eq!(at(501, "Not Implemented"), None);
+    // Ordinary application pages with words a runtime also uses.
+    assert_eq!(at(500, "Could not resolve view with name 'home'"), None);
+    assert_eq!(
+        at(
+            500,
+            "Parse error: syntax error, unexpected end of file in index.php"
+        ),
+        None
+    );
+    assert_eq!(at(500, r#"{"error":"unexpected EOF"}"#), None);
+    assert_eq!(
+        at(500, "Your session has timed out. Please sign in again."),
+        None
+    );
+    assert_eq!(
+        at(
+            503,
+            "Down for maintenance. If you cannot connect after 10:00, call us."
+        ),
+        Some(ServiceUnavailable)
+    );
     // Words that contain the vocabulary's words, or talk about it.
     assert_eq!(at(500, "Scheduled outage: the shop reopens at 9."), None);
     assert_eq!(

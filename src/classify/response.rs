@@ -467,15 +467,15 @@ fn varnish(code: u16, headers: &HeaderMap, text: &str) -> Option<Classification>
 /// The second stage: a network-error text as a runtime prints it, quoted anywhere in the page
 /// (see [`vocabulary`](super::vocabulary)). Never proof that the request was unsent.
 fn runtime_error_text(hop: Option<Gateway>, text: &str) -> Option<Classification> {
-    let (kind, phrase) = super::vocabulary::find(text.as_bytes()).or_else(|| {
-        // Pages wrap lines and indent: a phrase may be split by a run of white space. Only
-        // then is the text copied with each run made one space.
-        let bytes = text.as_bytes();
-        let spaced = memchr::memchr3(b'\n', b'\r', b'\t', bytes).is_some()
-            || memchr::memmem::find(bytes, b"  ").is_some();
-        if !spaced {
-            return None;
-        }
+    // Pages wrap lines and indent: a phrase may be split by a run of white space. When the
+    // page has such runs, it is scanned once with each run made one space.
+    let bytes = text.as_bytes();
+    if !super::vocabulary::may_match(bytes) {
+        return None;
+    }
+    let spaced = memchr::memchr3(b'\n', b'\r', b'\t', bytes).is_some()
+        || memchr::memmem::find(bytes, b"  ").is_some();
+    let (kind, phrase) = if spaced {
         let mut collapsed = String::with_capacity(text.len());
         for word in text.split_ascii_whitespace() {
             if !collapsed.is_empty() {
@@ -484,7 +484,9 @@ fn runtime_error_text(hop: Option<Gateway>, text: &str) -> Option<Classification
             collapsed.push_str(word);
         }
         super::vocabulary::find(collapsed.as_bytes())
-    })?;
+    } else {
+        super::vocabulary::find(bytes)
+    }?;
     Some(Classification::new(
         kind,
         hop,

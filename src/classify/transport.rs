@@ -208,7 +208,7 @@ impl Facts {
                     .and_then(io::Error::get_ref);
             }
             // Errors of crates that do not export their error types (hyper-util's connector,
-            // DNS and tunnel errors, h2's) are recognised by their text.
+            // DNS and tunnel errors) are recognised by their text.
             let text = e.to_string().to_ascii_lowercase();
             facts.dns |= text.contains("dns error")
                 || text.contains("failed to lookup address")
@@ -219,6 +219,15 @@ impl Facts {
             facts.tunnel_auth |= text.contains("tunnel error: proxy authorization required");
             facts.tunnel_unsuccessful |= text.contains("tunnel error: unsuccessful");
             facts.tunnel_eof |= text.contains("tunnel error: unexpected end of file");
+            // Without this crate's `http2` feature (reqwest's may still be on), h2's error type
+            // is not linked: its texts, "stream error received: refused stream before
+            // processing any application logic", "connection error received: …".
+            #[cfg(not(feature = "http2"))]
+            {
+                facts.refused_stream |= text.contains("refused stream");
+                facts.goaway |= text.contains("connection error received")
+                    || text.contains("stream error received");
+            }
             next = e.source();
         }
         facts
@@ -229,7 +238,11 @@ impl Facts {
     fn http2(&mut self, e: &(dyn StdError + 'static)) {
         #[cfg(feature = "http2")]
         if let Some(err) = e.downcast_ref::<h2::Error>() {
-            let refused = err.reason() == Some(h2::Reason::REFUSED_STREAM);
+            // The server reset the stream with REFUSED_STREAM (a GOAWAY carrying that code
+            // reaches streams the server did process: not a refusal of this one).
+            let refused = err.reason() == Some(h2::Reason::REFUSED_STREAM)
+                && err.is_reset()
+                && err.is_remote();
             self.refused_stream |= refused;
             // Any other stream or connection error (a GOAWAY, a reset, the connection's
             // I/O failing): the server went away mid-exchange; the request may have arrived.
@@ -344,13 +357,16 @@ mod tests {
         conclude(flags, &Facts::gather(Some(&err)))
     }
 
+    /// Only the server's own reset of the stream with `REFUSED_STREAM` proves it unprocessed
+    /// (h2's public API cannot make such an error here; the rule is in `Facts::http2`). The
+    /// same code reaching a stream any other way (a GOAWAY, a local reason) proves nothing.
     #[cfg(feature = "http2")]
     #[test]
-    fn http2_refused_stream_is_safe_to_resend() {
+    fn http2_refused_stream_code_not_from_a_reset_is_no_proof() {
         let err = h2::Error::from(h2::Reason::REFUSED_STREAM);
         let c = conclude(Flags::default(), &Facts::gather(Some(&err)));
         assert_eq!(c.kind, ErrorKind::PrematureExit);
-        assert!(c.request_unsent);
+        assert!(!c.request_unsent);
     }
 
     #[cfg(feature = "http2")]
