@@ -37,18 +37,13 @@ impl ProxyMap {
     }
 
     /// The proxies reqwest's client uses when none is configured on it: the environment and,
-    /// with the `system-proxy` feature, the platform's settings. `None` when they name none.
-    pub(crate) fn from_system() -> Option<ProxyMap> {
-        let matcher = Matcher::from_system();
-        let probe = |scheme: &str| {
-            let uri = http::Uri::try_from(format!("{scheme}://probe.invalid/")).ok()?;
-            matcher.intercept(&uri)
-        };
-        let any = probe("http").is_some() || probe("https").is_some() || has_proxy_env();
-        any.then(|| ProxyMap {
-            matcher,
+    /// with the `system-proxy` feature, the platform's settings (possibly none: then no URL has
+    /// a proxy).
+    pub(crate) fn from_system() -> ProxyMap {
+        ProxyMap {
+            matcher: Matcher::from_system(),
             shown: "the environment's proxies".to_owned(),
-        })
+        }
     }
 
     /// The proxy (scheme, host and port, no credentials) a request to `url` goes through.
@@ -78,20 +73,6 @@ impl std::fmt::Display for ProxyMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.shown)
     }
-}
-
-/// Any proxy variable set, even one whose host is exempted for the probe above.
-fn has_proxy_env() -> bool {
-    [
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ]
-    .iter()
-    .any(|n| std::env::var(n).is_ok_and(|v| !v.trim().is_empty()))
 }
 
 /// The proxy URL as reqwest reads it: as given when it parses with a host, else with `http://`

@@ -130,10 +130,8 @@ static AUTOMATON: LazyLock<AhoCorasick> = LazyLock::new(|| {
 
 /// The phrase of the table found in `text` that names the failure nearest the start of the
 /// exchange, with its cause.
+/// The caller checks [`may_match`] first (before copying the page to collapse its white space).
 pub(super) fn find(text: &[u8]) -> Option<(ErrorKind, &'static str)> {
-    if !may_match(text) {
-        return None;
-    }
     let mut best: Option<(u8, &Entry)> = None;
     for found in AUTOMATON.find_overlapping_iter(text) {
         let entry = &TABLE[found.pattern().as_usize()];

@@ -265,7 +265,7 @@ impl ClientBuilder {
         // `no_proxy` is not visible from here: tell the diagnosis with `.proxy(..)`).
         let proxies = match &self.proxy {
             Some(url) => ProxyMap::all(url),
-            None => ProxyMap::from_system(),
+            None => Some(ProxyMap::from_system()),
         };
         // What the WebSocket stack can build its HTTP/1-only client from.
         #[cfg(feature = "websocket")]

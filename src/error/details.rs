@@ -215,10 +215,14 @@ impl Details {
     }
 
     /// Marks the failure as coming after a followed redirect: the original request was
-    /// delivered, so nothing proves it unsent any more.
-    pub(crate) fn set_redirected(&mut self) {
+    /// delivered (the redirect is its answer), so nothing proves it unsent any more, and the
+    /// server that failed is the redirect's `target` when it is known.
+    pub(crate) fn set_redirected(&mut self, target: Option<Box<str>>) {
         self.redirected = true;
         self.request_unsent = false;
+        if let Some(target) = target {
+            self.server = Some(target);
+        }
     }
 
     /// Withdraws the proof that the request was unsent (it may have been delivered).

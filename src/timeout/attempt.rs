@@ -192,10 +192,7 @@ where
         details.set_attempts(1);
         if this.tracker.redirects() != *this.redirects {
             // The original request was answered with a redirect; its target timed out.
-            if let Some(target) = this.tracker.redirect_target() {
-                details.set_server_text(target);
-            }
-            details.set_redirected();
+            details.set_redirected(this.tracker.redirect_target());
         }
         Poll::Ready(Err(GatewayError::from_details(details)))
     }

@@ -96,30 +96,29 @@ impl Service<Request> for Transport {
         // Credentials still written in the URL go to this URL's server, as a header.
         crate::credentials::apply(&mut request);
         let client = self.client.clone();
-        // Which proxy the request went through is worked out only if it fails.
-        let proxy = self
-            .proxies
-            .as_ref()
-            .map(|p| (Arc::clone(p), request.url().clone()));
+        let proxies = self.proxies.clone();
         let tracked = self.redirects_tracked;
-        ResponseFuture::new(send(client, request, proxy, tracked, tracker))
+        ResponseFuture::new(send(client, request, proxies, tracked, tracker))
     }
 }
 
 async fn send(
     client: reqwest::Client,
     request: reqwest::Request,
-    proxy: Option<(Arc<ProxyMap>, reqwest::Url)>,
+    proxies: Option<Arc<ProxyMap>>,
     redirects_tracked: bool,
     tracker: Arc<Tracker>,
 ) -> Result<reqwest::Response, GatewayError> {
     let method = request.method().clone();
-    // Which URL was sent to: a failure at another one came after a followed redirect.
-    let sent_to = fingerprint(request.url());
+    // Which URL was sent to, for a client that does not tell of redirects: a failure at
+    // another one came after a followed redirect.
+    let sent_to = (!redirects_tracked).then(|| fingerprint(request.url()));
+    // Which proxy the request went through is worked out only if it fails.
+    let proxy_for = |url: &reqwest::Url| proxies.as_ref().and_then(|p| p.for_url(url));
     let redirects_before = tracker.redirects();
     tracker.count_send();
     let call = crate::redirect::sending(tracker.clone(), client.execute(request));
-    let (outcome, redirected) = match call.await {
+    let (outcome, redirected, proxy) = match call.await {
         Ok(response) if response.status().is_server_error() => {
             // The head is here: an attempt timeout firing while the body's start is read lets
             // this attempt end with what it got.
@@ -128,20 +127,15 @@ async fn send(
             // URL shows one (a redirect to the same URL then goes unseen, which is why an
             // untracked client's failures never count as unsent).
             let redirected = tracker.redirects() != redirects_before
-                || (!redirects_tracked && fingerprint(response.url()) != sent_to);
-            (peek::classify(response).await, redirected)
+                || sent_to.is_some_and(|sent| fingerprint(response.url()) != sent);
+            let proxy = proxy_for(response.url());
+            (peek::classify(response).await, redirected, proxy)
         }
         Ok(response) => return Ok(response),
         Err(err) => {
-            let mut err = GatewayError::from_reqwest(err);
+            let proxy = err.url().and_then(proxy_for);
             let redirected = tracker.redirects() != redirects_before;
-            if redirected {
-                // reqwest names the original URL; the hop that failed is the redirect's target.
-                if let Some(target) = tracker.redirect_target() {
-                    err.details_mut().set_server_text(target);
-                }
-            }
-            (Err(err), redirected)
+            (Err(GatewayError::from_reqwest(err)), redirected, proxy)
         }
     };
     outcome.map_err(|mut err| {
@@ -151,14 +145,14 @@ async fn send(
             details.clear_unsent();
         }
         if redirected {
-            // The original request was delivered (the redirect is its answer): nothing about
-            // the redirect's target proves it unsent, and the server named is that target.
-            details.set_redirected();
+            // reqwest names the original URL of a transport error; the hop that failed is the
+            // redirect's target (a response's URL already is).
+            details.set_redirected(tracker.redirect_target());
         }
         details.set_method(method);
         details.set_attempts(1);
-        if let Some(proxy) = proxy.as_ref().and_then(|(p, url)| p.for_url(url)) {
-            details.set_proxy(&proxy);
+        if let Some(proxy) = &proxy {
+            details.set_proxy(proxy);
         }
         tracing::debug!(error.type = err.kind().name(), error = %err, "attempt failed");
         err
