@@ -1,5 +1,8 @@
 //! Allocations per request added by each layer on the healthy path, with no tracing
 //! subscriber, counted by a global allocator. Run with `cargo bench --bench allocations`.
+//!
+//! `TRACE_STACK="<row name>" cargo bench --bench allocations` also prints, for one request
+//! through that row's stack, where each allocation is made (the first frames of a backtrace).
 
 use bytes::Bytes;
 use reqwest_resilience::GatewayError;
@@ -14,10 +17,27 @@ use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static TRACE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        if TRACE.load(Ordering::Relaxed) {
+            TRACE.store(false, Ordering::Relaxed);
+            // Where each allocation of one traced request comes from (see `TRACE_STACK`).
+            let trace = std::backtrace::Backtrace::force_capture().to_string();
+            let frames: Vec<&str> = trace
+                .lines()
+                .filter(|l| l.contains(": ") && !l.contains("backtrace") && !l.contains("Counting"))
+                .take(6)
+                .collect();
+            eprintln!(
+                "allocation of {} bytes\n   {}",
+                layout.size(),
+                frames.join("\n   ")
+            );
+            TRACE.store(true, Ordering::Relaxed);
+        }
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -92,6 +112,13 @@ fn main() {
                 svc.ready().await.unwrap().call(req.into()).await.unwrap();
             }
             let mut counted = 0;
+            if std::env::var("TRACE_STACK").ok().as_deref() == Some(name) {
+                let req = template.try_clone().unwrap();
+                TRACE.store(true, Ordering::Relaxed);
+                let response = svc.ready().await.unwrap().call(req.into()).await.unwrap();
+                TRACE.store(false, Ordering::Relaxed);
+                drop(response);
+            }
             for _ in 0..N {
                 let req = template.try_clone().unwrap();
                 let before = ALLOCATIONS.load(Ordering::Relaxed);

@@ -3,8 +3,15 @@
 //! in-process HTTP/1.1 server on loopback. Run with `cargo bench --bench compare`
 //! (`-- --quick` for a short run).
 //!
-//! Each client run is a child process (this binary with `--child`), so that its peak RSS is
-//! its own; the server stays in the parent and counts the attempts it sees.
+//! Each client run is a child process (this binary with `--child`), so that its peak RSS and its
+//! CPU time are its own; the server stays in the parent and counts the attempts it sees.
+//!
+//! What a user pays is measured with the client's CPU as the bottleneck: the server runs on a
+//! current-thread runtime pinned to the last CPU, the client on a one-worker runtime pinned to
+//! the others, and each client run reports its process CPU time (user + system) over the
+//! measured requests, per request and per attempt. Ratios to raw reqwest are taken within each
+//! round, then the median over rounds. `--shared-cores` runs the old layout (no pinning, two
+//! client workers), where the server's CPU hides the client's.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -30,6 +37,10 @@ const CLIENTS: [&str; 6] = [
 #[derive(Clone, Copy, PartialEq)]
 enum Scenario {
     Healthy,
+    /// S1 with one request at a time.
+    Healthy1,
+    /// S1 with 256 at a time.
+    Healthy256,
     Flaky,
     Outage,
     Failover,
@@ -39,6 +50,8 @@ impl Scenario {
     fn name(self) -> &'static str {
         match self {
             Scenario::Healthy => "S1 healthy",
+            Scenario::Healthy1 => "S1 healthy c=1",
+            Scenario::Healthy256 => "S1 healthy c=256",
             Scenario::Flaky => "S2 flaky 30%",
             Scenario::Outage => "S3 outage",
             Scenario::Failover => "S4 failover",
@@ -47,6 +60,8 @@ impl Scenario {
     fn key(self) -> &'static str {
         match self {
             Scenario::Healthy => "healthy",
+            Scenario::Healthy1 => "healthy1",
+            Scenario::Healthy256 => "healthy256",
             Scenario::Flaky => "flaky",
             Scenario::Outage => "outage",
             Scenario::Failover => "failover",
@@ -55,6 +70,8 @@ impl Scenario {
     fn from_key(s: &str) -> Scenario {
         match s {
             "healthy" => Scenario::Healthy,
+            "healthy1" => Scenario::Healthy1,
+            "healthy256" => Scenario::Healthy256,
             "flaky" => Scenario::Flaky,
             "outage" => Scenario::Outage,
             _ => Scenario::Failover,
@@ -62,11 +79,71 @@ impl Scenario {
     }
     fn requests(self, quick: bool) -> usize {
         let n = match self {
-            Scenario::Healthy => 20_000,
-            Scenario::Flaky => 5_000,
+            Scenario::Healthy | Scenario::Healthy256 => 20_000,
+            Scenario::Healthy1 | Scenario::Flaky => 5_000,
             Scenario::Outage | Scenario::Failover => 2_000,
         };
         if quick { n / 5 } else { n }
+    }
+    fn concurrency(self) -> usize {
+        match self {
+            Scenario::Healthy1 => 1,
+            Scenario::Healthy256 => 256,
+            _ => 32,
+        }
+    }
+}
+
+// ----- CPUs and CPU time (Linux) -----------------------------------------------------------------
+
+/// The CPUs this process may run on.
+fn cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set, filled by the kernel.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Pins the calling thread to `cpus` (best effort: a failure only makes the run noisier).
+fn pin_current_thread(cpus: &[usize]) {
+    if cpus.is_empty() {
+        return;
+    }
+    // SAFETY: the set is built from CPU numbers the kernel gave and passed by pointer.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// The layout: the server's CPU and the clients' CPUs, when there are two or more and the
+/// run is not `--shared-cores`.
+fn layout(shared: bool) -> Option<(usize, Vec<usize>)> {
+    let all = cpus();
+    match all.split_last() {
+        Some((server, clients)) if !shared && !clients.is_empty() => {
+            Some((*server, clients.to_vec()))
+        }
+        _ => None,
+    }
+}
+
+/// CPU time (user + system) of this whole process so far, in nanoseconds.
+fn process_cpu_ns() -> u64 {
+    // SAFETY: a zeroed timespec is valid and clock_gettime fills it.
+    unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts);
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
     }
 }
 
@@ -78,9 +155,12 @@ struct ServerState {
     seen: Mutex<HashMap<u64, u32>>,
 }
 
-fn start_server(state: Arc<ServerState>) -> String {
+fn start_server(state: Arc<ServerState>, cpu: Option<usize>) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        if let Some(cpu) = cpu {
+            pin_current_thread(&[cpu]);
+        }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -152,6 +232,7 @@ struct RunResult {
     p50: Duration,
     p99: Duration,
     rss_kb: u64,
+    cpu_ns: u64,
 }
 
 fn peak_rss_kb() -> u64 {
@@ -344,15 +425,27 @@ impl tower::retry::Policy<reqwest::Request, reqwest::Response, reqwest::Error> f
 fn child(args: &[String]) {
     let (client, scenario, base) = (&args[0], Scenario::from_key(&args[1]), args[2].clone());
     let n: usize = args[3].parse().unwrap();
-    let fallback = args.get(4).cloned();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let fallback = args.get(5).cloned();
+    // "-" for the shared-cores layout, else the CPUs the client may use.
+    let pinned: Option<Vec<usize>> =
+        (args[4] != "-").then(|| args[4].split(',').filter_map(|c| c.parse().ok()).collect());
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    match pinned.clone() {
+        Some(cpus) => {
+            pin_current_thread(&cpus);
+            builder
+                .worker_threads(1)
+                .on_thread_start(move || pin_current_thread(&cpus));
+        }
+        None => {
+            builder.worker_threads(2);
+        }
+    }
+    let rt = builder.enable_all().build().unwrap();
+    let concurrency = scenario.concurrency();
     let send = client_for(client, fallback);
     let path = match scenario {
-        Scenario::Healthy | Scenario::Failover => "/ok",
+        Scenario::Healthy | Scenario::Healthy1 | Scenario::Healthy256 | Scenario::Failover => "/ok",
         Scenario::Flaky => "/flaky",
         Scenario::Outage => "/down",
     };
@@ -380,9 +473,10 @@ fn child(args: &[String]) {
         let next = Arc::new(AtomicUsize::new(0));
         let ok = Arc::new(AtomicUsize::new(0));
         let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
+        let cpu_before = process_cpu_ns();
         let started = Instant::now();
         let mut workers = Vec::new();
-        for _ in 0..32 {
+        for _ in 0..concurrency {
             let (next, ok, latencies, send, base) = (
                 next.clone(),
                 ok.clone(),
@@ -408,6 +502,7 @@ fn child(args: &[String]) {
             w.await.unwrap();
         }
         let elapsed = started.elapsed();
+        let cpu_ns = process_cpu_ns() - cpu_before;
         let mut l = latencies.lock().unwrap().clone();
         l.sort();
         let pick = |q: f64| l[((l.len() as f64 * q) as usize).min(l.len() - 1)];
@@ -418,11 +513,12 @@ fn child(args: &[String]) {
             p50: pick(0.50),
             p99: pick(0.99),
             rss_kb: peak_rss_kb(),
+            cpu_ns,
         }
     });
     let primary = PRIMARY.get_or_init(PrimaryCount::default);
     println!(
-        "RESULT {} {} {} {} {} {} {} {}",
+        "RESULT {} {} {} {} {} {} {} {} {}",
         result.ok,
         result.total,
         result.elapsed.as_micros(),
@@ -431,6 +527,7 @@ fn child(args: &[String]) {
         result.rss_kb,
         primary.total.load(Ordering::Relaxed),
         primary.after_ejection.load(Ordering::Relaxed),
+        result.cpu_ns,
     );
 }
 
@@ -443,10 +540,13 @@ struct Sample {
     amplification: f64,
     p50_ms: f64,
     p99_ms: f64,
-    wall_s: f64,
     rss_mb: f64,
     primary: f64,
     primary_after: f64,
+    /// Client CPU per logical request and per attempt, microseconds.
+    cpu_us: f64,
+    cpu_per_attempt_us: f64,
+    round: usize,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -466,8 +566,24 @@ fn main() {
     }
     let quick = args.iter().any(|a| a == "--quick");
     let rounds = if quick { 1 } else { 5 };
+    let layout = layout(args.iter().any(|a| a == "--shared-cores"));
+    let client_cpus = layout.as_ref().map_or("-".to_owned(), |(_, c)| {
+        c.iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    match &layout {
+        Some((server, _)) => eprintln!(
+            "pinned: server on CPU {server}, clients (one tokio worker) on CPU(s) {client_cpus}"
+        ),
+        None => eprintln!("shared cores: no pinning, two client workers"),
+    }
     let state = Arc::new(ServerState::default());
-    let base = format!("http://{}", start_server(state.clone()));
+    let base = format!(
+        "http://{}",
+        start_server(state.clone(), layout.as_ref().map(|(s, _)| *s))
+    );
     let dead = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
@@ -475,6 +591,8 @@ fn main() {
     let exe = std::env::current_exe().unwrap();
     let scenarios = [
         Scenario::Healthy,
+        Scenario::Healthy1,
+        Scenario::Healthy256,
         Scenario::Flaky,
         Scenario::Outage,
         Scenario::Failover,
@@ -496,7 +614,14 @@ fn main() {
                     _ => (base.clone(), None),
                 };
                 let mut cmd = Command::new(&exe);
-                cmd.args(["--child", client, scenario.key(), &target, &n.to_string()]);
+                cmd.args([
+                    "--child",
+                    client,
+                    scenario.key(),
+                    &target,
+                    &n.to_string(),
+                    &client_cpus,
+                ]);
                 if let Some(f) = &fallback {
                     cmd.arg(f);
                 }
@@ -519,7 +644,6 @@ fn main() {
                 let sample = Sample {
                     success: f[0] / f[1],
                     throughput: f[1] / (f[2] / 1e6),
-                    wall_s: f[2] / 1e6,
                     p50_ms: f[3] / 1e3,
                     p99_ms: f[4] / 1e3,
                     rss_mb: f[5] / 1024.0,
@@ -527,13 +651,17 @@ fn main() {
                     amplification: (attempts + f[6]) / f[1],
                     primary: f[6],
                     primary_after: f[7],
+                    cpu_us: f[8] / 1e3 / f[1],
+                    cpu_per_attempt_us: f[8] / 1e3 / (attempts + f[6]).max(1.0),
+                    round,
                 };
                 eprintln!(
-                    "round {} {:<14} {:<20} {:>9.0} req/s  ok {:>6.2}%  ampl {:.3}  p50 {:.2} ms  p99 {:.2} ms",
+                    "round {} {:<16} {:<20} {:>9.0} req/s  cpu {:>6.1} us/req  ok {:>6.2}%  ampl {:.3}  p50 {:.2} ms  p99 {:.2} ms",
                     round + 1,
                     scenario.name(),
                     client,
                     sample.throughput,
+                    sample.cpu_us,
                     sample.success * 100.0,
                     sample.amplification,
                     sample.p50_ms,
@@ -547,7 +675,7 @@ fn main() {
         }
     }
     println!(
-        "\nMedians of {rounds} round(s); ratio = throughput / raw reqwest's in the same scenario.\n"
+        "\nMedians of {rounds} round(s). \"vs raw\" and \"CPU vs raw\": the ratio to raw reqwest in the same round, median over rounds. Client CPU: the client process's CPU time (user + system) over the measured requests.\n"
     );
     if let Some(s) = samples.get(&(Scenario::Failover.name(), "reqwest-resilience")) {
         let total = median(s.iter().map(|x| x.primary).collect());
@@ -560,34 +688,47 @@ fn main() {
         );
     }
     println!(
-        "| scenario | client | req/s | ratio to raw | success | amplification | p50 ms | p99 ms | wall s | peak RSS MiB |"
+        "| scenario | client | req/s | vs raw | client CPU µs/req | CPU vs raw | CPU µs/attempt | success | amplification | p50 ms | p99 ms | peak RSS MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for scenario in scenarios {
-        let raw = samples
-            .get(&(scenario.name(), "raw"))
-            .map(|s| median(s.iter().map(|x| x.throughput).collect()));
+        let raw = samples.get(&(scenario.name(), "raw"));
+        // The ratio to raw reqwest within each round, then the median over rounds.
+        let per_round = |s: &[Sample], f: fn(&Sample) -> f64| -> Option<f64> {
+            let raw = raw?;
+            let ratios: Vec<f64> = s
+                .iter()
+                .filter_map(|x| {
+                    let r = raw.iter().find(|r| r.round == x.round)?;
+                    Some(f(x) / f(r))
+                })
+                .collect();
+            (!ratios.is_empty()).then(|| median(ratios))
+        };
         for client in CLIENTS {
             let Some(s) = samples.get(&(scenario.name(), client)) else {
                 if scenario == Scenario::Failover {
                     println!(
-                        "| {} | {client} | — | — | cannot express fallback servers | — | — | — | — | — |",
+                        "| {} | {client} | — | — | — | — | — | cannot express fallback servers | — | — | — | — |",
                         scenario.name()
                     );
                 }
                 continue;
             };
             let m = |f: fn(&Sample) -> f64| median(s.iter().map(f).collect());
-            let tp = m(|x| x.throughput);
-            let ratio = raw.map_or("—".to_owned(), |r| format!("{:.3}", tp / r));
+            let show = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{v:.3}"));
             println!(
-                "| {} | {client} | {tp:.0} | {ratio} | {:.2}% | {:.3} | {:.2} | {:.2} | {:.2} | {:.1} |",
+                "| {} | {client} | {:.0} | {} | {:.1} | {} | {:.1} | {:.2}% | {:.3} | {:.2} | {:.2} | {:.1} |",
                 scenario.name(),
+                m(|x| x.throughput),
+                show(per_round(s, |x| x.throughput)),
+                m(|x| x.cpu_us),
+                show(per_round(s, |x| x.cpu_us)),
+                m(|x| x.cpu_per_attempt_us),
                 m(|x| x.success) * 100.0,
                 m(|x| x.amplification),
                 m(|x| x.p50_ms),
                 m(|x| x.p99_ms),
-                m(|x| x.wall_s),
                 m(|x| x.rss_mb),
             );
         }

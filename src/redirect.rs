@@ -31,7 +31,7 @@ tokio::task_local! {
 pub(crate) fn sending<F: Future>(
     tracker: Arc<Tracker>,
     call: F,
-) -> impl Future<Output = F::Output> {
+) -> tokio::task::futures::TaskLocalFuture<Arc<Tracker>, F> {
     SENDING.scope(tracker, call)
 }
 

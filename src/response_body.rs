@@ -18,16 +18,35 @@ pub(crate) fn split(
 
 /// Puts a response back together with a new body, keeping its URL and extensions (among them
 /// hyper's upgrade handle and the connection info).
+///
+/// The head is moved into an `http::response::Builder` whole, so that reqwest's URL extension
+/// goes into the response's own extension map (no second map is made and merged).
 pub(crate) fn rebuild<B>(
     url: reqwest::Url,
-    mut parts: http::response::Parts,
+    parts: http::response::Parts,
     body: B,
 ) -> reqwest::Response
 where
     B: HttpBody<Data = bytes::Bytes, Error = BoxError> + Send + Sync + 'static,
 {
-    if let Ok(with_url) = http::Response::builder().url(url).body(()) {
-        parts.extensions.extend(with_url.into_parts().0.extensions);
+    let http::response::Parts {
+        status,
+        version,
+        headers,
+        extensions,
+        ..
+    } = parts;
+    let mut builder = http::Response::builder().status(status).version(version);
+    if let Some(slot) = builder.extensions_mut() {
+        *slot = extensions;
     }
-    reqwest::Response::from(http::Response::from_parts(parts, reqwest::Body::wrap(body)))
+    if let Some(slot) = builder.headers_mut() {
+        *slot = headers;
+    }
+    let body = reqwest::Body::wrap(body);
+    match builder.url(url).body(body) {
+        Ok(response) => reqwest::Response::from(response),
+        // Not reachable: every part was taken from a valid response.
+        Err(_) => reqwest::Response::from(http::Response::new(reqwest::Body::from(""))),
+    }
 }

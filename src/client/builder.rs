@@ -8,7 +8,6 @@ use crate::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use crate::transport::Transport;
 use std::time::Duration;
 use tower::ServiceBuilder;
-use tower::util::BoxCloneSyncService;
 
 /// The default per-attempt timeout.
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -340,7 +339,7 @@ impl Layers {
                     .with_proxy_map(self.proxies.clone())
                     .redirects_tracked(self.redirects_tracked),
             );
-        BoxCloneSyncService::new(service)
+        std::sync::Arc::new(super::stack::ServiceSender(service))
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod builder;
 mod request;
+mod stack;
 
 pub use builder::{BuildError, ClientBuilder, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_DEADLINE};
 pub use request::RequestBuilder;
@@ -9,11 +10,8 @@ pub use request::RequestBuilder;
 use crate::error::GatewayError;
 use crate::request::Request;
 use reqwest::{IntoUrl, Method};
-use tower::ServiceExt;
+pub(crate) use stack::Stack;
 use tower::util::BoxCloneSyncService;
-
-/// The service stack a [`Client`] sends through.
-pub(crate) type Stack = BoxCloneSyncService<Request, reqwest::Response, GatewayError>;
 
 /// An HTTP client whose requests end in `Result<reqwest::Response, GatewayError>`.
 ///
@@ -104,7 +102,7 @@ impl Client {
         &self,
         request: reqwest::Request,
     ) -> Result<reqwest::Response, GatewayError> {
-        self.stack.clone().oneshot(Request::from(request)).await
+        self.stack.send(Request::from(request)).await
     }
 
     /// A clone of this client that sends through the WebSocket stack.
@@ -127,7 +125,7 @@ impl Client {
     /// It takes this crate's [`Request`]: make one with `Request::from(reqwest_request)` (or
     /// `.into()`), or with [`RequestBuilder::build_request`] to keep per-request options.
     pub fn into_service(self) -> BoxCloneSyncService<Request, reqwest::Response, GatewayError> {
-        BoxCloneSyncService::new(crate::request::Isolated(self.stack))
+        BoxCloneSyncService::new(crate::request::Isolated(stack::StackService(self.stack)))
     }
 }
 

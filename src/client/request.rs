@@ -7,7 +7,6 @@ use crate::retry::RetryPolicy;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::fmt;
 use std::time::Duration;
-use tower::ServiceExt;
 
 /// A request being built; [`send`](RequestBuilder::send) runs it through the client's stack.
 ///
@@ -150,8 +149,12 @@ impl RequestBuilder {
 
     /// Sends the request through the client's stack.
     pub async fn send(self) -> Result<reqwest::Response, GatewayError> {
-        let stack = self.client.stack.clone();
-        stack.oneshot(self.build_request()?).await
+        let request = self.inner.build().map_err(invalid)?;
+        let future = self
+            .client
+            .stack
+            .send(Request::from_parts(request, self.options));
+        future.await
     }
 }
 

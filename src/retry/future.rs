@@ -1,163 +1,356 @@
 //! The retry loop of one logical request.
+//!
+//! The first attempt runs in place, inside [`ResponseFuture`]: a request answered at once
+//! costs the retry layer no allocation beyond the copy kept for a retry. Only when that attempt
+//! fails (or is answered with a response the policy retries) does the rest of the loop move
+//! into a boxed future, where its size and allocation no longer matter.
 
 use super::RetryPolicy;
+use crate::boxed_future::ResponseFuture as BoxedFuture;
 use crate::error::{Details, ErrorKind, GatewayError, Origin, ResponseSnapshot};
 use crate::policy::retry::{AttemptFacts, Next};
 use crate::redact::DisplayUrl;
-use crate::request::{Request, record_attempts};
-use http::StatusCode;
+use crate::request::{DeadlineAt, Request, Tracker, record_attempts};
+use http::{Method, StatusCode};
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tower::ServiceExt;
 use tower_service::Service;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
-pub use crate::boxed_future::ResponseFuture;
+/// What the loop keeps of a logical request between attempts.
+struct Loop<S> {
+    service: S,
+    policy: RetryPolicy,
+    /// The copy for the next attempt (none when the body cannot be copied or one attempt is
+    /// all there is).
+    spare: Option<Request>,
+    tracker: Arc<Tracker>,
+    deadline: Option<DeadlineAt>,
+    method: Method,
+    idempotent: bool,
+    replayable: bool,
+    /// The `request` span of the logical request.
+    span: Span,
+}
 
-impl ResponseFuture {
-    pub(super) fn retrying<S>(service: S, policy: RetryPolicy, request: Request) -> Self
-    where
-        S: Service<Request, Response = reqwest::Response, Error = GatewayError> + Send + 'static,
-        S::Future: Send + 'static,
-    {
-        ResponseFuture::new(run(service, policy, request))
+pin_project_lite::pin_project! {
+    /// The future of [`Retry`](super::Retry): the first attempt in place, the rest of the loop
+    /// boxed. `Send` when the service and its future are.
+    pub struct ResponseFuture<S, F> {
+        #[pin]
+        state: State<S, F>,
     }
 }
 
-async fn run<S>(
-    mut service: S,
-    policy: RetryPolicy,
-    mut request: Request,
-) -> Result<reqwest::Response, GatewayError>
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<S, F> {
+        // The first attempt, sent.
+        First {
+            #[pin]
+            call: F,
+            attempt_span: Span,
+            ctx: Option<Loop<S>>,
+        },
+        // The rest of the loop (or the whole loop, when the service was not ready at once).
+        Rest { future: BoxedFuture },
+    }
+}
+
+impl<S, F> std::fmt::Debug for ResponseFuture<S, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<S> ResponseFuture<S, S::Future>
 where
-    S: Service<Request, Response = reqwest::Response, Error = GatewayError> + Send,
-    S::Future: Send,
+    S: Service<Request, Response = reqwest::Response, Error = GatewayError> + Send + 'static,
+    S::Future: Send + 'static,
 {
-    let policy = request.options().retry.clone().unwrap_or(policy);
-    let opted_in = request.options().idempotent;
-    // Made before any copy, so that every attempt's copy shares it.
-    let tracker = request.tracker();
-    let deadline = request.state().deadline;
-    let method = request.method().clone();
-    let idempotent = policy.is_idempotent(&method, request.headers(), opted_in);
-
-    // Span fields borrow the request: nothing is formatted unless a subscriber records them.
-    let span = tracing::info_span!(
-        "request",
-        http.request.method = %method,
-        url.full = %DisplayUrl(request.url()),
-        attempts = tracing::field::Empty,
-    );
-    async move {
+    pub(super) fn retrying(mut service: S, policy: RetryPolicy, mut request: Request) -> Self {
+        let policy = match &request.options().retry {
+            Some(own) => own.clone(),
+            None => policy,
+        };
+        let opted_in = request.options().idempotent;
+        // Made before any copy, so that every attempt's copy shares it.
+        let tracker = request.tracker();
+        let method = request.method().clone();
+        let idempotent = policy.is_idempotent(&method, request.headers(), opted_in);
+        // Span fields borrow the request: nothing is formatted unless a subscriber records them.
+        let span = tracing::info_span!(
+            "request",
+            http.request.method = %method,
+            url.full = %DisplayUrl(request.url()),
+            attempts = tracing::field::Empty,
+        );
         // A copy is kept for the next attempt; a streamed body cannot be copied.
-        let mut spare = if policy.max_attempts > 1 { request.try_clone() } else { None };
+        let spare = if policy.max_attempts > 1 {
+            request.try_clone()
+        } else {
+            None
+        };
         let replayable = spare.is_some() || policy.max_attempts == 1;
-        let mut next_request = Some(request);
-        let mut attempt: u32 = 0;
-        let mut previous_delay = Duration::ZERO;
-        let mut spent: u32 = 0;
-
-        loop {
-            attempt += 1;
-            tracker.start_attempt(attempt);
-            let Some(request) = next_request.take() else {
-                // Not reachable: a copy is prepared before every retry. Never a panic, though.
-                return Err(GatewayError::new(ErrorKind::Other, "no request left to send"));
-            };
-            let attempt_span = tracing::info_span!(
-                "attempt",
-                http.request.method = %method,
-                server.address = request.url().host_str().unwrap_or(""),
-                url.full = %DisplayUrl(request.url()),
-                http.request.resend_count = attempt - 1,
-                http.response.status_code = tracing::field::Empty,
-                error.type = tracing::field::Empty,
-            );
-            let outcome = async {
-                let ready = service.ready().await?;
-                ready.call(request).await
+        let deadline = request.state().deadline;
+        // The service is asked once without a waker: when it is ready (every service of this
+        // crate always is) the first attempt starts now, in place; else the loop waits for it.
+        let ready = service.poll_ready(&mut Context::from_waker(std::task::Waker::noop()));
+        let mut ctx = Loop {
+            service,
+            policy,
+            spare,
+            tracker,
+            deadline,
+            method,
+            idempotent,
+            replayable,
+            span,
+        };
+        let state = match ready {
+            Poll::Ready(Ok(())) => {
+                let attempt_span = ctx.attempt_span(1, &request);
+                ctx.tracker.start_attempt(1);
+                let call = {
+                    let _request = ctx.span.enter();
+                    let _attempt = attempt_span.enter();
+                    ctx.service.call(request)
+                };
+                State::First {
+                    call,
+                    attempt_span,
+                    ctx: Some(ctx),
+                }
             }
-            .instrument(attempt_span.clone())
-            .await;
+            Poll::Ready(Err(err)) => State::Rest {
+                future: BoxedFuture::new(ctx.run(Start::Judge(Err(err), Span::none()))),
+            },
+            Poll::Pending => State::Rest {
+                future: BoxedFuture::new(ctx.run(Start::Send(request))),
+            },
+        };
+        ResponseFuture { state }
+    }
+}
 
-            let facts = AttemptFacts {
-                number: attempt,
-                idempotent,
-                replayable,
-                previous_delay,
-                deadline,
-            };
-            let mut err = match outcome {
-                Ok(mut response) => {
-                    attempt_span.record("http.response.status_code", response.status().as_u16());
-                    drop(attempt_span);
-                    if !policy.retries_response(response.status()) {
-                        policy.settle(spent);
-                    } else {
-                        // A 429 or 408 is not a gateway failure: it is retried like one (hints,
-                        // budget, deadline, idempotency), and handed back as it is when not.
-                        let mut refused = refused_response(&response);
-                        refused.details_mut().set_attempts(tracker.attempts());
-                        tracker.record_failure(&refused);
-                        let step = policy.charge(policy.decide(&refused, true, &facts), false, &mut spent);
-                        let copy = match step {
-                            Next::RetryAfter(..) => next_copy(&mut spare, attempt, policy.max_attempts),
-                            Next::GiveUp(_) => None,
-                        };
-                        if let (Next::RetryAfter(delay, reason), Some(copy)) = (step, copy) {
-                            tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, reason, http.response.status_code = response.status().as_u16(), "retrying after a refused response");
-                            next_request = Some(copy);
-                            previous_delay = delay;
-                            drop(response);
-                            tokio::time::sleep(delay).await;
-                            continue;
+impl<S, F> Future for ResponseFuture<S, F>
+where
+    S: Service<Request, Response = reqwest::Response, Error = GatewayError> + Send + 'static,
+    S::Future: Send + 'static,
+    F: Future<Output = Result<reqwest::Response, GatewayError>>,
+{
+    type Output = Result<reqwest::Response, GatewayError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let mut state = self.as_mut().project().state;
+            let (outcome, attempt_span, ctx) = match state.as_mut().project() {
+                StateProj::Rest { future } => return Pin::new(future).poll(cx),
+                StateProj::First {
+                    call,
+                    attempt_span,
+                    ctx,
+                } => {
+                    let outcome = {
+                        let _request = ctx.as_ref().map(|c| c.span.enter());
+                        let _attempt = attempt_span.enter();
+                        match call.poll(cx) {
+                            Poll::Ready(outcome) => outcome,
+                            Poll::Pending => return Poll::Pending,
                         }
-                    }
-                    tracing::Span::current().record("attempts", attempt);
-                    record_attempts(&mut response, tracker.attempts());
-                    return Ok(response);
+                    };
+                    let Some(ctx) = ctx.take() else {
+                        return Poll::Ready(Err(GatewayError::new(
+                            ErrorKind::Other,
+                            "the retry future was polled after it ended",
+                        )));
+                    };
+                    (outcome, std::mem::replace(attempt_span, Span::none()), ctx)
                 }
-                Err(err) => err,
             };
-            attempt_span.record("http.response.status_code", err.status().as_u16());
-            attempt_span.record("error.type", err.kind().name());
-            // The attempt ends here: the pause before the next one is not part of it.
-            drop(attempt_span);
-            // This logical request's count (an inner client's error carries its own).
-            err.details_mut().set_attempts(tracker.attempts());
-            tracker.record_failure(&err);
-
-            let next = policy.decide(&err, policy.retries_cause(&err), &facts);
-            match policy.charge(next, err.kind() == ErrorKind::CgiTimeout, &mut spent) {
-                Next::RetryAfter(delay, reason) => {
-                    tracing::warn!(
-                        attempt,
-                        delay_ms = delay.as_millis() as u64,
-                        reason,
-                        error.type = err.kind().name(),
-                        error = %err,
-                        "retrying"
-                    );
-                    // `decide` only retries when a copy exists.
-                    next_request = next_copy(&mut spare, attempt, policy.max_attempts);
-                    if next_request.is_none() {
-                        return Err(give_up(err, Some("the request could not be copied".into())));
-                    }
-                    previous_delay = delay;
-                    tokio::time::sleep(delay).await;
+            match outcome {
+                // The healthy path: done without leaving this future.
+                Ok(mut response) if !ctx.policy.retries_response(response.status()) => {
+                    attempt_span.record("http.response.status_code", response.status().as_u16());
+                    ctx.policy.settle(0);
+                    ctx.span.record("attempts", 1);
+                    record_attempts(&mut response, ctx.tracker.attempts());
+                    return Poll::Ready(Ok(response));
                 }
-                Next::GiveUp(why) => {
-                    if let Some(why) = &why {
-                        tracing::warn!(attempt, error.type = err.kind().name(), error = %err, why = %why, "giving up");
-                    }
-                    tracing::Span::current().record("attempts", attempt);
-                    return Err(give_up(err, why));
+                outcome => {
+                    let future = BoxedFuture::new(ctx.run(Start::Judge(outcome, attempt_span)));
+                    state.set(State::Rest { future });
                 }
             }
         }
     }
-    .instrument(span)
-    .await
+}
+
+/// Where the boxed loop starts: with a request to send, or with the first attempt's outcome.
+// Made once per slow path and moved straight into the boxed loop: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Start {
+    Send(Request),
+    Judge(Result<reqwest::Response, GatewayError>, Span),
+}
+
+impl<S> Loop<S>
+where
+    S: Service<Request, Response = reqwest::Response, Error = GatewayError> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    fn attempt_span(&self, number: u32, request: &Request) -> Span {
+        tracing::info_span!(
+            parent: &self.span,
+            "attempt",
+            http.request.method = %self.method,
+            server.address = request.url().host_str().unwrap_or(""),
+            url.full = %DisplayUrl(request.url()),
+            http.request.resend_count = number - 1,
+            http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+        )
+    }
+
+    /// One attempt: waits for the service, sends, and returns the outcome with its span.
+    async fn send(
+        &mut self,
+        number: u32,
+        request: Request,
+    ) -> (Result<reqwest::Response, GatewayError>, Span) {
+        self.tracker.start_attempt(number);
+        let attempt_span = self.attempt_span(number, &request);
+        let service = &mut self.service;
+        let outcome = async move {
+            let ready = service.ready().await?;
+            ready.call(request).await
+        }
+        .instrument(attempt_span.clone())
+        .await;
+        (outcome, attempt_span)
+    }
+
+    /// The loop from `start` to the end of the logical request.
+    fn run(
+        mut self,
+        start: Start,
+    ) -> impl Future<Output = Result<reqwest::Response, GatewayError>> + Send + 'static {
+        let span = self.span.clone();
+        async move {
+            let mut attempt: u32 = 1;
+            let (mut outcome, mut attempt_span) = match start {
+                Start::Send(request) => self.send(1, request).await,
+                Start::Judge(outcome, span) => (outcome, span),
+            };
+            let mut previous_delay = Duration::ZERO;
+            let mut spent: u32 = 0;
+            loop {
+                let facts = AttemptFacts {
+                    number: attempt,
+                    idempotent: self.idempotent,
+                    replayable: self.replayable,
+                    previous_delay,
+                    deadline: self.deadline,
+                };
+                let policy = &self.policy;
+                let tracker = &self.tracker;
+                let (delay, next) = match outcome {
+                    Ok(mut response) => {
+                        attempt_span
+                            .record("http.response.status_code", response.status().as_u16());
+                        drop(attempt_span);
+                        let mut retry = None;
+                        if !policy.retries_response(response.status()) {
+                            policy.settle(spent);
+                        } else {
+                            // A 429 or 408 is not a gateway failure: it is retried like one
+                            // (hints, budget, deadline, idempotency), and handed back as it is
+                            // when not.
+                            let mut refused = refused_response(&response);
+                            refused.details_mut().set_attempts(tracker.attempts());
+                            tracker.record_failure(&refused);
+                            let step = policy.charge(
+                                policy.decide(&refused, true, &facts),
+                                false,
+                                &mut spent,
+                            );
+                            if let Next::RetryAfter(delay, reason) = step {
+                                if let Some(copy) =
+                                    next_copy(&mut self.spare, attempt, policy.max_attempts)
+                                {
+                                    tracing::warn!(
+                                        attempt,
+                                        delay_ms = delay.as_millis() as u64,
+                                        reason,
+                                        http.response.status_code = response.status().as_u16(),
+                                        "retrying after a refused response"
+                                    );
+                                    retry = Some((delay, copy));
+                                }
+                            }
+                        }
+                        match retry {
+                            Some(next) => next,
+                            None => {
+                                self.span.record("attempts", attempt);
+                                record_attempts(&mut response, tracker.attempts());
+                                return Ok(response);
+                            }
+                        }
+                    }
+                    Err(mut err) => {
+                        attempt_span.record("http.response.status_code", err.status().as_u16());
+                        attempt_span.record("error.type", err.kind().name());
+                        // The attempt ends here: the pause before the next one is not part of it.
+                        drop(attempt_span);
+                        // This logical request's count (an inner client's error carries its own).
+                        err.details_mut().set_attempts(tracker.attempts());
+                        tracker.record_failure(&err);
+                        let next = policy.decide(&err, policy.retries_cause(&err), &facts);
+                        match policy.charge(next, err.kind() == ErrorKind::CgiTimeout, &mut spent) {
+                            Next::RetryAfter(delay, reason) => {
+                                tracing::warn!(
+                                    attempt,
+                                    delay_ms = delay.as_millis() as u64,
+                                    reason,
+                                    error.type = err.kind().name(),
+                                    error = %err,
+                                    "retrying"
+                                );
+                                // `decide` only retries when a copy exists.
+                                match next_copy(&mut self.spare, attempt, policy.max_attempts) {
+                                    Some(copy) => (delay, copy),
+                                    None => {
+                                        return Err(give_up(
+                                            err,
+                                            Some("the request could not be copied".into()),
+                                        ));
+                                    }
+                                }
+                            }
+                            Next::GiveUp(why) => {
+                                if let Some(why) = &why {
+                                    tracing::warn!(attempt, error.type = err.kind().name(), error = %err, why = %why, "giving up");
+                                }
+                                self.span.record("attempts", attempt);
+                                return Err(give_up(err, why));
+                            }
+                        }
+                    }
+                };
+                previous_delay = delay;
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+                (outcome, attempt_span) = self.send(attempt, next).await;
+            }
+        }
+        .instrument(span)
+    }
 }
 
 /// The request for the next attempt: the last attempt takes the kept copy itself, earlier ones

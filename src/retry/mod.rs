@@ -107,7 +107,7 @@ where
 {
     type Response = reqwest::Response;
     type Error = GatewayError;
-    type Future = ResponseFuture;
+    type Future = ResponseFuture<S, S::Future>;
 
     /// Always ready: each attempt waits for the inner service's readiness itself, inside the
     /// request's future, so that a deadline above this layer bounds that wait too (a

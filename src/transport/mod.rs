@@ -1,5 +1,6 @@
 //! The innermost service: one HTTP exchange over a `reqwest::Client`, speaking [`GatewayError`].
 
+mod future;
 mod peek;
 
 pub use peek::BODY_PEEK_WAIT;
@@ -79,7 +80,10 @@ impl Transport {
     }
 }
 
-pub use crate::boxed_future::ResponseFuture;
+pub use future::ResponseFuture;
+
+/// The future reqwest gives for one exchange, nameable through its `tower::Service` impl.
+type Pending = <reqwest::Client as Service<reqwest::Request>>::Future;
 
 impl Service<Request> for Transport {
     type Response = reqwest::Response;
@@ -95,30 +99,47 @@ impl Service<Request> for Transport {
         let mut request = request.into_inner();
         // Credentials still written in the URL go to this URL's server, as a header.
         crate::credentials::apply(&mut request);
-        let client = self.client.clone();
-        let proxies = self.proxies.clone();
-        let tracked = self.redirects_tracked;
-        ResponseFuture::new(send(client, request, proxies, tracked, tracker))
+        let sent = Sent {
+            method: request.method().clone(),
+            // Which URL was sent to, for a client that does not tell of redirects: a failure
+            // at another one came after a followed redirect.
+            sent_to: (!self.redirects_tracked).then(|| fingerprint(request.url())),
+            redirects_before: tracker.redirects(),
+            proxies: self.proxies.clone(),
+            redirects_tracked: self.redirects_tracked,
+        };
+        tracker.count_send();
+        let call = crate::redirect::sending(tracker.clone(), (&self.client).call(request));
+        ResponseFuture::new(call, sent, tracker)
     }
 }
 
-async fn send(
-    client: reqwest::Client,
-    request: reqwest::Request,
+/// What the transport keeps of a request it sent, to report its failure.
+struct Sent {
+    method: reqwest::Method,
+    sent_to: Option<u64>,
+    redirects_before: u32,
     proxies: Option<Arc<ProxyMap>>,
     redirects_tracked: bool,
+}
+
+/// The outcome of reqwest's call: passed on as it is below 500, else classified (a 5xx after
+/// reading the start of its body).
+async fn judge(
+    outcome: Result<reqwest::Response, reqwest::Error>,
+    sent: Sent,
     tracker: Arc<Tracker>,
 ) -> Result<reqwest::Response, GatewayError> {
-    let method = request.method().clone();
-    // Which URL was sent to, for a client that does not tell of redirects: a failure at
-    // another one came after a followed redirect.
-    let sent_to = (!redirects_tracked).then(|| fingerprint(request.url()));
+    let Sent {
+        method,
+        sent_to,
+        redirects_before,
+        proxies,
+        redirects_tracked,
+    } = sent;
     // Which proxy the request went through is worked out only if it fails.
     let proxy_for = |url: &reqwest::Url| proxies.as_ref().and_then(|p| p.for_url(url));
-    let redirects_before = tracker.redirects();
-    tracker.count_send();
-    let call = crate::redirect::sending(tracker.clone(), client.execute(request));
-    let (outcome, redirected, proxy) = match call.await {
+    let (outcome, redirected, proxy) = match outcome {
         Ok(response) if response.status().is_server_error() => {
             // The head is here: an attempt timeout firing while the body's start is read lets
             // this attempt end with what it got.

@@ -1,0 +1,84 @@
+//! The transport's future: reqwest's call in place, and only a failure or a 5xx boxed.
+
+use super::{Pending, Sent, judge};
+use crate::boxed_future::ResponseFuture as BoxedFuture;
+use crate::error::{ErrorKind, GatewayError};
+use crate::request::Tracker;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::task::futures::TaskLocalFuture;
+
+pin_project_lite::pin_project! {
+    /// The future of the [`Transport`](super::Transport): a response, or the [`GatewayError`]
+    /// of a failed exchange. `Send`.
+    pub struct ResponseFuture {
+        #[pin]
+        state: State,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State {
+        // reqwest's call, with the request's tracker in scope for the redirect policy.
+        Sending {
+            #[pin]
+            call: TaskLocalFuture<Arc<Tracker>, Pending>,
+            sent: Option<(Sent, Arc<Tracker>)>,
+        },
+        // A failure or a 5xx being classified.
+        Judging { future: BoxedFuture },
+    }
+}
+
+impl ResponseFuture {
+    pub(super) fn new(
+        call: TaskLocalFuture<Arc<Tracker>, Pending>,
+        sent: Sent,
+        tracker: Arc<Tracker>,
+    ) -> ResponseFuture {
+        ResponseFuture {
+            state: State::Sending {
+                call,
+                sent: Some((sent, tracker)),
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<reqwest::Response, GatewayError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.as_mut().project().state;
+        let (outcome, sent) = match state.as_mut().project() {
+            StateProj::Judging { future } => return Pin::new(future).poll(cx),
+            StateProj::Sending { call, sent } => {
+                let outcome = std::task::ready!(call.poll(cx));
+                (outcome, sent.take())
+            }
+        };
+        match (outcome, sent) {
+            // Below 500: the response as it is, with nothing more to do.
+            (Ok(response), _) if !response.status().is_server_error() => Poll::Ready(Ok(response)),
+            (outcome, Some((sent, tracker))) => {
+                let mut future = BoxedFuture::new(judge(outcome, sent, tracker));
+                let poll = Pin::new(&mut future).poll(cx);
+                state.set(State::Judging { future });
+                poll
+            }
+            (_, None) => Poll::Ready(Err(GatewayError::new(
+                ErrorKind::Other,
+                "the transport future was polled after it ended",
+            ))),
+        }
+    }
+}
