@@ -4,7 +4,7 @@ use super::backoff::{Backoff, ExponentialBackoff};
 use super::budget::RetryBudget;
 use crate::clock::DeadlineAt;
 use crate::error::GatewayError;
-use http::Method;
+use http::{HeaderMap, Method, StatusCode};
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use std::time::Duration;
 use std::time::SystemTime;
 
 type Predicate = Arc<dyn Fn(&GatewayError) -> bool + Send + Sync>;
+type ResponsePredicate = Arc<dyn Fn(StatusCode, &HeaderMap) -> bool + Send + Sync>;
 
 /// The retry rules: attempts, backoff, causes, idempotency, `Retry-After`, budget.
 ///
@@ -42,6 +43,29 @@ pub struct RetryPolicy {
     pub(crate) budget: Option<RetryBudget>,
     pub(crate) retry_too_many_requests: bool,
     pub(crate) retry_request_timeout: bool,
+    /// Statuses the user retries (a bit per status code, 100–599).
+    pub(crate) retry_statuses: Option<Arc<StatusSet>>,
+    pub(crate) retry_on_response: Option<ResponsePredicate>,
+}
+
+/// A set of status codes, a bit each.
+#[derive(Debug, Default)]
+pub(crate) struct StatusSet([u64; 10]);
+
+impl StatusSet {
+    fn insert(&mut self, status: StatusCode) {
+        let n = status.as_u16() as usize;
+        if let Some(word) = self.0.get_mut(n / 64) {
+            *word |= 1 << (n % 64);
+        }
+    }
+
+    fn contains(&self, status: StatusCode) -> bool {
+        let n = status.as_u16() as usize;
+        self.0
+            .get(n / 64)
+            .is_some_and(|word| word & (1 << (n % 64)) != 0)
+    }
 }
 
 impl Default for RetryPolicy {
@@ -56,6 +80,8 @@ impl Default for RetryPolicy {
             budget: Some(RetryBudget::default()),
             retry_too_many_requests: true,
             retry_request_timeout: true,
+            retry_statuses: None,
+            retry_on_response: None,
         }
     }
 }
@@ -126,10 +152,73 @@ impl RetryPolicy {
         self
     }
 
-    /// Whether a response with this (non-failure) status is retried like a failure.
-    pub(crate) fn retries_response(&self, status: http::StatusCode) -> bool {
-        (status == http::StatusCode::TOO_MANY_REQUESTS && self.retry_too_many_requests)
-            || (status == http::StatusCode::REQUEST_TIMEOUT && self.retry_request_timeout)
+    /// Also retries responses with these statuses — an application's `500`, a `409` you know
+    /// to be transient — by the same rules as a 429: the idempotency rule, the backoff or the
+    /// response's `Retry-After`, the budget and the deadline apply. A response that is not
+    /// retried (or still comes after the last attempt) is handed back as the `Ok` response it
+    /// is. Adds to the statuses given before.
+    ///
+    /// Gateway failures (a classified 502, 503 or 504) never reach this rule: they are errors,
+    /// retried by [`retry_if`](Self::retry_if) or [`GatewayError::is_retryable`].
+    ///
+    /// ```
+    /// use reqwest_resilience::retry::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::default().retry_on_status([500, 409]);
+    /// ```
+    pub fn retry_on_status<I>(mut self, statuses: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: TryInto<StatusCode>,
+    {
+        let mut set = StatusSet::default();
+        if let Some(old) = &self.retry_statuses {
+            set.0 = old.0;
+        }
+        for status in statuses {
+            if let Ok(status) = status.try_into() {
+                set.insert(status);
+            }
+        }
+        self.retry_statuses = Some(Arc::new(set));
+        self
+    }
+
+    /// Also retries the responses for which `predicate` (given the status and the headers) is
+    /// true, by the same rules as [`retry_on_status`](Self::retry_on_status). It sees every
+    /// response the retry layer receives, so keep it cheap: it runs on the healthy path.
+    ///
+    /// ```
+    /// use reqwest_resilience::retry::RetryPolicy;
+    ///
+    /// // An API that says "try again" in a header of its own.
+    /// let policy = RetryPolicy::default()
+    ///     .retry_on_response(|_status, headers| headers.contains_key("x-retryable"));
+    /// ```
+    pub fn retry_on_response(
+        mut self,
+        predicate: impl Fn(StatusCode, &HeaderMap) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.retry_on_response = Some(Arc::new(predicate));
+        self
+    }
+
+    /// Whether a response (not a failure) is retried like a failure: a 429 or 408, or a
+    /// status or response the user's rules name.
+    pub(crate) fn retries_response(&self, status: StatusCode, headers: &HeaderMap) -> bool {
+        (status == StatusCode::TOO_MANY_REQUESTS && self.retry_too_many_requests)
+            || (status == StatusCode::REQUEST_TIMEOUT && self.retry_request_timeout)
+            || self.retries_by_user_rule(status, headers)
+    }
+
+    fn retries_by_user_rule(&self, status: StatusCode, headers: &HeaderMap) -> bool {
+        self.retry_statuses
+            .as_ref()
+            .is_some_and(|set| set.contains(status))
+            || self
+                .retry_on_response
+                .as_ref()
+                .is_some_and(|rule| rule(status, headers))
     }
 
     /// The longest pause a hint may ask for; a longer one ends the request with the error at
@@ -189,6 +278,8 @@ impl fmt::Debug for RetryPolicy {
             .field("max_attempts", &self.max_attempts)
             .field("backoff", &self.backoff)
             .field("custom_predicate", &self.retry_if.is_some())
+            .field("retry_statuses", &self.retry_statuses.is_some())
+            .field("retry_on_response", &self.retry_on_response.is_some())
             .field("non_idempotent", &self.non_idempotent)
             .field("honor_retry_after", &self.honor_retry_after)
             .field("max_retry_after", &self.max_retry_after)
@@ -277,7 +368,11 @@ impl RetryPolicy {
     /// The pause a 503's or 429's `Retry-After` (or rate-limit reset) asks for, when honoured.
     fn hint(&self, err: &GatewayError) -> Option<Duration> {
         let response = err.response().filter(|_| self.honor_retry_after)?;
-        if !matches!(response.status().as_u16(), 503 | 429) {
+        // A 503 or 429; or a response retried by the user's rules, whose server may say when.
+        if !matches!(response.status().as_u16(), 503 | 429)
+            && !(err.kind() == crate::error::ErrorKind::Other
+                && self.retries_by_user_rule(response.status(), response.headers()))
+        {
             return None;
         }
         super::retry_after::retry_after(response.headers(), SystemTime::now())

@@ -175,7 +175,11 @@ where
             };
             match outcome {
                 // The healthy path: done without leaving this future.
-                Ok(mut response) if !ctx.policy.retries_response(response.status()) => {
+                Ok(mut response)
+                    if !ctx
+                        .policy
+                        .retries_response(response.status(), response.headers()) =>
+                {
                     attempt_span.record("http.response.status_code", response.status().as_u16());
                     ctx.policy.settle(0);
                     ctx.span.record("attempts", 1);
@@ -265,12 +269,12 @@ where
                             .record("http.response.status_code", response.status().as_u16());
                         drop(attempt_span);
                         let mut retry = None;
-                        if !policy.retries_response(response.status()) {
+                        if !policy.retries_response(response.status(), response.headers()) {
                             policy.settle(spent);
                         } else {
-                            // A 429 or 408 is not a gateway failure: it is retried like one
-                            // (hints, budget, deadline, idempotency), and handed back as it is
-                            // when not.
+                            // A 429, a 408 or a status the user's rules name is not a gateway
+                            // failure: it is retried like one (hints, budget, deadline,
+                            // idempotency), and handed back as it is when not.
                             let mut refused = refused_response(&response);
                             refused.details_mut().set_attempts(tracker.attempts());
                             tracker.record_failure(&refused);
@@ -363,24 +367,30 @@ fn next_copy(spare: &mut Option<Request>, attempt: u32, max_attempts: u32) -> Op
     }
 }
 
-/// A 429 or 408 seen as a failure, only to decide on a retry with the same rules.
+/// A response retried like a failure (a 429, a 408, or one the user's rules name), seen as a
+/// failure only to decide on a retry with the same rules.
 fn refused_response(response: &reqwest::Response) -> GatewayError {
+    let status = response.status();
     let snapshot = ResponseSnapshot::new(
-        response.status(),
+        status,
         response.headers().clone(),
         bytes::Bytes::new(),
         false,
     );
-    let details = Details::new(
-        ErrorKind::ServiceUnavailable,
-        Origin::Upstream,
-        if response.status() == StatusCode::TOO_MANY_REQUESTS {
-            "429 Too Many Requests".into()
-        } else {
-            "408 Request Timeout".into()
-        },
-    )
-    .with_response(snapshot);
+    let (kind, message): (ErrorKind, Cow<'static, str>) = match status {
+        StatusCode::TOO_MANY_REQUESTS => (
+            ErrorKind::ServiceUnavailable,
+            "429 Too Many Requests".into(),
+        ),
+        StatusCode::REQUEST_TIMEOUT => {
+            (ErrorKind::ServiceUnavailable, "408 Request Timeout".into())
+        }
+        other => (
+            ErrorKind::Other,
+            format!("{other} (retried by the policy's response rule)").into(),
+        ),
+    };
+    let details = Details::new(kind, Origin::Upstream, message).with_response(snapshot);
     GatewayError::from_details(details)
 }
 
