@@ -369,10 +369,10 @@ impl RetryPolicy {
     fn hint(&self, err: &GatewayError) -> Option<Duration> {
         let response = err.response().filter(|_| self.honor_retry_after)?;
         // A 503 or 429; or a response retried by the user's rules, whose server may say when.
-        if !matches!(response.status().as_u16(), 503 | 429)
-            && !(err.kind() == crate::error::ErrorKind::Other
-                && self.retries_by_user_rule(response.status(), response.headers()))
-        {
+        let hinted = matches!(response.status().as_u16(), 503 | 429)
+            || (err.kind() == crate::error::ErrorKind::Other
+                && self.retries_by_user_rule(response.status(), response.headers()));
+        if !hinted {
             return None;
         }
         super::retry_after::retry_after(response.headers(), SystemTime::now())
