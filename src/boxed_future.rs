@@ -8,15 +8,18 @@ use std::task::{Context, Poll};
 /// The future of a [`Retry`](crate::retry::Retry), a [`Fallback`](crate::fallback::Fallback)
 /// or the [`Transport`](crate::Transport): a response or a [`GatewayError`]. `Send`.
 pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<reqwest::Response, GatewayError>> + Send>>,
+    // `None` once it has ended: polled again, it says so instead of resuming a finished future.
+    inner: Option<Boxed>,
 }
+
+type Boxed = Pin<Box<dyn Future<Output = Result<reqwest::Response, GatewayError>> + Send>>;
 
 impl ResponseFuture {
     pub(crate) fn new(
         future: impl Future<Output = Result<reqwest::Response, GatewayError>> + Send + 'static,
     ) -> Self {
         ResponseFuture {
-            inner: Box::pin(future),
+            inner: Some(Box::pin(future)),
         }
     }
 }
@@ -25,7 +28,15 @@ impl Future for ResponseFuture {
     type Output = Result<reqwest::Response, GatewayError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(Err(GatewayError::new(
+                crate::error::ErrorKind::Other,
+                "the future was polled after it ended",
+            )));
+        };
+        let outcome = std::task::ready!(inner.as_mut().poll(cx));
+        self.inner = None;
+        Poll::Ready(outcome)
     }
 }
 

@@ -609,3 +609,53 @@ async fn a_429_to_a_post_without_key_is_not_resent() {
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(mock.received_requests().await.unwrap().len(), 1);
 }
+
+/// Polls `future` once more after it ended: it must answer, not panic.
+async fn poll_again<F>(future: std::pin::Pin<&mut F>) -> F::Output
+where
+    F: std::future::Future,
+{
+    let mut future = future;
+    std::future::poll_fn(|cx| future.as_mut().poll(cx)).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_future_polled_after_it_ended_says_so() {
+    use tower::Service;
+    // The healthy path (in place) and the retried path (boxed).
+    for failures in [0u32, 1] {
+        let calls = Arc::new(AtomicU32::new(0));
+        let inner = service_fn(move |_req: reqwest_resilience::Request| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < failures {
+                    Err(GatewayError::new(ErrorKind::BadGateway, "down"))
+                } else {
+                    Ok(ok_response())
+                }
+            }
+        });
+        let mut svc = ServiceBuilder::new()
+            .layer(RetryLayer::new(fast()))
+            .service(inner);
+        let mut future = std::pin::pin!(svc.call(get("http://a.test/")));
+        assert!(future.as_mut().await.is_ok());
+        let again = poll_again(future).await.unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::Other, "{again}");
+    }
+}
+
+#[tokio::test]
+async fn a_transport_future_polled_after_it_ended_says_so() {
+    use tower::Service;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let mut transport = reqwest_resilience::Transport::new(reqwest::Client::new());
+    let mut future = std::pin::pin!(transport.call(get(&server.uri())));
+    assert!(future.as_mut().await.is_ok());
+    let again = poll_again(future).await.unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::Other, "{again}");
+}

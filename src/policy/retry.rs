@@ -43,14 +43,14 @@ pub struct RetryPolicy {
     pub(crate) budget: Option<RetryBudget>,
     pub(crate) retry_too_many_requests: bool,
     pub(crate) retry_request_timeout: bool,
-    /// Statuses the user retries (a bit per status code, 100–599).
+    /// Statuses the user retries (a bit per status code, 100–999).
     pub(crate) retry_statuses: Option<Arc<StatusSet>>,
     pub(crate) retry_on_response: Option<ResponsePredicate>,
 }
 
 /// A set of status codes, a bit each.
 #[derive(Debug, Default)]
-pub(crate) struct StatusSet([u64; 10]);
+pub(crate) struct StatusSet([u64; 16]);
 
 impl StatusSet {
     fn insert(&mut self, status: StatusCode) {

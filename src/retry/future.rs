@@ -127,9 +127,14 @@ where
                     ctx: Some(ctx),
                 }
             }
-            Poll::Ready(Err(err)) => State::Rest {
-                future: BoxedFuture::new(ctx.run(Start::Judge(Err(err), Span::none()))),
-            },
+            Poll::Ready(Err(err)) => {
+                // The first attempt failed before it was sent: still attempt 1, with its span.
+                let attempt_span = ctx.attempt_span(1, &request);
+                ctx.tracker.start_attempt(1);
+                State::Rest {
+                    future: BoxedFuture::new(ctx.run(Start::Judge(Err(err), attempt_span))),
+                }
+            }
             Poll::Pending => State::Rest {
                 future: BoxedFuture::new(ctx.run(Start::Send(request))),
             },
@@ -156,8 +161,16 @@ where
                     attempt_span,
                     ctx,
                 } => {
+                    // The context is taken when the first attempt ends: polled again after
+                    // that, the future says so instead of polling a finished call.
+                    let Some(loop_ctx) = ctx.as_ref() else {
+                        return Poll::Ready(Err(GatewayError::new(
+                            ErrorKind::Other,
+                            "the retry future was polled after it ended",
+                        )));
+                    };
                     let outcome = {
-                        let _request = ctx.as_ref().map(|c| c.span.enter());
+                        let _request = loop_ctx.span.enter();
                         let _attempt = attempt_span.enter();
                         match call.poll(cx) {
                             Poll::Ready(outcome) => outcome,

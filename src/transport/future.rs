@@ -62,6 +62,11 @@ impl Future for ResponseFuture {
         let (outcome, sent) = match state.as_mut().project() {
             StateProj::Judging { future } => return Pin::new(future).poll(cx),
             StateProj::Sending { call, sent } => {
+                // Taken when reqwest's call ends: polled again after that, the future says so
+                // instead of polling a finished call.
+                if sent.is_none() {
+                    return Poll::Ready(Err(ended()));
+                }
                 let outcome = std::task::ready!(call.poll(cx));
                 (outcome, sent.take())
             }
@@ -75,10 +80,14 @@ impl Future for ResponseFuture {
                 state.set(State::Judging { future });
                 poll
             }
-            (_, None) => Poll::Ready(Err(GatewayError::new(
-                ErrorKind::Other,
-                "the transport future was polled after it ended",
-            ))),
+            (_, None) => Poll::Ready(Err(ended())),
         }
     }
+}
+
+fn ended() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::Other,
+        "the transport future was polled after it ended",
+    )
 }
