@@ -38,6 +38,7 @@
 //! | [`GatewayError::DeadlineExceeded`] | — | the total deadline ran out |
 //! | [`GatewayError::InvalidRequest`] | — | the request was invalid; never sent |
 //! | [`GatewayError::Other`] | — | a failure with no gateway meaning |
+//! | [`GatewayError::CircuitOpen`] | — | the host's [circuit](circuit) is open: failed at once, never sent |
 //!
 //! The [`error`] module documents the full mapping from what gateways send and what our own
 //! transport sees; the [`classify`] module holds the classifiers, usable on their own.
@@ -58,6 +59,8 @@
 //!   │ FallbackLayer (if servers    │  next healthy server at once; ejection and fail-back
 //!   │  are configured)             │
 //!   ├──────────────────────────────┤
+//!   │ CircuitLayer (if asked for)  │  a circuit per host: fails fast while a host is down
+//!   ├──────────────────────────────┤
 //!   │ AttemptTimeoutLayer  (10 s)  │  one timer per server try, cut to the deadline's time left
 //!   ├──────────────────────────────┤
 //!   │ Transport                    │  reqwest; failures and gateway pages → GatewayError
@@ -66,7 +69,9 @@
 //!
 //! Why this order: the deadline must see everything; retry sits outside fallback so that a
 //! failing server is left for the next one without a pause (the pause comes only when every
-//! server failed); the attempt timeout is innermost so that each server try gets its own timer.
+//! server failed); the circuit sits below both so that every attempt to a host is admitted and
+//! counted (a fallback server's health stays the fallback layer's own); the attempt timeout is
+//! innermost so that each server try gets its own timer.
 //!
 //! ```
 //! use reqwest_resilience::{Client, retry::RetryPolicy};
@@ -165,6 +170,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod boxed_future;
+pub mod circuit;
 pub mod classify;
 mod client;
 mod clock;
@@ -173,6 +179,7 @@ pub mod diagnosis;
 pub mod error;
 pub mod fallback;
 mod gateway;
+mod health;
 mod idempotency;
 mod policy;
 mod proxy;

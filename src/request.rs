@@ -65,6 +65,9 @@ pub(crate) struct State {
     pub(crate) deadline: Option<DeadlineAt>,
     /// Shared by every copy of the logical request (each retry, each server tried).
     pub(crate) tracker: Option<Arc<Tracker>>,
+    /// Sent to a fallback server by the fallback layer, which judges that server's health: a
+    /// circuit layer below lets it through.
+    pub(crate) health_judged: bool,
 }
 
 impl Request {

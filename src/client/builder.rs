@@ -16,8 +16,8 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Builds a [`Client`]: the `reqwest` client underneath and the policies on top.
 ///
-/// The stack, outermost first: deadline → retry → fallback → attempt timeout → transport; why
-/// in that order is in [the crate docs](crate#the-default-stack).
+/// The stack, outermost first: deadline → retry → fallback → circuit (when asked for) →
+/// attempt timeout → transport; why in that order is in [the crate docs](crate#the-default-stack).
 ///
 /// ```
 /// use reqwest_resilience::{Client, retry::RetryPolicy};
@@ -38,6 +38,7 @@ pub struct ClientBuilder {
     include_body: bool,
     deadline: Option<Duration>,
     fallback: Option<FallbackBuilder>,
+    circuit: Option<crate::circuit::CircuitLayer>,
     proxy: Option<String>,
     redirect: Option<std::sync::Arc<reqwest::redirect::Policy>>,
     #[cfg(feature = "websocket")]
@@ -65,6 +66,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("include_body", &self.include_body)
             .field("deadline", &self.deadline)
             .field("fallback", &self.fallback)
+            .field("circuit", &self.circuit)
             .field("proxy", &proxy)
             .finish()
     }
@@ -79,6 +81,7 @@ impl Default for ClientBuilder {
             include_body: false,
             deadline: Some(DEFAULT_DEADLINE),
             fallback: None,
+            circuit: None,
             proxy: None,
             redirect: None,
             #[cfg(feature = "websocket")]
@@ -229,6 +232,17 @@ impl ClientBuilder {
         self
     }
 
+    /// A circuit per host (see [`circuit`](crate::circuit)): after repeated gateway failures
+    /// of a host, requests to it fail at once with
+    /// [`GatewayError::CircuitOpen`](crate::GatewayError::CircuitOpen) until a probe after the
+    /// cool-down succeeds. It sits below the retry and fallback layers, so each attempt is
+    /// admitted and counted. Off by default: it changes which error a caller sees for a host
+    /// that keeps failing.
+    pub fn circuit_breaker(mut self, circuit: crate::circuit::CircuitLayer) -> ClientBuilder {
+        self.circuit = Some(circuit);
+        self
+    }
+
     /// Sends every request through the forward proxy at `url` (`http://host:port`, credentials
     /// allowed), and tells the diagnosis about it so that the proxy's failures are told apart
     /// from failures behind it. With [`reqwest_client`](Self::reqwest_client), configure the
@@ -290,6 +304,7 @@ impl ClientBuilder {
             deadline: self.deadline.map(DeadlineLayer::new),
             retry: RetryLayer::new(self.retry),
             fallback: self.fallback.map(FallbackBuilder::build).transpose()?,
+            circuit: self.circuit,
             attempt,
             proxies: proxies.map(std::sync::Arc::new),
             redirects_tracked: tracked,
@@ -322,6 +337,7 @@ struct Layers {
     deadline: Option<DeadlineLayer>,
     retry: RetryLayer,
     fallback: Option<FallbackLayer>,
+    circuit: Option<crate::circuit::CircuitLayer>,
     attempt: Option<AttemptTimeoutLayer>,
     proxies: Option<std::sync::Arc<ProxyMap>>,
     redirects_tracked: bool,
@@ -333,6 +349,7 @@ impl Layers {
             .option_layer(self.deadline)
             .layer(self.retry.clone())
             .option_layer(self.fallback.clone())
+            .option_layer(self.circuit.clone())
             .option_layer(self.attempt)
             .service(
                 Transport::new(reqwest)

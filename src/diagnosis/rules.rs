@@ -11,6 +11,7 @@ const CHECK_BACKEND: &str = "that the application servers behind it are configur
 pub(super) fn diagnose(err: &GatewayError) -> Diagnosis {
     match err.kind() {
         ErrorKind::DeadlineExceeded => deadline(err),
+        ErrorKind::CircuitOpen => circuit_open(err),
         ErrorKind::NoServer if !err.details().causes().is_empty() => every_server_failed(err),
         ErrorKind::InvalidRequest => Diagnosis {
             hop: Hop::OwnTransport,
@@ -259,6 +260,26 @@ fn deadline(err: &GatewayError) -> Diagnosis {
             Hop::OwnTransport,
             LikelyCause::UpstreamOutage,
             "whether the server is overloaded or stuck; raise the deadline only if it is just slow",
+            err,
+        ),
+    }
+}
+
+/// An open circuit: what failed before is the diagnosis, the circuit's message its first
+/// evidence.
+fn circuit_open(err: &GatewayError) -> Diagnosis {
+    match err.last_cause() {
+        Some(last) => {
+            let mut diagnosis = diagnose(last);
+            diagnosis
+                .evidence
+                .insert(0, err.details().message().to_owned());
+            diagnosis
+        }
+        None => make(
+            Hop::OwnTransport,
+            LikelyCause::UpstreamOutage,
+            "the host failed repeatedly; requests to it fail at once until its cool-down ends and a probe succeeds",
             err,
         ),
     }

@@ -34,6 +34,8 @@ pub enum ErrorKind {
     InvalidRequest,
     /// A failure with no gateway meaning (e.g. a redirect loop); never retried.
     Other,
+    /// The host's circuit is open: see [`GatewayError::CircuitOpen`](super::GatewayError::CircuitOpen).
+    CircuitOpen,
 }
 
 impl ErrorKind {
@@ -69,7 +71,9 @@ impl ErrorKind {
     /// invalid request, 502 for everything else.
     pub fn default_status(self) -> StatusCode {
         match self {
-            ErrorKind::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::ServiceUnavailable | ErrorKind::CircuitOpen => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorKind::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             _ => StatusCode::BAD_GATEWAY,
@@ -81,7 +85,8 @@ impl ErrorKind {
     /// Timeouts, premature exits, connection failures, missing servers, plain 502/503, failed
     /// WebSocket upgrades and failed forwarding are transient by nature. A 502.7 (a malformed or
     /// protocol-violating answer) tends to repeat and the request did run upstream, so it is not
-    /// retried by default; neither are an invalid request, an exceeded deadline or `Other`.
+    /// retried by default; neither are an invalid request, an exceeded deadline, `Other`, or an
+    /// open circuit (it fails fast so that callers do not wait on a host known to be down).
     /// Method and idempotency rules are the retry policy's business, not this one's.
     pub fn is_retryable(self) -> bool {
         matches!(
@@ -112,6 +117,7 @@ impl ErrorKind {
             ErrorKind::DeadlineExceeded => "deadline_exceeded",
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::Other => "other",
+            ErrorKind::CircuitOpen => "circuit_open",
         }
     }
 
@@ -131,6 +137,7 @@ impl ErrorKind {
             ErrorKind::DeadlineExceeded => "deadline exceeded",
             ErrorKind::InvalidRequest => "invalid request",
             ErrorKind::Other => "request failed",
+            ErrorKind::CircuitOpen => "503 circuit open",
         }
     }
 }

@@ -20,6 +20,7 @@
 //! | [`DeadlineExceeded`](GatewayError::DeadlineExceeded) | — | — | the total deadline ran out (carries the last cause) |
 //! | [`InvalidRequest`](GatewayError::InvalidRequest) | — | — | bad URL, builder error: never retried |
 //! | [`Other`](GatewayError::Other) | — | — | a failure with no gateway meaning, e.g. a redirect loop |
+//! | [`CircuitOpen`](GatewayError::CircuitOpen) | — | — | the host's [circuit](crate::circuit) is open: failed at once without touching the network |
 //!
 //! Why these mappings follow from the IIS definitions:
 //!
@@ -123,6 +124,12 @@ pub enum GatewayError {
     /// A failure with no gateway meaning, such as a redirect loop.
     #[error(transparent)]
     Other(Box<Details>),
+    /// The circuit of the request's host is open (see [`circuit`](crate::circuit)): recent
+    /// attempts to it failed, so this one failed at once without touching the network. The
+    /// message says since when and the last cause ([`last_cause`](Self::last_cause)); the
+    /// request was never sent.
+    #[error(transparent)]
+    CircuitOpen(Box<Details>),
 }
 
 impl GatewayError {
@@ -149,6 +156,7 @@ impl GatewayError {
             ErrorKind::DeadlineExceeded => GatewayError::DeadlineExceeded(d),
             ErrorKind::InvalidRequest => GatewayError::InvalidRequest(d),
             ErrorKind::Other => GatewayError::Other(d),
+            ErrorKind::CircuitOpen => GatewayError::CircuitOpen(d),
         }
     }
 
@@ -167,6 +175,7 @@ impl GatewayError {
             GatewayError::DeadlineExceeded(_) => ErrorKind::DeadlineExceeded,
             GatewayError::InvalidRequest(_) => ErrorKind::InvalidRequest,
             GatewayError::Other(_) => ErrorKind::Other,
+            GatewayError::CircuitOpen(_) => ErrorKind::CircuitOpen,
         }
     }
 
@@ -184,7 +193,8 @@ impl GatewayError {
             | GatewayError::ServiceUnavailable(d)
             | GatewayError::DeadlineExceeded(d)
             | GatewayError::InvalidRequest(d)
-            | GatewayError::Other(d) => d,
+            | GatewayError::Other(d)
+            | GatewayError::CircuitOpen(d) => d,
         }
     }
 
@@ -201,7 +211,8 @@ impl GatewayError {
             | GatewayError::ServiceUnavailable(d)
             | GatewayError::DeadlineExceeded(d)
             | GatewayError::InvalidRequest(d)
-            | GatewayError::Other(d) => d,
+            | GatewayError::Other(d)
+            | GatewayError::CircuitOpen(d) => d,
         }
     }
 
@@ -312,6 +323,7 @@ mod tests {
             ErrorKind::DeadlineExceeded,
             ErrorKind::InvalidRequest,
             ErrorKind::Other,
+            ErrorKind::CircuitOpen,
         ] {
             let err = GatewayError::new(kind, "x");
             assert_eq!(err.kind(), kind);

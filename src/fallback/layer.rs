@@ -1,6 +1,6 @@
-use super::health::{EjectionRules, Pool};
 use super::target::{BaseUrl, CredentialRule, InvalidBaseUrl};
 use super::{Fallback, Shared};
+use crate::health::{EjectionRules, Pool};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_layer::Layer;

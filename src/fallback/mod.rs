@@ -53,7 +53,6 @@
 //! failure that came after a redirect (the server answered). A failure that would repeat on
 //! the same server (a rejected certificate) is not retried there but may fail over.
 
-mod health;
 mod layer;
 mod target;
 
@@ -61,8 +60,8 @@ pub use layer::{FallbackBuilder, FallbackLayer};
 pub use target::InvalidBaseUrl;
 
 use crate::error::{Details, ErrorKind, GatewayError, Origin};
+use crate::health::{Admission, Pool, counts_against_health};
 use crate::request::{Request, record_attempts};
-use health::{Admission, Pool};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use target::BaseUrl;
@@ -194,11 +193,12 @@ where
             }
             None => template,
         };
-        let this = if i == home {
+        let mut this = if i == home {
             this
         } else {
             this.map_inner(|inner| base.retarget(inner, rest_at, shared.credentials))
         };
+        this.state_mut().health_judged = true;
         let span = tracing::info_span!(
             "server",
             server.address = this.url().host_str().unwrap_or(""),
@@ -258,17 +258,6 @@ where
         causes.push(err);
     }
     Err(all_failed(causes, &method, tracker.attempts()))
-}
-
-/// A failure that says something about the server's health. One that came after a redirect
-/// is the redirect target's: the server answered.
-fn counts_against_health(err: &GatewayError) -> bool {
-    !err.details().followed_redirect()
-        && !err.details().is_proxy_refusal()
-        && !matches!(
-            err.kind(),
-            ErrorKind::InvalidRequest | ErrorKind::DeadlineExceeded | ErrorKind::Other
-        )
 }
 
 fn all_failed(

@@ -1,5 +1,9 @@
 //! Passive health: consecutive gateway failures eject a server for a while.
 //!
+//! One mechanism for the fallback servers' ejection and for the circuit of every other host
+//! ([`circuit`](crate::circuit)): an open circuit is an ejected server. The fallback's pool caps
+//! how many of its servers are out at once; a circuit's pool (one host) has no cap.
+//!
 //! The invariants, whatever the interleaving of concurrent requests:
 //! - at most the configured share of servers is ejected at once, at least one may be, and never
 //!   all of them: a slot is reserved in one atomic counter before a server is ejected;
@@ -11,9 +15,21 @@
 //!   being restored takes one step off it (as Envoy's outlier detection does), so an old
 //!   outage does not make every later blip cost the maximum ejection time.
 
+use crate::error::{ErrorKind, GatewayError};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// A failure that says something about the server's health. One that came after a redirect
+/// is the redirect target's: the server answered.
+pub(crate) fn counts_against_health(err: &GatewayError) -> bool {
+    !err.details().followed_redirect()
+        && !err.details().is_proxy_refusal()
+        && !matches!(
+            err.kind(),
+            ErrorKind::InvalidRequest | ErrorKind::DeadlineExceeded | ErrorKind::Other
+        )
+}
 
 /// The ejection rules, in the manner of Envoy's outlier detection.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +65,8 @@ pub(crate) struct ServerHealth {
     restored_at: AtomicU64,
     /// Whether a probe request is out to an ejected server whose time is up.
     probing: AtomicBool,
+    /// When the server was last ejected (nanoseconds after the epoch).
+    ejected_at: AtomicU64,
 }
 
 /// What a server may be used for now.
@@ -83,6 +101,8 @@ pub(crate) struct Pool {
     servers: Box<[ServerHealth]>,
     /// Servers ejected now (slots reserved before ejecting, released on restoring).
     ejected: AtomicUsize,
+    /// Whether every server may be out at once (a circuit), instead of the configured share.
+    uncapped: bool,
 }
 
 impl Pool {
@@ -92,7 +112,28 @@ impl Pool {
             rules,
             servers: (0..servers).map(|_| ServerHealth::default()).collect(),
             ejected: AtomicUsize::new(0),
+            uncapped: false,
         }
+    }
+
+    /// A pool whose servers may all be out at once: the circuit of one host.
+    pub(crate) fn uncapped(servers: usize, rules: EjectionRules) -> Pool {
+        Pool {
+            uncapped: true,
+            ..Pool::new(servers, rules)
+        }
+    }
+
+    /// Since when server `i` has been out (its ejection's end minus its length is not kept:
+    /// this is the instant of the last ejection), `None` when it is in.
+    pub(crate) fn ejected_since(&self, i: usize) -> Option<std::time::Instant> {
+        let s = &self.servers[i];
+        if s.ejected_until.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let at = s.ejected_at.load(Ordering::Acquire);
+        let ago = Duration::from_nanos(self.now().saturating_sub(at));
+        std::time::Instant::now().checked_sub(ago)
     }
 
     fn now(&self) -> u64 {
@@ -190,6 +231,7 @@ impl Pool {
             self.ejected.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
+        s.ejected_at.store(self.now(), Ordering::Release);
         s.generation.fetch_add(1, Ordering::AcqRel);
         s.consecutive.store(0, Ordering::Release);
         Some(time)
@@ -204,6 +246,7 @@ impl Pool {
         }
         let (until, time) = self.next_ejection(s);
         s.ejected_until.store(until, Ordering::Release);
+        s.ejected_at.store(self.now(), Ordering::Release);
         s.generation.fetch_add(1, Ordering::AcqRel);
         Some(time)
     }
@@ -251,8 +294,20 @@ impl Pool {
     /// never all of them.
     fn max_ejected(&self) -> usize {
         let n = self.servers.len();
+        if self.uncapped {
+            return n;
+        }
         let share = n * self.rules.max_ejection_percent.min(100) as usize / 100;
         share.max(1).min(n.saturating_sub(1))
+    }
+
+    /// Whether the server at `i` holds no information (in, with no failure counted): a
+    /// circuit in that state may be forgotten.
+    pub(crate) fn is_idle(&self, i: usize) -> bool {
+        let s = &self.servers[i];
+        s.ejected_until.load(Ordering::Acquire) == 0
+            && s.consecutive.load(Ordering::Acquire) == 0
+            && !s.probing.load(Ordering::Acquire)
     }
 
     /// Whether server `i` is ejected now.

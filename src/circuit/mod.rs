@@ -1,0 +1,326 @@
+//! Failing fast: a circuit per upstream host.
+//!
+//! A dead upstream costs every caller a connect attempt, a timeout, the backoff. With a
+//! [`CircuitLayer`] each host (scheme, host, port) the client talks to has a circuit:
+//!
+//! - **closed** — requests go through. Failures that count (below) are counted; a success
+//!   resets the count.
+//! - **open** — after [`consecutive_failures`](CircuitLayer::consecutive_failures) failures in a
+//!   row, for a cool-down ([`open_for`](CircuitLayer::open_for)): requests to that host fail at
+//!   once with [`GatewayError::CircuitOpen`] (never sent: its message says since when and the
+//!   last cause, which is also its [`last_cause`](GatewayError::last_cause) and drives its
+//!   [`diagnosis`](GatewayError::diagnosis)), without touching the network.
+//! - **half-open** — when the cool-down ends, one request is let through as a probe; the others
+//!   still fail at once. The probe's success closes the circuit; its failure opens it again, for
+//!   longer (up to [`max_open_for`](CircuitLayer::max_open_for)). Each cool-down's length the
+//!   host then stays healthy takes one step off that growth.
+//!
+//! It is the fallback servers' ejection, the same code ([`fallback`](crate::fallback)), kept
+//! for any host: with fallback servers configured, a request the fallback layer sends to one of
+//! its servers is that layer's to judge (its ejection *is* the server's open circuit, with its
+//! cap on how many servers may be out), and this layer lets it through untouched.
+//!
+//! # What counts
+//!
+//! The gateway causes, as for ejection: timeouts, connection failures, premature exits, 502s,
+//! 503s, 504s and the 502 substatuses. Not a response (a 4xx or an application's own 500 is an
+//! answer: the host is up), not an invalid request, not an exceeded deadline, not a request the
+//! caller dropped, not a failure after a followed redirect (the redirect's target failed, not
+//! this host), not a proxy's refusal. [`counts_if`](CircuitLayer::counts_if) replaces the rule.
+//! An open circuit's error is not retried by the [retry layer](crate::retry) (see
+//! [`ErrorKind::is_retryable`](crate::ErrorKind::is_retryable)): failing fast is the point.
+//!
+//! # Cost and memory
+//!
+//! A host is remembered from its first counted failure only: while no host has failed, a
+//! request costs a hash of its scheme, host and port and one atomic load. At most
+//! [`max_hosts`](CircuitLayer::max_hosts) hosts are remembered; hosts with nothing to remember
+//! are forgotten first.
+//!
+//! # Tracing
+//!
+//! `INFO` events `circuit opened` (host, cool-down, cause), `circuit half-open: probing` and
+//! `circuit closed`.
+//!
+//! ```no_run
+//! use reqwest_resilience::circuit::CircuitLayer;
+//! use reqwest_resilience::{Client, ErrorKind};
+//!
+//! # async fn run() {
+//! let client = Client::builder()
+//!     .circuit_breaker(CircuitLayer::new().consecutive_failures(3))
+//!     .build()
+//!     .unwrap();
+//! match client.get("http://127.0.0.1:8080/").send().await {
+//!     Err(err) if err.kind() == ErrorKind::CircuitOpen => eprintln!("failing fast: {err}"),
+//!     other => println!("{other:?}"),
+//! }
+//! # }
+//! ```
+
+mod layer;
+mod registry;
+
+pub use layer::CircuitLayer;
+
+use crate::error::{Details, ErrorKind, GatewayError, Origin};
+use crate::health::{Admission, Ticket};
+use crate::request::Request;
+use registry::{Entry, Registry, Verdict};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// Fails requests to hosts whose circuit is open; see the [module docs](self).
+#[derive(Clone)]
+pub struct Circuit<S> {
+    inner: S,
+    registry: Arc<Registry>,
+}
+
+impl<S> Circuit<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S> std::fmt::Debug for Circuit<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Circuit").finish_non_exhaustive()
+    }
+}
+
+impl<S> Service<Request> for Circuit<S>
+where
+    S: Service<Request, Response = reqwest::Response, Error = GatewayError>,
+{
+    type Response = reqwest::Response;
+    type Error = GatewayError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // A fallback server's health is the fallback layer's to judge.
+        if request.state().health_judged {
+            return ResponseFuture {
+                state: State::Passing {
+                    call: self.inner.call(request),
+                },
+            };
+        }
+        let key = registry::key(request.url());
+        let (entry, ticket) = match self.registry.admit(key) {
+            Verdict::Tracked(entry, ticket) if ticket.admission == Admission::No => {
+                return ResponseFuture {
+                    state: State::Open {
+                        error: Some(open_error(&entry, request.method())),
+                    },
+                };
+            }
+            Verdict::Tracked(entry, ticket) => {
+                if ticket.is_probe() {
+                    tracing::info!(
+                        host = entry.name.as_deref().unwrap_or(""),
+                        "circuit half-open: probing"
+                    );
+                }
+                (Some(entry), Some(ticket))
+            }
+            Verdict::Untracked => (None, None),
+        };
+        let guard = ProbeGuard {
+            entry: entry
+                .clone()
+                .filter(|_| ticket.is_some_and(Ticket::is_probe)),
+        };
+        ResponseFuture {
+            state: State::Watching {
+                call: self.inner.call(request),
+                watch: Some(Watch {
+                    registry: self.registry.clone(),
+                    key,
+                    entry,
+                    ticket,
+                    guard,
+                }),
+            },
+        }
+    }
+}
+
+/// What a request watched by the circuit needs when it ends.
+struct Watch {
+    registry: Arc<Registry>,
+    key: u64,
+    entry: Option<Arc<Entry>>,
+    ticket: Option<Ticket>,
+    guard: ProbeGuard,
+}
+
+/// Gives the probe slot back if the probe ends without a verdict (dropped, or not counted).
+struct ProbeGuard {
+    entry: Option<Arc<Entry>>,
+}
+
+impl Drop for ProbeGuard {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            entry.pool.release_probe(0);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Circuit`]: the inner call, watched for the host's verdict; or the open
+    /// circuit's error at once.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Passing { #[pin] call: F },
+        Watching { #[pin] call: F, watch: Option<Watch> },
+        Open { error: Option<GatewayError> },
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<reqwest::Response, GatewayError>>,
+{
+    type Output = Result<reqwest::Response, GatewayError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Passing { call } => call.poll(cx),
+            StateProj::Open { error } => Poll::Ready(Err(error.take().unwrap_or_else(ended))),
+            StateProj::Watching { call, watch } => {
+                if watch.is_none() {
+                    return Poll::Ready(Err(ended()));
+                }
+                let outcome = std::task::ready!(call.poll(cx));
+                if let Some(watch) = watch.take() {
+                    judge(watch, &outcome);
+                }
+                Poll::Ready(outcome)
+            }
+        }
+    }
+}
+
+fn ended() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::Other,
+        "the circuit future was polled after it ended",
+    )
+}
+
+/// Tells the host's circuit how the request ended.
+fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
+    match outcome {
+        // An answer, whatever its status: the host is up.
+        Ok(_) => {
+            if let (Some(entry), Some(ticket)) = (&watch.entry, watch.ticket) {
+                watch.guard.entry = None;
+                if entry.pool.success(0, ticket) {
+                    tracing::info!(host = entry.name.as_deref().unwrap_or(""), "circuit closed");
+                }
+            }
+        }
+        Err(err) if watch.registry.counts(err) => {
+            let (entry, ticket) = match (watch.entry.take(), watch.ticket) {
+                (Some(entry), Some(ticket)) => (entry, ticket),
+                // The host's first counted failure: it is remembered from now on.
+                _ => {
+                    let name = || -> Option<Box<str>> {
+                        err.details().server_box().map(|s| host_of(&s).into())
+                    };
+                    let Some(entry) = watch.registry.entry(watch.key, name) else {
+                        return;
+                    };
+                    let ticket = entry.pool.admit(0);
+                    if ticket.admission != Admission::Yes {
+                        // Another request opened it or probes it meanwhile: counted already.
+                        if ticket.is_probe() {
+                            entry.pool.release_probe(0);
+                        }
+                        return;
+                    }
+                    (entry, ticket)
+                }
+            };
+            watch.guard.entry = None;
+            entry.set_last_cause(err);
+            if let Some(cool_down) = entry.pool.failure(0, ticket) {
+                tracing::info!(
+                    host = entry.name.as_deref().unwrap_or(""),
+                    open_for_ms = cool_down.as_millis() as u64,
+                    error.type = err.kind().name(),
+                    error = %err,
+                    "circuit opened"
+                );
+            }
+        }
+        // Not a verdict on the host: a probe gives its slot back (the guard does).
+        Err(_) => {}
+    }
+}
+
+/// `scheme://host:port` of a server as shown (its path dropped).
+fn host_of(server: &str) -> &str {
+    let after_scheme = server.find("://").map_or(0, |i| i + 3);
+    match server[after_scheme..].find('/') {
+        Some(i) => &server[..after_scheme + i],
+        None => server,
+    }
+}
+
+/// The error of a request refused by an open (or half-open, probe in flight) circuit. Its
+/// `Display` ends with the last cause.
+fn open_error(entry: &Entry, method: &reqwest::Method) -> GatewayError {
+    let last = entry.last_cause();
+    let since = entry
+        .pool
+        .ejected_since(0)
+        .map(|at| format!(" for {:.1?}", at.elapsed()))
+        .unwrap_or_default();
+    let host = entry.name.as_deref().unwrap_or("this host");
+    let mut details = Details::new(
+        ErrorKind::CircuitOpen,
+        Origin::Local,
+        format!("the circuit of {host} is open{since}: not sent").into(),
+    )
+    .with_request_unsent(true)
+    .with_causes(last.into_iter().collect());
+    if let Some(name) = &entry.name {
+        details.set_server_text(name.clone());
+    }
+    details.set_method(method.clone());
+    GatewayError::from_details(details)
+}

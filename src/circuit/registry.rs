@@ -1,0 +1,170 @@
+//! The circuits of the hosts a client talks to: bounded, and free on the healthy path.
+
+use super::layer::Counts;
+use crate::error::GatewayError;
+use crate::health::{EjectionRules, Pool, Ticket, counts_against_health};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+/// A host's key: a 64-bit hash of its scheme, host and port (no copy of the host is made on
+/// the healthy path; two hosts would share a circuit only on a 64-bit collision).
+pub(crate) fn key(url: &reqwest::Url) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    url.scheme().hash(&mut hasher);
+    url.host_str().unwrap_or("").hash(&mut hasher);
+    url.port_or_known_default().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// One host's circuit: an uncapped health pool of one server (the fallback servers' mechanism).
+pub(crate) struct Entry {
+    pub(crate) pool: Pool,
+    /// The host as shown (scheme, host, port; never credentials), when its first counted
+    /// failure named it.
+    pub(crate) name: Option<Box<str>>,
+    /// The failure that counted last, for the open circuit's error.
+    last_cause: Mutex<Option<GatewayError>>,
+}
+
+impl Entry {
+    pub(crate) fn last_cause(&self) -> Option<GatewayError> {
+        self.last_cause
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_last_cause(&self, err: &GatewayError) {
+        *self
+            .last_cause
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(err.clone());
+    }
+}
+
+/// What a request may do.
+pub(crate) enum Verdict {
+    /// No circuit is kept for the host (it never failed): go.
+    Untracked,
+    /// The host's circuit: closed (go), half-open (this request is the probe) or open.
+    Tracked(Arc<Entry>, Ticket),
+}
+
+pub(crate) struct Registry {
+    rules: EjectionRules,
+    max_hosts: usize,
+    counts: Option<Counts>,
+    hosts: RwLock<HashMap<u64, Arc<Entry>>>,
+    /// How many hosts are tracked: while none is, a request looks nothing up.
+    tracked: AtomicUsize,
+}
+
+impl Registry {
+    pub(crate) fn new(rules: EjectionRules, max_hosts: usize, counts: Option<Counts>) -> Self {
+        Registry {
+            rules,
+            max_hosts,
+            counts,
+            hosts: RwLock::new(HashMap::new()),
+            tracked: AtomicUsize::new(0),
+        }
+    }
+
+    fn get(&self, key: u64) -> Option<Arc<Entry>> {
+        if self.tracked.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.hosts
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned()
+    }
+
+    /// The verdict for a request to the host of `key`.
+    pub(crate) fn admit(&self, key: u64) -> Verdict {
+        match self.get(key) {
+            None => Verdict::Untracked,
+            Some(entry) => {
+                let ticket = entry.pool.admit(0);
+                Verdict::Tracked(entry, ticket)
+            }
+        }
+    }
+
+    pub(crate) fn is_open(&self, url: &reqwest::Url) -> bool {
+        self.get(key(url)).is_some_and(|e| e.pool.is_ejected(0))
+    }
+
+    /// Whether `err` counts against its host.
+    pub(crate) fn counts(&self, err: &GatewayError) -> bool {
+        match &self.counts {
+            Some(predicate) => predicate(err),
+            None => counts_against_health(err),
+        }
+    }
+
+    /// The host's entry, made now if there is room (a failure is the first thing to remember).
+    pub(crate) fn entry(
+        &self,
+        key: u64,
+        name: impl FnOnce() -> Option<Box<str>>,
+    ) -> Option<Arc<Entry>> {
+        if let Some(entry) = self.get(key) {
+            return Some(entry);
+        }
+        let mut hosts = self.hosts.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = hosts.get(&key) {
+            return Some(entry.clone());
+        }
+        if hosts.len() >= self.max_hosts {
+            // Hosts with nothing to remember go first.
+            hosts.retain(|_, e| !e.pool.is_idle(0));
+            if hosts.len() >= self.max_hosts {
+                return None;
+            }
+        }
+        let entry = Arc::new(Entry {
+            pool: Pool::uncapped(1, self.rules),
+            name: name(),
+            last_cause: Mutex::new(None),
+        });
+        hosts.insert(key, entry.clone());
+        self.tracked.store(hosts.len(), Ordering::Release);
+        Some(entry)
+    }
+
+    /// How many hosts are tracked now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.tracked.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn only_failing_hosts_are_remembered_and_the_table_is_bounded() {
+        let registry = Registry::new(EjectionRules::default(), 3, None);
+        for i in 0..100 {
+            let url: reqwest::Url = format!("http://h{i}.test/").parse().unwrap();
+            assert!(matches!(registry.admit(key(&url)), Verdict::Untracked));
+        }
+        assert_eq!(registry.len(), 0);
+        for i in 0..10 {
+            let url: reqwest::Url = format!("http://f{i}.test/").parse().unwrap();
+            if let Some(entry) = registry.entry(key(&url), || None) {
+                let ticket = entry.pool.admit(0);
+                entry.pool.failure(0, ticket);
+            }
+        }
+        assert!(registry.len() <= 3);
+        let err = GatewayError::new(ErrorKind::InvalidRequest, "x");
+        assert!(!registry.counts(&err));
+    }
+}
