@@ -68,6 +68,8 @@ pub(crate) struct State {
     /// Sent to a fallback server by the fallback layer, which judges that server's health: a
     /// circuit layer below lets it through.
     pub(crate) health_judged: bool,
+    /// A hedge's backup copy: a fallback layer sends it to the next server.
+    pub(crate) hedge: bool,
 }
 
 impl Request {

@@ -171,7 +171,12 @@ where
     let mut original = Some(request);
     let mut causes: Vec<GatewayError> = Vec::new();
     let pool = &shared.pool;
-    for (i, base) in shared.servers.iter().enumerate() {
+    // A hedge's backup copy starts at the next server, so that it does not queue behind the
+    // slow one.
+    let first = usize::from(original.as_ref().is_some_and(|r| r.state().hedge));
+    let n = shared.servers.len();
+    for i in (0..n).map(|k| (k + first) % n) {
+        let base = &shared.servers[i];
         let ticket = pool.admit(i);
         let admission = ticket.admission;
         if admission == Admission::No {

@@ -46,6 +46,8 @@ pub struct RetryPolicy {
     /// Statuses the user retries (a bit per status code, 100–999).
     pub(crate) retry_statuses: Option<Arc<StatusSet>>,
     pub(crate) retry_on_response: Option<ResponsePredicate>,
+    /// Send one backup copy when no response head came within this long.
+    pub(crate) hedge_after: Option<Duration>,
 }
 
 /// A set of status codes, a bit each.
@@ -82,6 +84,7 @@ impl Default for RetryPolicy {
             retry_request_timeout: true,
             retry_statuses: None,
             retry_on_response: None,
+            hedge_after: None,
         }
     }
 }
@@ -95,6 +98,28 @@ impl RetryPolicy {
     /// Attempts in all, the first included (at least 1).
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Hedging: when an attempt has had no response head for `delay`, one backup copy of the
+    /// request is sent (to the next fallback server when there are several, else to the same
+    /// one) and the first good answer wins; the other is dropped, which closes its connection.
+    ///
+    /// Only for a request the retry rules may send twice (an idempotent method, an
+    /// `Idempotency-Key` or an opt-in) whose body can be copied; never for another. A hedge
+    /// counts as an attempt (the response's [`attempts`](crate::attempts), the spans, the
+    /// attempts allowed) and draws the retry's cost from the [`RetryBudget`] without a refund,
+    /// so a slow outage cannot double the load: once the budget is dry, no more hedges. Off by
+    /// default; with it off, a request costs nothing more.
+    ///
+    /// ```
+    /// use reqwest_resilience::retry::RetryPolicy;
+    /// use std::time::Duration;
+    ///
+    /// let policy = RetryPolicy::default().hedge_after(Duration::from_millis(20));
+    /// ```
+    pub fn hedge_after(mut self, delay: Duration) -> Self {
+        self.hedge_after = Some(delay);
         self
     }
 
@@ -280,6 +305,7 @@ impl fmt::Debug for RetryPolicy {
             .field("custom_predicate", &self.retry_if.is_some())
             .field("retry_statuses", &self.retry_statuses.is_some())
             .field("retry_on_response", &self.retry_on_response.is_some())
+            .field("hedge_after", &self.hedge_after)
             .field("non_idempotent", &self.non_idempotent)
             .field("honor_retry_after", &self.honor_retry_after)
             .field("max_retry_after", &self.max_retry_after)

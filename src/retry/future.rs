@@ -112,7 +112,12 @@ where
             replayable,
             span,
         };
+        // A hedged request runs in the boxed loop from the start: it races two calls.
+        let hedged = ctx.policy.hedge_after.is_some() && ctx.idempotent && ctx.spare.is_some();
         let state = match ready {
+            Poll::Ready(Ok(())) if hedged => State::Rest {
+                future: BoxedFuture::new(ctx.run(Start::Send(request))),
+            },
             Poll::Ready(Ok(())) => {
                 let attempt_span = ctx.attempt_span(1, &request);
                 ctx.tracker.start_attempt(1);
@@ -234,22 +239,106 @@ where
         )
     }
 
-    /// One attempt: waits for the service, sends, and returns the outcome with its span.
+    /// The attempt's call, once the service is ready, running inside its span.
+    async fn start(
+        &mut self,
+        request: Request,
+        span: &Span,
+    ) -> Result<tracing::instrument::Instrumented<S::Future>, GatewayError> {
+        let ready = self.service.ready().instrument(span.clone()).await?;
+        let call = {
+            let _entered = span.enter();
+            ready.call(request)
+        };
+        Ok(call.instrument(span.clone()))
+    }
+
+    /// One attempt (and its hedge, when the policy hedges): waits for the service, sends, and
+    /// returns the outcome with the span of the attempt that gave it and how many attempts
+    /// were made (2 when a hedge was sent).
     async fn send(
         &mut self,
         number: u32,
         request: Request,
-    ) -> (Result<reqwest::Response, GatewayError>, Span) {
+    ) -> (Result<reqwest::Response, GatewayError>, Span, u32) {
         self.tracker.start_attempt(number);
-        let attempt_span = self.attempt_span(number, &request);
-        let service = &mut self.service;
-        let outcome = async move {
-            let ready = service.ready().await?;
-            ready.call(request).await
-        }
-        .instrument(attempt_span.clone())
+        let span = self.attempt_span(number, &request);
+        let first = match self.start(request, &span).await {
+            Ok(call) => call,
+            Err(err) => return (Err(err), span, 1),
+        };
+        let hedge = self
+            .policy
+            .hedge_after
+            .filter(|_| self.idempotent && number < self.policy.max_attempts);
+        let Some(delay) = hedge else {
+            return (first.await, span, 1);
+        };
+        let mut first = std::pin::pin!(first);
+        // The first attempt's answer, if it comes before the hedge's delay.
+        let sleep = tokio::time::sleep(delay);
+        let mut sleep = std::pin::pin!(sleep);
+        let early = std::future::poll_fn(|cx| {
+            if let Poll::Ready(outcome) = first.as_mut().poll(cx) {
+                return Poll::Ready(Some(outcome));
+            }
+            sleep.as_mut().poll(cx).map(|()| None)
+        })
         .await;
-        (outcome, attempt_span)
+        if let Some(outcome) = early {
+            return (outcome, span, 1);
+        }
+        // No head yet: one backup copy, when a copy can be made and the budget pays for it.
+        let copy = self.spare.as_ref().and_then(Request::try_clone);
+        let paid = copy.is_some()
+            && self
+                .policy
+                .budget
+                .as_ref()
+                .is_none_or(|b| b.try_withdraw(b.cost(false)));
+        let Some(mut copy) = copy.filter(|_| paid) else {
+            return (first.await, span, 1);
+        };
+        copy.state_mut().hedge = true;
+        self.tracker.start_attempt(number + 1);
+        let hedge_span = self.attempt_span(number + 1, &copy);
+        tracing::debug!(
+            attempt = number + 1,
+            after_ms = delay.as_millis() as u64,
+            "hedging: no answer yet, a backup copy is sent"
+        );
+        let second = match self.start(copy, &hedge_span).await {
+            Ok(call) => call,
+            Err(_) => return (first.await, span, 1),
+        };
+        let mut second = std::pin::pin!(second);
+        // The first good answer wins; the other call is dropped (its connection closed).
+        let mut failed: [Option<GatewayError>; 2] = [None, None];
+        let (outcome, winner) = std::future::poll_fn(|cx| {
+            for (i, call) in [first.as_mut(), second.as_mut()].into_iter().enumerate() {
+                if failed[i].is_some() {
+                    continue;
+                }
+                if let Poll::Ready(outcome) = call.poll(cx) {
+                    match outcome {
+                        Ok(response) => return Poll::Ready((Ok(response), i)),
+                        Err(err) => failed[i] = Some(err),
+                    }
+                }
+            }
+            if failed.iter().all(Option::is_some) {
+                // Both failed: the hedge's error, the later of the two.
+                let err = failed[1].take().or_else(|| failed[0].take());
+                return Poll::Ready((
+                    Err(err.unwrap_or_else(|| GatewayError::new(ErrorKind::Other, "no outcome"))),
+                    1,
+                ));
+            }
+            Poll::Pending
+        })
+        .await;
+        let span = if winner == 0 { span } else { hedge_span };
+        (outcome, span, 2)
     }
 
     /// The loop from `start` to the end of the logical request.
@@ -261,7 +350,11 @@ where
         async move {
             let mut attempt: u32 = 1;
             let (mut outcome, mut attempt_span) = match start {
-                Start::Send(request) => self.send(1, request).await,
+                Start::Send(request) => {
+                    let (outcome, span, used) = self.send(1, request).await;
+                    attempt += used - 1;
+                    (outcome, span)
+                }
                 Start::Judge(outcome, span) => (outcome, span),
             };
             let mut previous_delay = Duration::ZERO;
@@ -363,7 +456,9 @@ where
                 previous_delay = delay;
                 tokio::time::sleep(delay).await;
                 attempt += 1;
-                (outcome, attempt_span) = self.send(attempt, next).await;
+                let used;
+                (outcome, attempt_span, used) = self.send(attempt, next).await;
+                attempt += used - 1;
             }
         }
         .instrument(span)

@@ -39,6 +39,16 @@
 //! 6. the pause ends before the deadline, if one is set;
 //! 7. the [`RetryBudget`] has tokens.
 //!
+//! # Hedging
+//!
+//! With [`hedge_after`](RetryPolicy::hedge_after), an attempt that has had no response head for
+//! the delay gets one backup copy (to the next fallback server when there are several); the
+//! first good answer wins and the other call is dropped, closing its connection. Only requests
+//! the rules above may send twice (3.) with a body that can be copied (4.) are hedged; a hedge
+//! is an attempt (it counts against the attempts allowed and in the response's attempt count)
+//! and pays the retry's cost from the budget (7.) with no refund. The delay is fixed: a delay
+//! from a percentile of the host's recent latencies is not offered yet.
+//!
 //! # Tracing
 //!
 //! Each logical request is an `INFO` span `request`, each attempt a child span `attempt` with
