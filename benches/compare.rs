@@ -25,9 +25,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const CLIENTS: [&str; 6] = [
+const CLIENTS: [&str; 7] = [
     "raw",
     "raw (A/A)",
+    // This crate with hedging after 20 ms: run in S1 (its healthy-path cost) and S5 only.
+    "reqwest-resilience hedged",
     "reqwest-resilience",
     "reqwest retry",
     "middleware+retry",
@@ -44,6 +46,10 @@ enum Scenario {
     Flaky,
     Outage,
     Failover,
+    /// S5: the first attempt of 5% of the requests waits 200 ms.
+    Tail,
+    /// S6: requests alternate between a healthy host and one that always answers 502.
+    OneHostDown,
 }
 
 impl Scenario {
@@ -55,6 +61,8 @@ impl Scenario {
             Scenario::Flaky => "S2 flaky 30%",
             Scenario::Outage => "S3 outage",
             Scenario::Failover => "S4 failover",
+            Scenario::Tail => "S5 tail",
+            Scenario::OneHostDown => "S6 one host down",
         }
     }
     fn key(self) -> &'static str {
@@ -65,6 +73,8 @@ impl Scenario {
             Scenario::Flaky => "flaky",
             Scenario::Outage => "outage",
             Scenario::Failover => "failover",
+            Scenario::Tail => "tail",
+            Scenario::OneHostDown => "onedown",
         }
     }
     fn from_key(s: &str) -> Scenario {
@@ -74,6 +84,8 @@ impl Scenario {
             "healthy256" => Scenario::Healthy256,
             "flaky" => Scenario::Flaky,
             "outage" => Scenario::Outage,
+            "tail" => Scenario::Tail,
+            "onedown" => Scenario::OneHostDown,
             _ => Scenario::Failover,
         }
     }
@@ -81,7 +93,7 @@ impl Scenario {
         let n = match self {
             Scenario::Healthy | Scenario::Healthy256 => 20_000,
             Scenario::Healthy1 | Scenario::Flaky => 5_000,
-            Scenario::Outage | Scenario::Failover => 2_000,
+            Scenario::Outage | Scenario::Failover | Scenario::Tail | Scenario::OneHostDown => 2_000,
         };
         if quick { n / 5 } else { n }
     }
@@ -153,7 +165,17 @@ fn process_cpu_ns() -> u64 {
 struct ServerState {
     attempts: AtomicU64,
     seen: Mutex<HashMap<u64, u32>>,
+    /// The dead host of S6: every request gets a 502.
+    dead: bool,
+    /// Attempts for the second half of a run's ids (S6's "late" phase), from `late_from` on.
+    late_attempts: AtomicU64,
+    late_from: AtomicU64,
+    /// Attempts for S6's second phase (ids from `PHASE2`), counted apart.
+    phase2_attempts: AtomicU64,
 }
+
+/// The first id of S6's second phase: requests to the dead host only.
+const PHASE2: u64 = 1_000_000;
 
 fn start_server(state: Arc<ServerState>, cpu: Option<usize>) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -177,7 +199,13 @@ fn start_server(state: Arc<ServerState>, cpu: Option<usize>) -> String {
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let state = state.clone();
-                        async move { Ok::<_, Infallible>(answer(&state, req.uri())) }
+                        async move {
+                            let (response, wait) = answer(&state, req.uri());
+                            if let Some(wait) = wait {
+                                tokio::time::sleep(wait).await;
+                            }
+                            Ok::<_, Infallible>(response)
+                        }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -189,17 +217,38 @@ fn start_server(state: Arc<ServerState>, cpu: Option<usize>) -> String {
     rx.recv().unwrap()
 }
 
-fn answer(state: &ServerState, uri: &hyper::Uri) -> hyper::Response<Full<Bytes>> {
-    if uri.path() != "/warmup" {
-        state.attempts.fetch_add(1, Ordering::Relaxed);
-    }
+/// The answer, and how long to wait before sending it.
+fn answer(
+    state: &ServerState,
+    uri: &hyper::Uri,
+) -> (hyper::Response<Full<Bytes>>, Option<Duration>) {
     let id: u64 = uri
         .query()
         .and_then(|q| q.strip_prefix("id="))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    if id >= PHASE2 {
+        state.phase2_attempts.fetch_add(1, Ordering::Relaxed);
+    } else if uri.path() != "/warmup" {
+        state.attempts.fetch_add(1, Ordering::Relaxed);
+        if id >= state.late_from.load(Ordering::Relaxed) {
+            state.late_attempts.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let mut wait = None;
     let fail = match uri.path() {
+        _ if state.dead => true,
         "/down" => true,
+        "/tail" => {
+            // The first attempt of 5% of logical requests (by id) waits 200 ms.
+            let mut seen = state.seen.lock().unwrap();
+            let n = seen.entry(id).or_insert(0);
+            *n += 1;
+            if id % 20 == 0 && *n == 1 {
+                wait = Some(Duration::from_millis(200));
+            }
+            false
+        }
         "/flaky" => {
             // Exactly 30% of logical requests (by id) fail their first attempt only.
             let mut seen = state.seen.lock().unwrap();
@@ -217,10 +266,11 @@ fn answer(state: &ServerState, uri: &hyper::Uri) -> hyper::Response<Full<Bytes>>
     } else {
         (200, Bytes::from_static(&[b'x'; 64]))
     };
-    hyper::Response::builder()
+    let response = hyper::Response::builder()
         .status(status)
         .body(Full::new(body))
-        .unwrap()
+        .unwrap();
+    (response, wait)
 }
 
 // ----- a client run (child process) ------------------------------------------------------------
@@ -233,6 +283,11 @@ struct RunResult {
     p99: Duration,
     rss_kb: u64,
     cpu_ns: u64,
+    p999: Duration,
+    cpu_late_ns: u64,
+    healthy_ok: usize,
+    /// S6's second phase: CPU per request to the dead host alone.
+    cpu_dead_ns: u64,
 }
 
 fn peak_rss_kb() -> u64 {
@@ -265,7 +320,7 @@ macro_rules! sends_gets {
     }};
 }
 
-fn client_for(name: &str, fallback: Option<String>) -> Send {
+fn client_for(name: &str, scenario: Scenario, fallback: Option<String>) -> Send {
     use reqwest_resilience::retry::{ExponentialBackoff, RetryPolicy};
     let reqwest = || reqwest::Client::builder().no_proxy().build().unwrap();
     async fn done<E>(outcome: Result<reqwest::Response, E>) -> bool {
@@ -279,16 +334,23 @@ fn client_for(name: &str, fallback: Option<String>) -> Send {
             let c = reqwest();
             sends_gets!(c)
         }
-        "reqwest-resilience" => {
-            let policy = RetryPolicy::default().backoff(ExponentialBackoff::new(Duration::ZERO));
+        "reqwest-resilience" | "reqwest-resilience hedged" => {
+            let mut policy =
+                RetryPolicy::default().backoff(ExponentialBackoff::new(Duration::ZERO));
+            if name.ends_with("hedged") {
+                policy = policy.hedge_after(Duration::from_millis(20));
+            }
             if let Some(fallback) = fallback {
                 return failover_stack(policy, reqwest(), fallback);
             }
-            let c = reqwest_resilience::Client::builder()
+            let mut builder = reqwest_resilience::Client::builder()
                 .reqwest_client(reqwest())
-                .retry(policy)
-                .build()
-                .unwrap();
+                .retry(policy);
+            if scenario == Scenario::OneHostDown {
+                // One client for both hosts: the dead one's circuit opens, the healthy one's not.
+                builder = builder.circuit_breaker(reqwest_resilience::circuit::CircuitLayer::new());
+            }
+            let c = builder.build().unwrap();
             sends_gets!(c)
         }
         "reqwest retry" => {
@@ -425,7 +487,12 @@ impl tower::retry::Policy<reqwest::Request, reqwest::Response, reqwest::Error> f
 fn child(args: &[String]) {
     let (client, scenario, base) = (&args[0], Scenario::from_key(&args[1]), args[2].clone());
     let n: usize = args[3].parse().unwrap();
-    let fallback = args.get(5).cloned();
+    // S4: the fallback servers; S6: the dead host's base URL.
+    let extra = args.get(5).cloned();
+    let (fallback, dead) = match scenario {
+        Scenario::OneHostDown => (None, extra),
+        _ => (extra, None),
+    };
     // "-" for the shared-cores layout, else the CPUs the client may use.
     let pinned: Option<Vec<usize>> =
         (args[4] != "-").then(|| args[4].split(',').filter_map(|c| c.parse().ok()).collect());
@@ -443,11 +510,13 @@ fn child(args: &[String]) {
     }
     let rt = builder.enable_all().build().unwrap();
     let concurrency = scenario.concurrency();
-    let send = client_for(client, fallback);
+    let send = client_for(client, scenario, fallback);
     let path = match scenario {
         Scenario::Healthy | Scenario::Healthy1 | Scenario::Healthy256 | Scenario::Failover => "/ok",
         Scenario::Flaky => "/flaky",
         Scenario::Outage => "/down",
+        Scenario::Tail => "/tail",
+        Scenario::OneHostDown => "/ok",
     };
     let result = rt.block_on(async move {
         // Warm the process (threads, allocator, CPU) with a throwaway raw client on a path the
@@ -473,26 +542,42 @@ fn child(args: &[String]) {
         let next = Arc::new(AtomicUsize::new(0));
         let ok = Arc::new(AtomicUsize::new(0));
         let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
+        // S6: successes on the healthy host, and the CPU time when the second half starts.
+        let healthy_ok = Arc::new(AtomicUsize::new(0));
+        let cpu_mid = Arc::new(AtomicU64::new(0));
         let cpu_before = process_cpu_ns();
         let started = Instant::now();
         let mut workers = Vec::new();
         for _ in 0..concurrency {
-            let (next, ok, latencies, send, base) = (
+            let (next, ok, latencies, send, base, dead) = (
                 next.clone(),
                 ok.clone(),
                 latencies.clone(),
                 send.clone(),
                 base.clone(),
+                dead.clone(),
             );
+            let (healthy_ok, cpu_mid) = (healthy_ok.clone(), cpu_mid.clone());
             workers.push(tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= n {
                         return;
                     }
+                    if i == n / 2 {
+                        cpu_mid.store(process_cpu_ns(), Ordering::Relaxed);
+                    }
+                    // S6: odd requests go to the dead host.
+                    let host = match &dead {
+                        Some(dead) if i % 2 == 1 => dead,
+                        _ => &base,
+                    };
                     let t = Instant::now();
-                    if send(format!("{base}{path}?id={i}")).await {
+                    if send(format!("{host}{path}?id={i}")).await {
                         ok.fetch_add(1, Ordering::Relaxed);
+                        if dead.is_some() && i % 2 == 0 {
+                            healthy_ok.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     latencies.lock().unwrap().push(t.elapsed());
                 }
@@ -502,7 +587,34 @@ fn child(args: &[String]) {
             w.await.unwrap();
         }
         let elapsed = started.elapsed();
-        let cpu_ns = process_cpu_ns() - cpu_before;
+        let cpu_end = process_cpu_ns();
+        let cpu_ns = cpu_end - cpu_before;
+        let cpu_late_ns = cpu_end.saturating_sub(cpu_mid.load(Ordering::Relaxed));
+        // S6, second phase: requests to the dead host only, its circuit (if any) now open:
+        // what a request to a host known to be down costs.
+        let mut cpu_dead_ns = 0;
+        if let Some(dead) = &dead {
+            let phase2 = (n / 2) as u64;
+            let next = Arc::new(AtomicU64::new(PHASE2));
+            let before = process_cpu_ns();
+            let mut workers = Vec::new();
+            for _ in 0..concurrency {
+                let (next, send, dead) = (next.clone(), send.clone(), dead.clone());
+                workers.push(tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= PHASE2 + phase2 {
+                            return;
+                        }
+                        let _ = send(format!("{dead}{path}?id={i}")).await;
+                    }
+                }));
+            }
+            for w in workers {
+                w.await.unwrap();
+            }
+            cpu_dead_ns = (process_cpu_ns() - before) / phase2.max(1);
+        }
         let mut l = latencies.lock().unwrap().clone();
         l.sort();
         let pick = |q: f64| l[((l.len() as f64 * q) as usize).min(l.len() - 1)];
@@ -512,13 +624,17 @@ fn child(args: &[String]) {
             elapsed,
             p50: pick(0.50),
             p99: pick(0.99),
+            p999: pick(0.999),
             rss_kb: peak_rss_kb(),
             cpu_ns,
+            cpu_late_ns,
+            healthy_ok: healthy_ok.load(Ordering::Relaxed),
+            cpu_dead_ns,
         }
     });
     let primary = PRIMARY.get_or_init(PrimaryCount::default);
     println!(
-        "RESULT {} {} {} {} {} {} {} {} {}",
+        "RESULT {} {} {} {} {} {} {} {} {} {} {} {} {}",
         result.ok,
         result.total,
         result.elapsed.as_micros(),
@@ -528,6 +644,10 @@ fn child(args: &[String]) {
         primary.total.load(Ordering::Relaxed),
         primary.after_ejection.load(Ordering::Relaxed),
         result.cpu_ns,
+        result.p999.as_micros(),
+        result.cpu_late_ns,
+        result.healthy_ok,
+        result.cpu_dead_ns,
     );
 }
 
@@ -547,6 +667,17 @@ struct Sample {
     cpu_us: f64,
     cpu_per_attempt_us: f64,
     round: usize,
+    p999_ms: f64,
+    /// S6: the share of the healthy host's requests that succeeded.
+    healthy_success: f64,
+    /// S6: attempts the dead host received per request sent to it, in all and in the second
+    /// half.
+    dead_amplification: f64,
+    late_dead_amplification: f64,
+    /// S6's second phase: client CPU per request to the dead host alone, and the attempts it
+    /// received per request.
+    dead_only_us: f64,
+    dead_only_attempts: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -584,10 +715,20 @@ fn main() {
         "http://{}",
         start_server(state.clone(), layout.as_ref().map(|(s, _)| *s))
     );
+    // S4's dead primary: a port nobody listens on (connections refused).
     let dead = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
+    // S6's dead host: a server that answers every request with a 502, counting them.
+    let down_state = Arc::new(ServerState {
+        dead: true,
+        ..ServerState::default()
+    });
+    let down = format!(
+        "http://{}",
+        start_server(down_state.clone(), layout.as_ref().map(|(s, _)| *s))
+    );
     let exe = std::env::current_exe().unwrap();
     let scenarios = [
         Scenario::Healthy,
@@ -596,21 +737,45 @@ fn main() {
         Scenario::Flaky,
         Scenario::Outage,
         Scenario::Failover,
+        Scenario::Tail,
+        Scenario::OneHostDown,
     ];
+    // `-- --only <key>`: one scenario (healthy, healthy1, healthy256, flaky, outage, failover,
+    // tail, onedown) and S1 beside it, which S6's estimate needs.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|at| args.get(at + 1))
+        .map(|key| Scenario::from_key(key));
     let mut samples: HashMap<(&str, &str), Vec<Sample>> = HashMap::new();
     for round in 0..rounds {
         for scenario in scenarios {
+            if only.is_some_and(|o| o != scenario && scenario != Scenario::Healthy) {
+                continue;
+            }
             // Rotate the order each round so no client always runs first.
             for k in 0..CLIENTS.len() {
                 let client = CLIENTS[(k + round) % CLIENTS.len()];
                 if scenario == Scenario::Failover && client != "reqwest-resilience" {
                     continue;
                 }
-                state.attempts.store(0, Ordering::Relaxed);
-                state.seen.lock().unwrap().clear();
+                // The hedging client: its healthy-path cost (S1) and the tail (S5).
+                if client.ends_with("hedged")
+                    && !matches!(scenario, Scenario::Healthy | Scenario::Tail)
+                {
+                    continue;
+                }
                 let n = scenario.requests(quick);
+                for s in [&state, &down_state] {
+                    s.attempts.store(0, Ordering::Relaxed);
+                    s.late_attempts.store(0, Ordering::Relaxed);
+                    s.late_from.store(n as u64 / 2, Ordering::Relaxed);
+                    s.phase2_attempts.store(0, Ordering::Relaxed);
+                    s.seen.lock().unwrap().clear();
+                }
                 let (target, fallback) = match scenario {
                     Scenario::Failover => (dead.clone(), Some(format!("{dead} {base}"))),
+                    Scenario::OneHostDown => (base.clone(), Some(down.clone())),
                     _ => (base.clone(), None),
                 };
                 let mut cmd = Command::new(&exe);
@@ -640,8 +805,20 @@ fn main() {
                     .skip(1)
                     .map(|v| v.parse().unwrap())
                     .collect();
-                let attempts = state.attempts.load(Ordering::Relaxed) as f64;
+                let attempts = (state.attempts.load(Ordering::Relaxed)
+                    + down_state.attempts.load(Ordering::Relaxed))
+                    as f64;
+                let half = (n / 2) as f64;
                 let sample = Sample {
+                    dead_only_us: f[12] / 1e3,
+                    dead_only_attempts: down_state.phase2_attempts.load(Ordering::Relaxed) as f64
+                        / half,
+                    p999_ms: f[9] / 1e3,
+                    healthy_success: f[11] / half,
+                    dead_amplification: down_state.attempts.load(Ordering::Relaxed) as f64 / half,
+                    late_dead_amplification: down_state.late_attempts.load(Ordering::Relaxed)
+                        as f64
+                        / (half / 2.0),
                     success: f[0] / f[1],
                     throughput: f[1] / (f[2] / 1e6),
                     p50_ms: f[3] / 1e3,
@@ -692,6 +869,9 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for scenario in scenarios {
+        if matches!(scenario, Scenario::Tail | Scenario::OneHostDown) {
+            continue;
+        }
         let raw = samples.get(&(scenario.name(), "raw"));
         // The ratio to raw reqwest within each round, then the median over rounds.
         let per_round = |s: &[Sample], f: fn(&Sample) -> f64| -> Option<f64> {
@@ -732,5 +912,73 @@ fn main() {
                 m(|x| x.rss_mb),
             );
         }
+    }
+
+    // S5: the tail, with and without hedging.
+    println!(
+        "\n{}: 2,000 GETs at concurrency 32; the first attempt of 5% of them waits 200 ms.\n",
+        Scenario::Tail.name()
+    );
+    println!(
+        "| client | amplification | p50 ms | p99 ms | p99.9 ms | client CPU µs/req | CPU vs raw |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let raw_tail = samples.get(&(Scenario::Tail.name(), "raw"));
+    for client in CLIENTS {
+        let Some(s) = samples.get(&(Scenario::Tail.name(), client)) else {
+            continue;
+        };
+        let m = |f: fn(&Sample) -> f64| median(s.iter().map(f).collect());
+        let vs_raw = raw_tail.map_or(f64::NAN, |raw| {
+            median(
+                s.iter()
+                    .filter_map(|x| {
+                        let r = raw.iter().find(|r| r.round == x.round)?;
+                        Some(x.cpu_us / r.cpu_us)
+                    })
+                    .collect(),
+            )
+        });
+        println!(
+            "| {client} | {:.3} | {:.2} | {:.2} | {:.2} | {:.1} | {vs_raw:.3} |",
+            m(|x| x.amplification),
+            m(|x| x.p50_ms),
+            m(|x| x.p99_ms),
+            m(|x| x.p999_ms),
+            m(|x| x.cpu_us),
+        );
+    }
+    // S6: one client, two hosts, one of them down.
+    println!(
+        "\n{}: 2,000 GETs at concurrency 32 from one client, alternating between a healthy host and one that answers every request with a 502 (this crate with its circuit on); \"late\": the second half of the run. Then 1,000 more GETs to the dead host alone: what a request to a host known to be down costs.\n",
+        Scenario::OneHostDown.name()
+    );
+    println!(
+        "| client | healthy-host success | dead-host attempts per request | late | client CPU µs/req | dead host alone: attempts per request | its CPU µs/req | vs a healthy request (S1) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for client in CLIENTS {
+        let Some(s) = samples.get(&(Scenario::OneHostDown.name(), client)) else {
+            continue;
+        };
+        let healthy = samples.get(&(Scenario::Healthy.name(), client));
+        let m = |f: fn(&Sample) -> f64| median(s.iter().map(f).collect());
+        let dead_ratio = median(
+            s.iter()
+                .filter_map(|x| {
+                    let h = healthy?.iter().find(|r| r.round == x.round)?.cpu_us;
+                    Some(x.dead_only_us / h)
+                })
+                .collect(),
+        );
+        println!(
+            "| {client} | {:.2}% | {:.3} | {:.3} | {:.1} | {:.3} | {:.1} | {dead_ratio:.2} |",
+            m(|x| x.healthy_success) * 100.0,
+            m(|x| x.dead_amplification),
+            m(|x| x.late_dead_amplification),
+            m(|x| x.cpu_us),
+            m(|x| x.dead_only_attempts),
+            m(|x| x.dead_only_us),
+        );
     }
 }

@@ -305,19 +305,17 @@ fn host_of(server: &str) -> &str {
 /// `Display` ends with the last cause.
 fn open_error(entry: &Entry, method: &reqwest::Method) -> GatewayError {
     let last = entry.last_cause();
-    let since = entry
-        .pool
-        .ejected_since(0)
-        .map(|at| format!(" for {:.1?}", at.elapsed()))
-        .unwrap_or_default();
     let host = entry.name.as_deref().unwrap_or("this host");
-    let mut details = Details::new(
-        ErrorKind::CircuitOpen,
-        Origin::Local,
-        format!("the circuit of {host} is open{since}: not sent").into(),
-    )
-    .with_request_unsent(true)
-    .with_causes(last.into_iter().collect());
+    let message = match entry.pool.ejected_since(0) {
+        Some(at) => format!(
+            "the circuit of {host} is open for {:.1?}: not sent",
+            at.elapsed()
+        ),
+        None => format!("the circuit of {host} is half-open, its probe in flight: not sent"),
+    };
+    let mut details = Details::new(ErrorKind::CircuitOpen, Origin::Local, message.into())
+        .with_request_unsent(true)
+        .with_causes(last.into_iter().collect());
     if let Some(name) = &entry.name {
         details.set_server_text(name.clone());
     }

@@ -204,6 +204,15 @@ where
                     record_attempts(&mut response, ctx.tracker.attempts());
                     return Poll::Ready(Ok(response));
                 }
+                // A failure this policy never retries (an invalid request, an open circuit, a
+                // 502.7…): ended here too, without moving into the loop.
+                Err(mut err) if !ctx.policy.retries_cause(&err) => {
+                    attempt_span.record("http.response.status_code", err.status().as_u16());
+                    attempt_span.record("error.type", err.kind().name());
+                    err.details_mut().set_attempts(ctx.tracker.attempts());
+                    ctx.span.record("attempts", 1);
+                    return Poll::Ready(Err(err));
+                }
                 outcome => {
                     let future = BoxedFuture::new(ctx.run(Start::Judge(outcome, attempt_span)));
                     state.set(State::Rest { future });
