@@ -659,3 +659,79 @@ async fn a_transport_future_polled_after_it_ended_says_so() {
     let again = poll_again(future).await.unwrap_err();
     assert_eq!(again.kind(), ErrorKind::Other, "{again}");
 }
+
+/// A service whose n-th call (from 1) waits `delays[n-1]` and then fails or succeeds.
+fn timed(
+    calls: Arc<AtomicU32>,
+    script: &'static [(u64, bool)],
+) -> impl tower::Service<
+    reqwest_resilience::Request,
+    Response = reqwest::Response,
+    Error = GatewayError,
+    Future = impl std::future::Future<Output = Result<reqwest::Response, GatewayError>> + Send,
+> + Clone
++ Send
++ 'static {
+    service_fn(move |_req: reqwest_resilience::Request| {
+        let n = calls.fetch_add(1, Ordering::SeqCst) as usize;
+        let (delay_ms, ok) = script.get(n).copied().unwrap_or((0, true));
+        async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            if ok {
+                Ok(ok_response())
+            } else {
+                Err(GatewayError::new(ErrorKind::BadGateway, "down"))
+            }
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_hedge_leaves_the_first_call_to_answer() {
+    let calls = Arc::new(AtomicU32::new(0));
+    // The first call answers after 1 s; the hedge (sent at 50 ms) fails at once.
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(
+            fast().hedge_after(Duration::from_millis(50)),
+        ))
+        .service(timed(calls.clone(), &[(1000, true), (0, false)]));
+    let started = Instant::now();
+    let response = svc.oneshot(get("http://a.test/")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_both_the_call_and_its_hedge_fail_the_retry_goes_on() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(
+            fast()
+                .max_attempts(3)
+                .hedge_after(Duration::from_millis(50)),
+        ))
+        .service(timed(calls.clone(), &[(100, false), (0, false), (0, true)]));
+    let response = svc.oneshot(get("http://a.test/")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    // Two attempts in the first round (the call and its hedge), then the retry.
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_wins_and_counts_as_an_attempt() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(
+            fast().hedge_after(Duration::from_millis(50)),
+        ))
+        .service(timed(calls.clone(), &[(10_000, true), (5, true)]));
+    let started = Instant::now();
+    svc.oneshot(get("http://a.test/")).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}

@@ -18,6 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::time::Sleep;
 use tower::ServiceExt;
 use tower_service::Service;
 use tracing::{Instrument, Span};
@@ -50,16 +51,32 @@ pin_project_lite::pin_project! {
 pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<S, F> {
-        // The first attempt, sent.
+        // The first attempt, sent; and, when the policy hedges, its timer and its backup copy.
         First {
             #[pin]
             call: F,
+            #[pin]
+            hedge_timer: Option<Sleep>,
+            #[pin]
+            hedge_call: Option<F>,
             attempt_span: Span,
+            hedge_span: Span,
+            // The error of whichever of the two calls failed first, while the other runs.
+            failed: Option<(GatewayError, Which)>,
             ctx: Option<Loop<S>>,
         },
         // The rest of the loop (or the whole loop, when the service was not ready at once).
         Rest { future: BoxedFuture },
+        // Ended in place (the first attempt's calls dropped: a losing one's connection closed).
+        Done { ended: () },
     }
+}
+
+/// One of the first attempt's two calls.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Which {
+    First,
+    Hedge,
 }
 
 impl<S, F> std::fmt::Debug for ResponseFuture<S, F> {
@@ -112,12 +129,13 @@ where
             replayable,
             span,
         };
-        // A hedged request runs in the boxed loop from the start: it races two calls.
-        let hedged = ctx.policy.hedge_after.is_some() && ctx.idempotent && ctx.spare.is_some();
+        // A hedged first attempt arms its timer (a hedge needs a copy and a second attempt).
+        let hedge_timer = ctx
+            .policy
+            .hedge_after
+            .filter(|_| ctx.idempotent && ctx.spare.is_some() && ctx.policy.max_attempts > 1)
+            .map(tokio::time::sleep);
         let state = match ready {
-            Poll::Ready(Ok(())) if hedged => State::Rest {
-                future: BoxedFuture::new(ctx.run(Start::Send(request))),
-            },
             Poll::Ready(Ok(())) => {
                 let attempt_span = ctx.attempt_span(1, &request);
                 ctx.tracker.start_attempt(1);
@@ -128,7 +146,11 @@ where
                 };
                 State::First {
                     call,
+                    hedge_timer,
+                    hedge_call: None,
                     attempt_span,
+                    hedge_span: Span::none(),
+                    failed: None,
                     ctx: Some(ctx),
                 }
             }
@@ -137,7 +159,7 @@ where
                 let attempt_span = ctx.attempt_span(1, &request);
                 ctx.tracker.start_attempt(1);
                 State::Rest {
-                    future: BoxedFuture::new(ctx.run(Start::Judge(Err(err), attempt_span))),
+                    future: BoxedFuture::new(ctx.run(Start::Judge(Err(err), attempt_span, 1))),
                 }
             }
             Poll::Pending => State::Rest {
@@ -148,49 +170,109 @@ where
     }
 }
 
-impl<S, F> Future for ResponseFuture<S, F>
+impl<S> Future for ResponseFuture<S, S::Future>
 where
     S: Service<Request, Response = reqwest::Response, Error = GatewayError> + Send + 'static,
     S::Future: Send + 'static,
-    F: Future<Output = Result<reqwest::Response, GatewayError>>,
 {
     type Output = Result<reqwest::Response, GatewayError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             let mut state = self.as_mut().project().state;
-            let (outcome, attempt_span, ctx) = match state.as_mut().project() {
+            let (outcome, attempt_span, ctx, attempts_made) = match state.as_mut().project() {
                 StateProj::Rest { future } => return Pin::new(future).poll(cx),
+                StateProj::Done { .. } => {
+                    return Poll::Ready(Err(GatewayError::new(
+                        ErrorKind::Other,
+                        "the retry future was polled after it ended",
+                    )));
+                }
                 StateProj::First {
-                    call,
+                    mut call,
+                    mut hedge_timer,
+                    mut hedge_call,
                     attempt_span,
+                    hedge_span,
+                    failed,
                     ctx,
                 } => {
                     // The context is taken when the first attempt ends: polled again after
                     // that, the future says so instead of polling a finished call.
-                    let Some(loop_ctx) = ctx.as_ref() else {
+                    let Some(loop_ctx) = ctx.as_mut() else {
                         return Poll::Ready(Err(GatewayError::new(
                             ErrorKind::Other,
                             "the retry future was polled after it ended",
                         )));
                     };
-                    let outcome = {
-                        let _request = loop_ctx.span.enter();
-                        let _attempt = attempt_span.enter();
-                        match call.poll(cx) {
-                            Poll::Ready(outcome) => outcome,
-                            Poll::Pending => return Poll::Pending,
+                    let _request = loop_ctx.span.clone().entered();
+                    let (outcome, which) = loop {
+                        let first_failed = matches!(failed, Some((_, Which::First)));
+                        if !first_failed {
+                            let _attempt = attempt_span.enter();
+                            if let Poll::Ready(outcome) = call.as_mut().poll(cx) {
+                                match outcome {
+                                    Err(err) if hedge_call.is_some() && failed.is_none() => {
+                                        *failed = Some((err, Which::First));
+                                    }
+                                    outcome => break (outcome, Which::First),
+                                }
+                            }
+                        }
+                        let hedge_failed = matches!(failed, Some((_, Which::Hedge)));
+                        if let (Some(hedge), false) =
+                            (hedge_call.as_mut().as_pin_mut(), hedge_failed)
+                        {
+                            let _attempt = hedge_span.enter();
+                            if let Poll::Ready(outcome) = hedge.poll(cx) {
+                                match outcome {
+                                    Err(err) if failed.is_none() => {
+                                        *failed = Some((err, Which::Hedge));
+                                    }
+                                    outcome => break (outcome, Which::Hedge),
+                                }
+                            }
+                        }
+                        // No answer yet: when the hedge's delay is over, one backup copy.
+                        let due = hedge_timer
+                            .as_mut()
+                            .as_pin_mut()
+                            .is_some_and(|timer| timer.poll(cx).is_ready());
+                        if !due {
+                            return Poll::Pending;
+                        }
+                        hedge_timer.set(None);
+                        match loop_ctx.start_hedge() {
+                            Some((hedge, span)) => {
+                                *hedge_span = span;
+                                hedge_call.set(Some(hedge));
+                            }
+                            None => return Poll::Pending,
                         }
                     };
+                    // Both failed: the later error; one succeeded: its answer.
+                    let outcome = match (outcome, failed.take()) {
+                        (Err(later), Some(_)) => Err(later),
+                        (outcome, _) => outcome,
+                    };
+                    let attempts_made = if hedge_call.is_some() { 2 } else { 1 };
+                    let span = match which {
+                        Which::First => std::mem::replace(attempt_span, Span::none()),
+                        Which::Hedge => std::mem::replace(hedge_span, Span::none()),
+                    };
+                    drop(_request);
                     let Some(ctx) = ctx.take() else {
                         return Poll::Ready(Err(GatewayError::new(
                             ErrorKind::Other,
                             "the retry future was polled after it ended",
                         )));
                     };
-                    (outcome, std::mem::replace(attempt_span, Span::none()), ctx)
+                    (outcome, span, ctx, attempts_made)
                 }
             };
+            // The first attempt's calls are dropped now: a losing hedge (or first call) has
+            // its connection closed.
+            state.set(State::Done { ended: () });
             match outcome {
                 // The healthy path: done without leaving this future.
                 Ok(mut response)
@@ -200,7 +282,7 @@ where
                 {
                     attempt_span.record("http.response.status_code", response.status().as_u16());
                     ctx.policy.settle(0);
-                    ctx.span.record("attempts", 1);
+                    ctx.span.record("attempts", attempts_made);
                     record_attempts(&mut response, ctx.tracker.attempts());
                     return Poll::Ready(Ok(response));
                 }
@@ -210,11 +292,15 @@ where
                     attempt_span.record("http.response.status_code", err.status().as_u16());
                     attempt_span.record("error.type", err.kind().name());
                     err.details_mut().set_attempts(ctx.tracker.attempts());
-                    ctx.span.record("attempts", 1);
+                    ctx.span.record("attempts", attempts_made);
                     return Poll::Ready(Err(err));
                 }
                 outcome => {
-                    let future = BoxedFuture::new(ctx.run(Start::Judge(outcome, attempt_span)));
+                    let future = BoxedFuture::new(ctx.run(Start::Judge(
+                        outcome,
+                        attempt_span,
+                        attempts_made,
+                    )));
                     state.set(State::Rest { future });
                 }
             }
@@ -227,7 +313,8 @@ where
 #[allow(clippy::large_enum_variant)]
 enum Start {
     Send(Request),
-    Judge(Result<reqwest::Response, GatewayError>, Span),
+    /// The outcome, its attempt's span, and the attempts made (2 when a hedge went out).
+    Judge(Result<reqwest::Response, GatewayError>, Span, u32),
 }
 
 impl<S> Loop<S>
@@ -246,6 +333,32 @@ where
             http.response.status_code = tracing::field::Empty,
             error.type = tracing::field::Empty,
         )
+    }
+
+    /// The first attempt's backup copy, sent now: when a copy can be made, the service is
+    /// ready at once and the budget pays for it.
+    fn start_hedge(&mut self) -> Option<(S::Future, Span)> {
+        let mut copy = self.spare.as_ref().and_then(Request::try_clone)?;
+        let ready = self
+            .service
+            .poll_ready(&mut Context::from_waker(std::task::Waker::noop()));
+        if !matches!(ready, Poll::Ready(Ok(()))) {
+            return None;
+        }
+        if let Some(budget) = &self.policy.budget {
+            if !budget.try_withdraw(budget.cost(false)) {
+                return None;
+            }
+        }
+        copy.state_mut().hedge = true;
+        self.tracker.start_attempt(2);
+        let span = self.attempt_span(2, &copy);
+        tracing::debug!(attempt = 2, "hedging: no answer yet, a backup copy is sent");
+        let call = {
+            let _entered = span.enter();
+            self.service.call(copy)
+        };
+        Some((call, span))
     }
 
     /// The attempt's call, once the service is ready, running inside its span.
@@ -364,7 +477,10 @@ where
                     attempt += used - 1;
                     (outcome, span)
                 }
-                Start::Judge(outcome, span) => (outcome, span),
+                Start::Judge(outcome, span, made) => {
+                    attempt = made;
+                    (outcome, span)
+                }
             };
             let mut previous_delay = Duration::ZERO;
             let mut spent: u32 = 0;
