@@ -19,6 +19,11 @@ struct SlowFirst {
 
 impl SlowFirst {
     async fn start() -> SlowFirst {
+        SlowFirst::slow_at(1).await
+    }
+
+    /// The `slow`-th request (from 1) never gets an answer.
+    async fn slow_at(slow: u32) -> SlowFirst {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(AtomicU32::new(0));
@@ -41,7 +46,7 @@ impl SlowFirst {
                         }
                     }
                     let n = r.fetch_add(1, Ordering::SeqCst) + 1;
-                    if n == 1 {
+                    if n == slow {
                         // Never answer; note when the client closes the connection.
                         loop {
                             match stream.read(&mut buf).await {
@@ -226,4 +231,29 @@ async fn a_hedge_goes_to_the_next_fallback_server() {
         "the slow primary got only the first copy"
     );
     assert_eq!(backup.requests(), 1 + 1, "the hedge went to the backup");
+}
+
+#[tokio::test]
+async fn the_hedge_delay_can_follow_the_hosts_latencies() {
+    // Twenty quick answers teach the client the host's latency; the 21st request hangs.
+    let server = SlowFirst::slow_at(21).await;
+    let policy = RetryPolicy::default().hedge_at_percentile(
+        95.0,
+        Duration::from_millis(30),
+        Duration::from_secs(30),
+    );
+    let client = Client::builder().retry(policy).build().unwrap();
+    for _ in 0..20 {
+        client.get(&server.url).send().await.unwrap();
+    }
+    let started = std::time::Instant::now();
+    let response = client.get(&server.url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    // Hedged after the learned delay (its lower bound, 30 ms), not the 30 s upper bound.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.requests(), 22);
 }

@@ -62,6 +62,7 @@ mod layer;
 mod registry;
 
 pub use layer::CircuitLayer;
+pub(crate) use registry::key as host_key;
 
 use crate::error::{Details, ErrorKind, GatewayError, Origin};
 use crate::health::{Admission, Ticket};

@@ -4,5 +4,6 @@
 
 pub(crate) mod backoff;
 pub(crate) mod budget;
+pub(crate) mod hedge;
 pub(crate) mod retry;
 pub(crate) mod retry_after;

@@ -47,7 +47,7 @@ pub struct RetryPolicy {
     pub(crate) retry_statuses: Option<Arc<StatusSet>>,
     pub(crate) retry_on_response: Option<ResponsePredicate>,
     /// Send one backup copy when no response head came within this long.
-    pub(crate) hedge_after: Option<Duration>,
+    pub(crate) hedge_after: Option<super::hedge::HedgeDelay>,
 }
 
 /// A set of status codes, a bit each.
@@ -119,7 +119,33 @@ impl RetryPolicy {
     /// let policy = RetryPolicy::default().hedge_after(Duration::from_millis(20));
     /// ```
     pub fn hedge_after(mut self, delay: Duration) -> Self {
-        self.hedge_after = Some(delay);
+        self.hedge_after = Some(super::hedge::HedgeDelay::Fixed(delay));
+        self
+    }
+
+    /// Hedging as with [`hedge_after`](Self::hedge_after), the delay being the `percentile`
+    /// (0–100, e.g. 95.0) of the host's recent response-head latencies, kept within `min` and
+    /// `max` (`max` until the host has 16 samples). The latencies are those of first attempts
+    /// that were answered, per host (scheme, host, port), the last 128 of each of at most 256
+    /// hosts, shared by clones of this policy. Costs a clock read and a short lock per request.
+    ///
+    /// ```
+    /// use reqwest_resilience::retry::RetryPolicy;
+    /// use std::time::Duration;
+    ///
+    /// let policy = RetryPolicy::default().hedge_at_percentile(
+    ///     95.0,
+    ///     Duration::from_millis(5),
+    ///     Duration::from_millis(500),
+    /// );
+    /// ```
+    pub fn hedge_at_percentile(mut self, percentile: f64, min: Duration, max: Duration) -> Self {
+        self.hedge_after = Some(super::hedge::HedgeDelay::Percentile {
+            percentile,
+            min,
+            max,
+            latencies: Arc::default(),
+        });
         self
     }
 

@@ -37,6 +37,9 @@ struct Loop<S> {
     replayable: bool,
     /// The `request` span of the logical request.
     span: Span,
+    /// When the hedge delay follows the host's latencies: the host and the first attempt's
+    /// start, to record its latency.
+    learning: Option<(u64, tokio::time::Instant)>,
 }
 
 pin_project_lite::pin_project! {
@@ -128,13 +131,21 @@ where
             idempotent,
             replayable,
             span,
+            learning: None,
         };
         // A hedged first attempt arms its timer (a hedge needs a copy and a second attempt).
         let hedge_timer = ctx
             .policy
             .hedge_after
+            .as_ref()
             .filter(|_| ctx.idempotent && ctx.spare.is_some() && ctx.policy.max_attempts > 1)
-            .map(tokio::time::sleep);
+            .map(|delay| {
+                let host = crate::circuit::host_key(request.url());
+                if delay.learns() {
+                    ctx.learning = Some((host, tokio::time::Instant::now()));
+                }
+                tokio::time::sleep(delay.for_host(host))
+            });
         let state = match ready {
             Poll::Ready(Ok(())) => {
                 let attempt_span = ctx.attempt_span(1, &request);
@@ -281,6 +292,11 @@ where
                         .retries_response(response.status(), response.headers()) =>
                 {
                     attempt_span.record("http.response.status_code", response.status().as_u16());
+                    if let (Some((host, started)), Some(delay)) =
+                        (ctx.learning, ctx.policy.hedge_after.as_ref())
+                    {
+                        delay.record(host, started.elapsed());
+                    }
                     ctx.policy.settle(0);
                     ctx.span.record("attempts", attempts_made);
                     record_attempts(&mut response, ctx.tracker.attempts());
@@ -389,10 +405,13 @@ where
             Ok(call) => call,
             Err(err) => return (Err(err), span, 1),
         };
-        let hedge = self
-            .policy
-            .hedge_after
-            .filter(|_| self.idempotent && number < self.policy.max_attempts);
+        // A hedge needs a copy: without the kept one there is none.
+        let hedge = match (&self.policy.hedge_after, &self.spare) {
+            (Some(delay), Some(spare)) if self.idempotent && number < self.policy.max_attempts => {
+                Some(delay.for_host(crate::circuit::host_key(spare.url())))
+            }
+            _ => None,
+        };
         let Some(delay) = hedge else {
             return (first.await, span, 1);
         };
