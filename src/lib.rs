@@ -38,7 +38,7 @@
 //! | [`GatewayError::DeadlineExceeded`] | — | the total deadline ran out |
 //! | [`GatewayError::InvalidRequest`] | — | the request was invalid; never sent |
 //! | [`GatewayError::Other`] | — | a failure with no gateway meaning |
-//! | [`GatewayError::CircuitOpen`] | — | the host's [circuit](circuit) is open: failed at once, never sent |
+//! | [`GatewayError::CircuitOpen`] | — | the host's [`circuit`] is open: failed at once, never sent |
 //!
 //! The [`error`] module documents the full mapping from what gateways send and what our own
 //! transport sees; the [`classify`] module holds the classifiers, usable on their own.
