@@ -735,3 +735,70 @@ async fn a_hedge_wins_and_counts_as_an_attempt() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// A host that is down (dead.test) and one that fails each request's first attempt only
+/// (flaky.test), behind one service.
+fn two_hosts(
+    flaky_seen: Arc<Mutex<HashMap<String, u32>>>,
+) -> impl tower::Service<
+    reqwest_resilience::Request,
+    Response = reqwest::Response,
+    Error = GatewayError,
+    Future = impl std::future::Future<Output = Result<reqwest::Response, GatewayError>> + Send,
+> + Clone
++ Send
++ 'static {
+    service_fn(move |req: reqwest_resilience::Request| {
+        let host = req.url().host_str().unwrap_or("").to_owned();
+        let first = {
+            let mut seen = flaky_seen.lock().unwrap();
+            let n = seen.entry(req.url().to_string()).or_insert(0);
+            *n += 1;
+            *n == 1
+        };
+        async move {
+            match (host.as_str(), first) {
+                ("dead.test", _) | ("flaky.test", true) => {
+                    Err(GatewayError::new(ErrorKind::BadGateway, "down"))
+                }
+                _ => Ok(ok_response()),
+            }
+        }
+    })
+}
+
+async fn mixed_load(budget: RetryBudget) -> usize {
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    let policy = RetryPolicy::default()
+        .max_attempts(3)
+        .backoff(ExponentialBackoff::new(Duration::ZERO))
+        .budget(budget);
+    let svc = RetryLayer::new(policy).layer_on(two_hosts(seen));
+    let mut flaky_ok = 0;
+    // The dead host first drains what it may; then the flaky host's requests.
+    for i in 0..400 {
+        let _ = svc
+            .clone()
+            .oneshot(get(&format!("http://dead.test/{i}")))
+            .await;
+    }
+    for i in 0..200 {
+        if svc
+            .clone()
+            .oneshot(get(&format!("http://flaky.test/{i}")))
+            .await
+            .is_ok()
+        {
+            flaky_ok += 1;
+        }
+    }
+    flaky_ok
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_host_does_not_drain_another_hosts_retries() {
+    // Per host (the default): every flaky request gets its retry.
+    assert_eq!(mixed_load(RetryBudget::default()).await, 200);
+    // One bucket for the client: the dead host took the retries.
+    assert_eq!(mixed_load(RetryBudget::default().per_client()).await, 0);
+}

@@ -1,23 +1,31 @@
-//! A retry budget shared by every clone of a client.
+//! A retry budget shared by every clone of a client: a bucket per host by default.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// A token quota that lets retries through while they help and dries them up in an outage.
 ///
-/// Modelled on the AWS SDKs' retry quota: the bucket starts full with `capacity` tokens; a retry
+/// Modelled on the AWS SDKs' retry quota: a bucket starts full with `capacity` tokens; a retry
 /// costs `retry_cost` tokens (`timeout_retry_cost` after a timeout, which loads the upstream
 /// longest); a retry that ends in success pays its cost back; a success at the first attempt
 /// adds `success_reward`. With no tokens left a failure is returned at once.
 ///
+/// **One bucket per host** (scheme, host and port), as reqwest's own budget: a dead host drains
+/// its own bucket, never the retries of the healthy or merely flaky hosts the same client talks
+/// to. A host's bucket is made at its first retry (a host that never needs one costs nothing
+/// but a hash), at most [`max_hosts`](Self::max_hosts) of them (1,024): full buckets are
+/// forgotten first, and hosts beyond that share one overflow bucket. [`per_client`](Self::per_client)
+/// makes it one bucket for every host.
+///
 /// What that gives, with the defaults (capacity 500, cost 5, timeout cost 10, reward 1):
 /// - when a share of requests fails once and the retry succeeds, the cost is refunded every
 ///   time and the bucket stays full: every request succeeds;
-/// - when the upstream is fully down nothing is refunded: over *n* requests at most
-///   `capacity / retry_cost` = 100 retries are sent (plus `reward / cost` per success), i.e.
-///   5% extra over 2,000 requests where a plain 3-attempt loop sends 200%.
+/// - when a host is fully down nothing is refunded: over *n* requests at most
+///   `capacity / retry_cost` = 100 retries are sent to it (plus `reward / cost` per success),
+///   i.e. 5% extra over 2,000 requests where a plain 3-attempt loop sends 200%.
 ///
-/// Clones share the same bucket.
+/// Clones share the same buckets.
 #[derive(Debug, Clone)]
 pub struct RetryBudget {
     inner: Arc<Inner>,
@@ -25,11 +33,24 @@ pub struct RetryBudget {
 
 #[derive(Debug)]
 struct Inner {
-    tokens: AtomicU32,
     capacity: u32,
     retry_cost: u32,
     timeout_retry_cost: u32,
     success_reward: u32,
+    scope: Scope,
+}
+
+#[derive(Debug)]
+enum Scope {
+    Client(AtomicU32),
+    PerHost {
+        hosts: RwLock<HashMap<u64, Arc<AtomicU32>>>,
+        /// How many hosts have a bucket: while none has, a success looks nothing up.
+        tracked: AtomicUsize,
+        max_hosts: usize,
+        /// Shared by the hosts that found no room.
+        overflow: Arc<AtomicU32>,
+    },
 }
 
 impl Default for RetryBudget {
@@ -39,9 +60,9 @@ impl Default for RetryBudget {
 }
 
 impl RetryBudget {
-    /// A full bucket of `capacity` tokens; a retry costs `retry_cost` (`timeout_retry_cost`
-    /// after a timeout) and a first-attempt success adds `success_reward`. Costs of zero are
-    /// taken as 1.
+    /// Full buckets of `capacity` tokens, one per host; a retry costs `retry_cost`
+    /// (`timeout_retry_cost` after a timeout) and a first-attempt success adds
+    /// `success_reward`. Costs of zero are taken as 1.
     pub fn new(
         capacity: u32,
         retry_cost: u32,
@@ -50,18 +71,80 @@ impl RetryBudget {
     ) -> Self {
         RetryBudget {
             inner: Arc::new(Inner {
-                tokens: AtomicU32::new(capacity),
                 capacity,
                 retry_cost: retry_cost.max(1),
                 timeout_retry_cost: timeout_retry_cost.max(1),
                 success_reward,
+                scope: Scope::PerHost {
+                    hosts: RwLock::new(HashMap::new()),
+                    tracked: AtomicUsize::new(0),
+                    max_hosts: 1024,
+                    overflow: Arc::new(AtomicU32::new(capacity)),
+                },
             }),
         }
     }
 
-    /// Tokens left now.
+    fn with_scope(&self, scope: Scope) -> Self {
+        let i = &self.inner;
+        RetryBudget {
+            inner: Arc::new(Inner {
+                capacity: i.capacity,
+                retry_cost: i.retry_cost,
+                timeout_retry_cost: i.timeout_retry_cost,
+                success_reward: i.success_reward,
+                scope,
+            }),
+        }
+    }
+
+    /// One bucket for every host the client talks to (the budget of earlier versions): an
+    /// outage of one host then stops the retries to all of them. A new, full budget.
+    pub fn per_client(self) -> Self {
+        let capacity = self.inner.capacity;
+        self.with_scope(Scope::Client(AtomicU32::new(capacity)))
+    }
+
+    /// At most `n` hosts (at least 1) get a bucket of their own; see the type's docs. A new,
+    /// full budget, per host.
+    pub fn max_hosts(self, n: usize) -> Self {
+        let capacity = self.inner.capacity;
+        self.with_scope(Scope::PerHost {
+            hosts: RwLock::new(HashMap::new()),
+            tracked: AtomicUsize::new(0),
+            max_hosts: n.max(1),
+            overflow: Arc::new(AtomicU32::new(capacity)),
+        })
+    }
+
+    /// Whether there is one bucket per host.
+    pub fn is_per_host(&self) -> bool {
+        matches!(self.inner.scope, Scope::PerHost { .. })
+    }
+
+    /// Tokens left now: the client's bucket, or with a bucket per host the fewest any host
+    /// has (the capacity while no host has used any).
     pub fn available(&self) -> u32 {
-        self.inner.tokens.load(Ordering::Relaxed)
+        match &self.inner.scope {
+            Scope::Client(tokens) => tokens.load(Ordering::Relaxed),
+            Scope::PerHost { hosts, .. } => hosts
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values()
+                .map(|t| t.load(Ordering::Relaxed))
+                .min()
+                .unwrap_or(self.inner.capacity),
+        }
+    }
+
+    /// Tokens left now for the host of `url`.
+    pub fn available_for(&self, url: &reqwest::Url) -> u32 {
+        match &self.inner.scope {
+            Scope::Client(tokens) => tokens.load(Ordering::Relaxed),
+            Scope::PerHost { .. } => self
+                .existing(crate::circuit::host_key(url))
+                .map_or(self.inner.capacity, |t| t.load(Ordering::Relaxed)),
+        }
     }
 
     /// The cost of a retry after a failure (timeouts cost more).
@@ -73,34 +156,107 @@ impl RetryBudget {
         }
     }
 
-    /// Takes `cost` tokens if there are that many.
-    pub(crate) fn try_withdraw(&self, cost: u32) -> bool {
-        self.inner
-            .tokens
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| t.checked_sub(cost))
-            .is_ok()
-    }
-
-    /// Gives back the tokens spent on a logical request whose retry succeeded.
-    pub(crate) fn refund(&self, spent: u32) {
-        self.deposit(spent);
-    }
-
-    /// Rewards a success at the first attempt.
-    pub(crate) fn reward(&self) {
-        if self.inner.success_reward > 0 {
-            self.deposit(self.inner.success_reward);
+    /// The bucket of the host of `host` (a `circuit::host_key`), if it has one.
+    fn existing(&self, host: u64) -> Option<Arc<AtomicU32>> {
+        match &self.inner.scope {
+            Scope::Client(_) => None,
+            Scope::PerHost { hosts, tracked, .. } => {
+                if tracked.load(Ordering::Acquire) == 0 {
+                    return None;
+                }
+                hosts
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&host)
+                    .cloned()
+            }
         }
     }
 
-    fn deposit(&self, amount: u32) {
+    /// Runs `f` on the bucket for `host`, making it when `make` (a withdrawal) and none
+    /// exists. `None` when the host has no bucket and none is made (it is full).
+    fn with_bucket<T>(&self, host: u64, make: bool, f: impl FnOnce(&AtomicU32) -> T) -> Option<T> {
+        let Scope::PerHost {
+            hosts,
+            tracked,
+            max_hosts,
+            overflow,
+        } = &self.inner.scope
+        else {
+            let Scope::Client(tokens) = &self.inner.scope else {
+                return None;
+            };
+            return Some(f(tokens));
+        };
+        if let Some(bucket) = self.existing(host) {
+            return Some(f(&bucket));
+        }
+        if !make {
+            return None;
+        }
+        let mut map = hosts.write().unwrap_or_else(PoisonError::into_inner);
+        let bucket = match map.get(&host) {
+            Some(bucket) => bucket.clone(),
+            None => {
+                if map.len() >= *max_hosts {
+                    // Full buckets carry nothing: forgotten first.
+                    let capacity = self.inner.capacity;
+                    map.retain(|_, t| t.load(Ordering::Relaxed) < capacity);
+                }
+                if map.len() >= *max_hosts {
+                    overflow.clone()
+                } else {
+                    let bucket = Arc::new(AtomicU32::new(self.inner.capacity));
+                    map.insert(host, bucket.clone());
+                    tracked.store(map.len(), Ordering::Release);
+                    bucket
+                }
+            }
+        };
+        drop(map);
+        Some(f(&bucket))
+    }
+
+    /// Takes `cost` tokens from `host`'s bucket if it has that many.
+    pub(crate) fn try_withdraw(&self, host: u64, cost: u32) -> bool {
+        self.with_bucket(host, true, |tokens| {
+            tokens
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| t.checked_sub(cost))
+                .is_ok()
+        })
+        .unwrap_or(true)
+    }
+
+    /// Gives back the tokens spent on a logical request whose retry succeeded.
+    pub(crate) fn refund(&self, host: impl FnOnce() -> Option<u64>, spent: u32) {
+        self.deposit(host, spent);
+    }
+
+    /// Rewards a success at the first attempt.
+    pub(crate) fn reward(&self, host: impl FnOnce() -> Option<u64>) {
+        if self.inner.success_reward > 0 {
+            self.deposit(host, self.inner.success_reward);
+        }
+    }
+
+    /// `host` is asked only when a host may have a bucket: while none has (no host ever
+    /// needed a retry), a success costs one atomic load.
+    fn deposit(&self, host: impl FnOnce() -> Option<u64>, amount: u32) {
         let capacity = self.inner.capacity;
-        let _ = self
-            .inner
-            .tokens
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+        let host = match &self.inner.scope {
+            Scope::PerHost { tracked, .. } if tracked.load(Ordering::Acquire) == 0 => return,
+            Scope::PerHost { .. } => match host() {
+                Some(host) => host,
+                None => return,
+            },
+            Scope::Client(_) => 0,
+        };
+        // A host with no bucket is full: nothing to give back.
+        let _ = self.with_bucket(host, false, |tokens| {
+            let _ = tokens.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
                 (t < capacity).then(|| t.saturating_add(amount).min(capacity))
             });
+        });
     }
 }
 
@@ -112,7 +268,7 @@ mod tests {
     fn a_full_outage_dries_the_bucket() {
         let budget = RetryBudget::default();
         let granted = (0..2_000)
-            .filter(|_| budget.try_withdraw(budget.cost(false)))
+            .filter(|_| budget.try_withdraw(1, budget.cost(false)))
             .count();
         assert_eq!(granted, 100);
     }
@@ -120,11 +276,34 @@ mod tests {
     #[test]
     fn refunds_never_overfill() {
         let budget = RetryBudget::new(10, 5, 10, 1);
-        budget.refund(100);
-        budget.reward();
+        budget.refund(|| Some(1), 100);
+        budget.reward(|| Some(1));
         assert_eq!(budget.available(), 10);
-        assert!(budget.try_withdraw(5));
-        budget.refund(5);
+        assert!(budget.try_withdraw(1, 5));
+        budget.refund(|| Some(1), 5);
         assert_eq!(budget.available(), 10);
+    }
+
+    #[test]
+    fn hosts_have_buckets_of_their_own_unless_per_client() {
+        let budget = RetryBudget::new(10, 5, 10, 0);
+        assert!(budget.try_withdraw(1, 5) && budget.try_withdraw(1, 5));
+        assert!(!budget.try_withdraw(1, 5), "host 1 is dry");
+        assert!(budget.try_withdraw(2, 5), "host 2 is not");
+        let client = RetryBudget::new(10, 5, 10, 0).per_client();
+        assert!(client.try_withdraw(1, 5) && client.try_withdraw(1, 5));
+        assert!(!client.try_withdraw(2, 5), "one bucket for all");
+    }
+
+    #[test]
+    fn buckets_are_bounded() {
+        let budget = RetryBudget::new(10, 5, 10, 0).max_hosts(4);
+        for host in 0..100 {
+            budget.try_withdraw(host, 5);
+        }
+        let Scope::PerHost { hosts, .. } = &budget.inner.scope else {
+            panic!("per host");
+        };
+        assert!(hosts.read().unwrap().len() <= 4);
     }
 }

@@ -432,11 +432,17 @@ impl RetryPolicy {
 
     /// Takes a retry's cost from the budget (adding it to `spent`), or turns the retry into a
     /// give-up when the budget is exhausted.
-    pub(crate) fn charge(&self, next: Next, after_timeout: bool, spent: &mut u32) -> Next {
+    pub(crate) fn charge(
+        &self,
+        next: Next,
+        after_timeout: bool,
+        spent: &mut u32,
+        host: Option<u64>,
+    ) -> Next {
         match (next, &self.budget) {
             (Next::RetryAfter(delay, reason), Some(budget)) => {
                 let cost = budget.cost(after_timeout);
-                if budget.try_withdraw(cost) {
+                if budget.try_withdraw(host.unwrap_or(0), cost) {
                     *spent += cost;
                     Next::RetryAfter(delay, reason)
                 } else {
@@ -448,12 +454,13 @@ impl RetryPolicy {
     }
 
     /// A success: the tokens its retries spent go back to the budget, or it earns a deposit.
-    pub(crate) fn settle(&self, spent: u32) {
+    /// `host` (the request's host key) is asked only when a bucket per host may need it.
+    pub(crate) fn settle(&self, spent: u32, host: impl FnOnce() -> Option<u64>) {
         if let Some(budget) = &self.budget {
             if spent > 0 {
-                budget.refund(spent);
+                budget.refund(host, spent);
             } else {
-                budget.reward();
+                budget.reward(host);
             }
         }
     }

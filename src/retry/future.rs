@@ -40,6 +40,8 @@ struct Loop<S> {
     /// When the hedge delay follows the host's latencies: the host and the first attempt's
     /// start, to record its latency.
     learning: Option<(u64, tokio::time::Instant)>,
+    /// The host's key for a retry budget per host, once worked out.
+    host: Option<u64>,
 }
 
 pin_project_lite::pin_project! {
@@ -132,6 +134,7 @@ where
             replayable,
             span,
             learning: None,
+            host: None,
         };
         // A hedged first attempt arms its timer (a hedge needs a copy and a second attempt).
         let hedge_timer = ctx
@@ -297,7 +300,10 @@ where
                     {
                         delay.record(host, started.elapsed());
                     }
-                    ctx.policy.settle(0);
+                    let spare = &ctx.spare;
+                    ctx.policy.settle(0, || {
+                        spare.as_ref().map(|r| crate::circuit::host_key(r.url()))
+                    });
                     ctx.span.record("attempts", attempts_made);
                     record_attempts(&mut response, ctx.tracker.attempts());
                     return Poll::Ready(Ok(response));
@@ -351,6 +357,18 @@ where
         )
     }
 
+    /// The request's host key (see `circuit`), from the kept copy: worked out on the first
+    /// failure and kept, since the last attempt takes the copy itself.
+    fn host(&mut self) -> Option<u64> {
+        if self.host.is_none() {
+            self.host = self
+                .spare
+                .as_ref()
+                .map(|r| crate::circuit::host_key(r.url()));
+        }
+        self.host
+    }
+
     /// The first attempt's backup copy, sent now: when a copy can be made, the service is
     /// ready at once and the budget pays for it.
     fn start_hedge(&mut self) -> Option<(S::Future, Span)> {
@@ -361,8 +379,9 @@ where
         if !matches!(ready, Poll::Ready(Ok(()))) {
             return None;
         }
+        let host = self.host();
         if let Some(budget) = &self.policy.budget {
-            if !budget.try_withdraw(budget.cost(false)) {
+            if !budget.try_withdraw(host.unwrap_or(0), budget.cost(false)) {
                 return None;
             }
         }
@@ -430,13 +449,14 @@ where
             return (outcome, span, 1);
         }
         // No head yet: one backup copy, when a copy can be made and the budget pays for it.
+        let host = self.host();
         let copy = self.spare.as_ref().and_then(Request::try_clone);
         let paid = copy.is_some()
             && self
                 .policy
                 .budget
                 .as_ref()
-                .is_none_or(|b| b.try_withdraw(b.cost(false)));
+                .is_none_or(|b| b.try_withdraw(host.unwrap_or(0), b.cost(false)));
         let Some(mut copy) = copy.filter(|_| paid) else {
             return (first.await, span, 1);
         };
@@ -504,6 +524,8 @@ where
             let mut previous_delay = Duration::ZERO;
             let mut spent: u32 = 0;
             loop {
+                // The host's key for its retry budget, while the kept copy is there to tell it.
+                let host = self.host();
                 let facts = AttemptFacts {
                     number: attempt,
                     idempotent: self.idempotent,
@@ -520,7 +542,7 @@ where
                         drop(attempt_span);
                         let mut retry = None;
                         if !policy.retries_response(response.status(), response.headers()) {
-                            policy.settle(spent);
+                            policy.settle(spent, || host);
                         } else {
                             // A 429, a 408 or a status the user's rules name is not a gateway
                             // failure: it is retried like one (hints, budget, deadline,
@@ -532,6 +554,7 @@ where
                                 policy.decide(&refused, true, &facts),
                                 false,
                                 &mut spent,
+                                host,
                             );
                             if let Next::RetryAfter(delay, reason) = step {
                                 if let Some(copy) =
@@ -566,7 +589,12 @@ where
                         err.details_mut().set_attempts(tracker.attempts());
                         tracker.record_failure(&err);
                         let next = policy.decide(&err, policy.retries_cause(&err), &facts);
-                        match policy.charge(next, err.kind() == ErrorKind::CgiTimeout, &mut spent) {
+                        match policy.charge(
+                            next,
+                            err.kind() == ErrorKind::CgiTimeout,
+                            &mut spent,
+                            host,
+                        ) {
                             Next::RetryAfter(delay, reason) => {
                                 tracing::warn!(
                                     attempt,

@@ -37,7 +37,7 @@
 //! 5. a `Retry-After` or rate-limit hint (on a 503 or 429) is within
 //!    [`max_retry_after`](RetryPolicy::max_retry_after);
 //! 6. the pause ends before the deadline, if one is set;
-//! 7. the [`RetryBudget`] has tokens.
+//! 7. the [`RetryBudget`] has tokens (the request's host's bucket: one per host by default).
 //!
 //! # Hedging
 //!
@@ -46,8 +46,9 @@
 //! first good answer wins and the other call is dropped, closing its connection. Only requests
 //! the rules above may send twice (3.) with a body that can be copied (4.) are hedged; a hedge
 //! is an attempt (it counts against the attempts allowed and in the response's attempt count)
-//! and pays the retry's cost from the budget (7.) with no refund. The delay is fixed: a delay
-//! from a percentile of the host's recent latencies is not offered yet.
+//! and pays the retry's cost from the budget (7.) with no refund. The delay is fixed
+//! ([`hedge_after`](RetryPolicy::hedge_after)) or a percentile of the host's recent latencies
+//! ([`hedge_at_percentile`](RetryPolicy::hedge_at_percentile)).
 //!
 //! # Tracing
 //!
