@@ -181,6 +181,8 @@ pub mod fallback;
 mod gateway;
 mod health;
 mod idempotency;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod policy;
 mod proxy;
 mod redact;

@@ -140,6 +140,8 @@ where
                         host = entry.name.as_deref().unwrap_or(""),
                         "circuit half-open: probing"
                     );
+                    #[cfg(feature = "metrics")]
+                    crate::metrics::circuit(entry.name.as_deref(), "half_open");
                 }
                 (Some(entry), Some(ticket))
             }
@@ -251,6 +253,8 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
                 watch.guard.entry = None;
                 if entry.pool.success(0, ticket) {
                     tracing::info!(host = entry.name.as_deref().unwrap_or(""), "circuit closed");
+                    #[cfg(feature = "metrics")]
+                    crate::metrics::circuit(entry.name.as_deref(), "closed");
                 }
             }
         }
@@ -286,6 +290,8 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
                     error = %err,
                     "circuit opened"
                 );
+                #[cfg(feature = "metrics")]
+                crate::metrics::circuit(entry.name.as_deref(), "open");
             }
         }
         // Not a verdict on the host: a probe gives its slot back (the guard does).

@@ -228,6 +228,8 @@ where
                 guard.armed = false;
                 if pool.success(i, ticket) {
                     tracing::info!(server = %base.display(), "server restored");
+                    #[cfg(feature = "metrics")]
+                    crate::metrics::fallback(base.display(), false);
                 }
                 record_attempts(&mut response, tracker.attempts());
                 return Ok(response);
@@ -238,6 +240,8 @@ where
             guard.armed = false;
             if let Some(time) = pool.failure(i, ticket) {
                 tracing::info!(server = %base.display(), ejected_for_ms = time.as_millis() as u64, error = %err, "server ejected");
+                #[cfg(feature = "metrics")]
+                crate::metrics::fallback(base.display(), true);
             }
         }
         drop(guard);

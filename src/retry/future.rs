@@ -42,6 +42,9 @@ struct Loop<S> {
     learning: Option<(u64, tokio::time::Instant)>,
     /// The host's key for a retry budget per host, once worked out.
     host: Option<u64>,
+    /// The request's URL, for the metrics' labels.
+    #[cfg(feature = "metrics")]
+    url: reqwest::Url,
 }
 
 pin_project_lite::pin_project! {
@@ -135,6 +138,8 @@ where
             span,
             learning: None,
             host: None,
+            #[cfg(feature = "metrics")]
+            url: request.url().clone(),
         };
         // A hedged first attempt arms its timer (a hedge needs a copy and a second attempt).
         let hedge_timer = ctx
@@ -306,6 +311,8 @@ where
                     });
                     ctx.span.record("attempts", attempts_made);
                     record_attempts(&mut response, ctx.tracker.attempts());
+                    #[cfg(feature = "metrics")]
+                    ctx.ended(None);
                     return Poll::Ready(Ok(response));
                 }
                 // A failure this policy never retries (an invalid request, an open circuit, a
@@ -315,6 +322,8 @@ where
                     attempt_span.record("error.type", err.kind().name());
                     err.details_mut().set_attempts(ctx.tracker.attempts());
                     ctx.span.record("attempts", attempts_made);
+                    #[cfg(feature = "metrics")]
+                    ctx.ended(Some((&err, None)));
                     return Poll::Ready(Err(err));
                 }
                 outcome => {
@@ -357,6 +366,24 @@ where
         )
     }
 
+    /// Metrics at the end of the logical request: its resends, and a give-up's reason.
+    #[cfg(feature = "metrics")]
+    fn ended(&self, failed: Option<(&GatewayError, Option<&str>)>) {
+        crate::metrics::resends(&self.method, Some(&self.url), self.tracker.attempts());
+        if let Some((err, why)) = failed {
+            crate::metrics::give_up(err.kind().name(), why);
+        }
+    }
+
+    /// Metrics for a retry decided after `error_type`: the retry, and the budget left.
+    #[cfg(feature = "metrics")]
+    fn retried(&self, error_type: &'static str) {
+        crate::metrics::retry(error_type);
+        if let Some(budget) = &self.policy.budget {
+            crate::metrics::budget(Some(&self.url), budget.available_for(&self.url));
+        }
+    }
+
     /// The request's host key (see `circuit`), from the kept copy: worked out on the first
     /// failure and kept, since the last attempt takes the copy itself.
     fn host(&mut self) -> Option<u64> {
@@ -389,6 +416,8 @@ where
         self.tracker.start_attempt(2);
         let span = self.attempt_span(2, &copy);
         tracing::debug!(attempt = 2, "hedging: no answer yet, a backup copy is sent");
+        #[cfg(feature = "metrics")]
+        crate::metrics::hedge(Some(&self.url));
         let call = {
             let _entered = span.enter();
             self.service.call(copy)
@@ -468,6 +497,8 @@ where
             after_ms = delay.as_millis() as u64,
             "hedging: no answer yet, a backup copy is sent"
         );
+        #[cfg(feature = "metrics")]
+        crate::metrics::hedge(Some(&self.url));
         let second = match self.start(copy, &hedge_span).await {
             Ok(call) => call,
             Err(_) => return (first.await, span, 1),
@@ -567,6 +598,12 @@ where
                                         http.response.status_code = response.status().as_u16(),
                                         "retrying after a refused response"
                                     );
+                                    #[cfg(feature = "metrics")]
+                                    self.retried(match response.status().as_u16() {
+                                        429 => "http_429",
+                                        408 => "http_408",
+                                        _ => "http_response",
+                                    });
                                     retry = Some((delay, copy));
                                 }
                             }
@@ -576,6 +613,8 @@ where
                             None => {
                                 self.span.record("attempts", attempt);
                                 record_attempts(&mut response, tracker.attempts());
+                                #[cfg(feature = "metrics")]
+                                self.ended(None);
                                 return Ok(response);
                             }
                         }
@@ -604,6 +643,8 @@ where
                                     error = %err,
                                     "retrying"
                                 );
+                                #[cfg(feature = "metrics")]
+                                self.retried(err.kind().name());
                                 // `decide` only retries when a copy exists.
                                 match next_copy(&mut self.spare, attempt, policy.max_attempts) {
                                     Some(copy) => (delay, copy),
@@ -620,6 +661,8 @@ where
                                     tracing::warn!(attempt, error.type = err.kind().name(), error = %err, why = %why, "giving up");
                                 }
                                 self.span.record("attempts", attempt);
+                                #[cfg(feature = "metrics")]
+                                self.ended(Some((&err, why.as_deref())));
                                 return Err(give_up(err, why));
                             }
                         }

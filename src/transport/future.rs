@@ -73,7 +73,19 @@ impl Future for ResponseFuture {
         };
         match (outcome, sent) {
             // Below 500: the response as it is, with nothing more to do.
-            (Ok(response), _) if !response.status().is_server_error() => Poll::Ready(Ok(response)),
+            (Ok(response), _sent) if !response.status().is_server_error() => {
+                #[cfg(feature = "metrics")]
+                if let Some((sent, _)) = &_sent {
+                    crate::metrics::attempt(
+                        &sent.method,
+                        Some(&sent.metrics.1),
+                        Some(response.status().as_u16()),
+                        None,
+                        sent.metrics.0.elapsed(),
+                    );
+                }
+                Poll::Ready(Ok(response))
+            }
             (outcome, Some((sent, tracker))) => {
                 let mut future = BoxedFuture::new(judge(outcome, sent, tracker));
                 let poll = Pin::new(&mut future).poll(cx);

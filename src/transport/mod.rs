@@ -100,6 +100,8 @@ impl Service<Request> for Transport {
         // Credentials still written in the URL go to this URL's server, as a header.
         crate::credentials::apply(&mut request);
         let sent = Sent {
+            #[cfg(feature = "metrics")]
+            metrics: (std::time::Instant::now(), request.url().clone()),
             method: request.method().clone(),
             // Which URL was sent to, for a client that does not tell of redirects: a failure
             // at another one came after a followed redirect.
@@ -116,6 +118,9 @@ impl Service<Request> for Transport {
 
 /// What the transport keeps of a request it sent, to report its failure.
 struct Sent {
+    /// When it was sent and where, for `http.client.request.duration`.
+    #[cfg(feature = "metrics")]
+    metrics: (std::time::Instant, reqwest::Url),
     method: reqwest::Method,
     sent_to: Option<u64>,
     redirects_before: u32,
@@ -131,12 +136,31 @@ async fn judge(
     tracker: Arc<Tracker>,
 ) -> Result<reqwest::Response, GatewayError> {
     let Sent {
+        #[cfg(feature = "metrics")]
+        metrics,
         method,
         sent_to,
         redirects_before,
         proxies,
         redirects_tracked,
     } = sent;
+    #[cfg(feature = "metrics")]
+    let record = |outcome: &Result<reqwest::Response, GatewayError>| {
+        let (status, error) = match outcome {
+            Ok(response) => (Some(response.status().as_u16()), None),
+            Err(err) => (
+                err.response().map(|r| r.status().as_u16()),
+                Some(err.kind().name()),
+            ),
+        };
+        crate::metrics::attempt(
+            &method,
+            Some(&metrics.1),
+            status,
+            error,
+            metrics.0.elapsed(),
+        );
+    };
     // Which proxy the request went through is worked out only if it fails.
     let proxy_for = |url: &reqwest::Url| proxies.as_ref().and_then(|p| p.for_url(url));
     let (outcome, redirected, proxy) = match outcome {
@@ -152,14 +176,19 @@ async fn judge(
             let proxy = proxy_for(response.url());
             (peek::classify(response).await, redirected, proxy)
         }
-        Ok(response) => return Ok(response),
+        Ok(response) => {
+            let outcome = Ok(response);
+            #[cfg(feature = "metrics")]
+            record(&outcome);
+            return outcome;
+        }
         Err(err) => {
             let proxy = err.url().and_then(proxy_for);
             let redirected = tracker.redirects() != redirects_before;
             (Err(GatewayError::from_reqwest(err)), redirected, proxy)
         }
     };
-    outcome.map_err(|mut err| {
+    let outcome = outcome.map_err(|mut err| {
         let details = err.details_mut();
         if !redirects_tracked {
             // A redirect may have been followed unseen: nothing proves the request unsent.
@@ -170,14 +199,17 @@ async fn judge(
             // redirect's target (a response's URL already is).
             details.set_redirected(tracker.redirect_target());
         }
-        details.set_method(method);
+        details.set_method(method.clone());
         details.set_attempts(1);
         if let Some(proxy) = &proxy {
             details.set_proxy(proxy);
         }
         tracing::debug!(error.type = err.kind().name(), error = %err, "attempt failed");
         err
-    })
+    });
+    #[cfg(feature = "metrics")]
+    record(&outcome);
+    outcome
 }
 
 /// A cheap fingerprint of a URL without its fragment (which reqwest drops from a response's
