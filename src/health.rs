@@ -27,7 +27,10 @@ pub(crate) fn counts_against_health(err: &GatewayError) -> bool {
         && !err.details().is_proxy_refusal()
         && !matches!(
             err.kind(),
-            ErrorKind::InvalidRequest | ErrorKind::DeadlineExceeded | ErrorKind::Other
+            ErrorKind::InvalidRequest
+                | ErrorKind::DeadlineExceeded
+                | ErrorKind::Other
+                | ErrorKind::CircuitOpen
         )
 }
 
@@ -308,6 +311,13 @@ impl Pool {
         s.ejected_until.load(Ordering::Acquire) == 0
             && s.consecutive.load(Ordering::Acquire) == 0
             && !s.probing.load(Ordering::Acquire)
+    }
+
+    /// Whether server `i` is ejected and its ejection time not over yet (over: half-open, the
+    /// next request may probe).
+    pub(crate) fn is_cooling(&self, i: usize) -> bool {
+        let until = self.servers[i].ejected_until.load(Ordering::Acquire);
+        until != 0 && self.now() < until
     }
 
     /// Whether server `i` is ejected now.

@@ -290,28 +290,66 @@ async fn a_success_resets_the_count() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn memory_is_bounded() {
+async fn memory_is_bounded_and_new_hosts_still_get_a_circuit() {
+    // (That healthy hosts are never remembered is a unit test of the registry.)
     let circuit = CircuitLayer::new().consecutive_failures(1).max_hosts(2);
     let mut svc = circuit.layer(service_fn(|_req: Request| async {
         Err::<reqwest::Response, _>(GatewayError::new(ErrorKind::ForwarderConnection, "refused"))
     }));
     for host in ["a", "b", "c"] {
         let _ = send(&mut svc, &format!("http://{host}.test/")).await;
+        tokio::time::advance(Duration::from_millis(10)).await;
     }
     let open = |h: &str| circuit.is_open(&format!("http://{h}.test/").parse().unwrap());
-    assert!(open("a") && open("b"));
-    assert!(
-        !open("c"),
-        "a third host is not tracked while two are failing"
-    );
-    // Many healthy hosts never take room: they are not remembered at all.
-    let circuit = CircuitLayer::new().max_hosts(2);
-    let mut svc = circuit.layer(service_fn(|_req: Request| async {
-        Ok::<_, GatewayError>(ok())
-    }));
-    for i in 0..1000 {
-        assert!(send(&mut svc, &format!("http://h{i}.test/")).await.is_ok());
+    assert!(open("c"), "the newest failing host has a circuit");
+    assert!(open("b"));
+    assert!(!open("a"), "the least recently failing host was forgotten");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_ending_without_a_verdict_lets_the_next_request_probe() {
+    let upstream = Upstream::new(Mode::Fail);
+    let circuit = layer();
+    let mut svc = circuit.layer(upstream.service());
+    for _ in 0..3 {
+        let _ = send(&mut svc, "http://a.test/").await;
     }
+    tokio::time::advance(Duration::from_secs(11)).await;
+    // The probe ends with an error that says nothing about the host.
+    let mut local = circuit.layer(service_fn(|_req: Request| async {
+        Err::<reqwest::Response, _>(GatewayError::new(ErrorKind::InvalidRequest, "bad header"))
+    }));
+    assert_eq!(
+        send(&mut local, "http://a.test/").await.unwrap_err().kind(),
+        ErrorKind::InvalidRequest
+    );
+    // Still half-open: the next request is the probe, and its success closes the circuit.
+    upstream.set(Mode::Succeed);
+    assert!(send(&mut svc, "http://a.test/").await.is_ok());
+    assert!(!circuit.is_open(&"http://a.test/".parse().unwrap()));
+}
+
+#[tokio::test]
+async fn fallback_servers_are_judged_by_the_fallback_layer_alone() {
+    let dead = support::refused_url("").await;
+    let backup = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&backup)
+        .await;
+    let circuit = CircuitLayer::new().consecutive_failures(1);
+    let client = Client::builder()
+        .retry(RetryPolicy::never())
+        .fallback_servers([dead.as_str(), backup.uri().as_str()])
+        .circuit_breaker(circuit.clone())
+        .build()
+        .unwrap();
+    for _ in 0..10 {
+        let response = client.get(format!("{dead}/item")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    // The dead primary was ejected by the fallback layer; its circuit was never opened.
+    assert!(!circuit.is_open(&format!("{dead}/").parse().unwrap()));
 }
 
 #[tokio::test]

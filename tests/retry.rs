@@ -727,13 +727,29 @@ async fn a_hedge_wins_and_counts_as_an_attempt() {
         ))
         .service(timed(calls.clone(), &[(10_000, true), (5, true)]));
     let started = Instant::now();
-    svc.oneshot(get("http://a.test/")).await.unwrap();
+    let response = svc.oneshot(get("http://a.test/")).await.unwrap();
     assert!(
         started.elapsed() < Duration::from_millis(100),
         "{:?}",
         started.elapsed()
     );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(reqwest_resilience::attempts(&response), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_uses_the_last_attempt_allowed() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(
+            fast()
+                .max_attempts(2)
+                .hedge_after(Duration::from_millis(50)),
+        ))
+        .service(timed(calls.clone(), &[(100, false), (0, false), (0, true)]));
+    let err = svc.oneshot(get("http://a.test/")).await.unwrap_err();
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "no third attempt");
+    assert_eq!(err.attempts(), 2);
 }
 
 /// A host that is down (dead.test) and one that fails each request's first attempt only

@@ -281,7 +281,7 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
                 }
             };
             watch.guard.entry = None;
-            entry.set_last_cause(err);
+            entry.set_last_cause(err, watch.registry.now());
             if let Some(cool_down) = entry.pool.failure(0, ticket) {
                 tracing::info!(
                     host = entry.name.as_deref().unwrap_or(""),
@@ -313,7 +313,11 @@ fn host_of(server: &str) -> &str {
 fn open_error(entry: &Entry, method: &reqwest::Method) -> GatewayError {
     let last = entry.last_cause();
     let host = entry.name.as_deref().unwrap_or("this host");
-    let message = match entry.pool.ejected_since(0) {
+    let message = match entry
+        .pool
+        .ejected_since(0)
+        .filter(|_| entry.pool.is_cooling(0))
+    {
         Some(at) => format!(
             "the circuit of {host} is open for {:.1?}: not sent",
             at.elapsed()

@@ -26,6 +26,8 @@ pub(crate) struct Entry {
     pub(crate) name: Option<Box<str>>,
     /// The failure that counted last, for the open circuit's error.
     last_cause: Mutex<Option<GatewayError>>,
+    /// When a failure last counted (the registry's clock), to forget stale hosts first.
+    touched: std::sync::atomic::AtomicU64,
 }
 
 impl Entry {
@@ -36,11 +38,12 @@ impl Entry {
             .clone()
     }
 
-    pub(crate) fn set_last_cause(&self, err: &GatewayError) {
+    pub(crate) fn set_last_cause(&self, err: &GatewayError, now: u64) {
         *self
             .last_cause
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(err.clone());
+        self.touched.store(now, Ordering::Relaxed);
     }
 }
 
@@ -59,6 +62,8 @@ pub(crate) struct Registry {
     hosts: RwLock<HashMap<u64, Arc<Entry>>>,
     /// How many hosts are tracked: while none is, a request looks nothing up.
     tracked: AtomicUsize,
+    /// When the registry was made: its clock's zero.
+    epoch: tokio::time::Instant,
 }
 
 impl Registry {
@@ -69,7 +74,13 @@ impl Registry {
             counts,
             hosts: RwLock::new(HashMap::new()),
             tracked: AtomicUsize::new(0),
+            epoch: tokio::time::Instant::now(),
         }
+    }
+
+    /// The registry's clock, in nanoseconds.
+    pub(crate) fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     fn get(&self, key: u64) -> Option<Arc<Entry>> {
@@ -120,16 +131,30 @@ impl Registry {
             return Some(entry.clone());
         }
         if hosts.len() >= self.max_hosts {
-            // Hosts with nothing to remember go first.
-            hosts.retain(|_, e| !e.pool.is_idle(0));
+            // Hosts with nothing to remember go first, then hosts whose last counted failure
+            // is older than the longest cool-down (a host that failed once and was never
+            // called again, or whose cool-down ended with no probe), then the least recently
+            // failing one: a new host always gets a circuit.
+            let now = self.now();
+            let stale = u64::try_from(self.rules.max_ejection.as_nanos()).unwrap_or(u64::MAX);
+            hosts.retain(|_, e| {
+                !e.pool.is_idle(0) && now.saturating_sub(e.touched.load(Ordering::Relaxed)) < stale
+            });
             if hosts.len() >= self.max_hosts {
-                return None;
+                let oldest = hosts
+                    .iter()
+                    .min_by_key(|(_, e)| e.touched.load(Ordering::Relaxed))
+                    .map(|(k, _)| *k);
+                if let Some(oldest) = oldest {
+                    hosts.remove(&oldest);
+                }
             }
         }
         let entry = Arc::new(Entry {
             pool: Pool::uncapped(1, self.rules),
             name: name(),
             last_cause: Mutex::new(None),
+            touched: std::sync::atomic::AtomicU64::new(self.now()),
         });
         hosts.insert(key, entry.clone());
         self.tracked.store(hosts.len(), Ordering::Release);

@@ -173,8 +173,14 @@ where
     let pool = &shared.pool;
     // A hedge's backup copy starts at the next server, so that it does not queue behind the
     // slow one.
-    let first = usize::from(original.as_ref().is_some_and(|r| r.state().hedge));
     let n = shared.servers.len();
+    let hedge = original.as_ref().is_some_and(|r| r.state().hedge);
+    // The server after the first one not ejected (where the first copy went).
+    let first = if hedge {
+        (0..n).find(|&i| !pool.is_ejected(i)).map_or(0, |f| f + 1)
+    } else {
+        0
+    };
     for i in (0..n).map(|k| (k + first) % n) {
         let base = &shared.servers[i];
         let ticket = pool.admit(i);

@@ -300,9 +300,11 @@ impl RetryPolicy {
     /// Whether the cause is one this policy retries.
     pub(crate) fn retries_cause(&self, err: &GatewayError) -> bool {
         use crate::error::ErrorKind;
+        // Never, whatever the predicate says: an invalid request fails the same way again, the
+        // deadline is over, and an open circuit is meant to fail fast.
         if matches!(
             err.kind(),
-            ErrorKind::InvalidRequest | ErrorKind::DeadlineExceeded
+            ErrorKind::InvalidRequest | ErrorKind::DeadlineExceeded | ErrorKind::CircuitOpen
         ) {
             return false;
         }

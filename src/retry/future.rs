@@ -69,8 +69,9 @@ pin_project_lite::pin_project! {
             hedge_call: Option<F>,
             attempt_span: Span,
             hedge_span: Span,
-            // The error of whichever of the two calls failed first, while the other runs.
-            failed: Option<(GatewayError, Which)>,
+            // Which of the two calls ended first without a good answer (a failure, or a
+            // response the policy retries), while the other runs.
+            failed: Option<Which>,
             ctx: Option<Loop<S>>,
         },
         // The rest of the loop (or the whole loop, when the service was not ready at once).
@@ -226,30 +227,29 @@ where
                     };
                     let _request = loop_ctx.span.clone().entered();
                     let (outcome, which) = loop {
-                        let first_failed = matches!(failed, Some((_, Which::First)));
-                        if !first_failed {
+                        if *failed != Some(Which::First) {
                             let _attempt = attempt_span.enter();
                             if let Poll::Ready(outcome) = call.as_mut().poll(cx) {
-                                match outcome {
-                                    Err(err) if hedge_call.is_some() && failed.is_none() => {
-                                        *failed = Some((err, Which::First));
-                                    }
-                                    outcome => break (outcome, Which::First),
+                                // A good answer wins; so does the later of two that are not.
+                                if hedge_call.is_none()
+                                    || failed.is_some()
+                                    || is_good(&loop_ctx.policy, &outcome)
+                                {
+                                    break (outcome, Which::First);
                                 }
+                                *failed = Some(Which::First);
                             }
                         }
-                        let hedge_failed = matches!(failed, Some((_, Which::Hedge)));
-                        if let (Some(hedge), false) =
-                            (hedge_call.as_mut().as_pin_mut(), hedge_failed)
-                        {
+                        if let (Some(hedge), false) = (
+                            hedge_call.as_mut().as_pin_mut(),
+                            *failed == Some(Which::Hedge),
+                        ) {
                             let _attempt = hedge_span.enter();
                             if let Poll::Ready(outcome) = hedge.poll(cx) {
-                                match outcome {
-                                    Err(err) if failed.is_none() => {
-                                        *failed = Some((err, Which::Hedge));
-                                    }
-                                    outcome => break (outcome, Which::Hedge),
+                                if failed.is_some() || is_good(&loop_ctx.policy, &outcome) {
+                                    break (outcome, Which::Hedge);
                                 }
+                                *failed = Some(Which::Hedge);
                             }
                         }
                         // No answer yet: when the hedge's delay is over, one backup copy.
@@ -261,18 +261,13 @@ where
                             return Poll::Pending;
                         }
                         hedge_timer.set(None);
-                        match loop_ctx.start_hedge() {
+                        match loop_ctx.start_hedge(2) {
                             Some((hedge, span)) => {
                                 *hedge_span = span;
                                 hedge_call.set(Some(hedge));
                             }
                             None => return Poll::Pending,
                         }
-                    };
-                    // Both failed: the later error; one succeeded: its answer.
-                    let outcome = match (outcome, failed.take()) {
-                        (Err(later), Some(_)) => Err(later),
-                        (outcome, _) => outcome,
                     };
                     let attempts_made = if hedge_call.is_some() { 2 } else { 1 };
                     let span = match which {
@@ -305,10 +300,14 @@ where
                     {
                         delay.record(host, started.elapsed());
                     }
-                    let spare = &ctx.spare;
-                    ctx.policy.settle(0, || {
-                        spare.as_ref().map(|r| crate::circuit::host_key(r.url()))
-                    });
+                    // A first-attempt success earns the budget's reward; a hedge's win does not
+                    // (its cost is not refunded either).
+                    if attempts_made == 1 {
+                        let spare = &ctx.spare;
+                        ctx.policy.settle(0, || {
+                            spare.as_ref().map(|r| crate::circuit::host_key(r.url()))
+                        });
+                    }
                     ctx.span.record("attempts", attempts_made);
                     record_attempts(&mut response, ctx.tracker.attempts());
                     #[cfg(feature = "metrics")]
@@ -396,9 +395,10 @@ where
         self.host
     }
 
-    /// The first attempt's backup copy, sent now: when a copy can be made, the service is
-    /// ready at once and the budget pays for it.
-    fn start_hedge(&mut self) -> Option<(S::Future, Span)> {
+    /// A backup copy as attempt `number`, sent now: when a copy can be made, the service is
+    /// ready at once (a hedge never waits for readiness while the first call runs unpolled)
+    /// and the budget pays for it, in that order.
+    fn start_hedge(&mut self, number: u32) -> Option<(S::Future, Span)> {
         let mut copy = self.spare.as_ref().and_then(Request::try_clone)?;
         let ready = self
             .service
@@ -413,9 +413,12 @@ where
             }
         }
         copy.state_mut().hedge = true;
-        self.tracker.start_attempt(2);
-        let span = self.attempt_span(2, &copy);
-        tracing::debug!(attempt = 2, "hedging: no answer yet, a backup copy is sent");
+        self.tracker.start_attempt(number);
+        let span = self.attempt_span(number, &copy);
+        tracing::debug!(
+            attempt = number,
+            "hedging: no answer yet, a backup copy is sent"
+        );
         #[cfg(feature = "metrics")]
         crate::metrics::hedge(Some(&self.url));
         let call = {
@@ -477,54 +480,27 @@ where
         if let Some(outcome) = early {
             return (outcome, span, 1);
         }
-        // No head yet: one backup copy, when a copy can be made and the budget pays for it.
-        let host = self.host();
-        let copy = self.spare.as_ref().and_then(Request::try_clone);
-        let paid = copy.is_some()
-            && self
-                .policy
-                .budget
-                .as_ref()
-                .is_none_or(|b| b.try_withdraw(host.unwrap_or(0), b.cost(false)));
-        let Some(mut copy) = copy.filter(|_| paid) else {
+        // No head yet: one backup copy, when it can be sent at once and the budget pays.
+        let Some((second, hedge_span)) = self.start_hedge(number + 1) else {
             return (first.await, span, 1);
         };
-        copy.state_mut().hedge = true;
-        self.tracker.start_attempt(number + 1);
-        let hedge_span = self.attempt_span(number + 1, &copy);
-        tracing::debug!(
-            attempt = number + 1,
-            after_ms = delay.as_millis() as u64,
-            "hedging: no answer yet, a backup copy is sent"
-        );
-        #[cfg(feature = "metrics")]
-        crate::metrics::hedge(Some(&self.url));
-        let second = match self.start(copy, &hedge_span).await {
-            Ok(call) => call,
-            Err(_) => return (first.await, span, 1),
-        };
-        let mut second = std::pin::pin!(second);
-        // The first good answer wins; the other call is dropped (its connection closed).
-        let mut failed: [Option<GatewayError>; 2] = [None, None];
+        let mut second = std::pin::pin!(second.instrument(hedge_span.clone()));
+        // The first good answer wins; the other call is dropped (its connection closed). A
+        // failure, or a response this policy retries, waits for the other call.
+        let mut ended: [Option<Result<reqwest::Response, GatewayError>>; 2] = [None, None];
+        let policy = &self.policy;
         let (outcome, winner) = std::future::poll_fn(|cx| {
             for (i, call) in [first.as_mut(), second.as_mut()].into_iter().enumerate() {
-                if failed[i].is_some() {
+                if ended[i].is_some() {
                     continue;
                 }
                 if let Poll::Ready(outcome) = call.poll(cx) {
-                    match outcome {
-                        Ok(response) => return Poll::Ready((Ok(response), i)),
-                        Err(err) => failed[i] = Some(err),
+                    if is_good(policy, &outcome) || ended[1 - i].is_some() {
+                        // A good answer, or the later of two that are not.
+                        return Poll::Ready((outcome, i));
                     }
+                    ended[i] = Some(outcome);
                 }
-            }
-            if failed.iter().all(Option::is_some) {
-                // Both failed: the hedge's error, the later of the two.
-                let err = failed[1].take().or_else(|| failed[0].take());
-                return Poll::Ready((
-                    Err(err.unwrap_or_else(|| GatewayError::new(ErrorKind::Other, "no outcome"))),
-                    1,
-                ));
             }
             Poll::Pending
         })
@@ -723,4 +699,13 @@ fn give_up(mut err: GatewayError, why: Option<Cow<'static, str>>) -> GatewayErro
         err.details_mut().set_gave_up(why);
     }
     err
+}
+
+/// Whether an outcome is a good answer (not a failure, nor a response `policy` retries): the
+/// answer a race between a call and its hedge ends with.
+fn is_good(policy: &RetryPolicy, outcome: &Result<reqwest::Response, GatewayError>) -> bool {
+    match outcome {
+        Ok(response) => !policy.retries_response(response.status(), response.headers()),
+        Err(_) => false,
+    }
 }
