@@ -183,6 +183,8 @@ mod health;
 mod idempotency;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "middleware")]
+pub mod middleware;
 mod policy;
 mod proxy;
 mod redact;

@@ -24,7 +24,7 @@ use tower_service::Service;
 use tracing::{Instrument, Span};
 
 /// What the loop keeps of a logical request between attempts.
-struct Loop<S> {
+pub(crate) struct Loop<S> {
     service: S,
     policy: RetryPolicy,
     /// The copy for the next attempt (none when the body cannot be copied or one attempt is
@@ -100,48 +100,10 @@ where
     S::Future: Send + 'static,
 {
     pub(super) fn retrying(mut service: S, policy: RetryPolicy, mut request: Request) -> Self {
-        let policy = match &request.options().retry {
-            Some(own) => own.clone(),
-            None => policy,
-        };
-        let opted_in = request.options().idempotent;
-        // Made before any copy, so that every attempt's copy shares it.
-        let tracker = request.tracker();
-        let method = request.method().clone();
-        let idempotent = policy.is_idempotent(&method, request.headers(), opted_in);
-        // Span fields borrow the request: nothing is formatted unless a subscriber records them.
-        let span = tracing::info_span!(
-            "request",
-            http.request.method = %method,
-            url.full = %DisplayUrl(request.url()),
-            attempts = tracing::field::Empty,
-        );
-        // A copy is kept for the next attempt; a streamed body cannot be copied.
-        let spare = if policy.max_attempts > 1 {
-            request.try_clone()
-        } else {
-            None
-        };
-        let replayable = spare.is_some() || policy.max_attempts == 1;
-        let deadline = request.state().deadline;
         // The service is asked once without a waker: when it is ready (every service of this
         // crate always is) the first attempt starts now, in place; else the loop waits for it.
         let ready = service.poll_ready(&mut Context::from_waker(std::task::Waker::noop()));
-        let mut ctx = Loop {
-            service,
-            policy,
-            spare,
-            tracker,
-            deadline,
-            method,
-            idempotent,
-            replayable,
-            span,
-            learning: None,
-            host: None,
-            #[cfg(feature = "metrics")]
-            url: request.url().clone(),
-        };
+        let mut ctx = Loop::new(service, policy, &mut request);
         // A hedged first attempt arms its timer (a hedge needs a copy and a second attempt).
         let hedge_timer = ctx
             .policy
@@ -347,12 +309,73 @@ enum Start {
     Judge(Result<reqwest::Response, GatewayError>, Span, u32),
 }
 
-impl<S> Loop<S>
-where
-    S: Service<Request, Response = reqwest::Response, Error = GatewayError> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    fn attempt_span(&self, number: u32, request: &Request) -> Span {
+/// What follows an attempt: the answer or error to hand back, or a retry.
+// Made once per attempt that ends (not on the healthy path's in-place attempt) and matched at
+// once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Step {
+    Done(Result<reqwest::Response, GatewayError>),
+    Retry(Duration, Request),
+}
+
+impl<S> Loop<S> {
+    /// The loop's state for `request` (the policy: the request's own, else `policy`): the
+    /// tracker made, the idempotency decided once, the copy for a retry kept.
+    pub(crate) fn new(service: S, policy: RetryPolicy, request: &mut Request) -> Loop<S> {
+        let policy = match &request.options().retry {
+            Some(own) => own.clone(),
+            None => policy,
+        };
+        let opted_in = request.options().idempotent;
+        // Made before any copy, so that every attempt's copy shares it.
+        let tracker = request.tracker();
+        let method = request.method().clone();
+        let idempotent = policy.is_idempotent(&method, request.headers(), opted_in);
+        // Span fields borrow the request: nothing is formatted unless a subscriber records them.
+        let span = tracing::info_span!(
+            "request",
+            http.request.method = %method,
+            url.full = %DisplayUrl(request.url()),
+            attempts = tracing::field::Empty,
+        );
+        // A copy is kept for the next attempt; a streamed body cannot be copied.
+        let spare = if policy.max_attempts > 1 {
+            request.try_clone()
+        } else {
+            None
+        };
+        let replayable = spare.is_some() || policy.max_attempts == 1;
+        let deadline = request.state().deadline;
+        Loop {
+            service,
+            policy,
+            spare,
+            tracker,
+            deadline,
+            method,
+            idempotent,
+            replayable,
+            span,
+            learning: None,
+            host: None,
+            #[cfg(feature = "metrics")]
+            url: request.url().clone(),
+        }
+    }
+
+    /// The logical request's span.
+    #[cfg(feature = "middleware")]
+    pub(crate) fn span(&self) -> Span {
+        self.span.clone()
+    }
+
+    /// Notes on the request's tracker that attempt `number` starts.
+    #[cfg(feature = "middleware")]
+    pub(crate) fn start_attempt(&self, number: u32) {
+        self.tracker.start_attempt(number);
+    }
+
+    pub(crate) fn attempt_span(&self, number: u32, request: &Request) -> Span {
         tracing::info_span!(
             parent: &self.span,
             "attempt",
@@ -395,6 +418,128 @@ where
         self.host
     }
 
+    /// What follows attempt `attempt`'s outcome, by the policy: the answer or error to hand
+    /// back, or a retry after a pause with the copy to send. The whole retry decision of one
+    /// attempt, shared by the tower layer's loop and the reqwest-middleware adapter.
+    pub(crate) fn after(
+        &mut self,
+        attempt: u32,
+        outcome: Result<reqwest::Response, GatewayError>,
+        attempt_span: Span,
+        previous_delay: Duration,
+        spent: &mut u32,
+    ) -> Step {
+        // The host's key for its retry budget, while the kept copy is there to tell it.
+        let host = self.host();
+        let facts = AttemptFacts {
+            number: attempt,
+            idempotent: self.idempotent,
+            replayable: self.replayable,
+            previous_delay,
+            deadline: self.deadline,
+        };
+        let policy = &self.policy;
+        let tracker = &self.tracker;
+        let (delay, next) = match outcome {
+            Ok(mut response) => {
+                attempt_span.record("http.response.status_code", response.status().as_u16());
+                drop(attempt_span);
+                let mut retry = None;
+                if !policy.retries_response(response.status(), response.headers()) {
+                    policy.settle(*spent, || host);
+                } else {
+                    // A 429, a 408 or a status the user's rules name is not a gateway
+                    // failure: it is retried like one (hints, budget, deadline,
+                    // idempotency), and handed back as it is when not.
+                    let mut refused = refused_response(&response);
+                    refused.details_mut().set_attempts(tracker.attempts());
+                    tracker.record_failure(&refused);
+                    let step =
+                        policy.charge(policy.decide(&refused, true, &facts), false, spent, host);
+                    if let Next::RetryAfter(delay, reason) = step {
+                        if let Some(copy) = next_copy(&mut self.spare, attempt, policy.max_attempts)
+                        {
+                            tracing::warn!(
+                                attempt,
+                                delay_ms = delay.as_millis() as u64,
+                                reason,
+                                http.response.status_code = response.status().as_u16(),
+                                "retrying after a refused response"
+                            );
+                            #[cfg(feature = "metrics")]
+                            self.retried(match response.status().as_u16() {
+                                429 => "http_429",
+                                408 => "http_408",
+                                _ => "http_response",
+                            });
+                            retry = Some((delay, copy));
+                        }
+                    }
+                }
+                match retry {
+                    Some(next) => next,
+                    None => {
+                        self.span.record("attempts", attempt);
+                        record_attempts(&mut response, tracker.attempts());
+                        #[cfg(feature = "metrics")]
+                        self.ended(None);
+                        return Step::Done(Ok(response));
+                    }
+                }
+            }
+            Err(mut err) => {
+                attempt_span.record("http.response.status_code", err.status().as_u16());
+                attempt_span.record("error.type", err.kind().name());
+                // The attempt ends here: the pause before the next one is not part of it.
+                drop(attempt_span);
+                // This logical request's count (an inner client's error carries its own).
+                err.details_mut().set_attempts(tracker.attempts());
+                tracker.record_failure(&err);
+                let next = policy.decide(&err, policy.retries_cause(&err), &facts);
+                match policy.charge(next, err.kind() == ErrorKind::CgiTimeout, spent, host) {
+                    Next::RetryAfter(delay, reason) => {
+                        tracing::warn!(
+                            attempt,
+                            delay_ms = delay.as_millis() as u64,
+                            reason,
+                            error.type = err.kind().name(),
+                            error = %err,
+                            "retrying"
+                        );
+                        #[cfg(feature = "metrics")]
+                        self.retried(err.kind().name());
+                        // `decide` only retries when a copy exists.
+                        match next_copy(&mut self.spare, attempt, policy.max_attempts) {
+                            Some(copy) => (delay, copy),
+                            None => {
+                                return Step::Done(Err(give_up(
+                                    err,
+                                    Some("the request could not be copied".into()),
+                                )));
+                            }
+                        }
+                    }
+                    Next::GiveUp(why) => {
+                        if let Some(why) = &why {
+                            tracing::warn!(attempt, error.type = err.kind().name(), error = %err, why = %why, "giving up");
+                        }
+                        self.span.record("attempts", attempt);
+                        #[cfg(feature = "metrics")]
+                        self.ended(Some((&err, why.as_deref())));
+                        return Step::Done(Err(give_up(err, why)));
+                    }
+                }
+            }
+        };
+        Step::Retry(delay, next)
+    }
+}
+
+impl<S> Loop<S>
+where
+    S: Service<Request, Response = reqwest::Response, Error = GatewayError> + Send + 'static,
+    S::Future: Send + 'static,
+{
     /// A backup copy as attempt `number`, sent now: when a copy can be made, the service is
     /// ready at once (a hedge never waits for readiness while the first call runs unpolled)
     /// and the budget pays for it, in that order.
@@ -531,119 +676,11 @@ where
             let mut previous_delay = Duration::ZERO;
             let mut spent: u32 = 0;
             loop {
-                // The host's key for its retry budget, while the kept copy is there to tell it.
-                let host = self.host();
-                let facts = AttemptFacts {
-                    number: attempt,
-                    idempotent: self.idempotent,
-                    replayable: self.replayable,
-                    previous_delay,
-                    deadline: self.deadline,
-                };
-                let policy = &self.policy;
-                let tracker = &self.tracker;
-                let (delay, next) = match outcome {
-                    Ok(mut response) => {
-                        attempt_span
-                            .record("http.response.status_code", response.status().as_u16());
-                        drop(attempt_span);
-                        let mut retry = None;
-                        if !policy.retries_response(response.status(), response.headers()) {
-                            policy.settle(spent, || host);
-                        } else {
-                            // A 429, a 408 or a status the user's rules name is not a gateway
-                            // failure: it is retried like one (hints, budget, deadline,
-                            // idempotency), and handed back as it is when not.
-                            let mut refused = refused_response(&response);
-                            refused.details_mut().set_attempts(tracker.attempts());
-                            tracker.record_failure(&refused);
-                            let step = policy.charge(
-                                policy.decide(&refused, true, &facts),
-                                false,
-                                &mut spent,
-                                host,
-                            );
-                            if let Next::RetryAfter(delay, reason) = step {
-                                if let Some(copy) =
-                                    next_copy(&mut self.spare, attempt, policy.max_attempts)
-                                {
-                                    tracing::warn!(
-                                        attempt,
-                                        delay_ms = delay.as_millis() as u64,
-                                        reason,
-                                        http.response.status_code = response.status().as_u16(),
-                                        "retrying after a refused response"
-                                    );
-                                    #[cfg(feature = "metrics")]
-                                    self.retried(match response.status().as_u16() {
-                                        429 => "http_429",
-                                        408 => "http_408",
-                                        _ => "http_response",
-                                    });
-                                    retry = Some((delay, copy));
-                                }
-                            }
-                        }
-                        match retry {
-                            Some(next) => next,
-                            None => {
-                                self.span.record("attempts", attempt);
-                                record_attempts(&mut response, tracker.attempts());
-                                #[cfg(feature = "metrics")]
-                                self.ended(None);
-                                return Ok(response);
-                            }
-                        }
-                    }
-                    Err(mut err) => {
-                        attempt_span.record("http.response.status_code", err.status().as_u16());
-                        attempt_span.record("error.type", err.kind().name());
-                        // The attempt ends here: the pause before the next one is not part of it.
-                        drop(attempt_span);
-                        // This logical request's count (an inner client's error carries its own).
-                        err.details_mut().set_attempts(tracker.attempts());
-                        tracker.record_failure(&err);
-                        let next = policy.decide(&err, policy.retries_cause(&err), &facts);
-                        match policy.charge(
-                            next,
-                            err.kind() == ErrorKind::CgiTimeout,
-                            &mut spent,
-                            host,
-                        ) {
-                            Next::RetryAfter(delay, reason) => {
-                                tracing::warn!(
-                                    attempt,
-                                    delay_ms = delay.as_millis() as u64,
-                                    reason,
-                                    error.type = err.kind().name(),
-                                    error = %err,
-                                    "retrying"
-                                );
-                                #[cfg(feature = "metrics")]
-                                self.retried(err.kind().name());
-                                // `decide` only retries when a copy exists.
-                                match next_copy(&mut self.spare, attempt, policy.max_attempts) {
-                                    Some(copy) => (delay, copy),
-                                    None => {
-                                        return Err(give_up(
-                                            err,
-                                            Some("the request could not be copied".into()),
-                                        ));
-                                    }
-                                }
-                            }
-                            Next::GiveUp(why) => {
-                                if let Some(why) = &why {
-                                    tracing::warn!(attempt, error.type = err.kind().name(), error = %err, why = %why, "giving up");
-                                }
-                                self.span.record("attempts", attempt);
-                                #[cfg(feature = "metrics")]
-                                self.ended(Some((&err, why.as_deref())));
-                                return Err(give_up(err, why));
-                            }
-                        }
-                    }
-                };
+                let (delay, next) =
+                    match self.after(attempt, outcome, attempt_span, previous_delay, &mut spent) {
+                        Step::Done(result) => return result,
+                        Step::Retry(delay, next) => (delay, next),
+                    };
                 previous_delay = delay;
                 tokio::time::sleep(delay).await;
                 attempt += 1;

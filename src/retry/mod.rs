@@ -67,6 +67,8 @@ pub use crate::policy::budget::RetryBudget;
 pub use crate::policy::retry::RetryPolicy;
 pub use crate::policy::retry_after::retry_after;
 pub use future::ResponseFuture;
+#[cfg(feature = "middleware")]
+pub(crate) use future::{Loop, Step};
 pub use layer::RetryLayer;
 
 use crate::error::GatewayError;

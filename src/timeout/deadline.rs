@@ -164,7 +164,11 @@ where
 
 /// The deadline's error; its server is the last failure's (the deadline layer keeps no copy of
 /// the URL, to stay allocation-free on the healthy path).
-fn exceeded(tracker: &Tracker, deadline: DeadlineAt, method: reqwest::Method) -> GatewayError {
+pub(crate) fn exceeded(
+    tracker: &Tracker,
+    deadline: DeadlineAt,
+    method: reqwest::Method,
+) -> GatewayError {
     let last = tracker.last_failure();
     // This logical request's count; a failure's own count only when no layer counted.
     let attempts = match tracker.attempts() {

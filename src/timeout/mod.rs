@@ -46,8 +46,8 @@
 //! the last cause.
 
 mod attempt;
-mod body;
-mod deadline;
+pub(crate) mod body;
+pub(crate) mod deadline;
 
 pub use attempt::{AttemptTimeout, AttemptTimeoutLayer};
 pub use deadline::{Deadline, DeadlineLayer};

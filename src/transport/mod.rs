@@ -117,20 +117,20 @@ impl Service<Request> for Transport {
 }
 
 /// What the transport keeps of a request it sent, to report its failure.
-struct Sent {
+pub(crate) struct Sent {
     /// When it was sent and where, for `http.client.request.duration`.
     #[cfg(feature = "metrics")]
-    metrics: (std::time::Instant, reqwest::Url),
-    method: reqwest::Method,
-    sent_to: Option<u64>,
-    redirects_before: u32,
-    proxies: Option<Arc<ProxyMap>>,
-    redirects_tracked: bool,
+    pub(crate) metrics: (std::time::Instant, reqwest::Url),
+    pub(crate) method: reqwest::Method,
+    pub(crate) sent_to: Option<u64>,
+    pub(crate) redirects_before: u32,
+    pub(crate) proxies: Option<Arc<ProxyMap>>,
+    pub(crate) redirects_tracked: bool,
 }
 
 /// The outcome of reqwest's call: passed on as it is below 500, else classified (a 5xx after
 /// reading the start of its body).
-async fn judge(
+pub(crate) async fn judge(
     outcome: Result<reqwest::Response, reqwest::Error>,
     sent: Sent,
     tracker: Arc<Tracker>,
@@ -215,7 +215,7 @@ async fn judge(
 /// A cheap fingerprint of a URL without its fragment (which reqwest drops from a response's
 /// URL), to tell whether a response is for another URL than the one sent to without keeping a
 /// copy of it.
-fn fingerprint(url: &reqwest::Url) -> u64 {
+pub(crate) fn fingerprint(url: &reqwest::Url) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     let without_fragment = url.as_str().split('#').next().unwrap_or("");

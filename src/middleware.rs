@@ -1,0 +1,246 @@
+//! This crate's resilience inside a [reqwest-middleware](https://docs.rs/reqwest-middleware)
+//! chain (feature `middleware`).
+//!
+//! Services that build their client with `reqwest_middleware::ClientBuilder` — with
+//! reqwest-tracing, http-cache-reqwest or an auth middleware on it — add
+//! [`ResilienceMiddleware`] to the chain and keep the rest:
+//!
+//! ```no_run
+//! use reqwest_resilience::middleware::ResilienceMiddleware;
+//! use reqwest_resilience::retry::RetryPolicy;
+//! use std::time::Duration;
+//!
+//! # async fn run() -> Result<(), reqwest_middleware::Error> {
+//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(
+//!         ResilienceMiddleware::new()
+//!             .retry(RetryPolicy::default().max_attempts(4))
+//!             .attempt_timeout(Duration::from_secs(2))
+//!             .deadline(Duration::from_secs(8)),
+//!     )
+//!     // Middlewares after it run once per attempt.
+//!     .build();
+//! match client.get("http://127.0.0.1:8080/").send().await {
+//!     Ok(response) => println!("{}", response.status()),
+//!     Err(err) => match reqwest_resilience::middleware::gateway_error(&err) {
+//!         Some(gateway) => eprintln!("{gateway}\n{}", gateway.diagnosis()),
+//!         None => eprintln!("{err}"),
+//!     },
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! What it does is the tower stack's, from the same code: the retry decision of each attempt
+//! (causes, attempts, idempotency and proof of "unsent", replayable bodies, `Retry-After`,
+//! backoff, the budget per host, the deadline; 429, 408 and your response rules) is the retry
+//! layer's own step; a 5xx's start of body is read and classified, and transport errors are
+//! classified, by the transport's own function; the deadline bounds everything, the body
+//! included, with the deadline layer's error; each attempt is bounded by the attempt timeout.
+//! It calls `next.clone().run(..)` once per attempt, so the middlewares after it (and the
+//! client's own redirect policy) run for every attempt. Its errors are
+//! `reqwest_middleware::Error::Middleware` wrapping the [`GatewayError`] (see
+//! [`gateway_error`]); its responses are the same as the tower stack's (the attempts made are
+//! on them: [`attempts`](crate::attempts)).
+//!
+//! Not in the middleware (use [`Client`](crate::Client) or the tower layers for them):
+//! fallback servers, the circuit per host and hedging.
+
+use crate::clock::{DeadlineAt, instant_after};
+use crate::error::{Details, ErrorKind, GatewayError, Origin};
+use crate::request::{Request, Tracker};
+use crate::retry::{Loop, RetryPolicy, Step};
+use crate::timeout::body::{Limit, bound};
+use http::Extensions;
+use reqwest_middleware::{Middleware, Next};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Instrument;
+
+/// Retries, an attempt timeout and a total deadline, with this crate's classification, as a
+/// reqwest-middleware [`Middleware`]. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct ResilienceMiddleware {
+    policy: RetryPolicy,
+    attempt_timeout: Option<Duration>,
+    deadline: Option<Duration>,
+}
+
+impl Default for ResilienceMiddleware {
+    fn default() -> Self {
+        ResilienceMiddleware::new()
+    }
+}
+
+impl ResilienceMiddleware {
+    /// The [`Client`](crate::Client)'s defaults: [`RetryPolicy::default`], 10 s per attempt,
+    /// a 30 s deadline.
+    pub fn new() -> Self {
+        ResilienceMiddleware {
+            policy: RetryPolicy::default(),
+            attempt_timeout: Some(crate::DEFAULT_ATTEMPT_TIMEOUT),
+            deadline: Some(crate::DEFAULT_DEADLINE),
+        }
+    }
+
+    /// The retry policy (its budget is shared by clones of the middleware).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Each attempt's timeout, to its response head and the start of a 5xx's body
+    /// (`Duration::ZERO`: none).
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
+    /// The deadline of the whole request: attempts, pauses and the body (`Duration::ZERO`:
+    /// none).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = (!deadline.is_zero()).then_some(deadline);
+        self
+    }
+}
+
+/// The [`GatewayError`] behind a reqwest-middleware error made by [`ResilienceMiddleware`].
+pub fn gateway_error(err: &reqwest_middleware::Error) -> Option<&GatewayError> {
+    match err {
+        reqwest_middleware::Error::Middleware(inner) => inner.downcast_ref::<GatewayError>(),
+        reqwest_middleware::Error::Reqwest(_) => None,
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for ResilienceMiddleware {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let mut request = Request::from(req);
+        let deadline = self.deadline.map(|total| DeadlineAt {
+            at: instant_after(total),
+            total,
+        });
+        request.state_mut().deadline = deadline;
+        let tracker = request.tracker();
+        let method = request.method().clone();
+        let mut decisions = Loop::new((), self.policy.clone(), &mut request);
+        let span = decisions.span();
+        let attempts = async {
+            let mut attempt = 1;
+            let mut spent = 0;
+            let mut previous_delay = Duration::ZERO;
+            let mut current = request;
+            loop {
+                decisions.start_attempt(attempt);
+                let attempt_span = decisions.attempt_span(attempt, &current);
+                let outcome = self
+                    .attempt(current, extensions, next.clone(), &tracker, deadline)
+                    .instrument(attempt_span.clone())
+                    .await;
+                match decisions.after(attempt, outcome, attempt_span, previous_delay, &mut spent) {
+                    Step::Done(result) => return result,
+                    Step::Retry(delay, copy) => {
+                        previous_delay = delay;
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                        current = copy;
+                    }
+                }
+            }
+        }
+        .instrument(span);
+        let outcome = match deadline {
+            Some(d) => match tokio::time::timeout_at(d.at, attempts).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(crate::timeout::deadline::exceeded(&tracker, d, method)),
+            },
+            None => attempts.await,
+        };
+        match outcome {
+            // The body the caller reads is part of the request: bounded by the deadline too.
+            Ok(response) => Ok(match deadline {
+                Some(d) => bound(response, d.at, Limit::Deadline(d.total)),
+                None => response,
+            }),
+            Err(err) => Err(reqwest_middleware::Error::middleware(err)),
+        }
+    }
+}
+
+impl ResilienceMiddleware {
+    /// One attempt through the rest of the chain, bounded by the attempt timeout (cut to the
+    /// deadline), its outcome classified as the transport classifies its own.
+    async fn attempt(
+        &self,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+        tracker: &Arc<Tracker>,
+        deadline: Option<DeadlineAt>,
+    ) -> Result<reqwest::Response, GatewayError> {
+        let timeout = match (self.attempt_timeout, deadline) {
+            (Some(t), Some(d)) => Some(t.min(d.remaining())),
+            (t, d) => t.or(d.map(|d| d.remaining())),
+        };
+        let mut req = request.into_inner();
+        // Credentials written in the URL go to this URL's server, as a header.
+        crate::credentials::apply(&mut req);
+        let url = req.url().clone();
+        let sent = crate::transport::Sent {
+            #[cfg(feature = "metrics")]
+            metrics: (std::time::Instant::now(), url.clone()),
+            method: req.method().clone(),
+            // The chain's client is not known to tell of redirects: a response for another
+            // URL shows one, and no failure counts as proof that the request was unsent.
+            sent_to: Some(crate::transport::fingerprint(&url)),
+            redirects_before: tracker.redirects(),
+            proxies: None,
+            redirects_tracked: false,
+        };
+        let method = sent.method.clone();
+        tracker.count_send();
+        let exchange = async {
+            match next.run(req, extensions).await {
+                Ok(response) => crate::transport::judge(Ok(response), sent, tracker.clone()).await,
+                Err(reqwest_middleware::Error::Reqwest(err)) => {
+                    crate::transport::judge(Err(err), sent, tracker.clone()).await
+                }
+                Err(reqwest_middleware::Error::Middleware(err)) => {
+                    Err(match err.downcast::<GatewayError>() {
+                        Ok(gateway) => gateway,
+                        Err(other) => {
+                            let mut details = Details::new(
+                                ErrorKind::Other,
+                                Origin::Local,
+                                format!("a middleware after this one failed: {other}").into(),
+                            );
+                            details.set_method(sent.method);
+                            GatewayError::from_details(details)
+                        }
+                    })
+                }
+            }
+        };
+        let Some(timeout) = timeout else {
+            return exchange.await;
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                let mut details = Details::new(
+                    ErrorKind::CgiTimeout,
+                    Origin::Local,
+                    format!("no response within the attempt timeout of {timeout:?}").into(),
+                );
+                details.set_method(method);
+                details.set_server(&url);
+                details.set_attempts(1);
+                Err(GatewayError::from_details(details))
+            }
+        }
+    }
+}

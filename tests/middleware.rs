@@ -1,0 +1,162 @@
+//! The reqwest-middleware adapter inside a chain, with a middleware after it that counts its
+//! calls per attempt, against wiremock, a refused port and a server that never answers.
+
+mod support;
+
+use http::Extensions;
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
+use reqwest_resilience::middleware::{ResilienceMiddleware, gateway_error};
+use reqwest_resilience::retry::{ExponentialBackoff, RetryPolicy};
+use reqwest_resilience::{ErrorKind, Substatus};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use wiremock::matchers::path;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Counts the requests it passes on.
+#[derive(Clone, Default)]
+struct Counting(Arc<AtomicU32>);
+
+#[async_trait::async_trait]
+impl Middleware for Counting {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        next.run(req, extensions).await
+    }
+}
+
+fn fast() -> RetryPolicy {
+    RetryPolicy::default().backoff(ExponentialBackoff::new(Duration::from_millis(1)))
+}
+
+fn chain(resilience: ResilienceMiddleware, counting: &Counting) -> ClientWithMiddleware {
+    ClientBuilder::new(reqwest::Client::new())
+        .with(resilience)
+        .with(counting.clone())
+        .build()
+}
+
+/// A server answering `first` once, then `then`.
+async fn server(first: ResponseTemplate, then: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(path("/"))
+        .respond_with(first)
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/"))
+        .respond_with(then)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn each_attempt_runs_the_middlewares_after_it() {
+    let server = server(ResponseTemplate::new(502), ResponseTemplate::new(200)).await;
+    let counting = Counting::default();
+    let client = chain(ResilienceMiddleware::new().retry(fast()), &counting);
+    let response = client.get(server.uri()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(counting.0.load(Ordering::SeqCst), 2, "once per attempt");
+    assert_eq!(reqwest_resilience::attempts(&response), 2);
+}
+
+#[tokio::test]
+async fn its_errors_carry_the_gateway_error() {
+    let dead = support::refused_url("/").await;
+    let counting = Counting::default();
+    let client = chain(ResilienceMiddleware::new().retry(fast()), &counting);
+    let err = client.get(&dead).send().await.unwrap_err();
+    let gateway = gateway_error(&err).expect("a GatewayError inside");
+    assert_eq!(gateway.kind(), ErrorKind::ForwarderConnection);
+    assert_eq!(gateway.substatus(), Some(Substatus::ForwarderConnection));
+    assert_eq!(gateway.attempts(), 3);
+    assert_eq!(counting.0.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_gateway_page_is_classified_as_by_the_tower_stack() {
+    let page = ResponseTemplate::new(502)
+        .insert_header("Server", "nginx")
+        .set_body_string("<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>");
+    let server = server(page.clone(), page).await;
+    let counting = Counting::default();
+    let client = chain(
+        ResilienceMiddleware::new().retry(fast().max_attempts(2)),
+        &counting,
+    );
+    let err = client.get(server.uri()).send().await.unwrap_err();
+    let gateway = gateway_error(&err).unwrap();
+    assert_eq!(gateway.kind(), ErrorKind::BadGateway);
+    assert_eq!(gateway.status(), 502);
+    assert_eq!(gateway.attempts(), 2);
+}
+
+#[tokio::test]
+async fn a_post_is_not_resent() {
+    let server = server(ResponseTemplate::new(502), ResponseTemplate::new(200)).await;
+    let counting = Counting::default();
+    let client = chain(ResilienceMiddleware::new().retry(fast()), &counting);
+    let err = client
+        .post(server.uri())
+        .body("order")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(gateway_error(&err).unwrap().kind(), ErrorKind::BadGateway);
+    assert_eq!(counting.0.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn the_attempt_timeout_and_the_deadline_bound_a_silent_server() {
+    let server = server(
+        ResponseTemplate::new(200).set_delay(Duration::from_secs(30)),
+        ResponseTemplate::new(200).set_delay(Duration::from_secs(30)),
+    )
+    .await;
+    let counting = Counting::default();
+    let client = chain(
+        ResilienceMiddleware::new()
+            .retry(fast())
+            .attempt_timeout(Duration::from_millis(200))
+            .deadline(Duration::from_millis(500)),
+        &counting,
+    );
+    let started = std::time::Instant::now();
+    let err = client.get(server.uri()).send().await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let gateway = gateway_error(&err).unwrap();
+    assert!(
+        matches!(
+            gateway.kind(),
+            ErrorKind::DeadlineExceeded | ErrorKind::CgiTimeout
+        ),
+        "{gateway}"
+    );
+    assert!(
+        counting.0.load(Ordering::SeqCst) >= 2,
+        "the attempt timeout ended the first try"
+    );
+}
+
+#[tokio::test]
+async fn response_rules_apply_as_in_the_tower_stack() {
+    let server = server(ResponseTemplate::new(500), ResponseTemplate::new(200)).await;
+    let counting = Counting::default();
+    let client = chain(
+        ResilienceMiddleware::new().retry(fast().retry_on_status([500])),
+        &counting,
+    );
+    let response = client.get(server.uri()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(counting.0.load(Ordering::SeqCst), 2);
+}
