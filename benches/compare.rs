@@ -25,9 +25,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const CLIENTS: [&str; 7] = [
+const CLIENTS: [&str; 8] = [
     "raw",
     "raw (A/A)",
+    // This crate's reqwest-middleware adapter (built with `--features middleware`), in S1–S3
+    // beside reqwest-middleware + reqwest-retry.
+    "resilience middleware",
     // This crate with hedging after 20 ms: run in S1 (its healthy-path cost) and S5 only.
     "reqwest-resilience hedged",
     "reqwest-resilience",
@@ -364,6 +367,15 @@ fn client_for(name: &str, scenario: Scenario, fallback: Option<String>) -> Send 
                 .retry(policy)
                 .build()
                 .unwrap();
+            sends_gets!(c)
+        }
+        #[cfg(feature = "middleware")]
+        "resilience middleware" => {
+            use reqwest_resilience::middleware::ResilienceMiddleware;
+            let policy = RetryPolicy::default().backoff(ExponentialBackoff::new(Duration::ZERO));
+            let c = reqwest_middleware::ClientBuilder::new(reqwest())
+                .with(ResilienceMiddleware::new().retry(policy))
+                .build();
             sends_gets!(c)
         }
         "middleware+retry" => {
@@ -757,6 +769,16 @@ fn main() {
             for k in 0..CLIENTS.len() {
                 let client = CLIENTS[(k + round) % CLIENTS.len()];
                 if scenario == Scenario::Failover && client != "reqwest-resilience" {
+                    continue;
+                }
+                // The middleware adapter: S1–S3, when built with it.
+                if client == "resilience middleware"
+                    && (!cfg!(feature = "middleware")
+                        || !matches!(
+                            scenario,
+                            Scenario::Healthy | Scenario::Flaky | Scenario::Outage
+                        ))
+                {
                     continue;
                 }
                 // The hedging client: its healthy-path cost (S1) and the tail (S5).
