@@ -11,8 +11,7 @@ use reqwest_resilience::{ErrorKind, Substatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use wiremock::matchers::path;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 /// Counts the requests it passes on.
 #[derive(Clone, Default)]
@@ -42,21 +41,8 @@ fn chain(resilience: ResilienceMiddleware, counting: &Counting) -> ClientWithMid
         .build()
 }
 
-/// A server answering `first` once, then `then`.
 async fn server(first: ResponseTemplate, then: ResponseTemplate) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(path("/"))
-        .respond_with(first)
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(path("/"))
-        .respond_with(then)
-        .with_priority(2)
-        .mount(&server)
-        .await;
-    server
+    support::once_then(first, then).await
 }
 
 #[tokio::test]

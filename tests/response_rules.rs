@@ -1,11 +1,12 @@
 //! The user's own retry rules on responses (`retry_on_status`, `retry_on_response`), against a
 //! wiremock server that counts what it receives.
 
+mod support;
+
 use reqwest_resilience::Client;
 use reqwest_resilience::retry::{ExponentialBackoff, Jitter, RetryBudget, RetryPolicy};
 use std::time::{Duration, Instant};
-use wiremock::matchers::path;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 fn fast() -> RetryPolicy {
     RetryPolicy::default()
@@ -17,21 +18,8 @@ fn client(policy: RetryPolicy) -> Client {
     Client::builder().retry(policy).build().unwrap()
 }
 
-/// A server answering `first` once, then `then` for ever.
 async fn server(first: ResponseTemplate, then: ResponseTemplate) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(path("/"))
-        .respond_with(first)
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(path("/"))
-        .respond_with(then)
-        .with_priority(2)
-        .mount(&server)
-        .await;
-    server
+    support::once_then(first, then).await
 }
 
 async fn hits(server: &MockServer) -> usize {

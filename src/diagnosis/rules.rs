@@ -248,26 +248,25 @@ fn reported_by_proxy(err: &GatewayError) -> bool {
 }
 
 fn deadline(err: &GatewayError) -> Diagnosis {
-    match err.last_cause() {
-        Some(last) => {
-            let mut diagnosis = diagnose(last);
-            diagnosis
-                .evidence
-                .insert(0, err.details().message().to_owned());
-            diagnosis
-        }
-        None => make(
-            Hop::OwnTransport,
-            LikelyCause::UpstreamOutage,
-            "whether the server is overloaded or stuck; raise the deadline only if it is just slow",
-            err,
-        ),
-    }
+    after_last_cause(
+        err,
+        "whether the server is overloaded or stuck; raise the deadline only if it is just slow",
+    )
 }
 
 /// An open circuit: what failed before is the diagnosis, the circuit's message its first
 /// evidence.
 fn circuit_open(err: &GatewayError) -> Diagnosis {
+    after_last_cause(
+        err,
+        "the host failed repeatedly; requests to it fail at once until its cool-down ends and a probe succeeds",
+    )
+}
+
+/// An error that ended a request because of earlier failures (an exceeded deadline, an open
+/// circuit): the last cause's diagnosis with this error's message first in its evidence, or
+/// `suggestion` when no attempt had failed.
+fn after_last_cause(err: &GatewayError, suggestion: &'static str) -> Diagnosis {
     match err.last_cause() {
         Some(last) => {
             let mut diagnosis = diagnose(last);
@@ -279,7 +278,7 @@ fn circuit_open(err: &GatewayError) -> Diagnosis {
         None => make(
             Hop::OwnTransport,
             LikelyCause::UpstreamOutage,
-            "the host failed repeatedly; requests to it fail at once until its cool-down ends and a probe succeeds",
+            suggestion,
             err,
         ),
     }

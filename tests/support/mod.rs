@@ -214,3 +214,24 @@ async fn serve(
         }
     }
 }
+
+/// A wiremock server whose path `/` answers `first` once, then `then` for ever.
+pub async fn once_then(
+    first: wiremock::ResponseTemplate,
+    then: wiremock::ResponseTemplate,
+) -> wiremock::MockServer {
+    use wiremock::{Mock, MockServer, matchers::path};
+    let server = MockServer::start().await;
+    Mock::given(path("/"))
+        .respond_with(first)
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/"))
+        .respond_with(then)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    server
+}
