@@ -15,7 +15,9 @@
 //! | `reqwest_resilience.fallback.ejections`, `.restorations` | counters | `server.address` | fallback servers ejected and restored |
 //! | `reqwest_resilience.circuit.transitions` | counter | `server.address`, `state` (`open`, `half_open`, `closed`) | circuit state changes |
 //!
-//! Labels never carry credentials, paths or query strings. With the feature off, none of this
+//! Labels never carry credentials, paths or query strings; a method other than the nine
+//! standard ones is `_OTHER`. A request dropped before it ended (its attempt timeout fired, it
+//! lost a hedge race, the caller dropped it) records no duration. With the feature off, none of this
 //! is compiled. With it on and no recorder installed, the facade's calls are no-ops apart from
 //! building the labels (measured in BENCHMARKS.md).
 //!
@@ -35,7 +37,26 @@ pub(crate) fn host(url: &reqwest::Url) -> String {
     url.host_str().unwrap_or("").to_owned()
 }
 
-/// One HTTP request put on the wire, ended.
+/// The method as OpenTelemetry labels it: the known ones by name, any other as `_OTHER` (a
+/// bounded set of values).
+fn method_label(method: &reqwest::Method) -> &'static str {
+    use reqwest::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "_OTHER",
+    }
+}
+
+/// One HTTP request put on the wire, ended (a request dropped before it ended, by a timeout
+/// or a lost hedge race, is not recorded).
 pub(crate) fn attempt(
     method: &reqwest::Method,
     url: Option<&reqwest::Url>,
@@ -44,7 +65,7 @@ pub(crate) fn attempt(
     took: Duration,
 ) {
     let mut labels = vec![
-        ("http.request.method", method.as_str().to_owned()),
+        ("http.request.method", method_label(method).to_owned()),
         ("server.address", url.map(host).unwrap_or_default()),
         (
             "server.port",
@@ -70,7 +91,7 @@ pub(crate) fn attempt(
 pub(crate) fn resends(method: &reqwest::Method, url: Option<&reqwest::Url>, attempts: u32) {
     ::metrics::histogram!(
         "http.client.request.resend_count",
-        "http.request.method" => method.as_str().to_owned(),
+        "http.request.method" => method_label(method),
         "server.address" => url.map(host).unwrap_or_default(),
     )
     .record(f64::from(attempts.saturating_sub(1)));

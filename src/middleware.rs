@@ -31,7 +31,7 @@
 //! ```
 //!
 //! What it does is the tower stack's, from the same code: the retry decision of each attempt
-//! (causes, attempts, idempotency and proof of "unsent", replayable bodies, `Retry-After`,
+//! (causes, attempts, idempotency, replayable bodies, `Retry-After`,
 //! backoff, the budget per host, the deadline; 429, 408 and your response rules) is the retry
 //! layer's own step; a 5xx's start of body is read and classified, and transport errors are
 //! classified, by the transport's own function; the deadline bounds everything, the body
@@ -43,7 +43,10 @@
 //! on them: [`attempts`](crate::attempts)).
 //!
 //! Not in the middleware (use [`Client`](crate::Client) or the tower layers for them):
-//! fallback servers, the circuit per host and hedging.
+//! fallback servers, the circuit per host and hedging. And one difference: the chain's client
+//! is not known to tell this crate of redirects (see [`redirect`](crate::redirect)), so no
+//! failure counts as proof that a request was never sent; a POST without an
+//! `Idempotency-Key` or an opt-in is therefore never resent, even after a refused connection.
 
 use crate::clock::{DeadlineAt, instant_after};
 use crate::error::{Details, ErrorKind, GatewayError, Origin};
@@ -155,6 +158,12 @@ impl Middleware for ResilienceMiddleware {
         .instrument(span);
         let outcome = match deadline {
             Some(d) => match tokio::time::timeout_at(d.at, attempts).await {
+                // A failure at the deadline (an attempt timeout cut to it) is the deadline's,
+                // as in the tower stack.
+                Ok(Err(err)) if tokio::time::Instant::now() >= d.at => {
+                    tracker.record_failure(&err);
+                    Err(crate::timeout::deadline::exceeded(&tracker, d, method))
+                }
                 Ok(outcome) => outcome,
                 Err(_) => Err(crate::timeout::deadline::exceeded(&tracker, d, method)),
             },
@@ -228,7 +237,19 @@ impl ResilienceMiddleware {
         let Some(timeout) = timeout else {
             return exchange.await;
         };
-        match tokio::time::timeout(timeout, exchange).await {
+        let heads = tracker.heads();
+        let mut exchange = std::pin::pin!(exchange);
+        let outcome = match tokio::time::timeout(timeout, exchange.as_mut()).await {
+            Ok(outcome) => Ok(outcome),
+            // A response head arrived in time and the start of a 5xx's body is being read:
+            // that read's outcome is this attempt's, as with the tower attempt timeout.
+            Err(_) if tracker.heads() != heads => {
+                let grace = crate::BODY_PEEK_WAIT + Duration::from_millis(20);
+                tokio::time::timeout(grace, exchange.as_mut()).await
+            }
+            Err(elapsed) => Err(elapsed),
+        };
+        match outcome {
             Ok(outcome) => outcome,
             Err(_) => {
                 let mut details = Details::new(

@@ -188,8 +188,10 @@ fn a_give_up_and_a_circuit_opening_are_counted() {
     assert_eq!(transitions.len(), 1);
     assert_eq!(transitions[0].0["state"], "open");
     assert_eq!(transitions[0].0["server.address"], "127.0.0.1");
-    // The connection failures have no status code.
-    for (labels, _) in capture.named("http.client.request.duration") {
+    // Both attempts on the wire are recorded; connection failures have no status code.
+    let durations = capture.named("http.client.request.duration");
+    assert_eq!(durations.len(), 2);
+    for (labels, _) in durations {
         assert!(!labels.contains_key("http.response.status_code"));
         assert_eq!(labels["error.type"], "forwarder_connection");
     }

@@ -121,12 +121,12 @@ async fn the_attempt_timeout_and_the_deadline_bound_a_silent_server() {
     let err = client.get(server.uri()).send().await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
     let gateway = gateway_error(&err).unwrap();
-    assert!(
-        matches!(
-            gateway.kind(),
-            ErrorKind::DeadlineExceeded | ErrorKind::CgiTimeout
-        ),
-        "{gateway}"
+    // As in the tower stack: the failure at the deadline is the deadline's, carrying the
+    // attempt timeout as its last cause.
+    assert_eq!(gateway.kind(), ErrorKind::DeadlineExceeded, "{gateway}");
+    assert_eq!(
+        gateway.last_cause().map(|c| c.kind()),
+        Some(ErrorKind::CgiTimeout)
     );
     assert!(
         counting.0.load(Ordering::SeqCst) >= 2,

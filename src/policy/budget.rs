@@ -15,7 +15,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 /// its own bucket, never the retries of the healthy or merely flaky hosts the same client talks
 /// to. A host's bucket is made at its first retry (a host that never needs one costs nothing
 /// but a hash), at most [`max_hosts`](Self::max_hosts) of them (1,024): full buckets are
-/// forgotten first, and hosts beyond that share one overflow bucket. [`per_client`](Self::per_client)
+/// forgotten first, then the least recently used one. [`per_client`](Self::per_client)
 /// makes it one bucket for every host.
 ///
 /// What that gives, with the defaults (capacity 500, cost 5, timeout cost 10, reward 1):
@@ -44,13 +44,20 @@ struct Inner {
 enum Scope {
     Client(AtomicU32),
     PerHost {
-        hosts: RwLock<HashMap<u64, Arc<AtomicU32>>>,
+        hosts: RwLock<HashMap<u64, Arc<Bucket>>>,
         /// How many hosts have a bucket: while none has, a success looks nothing up.
         tracked: AtomicUsize,
         max_hosts: usize,
-        /// Shared by the hosts that found no room.
-        overflow: Arc<AtomicU32>,
+        /// A counter that orders withdrawals, to forget the least recently used bucket.
+        clock: std::sync::atomic::AtomicU64,
     },
+}
+
+/// One host's tokens, and when it last paid for a retry.
+#[derive(Debug)]
+struct Bucket {
+    tokens: AtomicU32,
+    used: std::sync::atomic::AtomicU64,
 }
 
 impl Default for RetryBudget {
@@ -79,7 +86,7 @@ impl RetryBudget {
                     hosts: RwLock::new(HashMap::new()),
                     tracked: AtomicUsize::new(0),
                     max_hosts: 1024,
-                    overflow: Arc::new(AtomicU32::new(capacity)),
+                    clock: std::sync::atomic::AtomicU64::new(0),
                 },
             }),
         }
@@ -108,12 +115,11 @@ impl RetryBudget {
     /// At most `n` hosts (at least 1) get a bucket of their own; see the type's docs. A new,
     /// full budget, per host.
     pub fn max_hosts(self, n: usize) -> Self {
-        let capacity = self.inner.capacity;
         self.with_scope(Scope::PerHost {
             hosts: RwLock::new(HashMap::new()),
             tracked: AtomicUsize::new(0),
             max_hosts: n.max(1),
-            overflow: Arc::new(AtomicU32::new(capacity)),
+            clock: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -131,7 +137,7 @@ impl RetryBudget {
                 .read()
                 .unwrap_or_else(PoisonError::into_inner)
                 .values()
-                .map(|t| t.load(Ordering::Relaxed))
+                .map(|b| b.tokens.load(Ordering::Relaxed))
                 .min()
                 .unwrap_or(self.inner.capacity),
         }
@@ -143,7 +149,7 @@ impl RetryBudget {
             Scope::Client(tokens) => tokens.load(Ordering::Relaxed),
             Scope::PerHost { .. } => self
                 .existing(crate::circuit::host_key(url))
-                .map_or(self.inner.capacity, |t| t.load(Ordering::Relaxed)),
+                .map_or(self.inner.capacity, |b| b.tokens.load(Ordering::Relaxed)),
         }
     }
 
@@ -157,7 +163,7 @@ impl RetryBudget {
     }
 
     /// The bucket of the host of `host` (a `circuit::host_key`), if it has one.
-    fn existing(&self, host: u64) -> Option<Arc<AtomicU32>> {
+    fn existing(&self, host: u64) -> Option<Arc<Bucket>> {
         match &self.inner.scope {
             Scope::Client(_) => None,
             Scope::PerHost { hosts, tracked, .. } => {
@@ -173,23 +179,24 @@ impl RetryBudget {
         }
     }
 
-    /// Runs `f` on the bucket for `host`, making it when `make` (a withdrawal) and none
-    /// exists. `None` when the host has no bucket and none is made (it is full).
+    /// Runs `f` on the tokens for `host`, making its bucket when `make` (a withdrawal) and
+    /// none exists. `None` when the host has no bucket and none is made (it is full).
     fn with_bucket<T>(&self, host: u64, make: bool, f: impl FnOnce(&AtomicU32) -> T) -> Option<T> {
-        let Scope::PerHost {
-            hosts,
-            tracked,
-            max_hosts,
-            overflow,
-        } = &self.inner.scope
-        else {
-            let Scope::Client(tokens) = &self.inner.scope else {
-                return None;
-            };
-            return Some(f(tokens));
+        let (hosts, tracked, max_hosts, clock) = match &self.inner.scope {
+            Scope::Client(tokens) => return Some(f(tokens)),
+            Scope::PerHost {
+                hosts,
+                tracked,
+                max_hosts,
+                clock,
+            } => (hosts, tracked, max_hosts, clock),
         };
+        let now = clock.fetch_add(1, Ordering::Relaxed);
         if let Some(bucket) = self.existing(host) {
-            return Some(f(&bucket));
+            if make {
+                bucket.used.store(now, Ordering::Relaxed);
+            }
+            return Some(f(&bucket.tokens));
         }
         if !make {
             return None;
@@ -199,22 +206,31 @@ impl RetryBudget {
             Some(bucket) => bucket.clone(),
             None => {
                 if map.len() >= *max_hosts {
-                    // Full buckets carry nothing: forgotten first.
+                    // Full buckets carry nothing: forgotten first; then the least recently
+                    // used one, so that a new host always gets a bucket of its own.
                     let capacity = self.inner.capacity;
-                    map.retain(|_, t| t.load(Ordering::Relaxed) < capacity);
+                    map.retain(|_, b| b.tokens.load(Ordering::Relaxed) < capacity);
+                    if map.len() >= *max_hosts {
+                        let oldest = map
+                            .iter()
+                            .min_by_key(|(_, b)| b.used.load(Ordering::Relaxed))
+                            .map(|(k, _)| *k);
+                        if let Some(oldest) = oldest {
+                            map.remove(&oldest);
+                        }
+                    }
                 }
-                if map.len() >= *max_hosts {
-                    overflow.clone()
-                } else {
-                    let bucket = Arc::new(AtomicU32::new(self.inner.capacity));
-                    map.insert(host, bucket.clone());
-                    tracked.store(map.len(), Ordering::Release);
-                    bucket
-                }
+                let bucket = Arc::new(Bucket {
+                    tokens: AtomicU32::new(self.inner.capacity),
+                    used: std::sync::atomic::AtomicU64::new(now),
+                });
+                map.insert(host, bucket.clone());
+                tracked.store(map.len(), Ordering::Release);
+                bucket
             }
         };
         drop(map);
-        Some(f(&bucket))
+        Some(f(&bucket.tokens))
     }
 
     /// Takes `cost` tokens from `host`'s bucket if it has that many.
@@ -305,5 +321,12 @@ mod tests {
             panic!("per host");
         };
         assert!(hosts.read().unwrap().len() <= 4);
+        // The newest host has a bucket of its own, drained by its own retries only.
+        assert!(budget.try_withdraw(1000, 5) && budget.try_withdraw(1000, 5));
+        assert!(!budget.try_withdraw(1000, 5));
+        assert!(
+            budget.try_withdraw(1001, 5),
+            "another new host is not charged for it"
+        );
     }
 }

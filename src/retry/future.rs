@@ -42,6 +42,8 @@ pub(crate) struct Loop<S> {
     learning: Option<(u64, tokio::time::Instant)>,
     /// The host's key for a retry budget per host, once worked out.
     host: Option<u64>,
+    /// Whether a hedge was sent: a success then earns the budget no reward.
+    hedged: bool,
     /// The request's URL, for the metrics' labels.
     #[cfg(feature = "metrics")]
     url: reqwest::Url,
@@ -358,6 +360,7 @@ impl<S> Loop<S> {
             span,
             learning: None,
             host: None,
+            hedged: false,
             #[cfg(feature = "metrics")]
             url: request.url().clone(),
         }
@@ -446,7 +449,11 @@ impl<S> Loop<S> {
                 drop(attempt_span);
                 let mut retry = None;
                 if !policy.retries_response(response.status(), response.headers()) {
-                    policy.settle(*spent, || host);
+                    // Retries are refunded; a first attempt's success is rewarded, unless a
+                    // hedge went out (its cost is never refunded).
+                    if *spent > 0 || !self.hedged {
+                        policy.settle(*spent, || host);
+                    }
                 } else {
                     // A 429, a 408 or a status the user's rules name is not a gateway
                     // failure: it is retried like one (hints, budget, deadline,
@@ -512,10 +519,10 @@ impl<S> Loop<S> {
                         match next_copy(&mut self.spare, attempt, policy.max_attempts) {
                             Some(copy) => (delay, copy),
                             None => {
-                                return Step::Done(Err(give_up(
-                                    err,
-                                    Some("the request could not be copied".into()),
-                                )));
+                                let why = Some("the request could not be copied".into());
+                                #[cfg(feature = "metrics")]
+                                self.ended(Some((&err, Some("the request could not be copied"))));
+                                return Step::Done(Err(give_up(err, why)));
                             }
                         }
                     }
@@ -558,6 +565,7 @@ where
             }
         }
         copy.state_mut().hedge = true;
+        self.hedged = true;
         self.tracker.start_attempt(number);
         let span = self.attempt_span(number, &copy);
         tracing::debug!(
