@@ -268,6 +268,14 @@ impl Tracker {
             .unwrap_or_else(PoisonError::into_inner) = Some(err.clone());
     }
 
+    /// Remembers the latest failure, given up by its owner (no copy).
+    pub(crate) fn record_failure_owned(&self, err: GatewayError) {
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(err);
+    }
+
     pub(crate) fn last_failure(&self) -> Option<GatewayError> {
         self.last_failure
             .lock()

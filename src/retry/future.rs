@@ -65,10 +65,10 @@ pin_project_lite::pin_project! {
         First {
             #[pin]
             call: F,
-            #[pin]
-            hedge_timer: Option<Sleep>,
-            #[pin]
-            hedge_call: Option<F>,
+            // Boxed, so that a request without hedging carries neither in its future (the
+            // healthy path moves this future: its size is a cost).
+            hedge_timer: Option<Pin<Box<Sleep>>>,
+            hedge_call: Option<Pin<Box<F>>>,
             attempt_span: Span,
             hedge_span: Span,
             // Which of the two calls ended first without a good answer (a failure, or a
@@ -117,7 +117,7 @@ where
                 if delay.learns() {
                     ctx.learning = Some((host, tokio::time::Instant::now()));
                 }
-                tokio::time::sleep(delay.for_host(host))
+                Box::pin(tokio::time::sleep(delay.for_host(host)))
             });
         let state = match ready {
             Poll::Ready(Ok(())) => {
@@ -174,8 +174,8 @@ where
                 }
                 StateProj::First {
                     mut call,
-                    mut hedge_timer,
-                    mut hedge_call,
+                    hedge_timer,
+                    hedge_call,
                     attempt_span,
                     hedge_span,
                     failed,
@@ -205,7 +205,7 @@ where
                             }
                         }
                         if let (Some(hedge), false) = (
-                            hedge_call.as_mut().as_pin_mut(),
+                            hedge_call.as_mut().map(Pin::as_mut),
                             *failed == Some(Which::Hedge),
                         ) {
                             let _attempt = hedge_span.enter();
@@ -219,16 +219,15 @@ where
                         // No answer yet: when the hedge's delay is over, one backup copy.
                         let due = hedge_timer
                             .as_mut()
-                            .as_pin_mut()
-                            .is_some_and(|timer| timer.poll(cx).is_ready());
+                            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
                         if !due {
                             return Poll::Pending;
                         }
-                        hedge_timer.set(None);
+                        *hedge_timer = None;
                         match loop_ctx.start_hedge(2) {
                             Some((hedge, span)) => {
                                 *hedge_span = span;
-                                hedge_call.set(Some(hedge));
+                                *hedge_call = Some(Box::pin(hedge));
                             }
                             None => return Poll::Pending,
                         }
@@ -460,7 +459,6 @@ impl<S> Loop<S> {
                     // idempotency), and handed back as it is when not.
                     let mut refused = refused_response(&response);
                     refused.details_mut().set_attempts(tracker.attempts());
-                    tracker.record_failure(&refused);
                     let step =
                         policy.charge(policy.decide(&refused, true, &facts), false, spent, host);
                     if let Next::RetryAfter(delay, reason) = step {
@@ -479,6 +477,8 @@ impl<S> Loop<S> {
                                 408 => "http_408",
                                 _ => "http_response",
                             });
+                            // The deadline's last cause, should it end during the pause.
+                            tracker.record_failure_owned(refused);
                             retry = Some((delay, copy));
                         }
                     }
@@ -501,7 +501,6 @@ impl<S> Loop<S> {
                 drop(attempt_span);
                 // This logical request's count (an inner client's error carries its own).
                 err.details_mut().set_attempts(tracker.attempts());
-                tracker.record_failure(&err);
                 let next = policy.decide(&err, policy.retries_cause(&err), &facts);
                 match policy.charge(next, err.kind() == ErrorKind::CgiTimeout, spent, host) {
                     Next::RetryAfter(delay, reason) => {
@@ -517,7 +516,14 @@ impl<S> Loop<S> {
                         self.retried(err.kind().name());
                         // `decide` only retries when a copy exists.
                         match next_copy(&mut self.spare, attempt, policy.max_attempts) {
-                            Some(copy) => (delay, copy),
+                            Some(copy) => {
+                                // Kept for a deadline that ends during the pause or the next
+                                // attempt (its last cause): moved, not copied. An error handed
+                                // back is not recorded: the deadline layer records one that
+                                // ends at the deadline itself.
+                                tracker.record_failure_owned(err);
+                                (delay, copy)
+                            }
                             None => {
                                 let why = Some("the request could not be copied".into());
                                 #[cfg(feature = "metrics")]
