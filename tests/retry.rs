@@ -818,3 +818,31 @@ async fn a_dead_host_does_not_drain_another_hosts_retries() {
     // One bucket for the client: the dead host took the retries.
     assert_eq!(mixed_load(RetryBudget::default().per_client()).await, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_response_the_policy_retries_does_not_win_a_hedge_race() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    // The first call answers 200 after 100 ms; its hedge (sent at 50 ms) a 429 at once.
+    let inner = service_fn(move |_req: reqwest_resilience::Request| {
+        let n = counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n == 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok::<_, GatewayError>(ok_response())
+            } else {
+                Ok(reqwest::Response::from(
+                    http::Response::builder().status(429).body("").unwrap(),
+                ))
+            }
+        }
+    });
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(
+            fast().hedge_after(Duration::from_millis(50)),
+        ))
+        .service(inner);
+    let response = svc.oneshot(get("http://a.test/")).await.unwrap();
+    assert_eq!(response.status(), 200, "the 429 waited for the other call");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
