@@ -29,10 +29,7 @@ impl Future for ResponseFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(inner) = self.inner.as_mut() else {
-            return Poll::Ready(Err(GatewayError::new(
-                crate::error::ErrorKind::Other,
-                "the future was polled after it ended",
-            )));
+            return Poll::Ready(Err(polled_after_end("the")));
         };
         let outcome = std::task::ready!(inner.as_mut().poll(cx));
         self.inner = None;
@@ -44,4 +41,13 @@ impl std::fmt::Debug for ResponseFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
+}
+
+/// The error a future of this crate answers with when polled again after it ended (instead of
+/// panicking, as a finished `async` block would): `which` names it ("the retry", "the").
+pub(crate) fn polled_after_end(which: &str) -> GatewayError {
+    GatewayError::new(
+        crate::error::ErrorKind::Other,
+        format!("{which} future was polled after it ended"),
+    )
 }

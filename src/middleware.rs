@@ -52,7 +52,7 @@ use crate::clock::{DeadlineAt, instant_after};
 use crate::error::{Details, ErrorKind, GatewayError, Origin};
 use crate::request::{Request, Tracker};
 use crate::retry::{Loop, RetryPolicy, Step};
-use crate::timeout::body::{Limit, bound};
+use crate::timeout::attempt::{PEEK_GRACE, timed_out};
 use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 use std::sync::Arc;
@@ -158,25 +158,12 @@ impl Middleware for ResilienceMiddleware {
         .instrument(span);
         let outcome = match deadline {
             Some(d) => match tokio::time::timeout_at(d.at, attempts).await {
-                // A failure at the deadline (an attempt timeout cut to it) is the deadline's,
-                // as in the tower stack.
-                Ok(Err(err)) if tokio::time::Instant::now() >= d.at => {
-                    tracker.record_failure(&err);
-                    Err(crate::timeout::deadline::exceeded(&tracker, d, method))
-                }
-                Ok(outcome) => outcome,
+                Ok(outcome) => crate::timeout::deadline::settle(outcome, &tracker, d, method),
                 Err(_) => Err(crate::timeout::deadline::exceeded(&tracker, d, method)),
             },
             None => attempts.await,
         };
-        match outcome {
-            // The body the caller reads is part of the request: bounded by the deadline too.
-            Ok(response) => Ok(match deadline {
-                Some(d) => bound(response, d.at, Limit::Deadline(d.total)),
-                None => response,
-            }),
-            Err(err) => Err(reqwest_middleware::Error::middleware(err)),
-        }
+        outcome.map_err(reqwest_middleware::Error::middleware)
     }
 }
 
@@ -244,24 +231,13 @@ impl ResilienceMiddleware {
             // A response head arrived in time and the start of a 5xx's body is being read:
             // that read's outcome is this attempt's, as with the tower attempt timeout.
             Err(_) if tracker.heads() != heads => {
-                let grace = crate::BODY_PEEK_WAIT + Duration::from_millis(20);
-                tokio::time::timeout(grace, exchange.as_mut()).await
+                tokio::time::timeout(PEEK_GRACE, exchange.as_mut()).await
             }
             Err(elapsed) => Err(elapsed),
         };
         match outcome {
             Ok(outcome) => outcome,
-            Err(_) => {
-                let mut details = Details::new(
-                    ErrorKind::CgiTimeout,
-                    Origin::Local,
-                    format!("no response within the attempt timeout of {timeout:?}").into(),
-                );
-                details.set_method(method);
-                details.set_server(&url);
-                details.set_attempts(1);
-                Err(GatewayError::from_details(details))
-            }
+            Err(_) => Err(timed_out(timeout, method, &url)),
         }
     }
 }

@@ -238,10 +238,7 @@ where
 }
 
 fn ended() -> GatewayError {
-    GatewayError::new(
-        ErrorKind::Other,
-        "the circuit future was polled after it ended",
-    )
+    crate::boxed_future::polled_after_end("the circuit")
 }
 
 /// Tells the host's circuit how the request ended.

@@ -53,6 +53,18 @@ enum Scope {
     },
 }
 
+impl Scope {
+    /// No bucket yet, at most `max_hosts` of them.
+    fn per_host(max_hosts: usize) -> Scope {
+        Scope::PerHost {
+            hosts: RwLock::new(HashMap::new()),
+            tracked: AtomicUsize::new(0),
+            max_hosts,
+            clock: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
 /// One host's tokens, and when it last paid for a retry.
 #[derive(Debug)]
 struct Bucket {
@@ -82,12 +94,7 @@ impl RetryBudget {
                 retry_cost: retry_cost.max(1),
                 timeout_retry_cost: timeout_retry_cost.max(1),
                 success_reward,
-                scope: Scope::PerHost {
-                    hosts: RwLock::new(HashMap::new()),
-                    tracked: AtomicUsize::new(0),
-                    max_hosts: 1024,
-                    clock: std::sync::atomic::AtomicU64::new(0),
-                },
+                scope: Scope::per_host(1024),
             }),
         }
     }
@@ -115,12 +122,7 @@ impl RetryBudget {
     /// At most `n` hosts (at least 1) get a bucket of their own; see the type's docs. A new,
     /// full budget, per host.
     pub fn max_hosts(self, n: usize) -> Self {
-        self.with_scope(Scope::PerHost {
-            hosts: RwLock::new(HashMap::new()),
-            tracked: AtomicUsize::new(0),
-            max_hosts: n.max(1),
-            clock: std::sync::atomic::AtomicU64::new(0),
-        })
+        self.with_scope(Scope::per_host(n.max(1)))
     }
 
     /// Whether there is one bucket per host.

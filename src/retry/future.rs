@@ -167,10 +167,7 @@ where
             let (outcome, attempt_span, ctx, attempts_made) = match state.as_mut().project() {
                 StateProj::Rest { future } => return Pin::new(future).poll(cx),
                 StateProj::Done { .. } => {
-                    return Poll::Ready(Err(GatewayError::new(
-                        ErrorKind::Other,
-                        "the retry future was polled after it ended",
-                    )));
+                    return Poll::Ready(Err(crate::boxed_future::polled_after_end("the retry")));
                 }
                 StateProj::First {
                     mut call,
@@ -184,9 +181,8 @@ where
                     // The context is taken when the first attempt ends: polled again after
                     // that, the future says so instead of polling a finished call.
                     let Some(loop_ctx) = ctx.as_mut() else {
-                        return Poll::Ready(Err(GatewayError::new(
-                            ErrorKind::Other,
-                            "the retry future was polled after it ended",
+                        return Poll::Ready(Err(crate::boxed_future::polled_after_end(
+                            "the retry",
                         )));
                     };
                     let _request = loop_ctx.span.clone().entered();
@@ -239,9 +235,8 @@ where
                     };
                     drop(_request);
                     let Some(ctx) = ctx.take() else {
-                        return Poll::Ready(Err(GatewayError::new(
-                            ErrorKind::Other,
-                            "the retry future was polled after it ended",
+                        return Poll::Ready(Err(crate::boxed_future::polled_after_end(
+                            "the retry",
                         )));
                     };
                     (outcome, span, ctx, attempts_made)

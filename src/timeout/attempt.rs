@@ -176,26 +176,37 @@ where
             // body (for at most `BODY_PEEK_WAIT`): that read's outcome is this attempt's, so
             // the timer waits once more, that long.
             *this.graced = true;
-            let grace = crate::BODY_PEEK_WAIT + Duration::from_millis(20);
             this.sleep
                 .as_mut()
-                .reset(tokio::time::Instant::now() + grace);
+                .reset(tokio::time::Instant::now() + PEEK_GRACE);
             ready!(this.sleep.as_mut().poll(cx));
         }
-        let mut details = Details::new(
-            ErrorKind::CgiTimeout,
-            Origin::Local,
-            format!("no response within the attempt timeout of {timeout:?}").into(),
-        );
-        details.set_method(this.method.clone());
-        details.set_server(this.url);
-        details.set_attempts(1);
+        let mut err = timed_out(timeout, this.method.clone(), this.url);
         if this.tracker.redirects() != *this.redirects {
             // The original request was answered with a redirect; its target timed out.
-            details.set_redirected(this.tracker.redirect_target());
+            err.details_mut()
+                .set_redirected(this.tracker.redirect_target());
         }
-        Poll::Ready(Err(GatewayError::from_details(details)))
+        Poll::Ready(Err(err))
     }
+}
+
+/// How much longer an attempt whose response head arrived in time waits for the start of a
+/// 5xx's body being read (`BODY_PEEK_WAIT`, and a margin).
+pub(crate) const PEEK_GRACE: Duration =
+    Duration::from_millis(crate::BODY_PEEK_WAIT.as_millis() as u64 + 20);
+
+/// The error of an attempt that had no response within `timeout`.
+pub(crate) fn timed_out(timeout: Duration, method: Method, url: &reqwest::Url) -> GatewayError {
+    let mut details = Details::new(
+        ErrorKind::CgiTimeout,
+        Origin::Local,
+        format!("no response within the attempt timeout of {timeout:?}").into(),
+    );
+    details.set_method(method);
+    details.set_server(url);
+    details.set_attempts(1);
+    GatewayError::from_details(details)
 }
 
 fn ends(started: Instant, timeout: Duration) -> Instant {

@@ -138,20 +138,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Poll::Ready(outcome) = this.inner.poll(cx) {
-            return Poll::Ready(match outcome {
-                // A failure at the deadline (an attempt timer cut to it) is the deadline's.
-                Err(err) if Instant::now() >= this.deadline.at => {
-                    this.tracker.record_failure(&err);
-                    Err(exceeded(this.tracker, *this.deadline, this.method.clone()))
-                }
-                // The body the caller reads is part of the logical request: bounded too.
-                Ok(response) => Ok(super::body::bound(
-                    response,
-                    this.deadline.at,
-                    super::body::Limit::Deadline(this.deadline.total),
-                )),
-                other => other,
-            });
+            return Poll::Ready(settle(
+                outcome,
+                this.tracker,
+                *this.deadline,
+                this.method.clone(),
+            ));
         }
         ready!(this.sleep.poll(cx));
         Poll::Ready(Err(exceeded(
@@ -159,6 +151,30 @@ where
             *this.deadline,
             this.method.clone(),
         )))
+    }
+}
+
+/// The outcome of a logical request that ended before its deadline's timer fired: a failure
+/// at the deadline (an attempt timer cut to it) is the deadline's; a response has its body
+/// bounded by the deadline too, since the body the caller reads is part of the request. Shared
+/// by the deadline layer and the reqwest-middleware adapter.
+pub(crate) fn settle(
+    outcome: Result<reqwest::Response, GatewayError>,
+    tracker: &Tracker,
+    deadline: DeadlineAt,
+    method: Method,
+) -> Result<reqwest::Response, GatewayError> {
+    match outcome {
+        Err(err) if Instant::now() >= deadline.at => {
+            tracker.record_failure(&err);
+            Err(exceeded(tracker, deadline, method))
+        }
+        Ok(response) => Ok(super::body::bound(
+            response,
+            deadline.at,
+            super::body::Limit::Deadline(deadline.total),
+        )),
+        other => other,
     }
 }
 

@@ -45,7 +45,7 @@
 //! gets its own timer); outside, it would bound all attempts together, like a deadline without
 //! the last cause.
 
-mod attempt;
+pub(crate) mod attempt;
 pub(crate) mod body;
 pub(crate) mod deadline;
 

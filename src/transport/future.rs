@@ -2,7 +2,7 @@
 
 use super::{Pending, Sent, judge};
 use crate::boxed_future::ResponseFuture as BoxedFuture;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::request::Tracker;
 use std::future::Future;
 use std::pin::Pin;
@@ -74,17 +74,12 @@ impl Future for ResponseFuture {
         match (outcome, sent) {
             // Below 500: the response as it is, with nothing more to do.
             (Ok(response), _sent) if !response.status().is_server_error() => {
+                let outcome = Ok(response);
                 #[cfg(feature = "metrics")]
                 if let Some((sent, _)) = &_sent {
-                    crate::metrics::attempt(
-                        &sent.method,
-                        Some(&sent.metrics.1),
-                        Some(response.status().as_u16()),
-                        None,
-                        sent.metrics.0.elapsed(),
-                    );
+                    sent.record(&outcome);
                 }
-                Poll::Ready(Ok(response))
+                Poll::Ready(outcome)
             }
             (outcome, Some((sent, tracker))) => {
                 let mut future = BoxedFuture::new(judge(outcome, sent, tracker));
@@ -98,8 +93,5 @@ impl Future for ResponseFuture {
 }
 
 fn ended() -> GatewayError {
-    GatewayError::new(
-        ErrorKind::Other,
-        "the transport future was polled after it ended",
-    )
+    crate::boxed_future::polled_after_end("the transport")
 }

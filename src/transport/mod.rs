@@ -128,6 +128,22 @@ pub(crate) struct Sent {
     pub(crate) redirects_tracked: bool,
 }
 
+impl Sent {
+    /// Records the request's `http.client.request.duration`, by how it ended.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn record(&self, outcome: &Result<reqwest::Response, GatewayError>) {
+        let (status, error) = match outcome {
+            Ok(response) => (Some(response.status().as_u16()), None),
+            Err(err) => (
+                err.response().map(|r| r.status().as_u16()),
+                Some(err.kind().name()),
+            ),
+        };
+        let (started, url) = &self.metrics;
+        crate::metrics::attempt(&self.method, Some(url), status, error, started.elapsed());
+    }
+}
+
 /// The outcome of reqwest's call: passed on as it is below 500, else classified (a 5xx after
 /// reading the start of its body).
 pub(crate) async fn judge(
@@ -136,31 +152,13 @@ pub(crate) async fn judge(
     tracker: Arc<Tracker>,
 ) -> Result<reqwest::Response, GatewayError> {
     let Sent {
-        #[cfg(feature = "metrics")]
-        metrics,
-        method,
+        ref method,
         sent_to,
         redirects_before,
-        proxies,
+        ref proxies,
         redirects_tracked,
+        ..
     } = sent;
-    #[cfg(feature = "metrics")]
-    let record = |outcome: &Result<reqwest::Response, GatewayError>| {
-        let (status, error) = match outcome {
-            Ok(response) => (Some(response.status().as_u16()), None),
-            Err(err) => (
-                err.response().map(|r| r.status().as_u16()),
-                Some(err.kind().name()),
-            ),
-        };
-        crate::metrics::attempt(
-            &method,
-            Some(&metrics.1),
-            status,
-            error,
-            metrics.0.elapsed(),
-        );
-    };
     // Which proxy the request went through is worked out only if it fails.
     let proxy_for = |url: &reqwest::Url| proxies.as_ref().and_then(|p| p.for_url(url));
     let (outcome, redirected, proxy) = match outcome {
@@ -179,7 +177,7 @@ pub(crate) async fn judge(
         Ok(response) => {
             let outcome = Ok(response);
             #[cfg(feature = "metrics")]
-            record(&outcome);
+            sent.record(&outcome);
             return outcome;
         }
         Err(err) => {
@@ -208,7 +206,7 @@ pub(crate) async fn judge(
         err
     });
     #[cfg(feature = "metrics")]
-    record(&outcome);
+    sent.record(&outcome);
     outcome
 }
 
