@@ -1,8 +1,15 @@
-//! Passive health: consecutive gateway failures eject a server for a while.
+//! Passive health: gateway failures eject a server for a while.
 //!
-//! One mechanism for the fallback servers' ejection and for the circuit of every other host
+//! One mechanism for the fallback servers' ejection and for the circuit of every host
 //! ([`circuit`](crate::circuit)): an open circuit is an ejected server. The fallback's pool caps
 //! how many of its servers are out at once; a circuit's pool (one host) has no cap.
+//!
+//! What ejects a server is its [`Trip`] rule: a run of consecutive failures (the fallback
+//! servers' rule, as Envoy's `consecutive_gateway_failure`) or a failure ratio over a sliding
+//! time window with a minimum volume (the circuit's default, as resilience4j and Polly). A run
+//! of failures says little about a host that fails a share of its attempts by chance: at a 30%
+//! attempt failure rate a run of five appears about every 600 attempts; a ratio of 50% over
+//! twenty or more attempts does not.
 //!
 //! The invariants, whatever the interleaving of concurrent requests:
 //! - at most the configured share of servers is ejected at once, at least one may be, and never
@@ -21,9 +28,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// A failure that says something about the server's health. One that came after a redirect
-/// is the redirect target's: the server answered.
+/// is the redirect target's: the server answered. An attempt timer that the caller's deadline
+/// cut short is the deadline's; a refusal by the crate itself (an open circuit) is nothing.
 pub(crate) fn counts_against_health(err: &GatewayError) -> bool {
     !err.details().followed_redirect()
+        && !err.details().cut_by_deadline()
         && !err.details().is_proxy_refusal()
         && !matches!(
             err.kind(),
@@ -34,19 +43,43 @@ pub(crate) fn counts_against_health(err: &GatewayError) -> bool {
         )
 }
 
+/// What takes a server out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Trip {
+    /// This many counted failures in a row (a success resets the run).
+    Consecutive(u32),
+    /// Counted failures are at least `ratio` of the outcomes seen in the last `window`, and at
+    /// least `minimum` outcomes were seen in it.
+    Ratio {
+        ratio: f64,
+        minimum: u32,
+        window: Duration,
+    },
+}
+
+impl Trip {
+    /// The circuit's default: half of at least 20 outcomes in the last 30 s.
+    pub(crate) const RATIO: Trip = Trip::Ratio {
+        ratio: 0.5,
+        minimum: 20,
+        window: Duration::from_secs(30),
+    };
+}
+
 /// The ejection rules, in the manner of Envoy's outlier detection.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct EjectionRules {
-    pub(crate) consecutive_failures: u32,
+    pub(crate) trip: Trip,
     pub(crate) base_ejection: Duration,
     pub(crate) max_ejection: Duration,
     pub(crate) max_ejection_percent: u32,
 }
 
 impl Default for EjectionRules {
+    /// The fallback servers' defaults: 5 consecutive failures.
     fn default() -> Self {
         EjectionRules {
-            consecutive_failures: 5,
+            trip: Trip::Consecutive(5),
             base_ejection: Duration::from_secs(30),
             max_ejection: Duration::from_secs(300),
             max_ejection_percent: 50,
@@ -54,9 +87,85 @@ impl Default for EjectionRules {
     }
 }
 
+/// How many buckets a failure-ratio window is cut into: it slides by a tenth of its length.
+const BUCKETS: usize = 10;
+
+/// Outcomes over a sliding time window, counted in buckets of a tenth of it. Lock-free; a
+/// bucket recycled at the very moment another request counts in it may lose that one count
+/// (a ratio over tens of outcomes does not notice).
+#[derive(Debug)]
+struct Window {
+    buckets: [Bucket; BUCKETS],
+    bucket_nanos: u64,
+}
+
+#[derive(Debug, Default)]
+struct Bucket {
+    /// Which bucket of time (1-based: 0 is "never used") the counts are for.
+    index: AtomicU64,
+    succeeded: AtomicU32,
+    failed: AtomicU32,
+}
+
+impl Window {
+    fn new(window: Duration) -> Window {
+        let nanos = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+        Window {
+            buckets: Default::default(),
+            bucket_nanos: (nanos / BUCKETS as u64).max(1),
+        }
+    }
+
+    fn index(&self, now: u64) -> u64 {
+        now / self.bucket_nanos + 1
+    }
+
+    fn record(&self, now: u64, failed: bool) {
+        let index = self.index(now);
+        let bucket = &self.buckets[(index % BUCKETS as u64) as usize];
+        let seen = bucket.index.load(Ordering::Acquire);
+        if seen != index
+            && bucket
+                .index
+                .compare_exchange(seen, index, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            bucket.succeeded.store(0, Ordering::Release);
+            bucket.failed.store(0, Ordering::Release);
+        }
+        let counter = if failed {
+            &bucket.failed
+        } else {
+            &bucket.succeeded
+        };
+        counter.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Failed and all outcomes in the window ending now.
+    fn totals(&self, now: u64) -> (u64, u64) {
+        let current = self.index(now);
+        let (mut failed, mut all) = (0u64, 0u64);
+        for bucket in &self.buckets {
+            let index = bucket.index.load(Ordering::Acquire);
+            if index != 0 && index <= current && current - index < BUCKETS as u64 {
+                let f = u64::from(bucket.failed.load(Ordering::Acquire));
+                failed += f;
+                all += f + u64::from(bucket.succeeded.load(Ordering::Acquire));
+            }
+        }
+        (failed, all)
+    }
+
+    fn clear(&self) {
+        for bucket in &self.buckets {
+            bucket.index.store(0, Ordering::Release);
+        }
+    }
+}
+
 /// The health of one server, shared by every clone of the layer. Lock-free.
 #[derive(Debug, Default)]
-pub(crate) struct ServerHealth {
+struct ServerHealth {
     consecutive: AtomicU32,
     /// Nanoseconds after the pool's epoch until which the server is ejected; 0 when healthy.
     ejected_until: AtomicU64,
@@ -70,6 +179,8 @@ pub(crate) struct ServerHealth {
     probing: AtomicBool,
     /// When the server was last ejected (nanoseconds after the epoch).
     ejected_at: AtomicU64,
+    /// The outcomes of the last while, under a [`Trip::Ratio`] rule.
+    window: Option<Box<Window>>,
 }
 
 /// What a server may be used for now.
@@ -113,7 +224,15 @@ impl Pool {
         Pool {
             epoch: Instant::now(),
             rules,
-            servers: (0..servers).map(|_| ServerHealth::default()).collect(),
+            servers: (0..servers)
+                .map(|_| ServerHealth {
+                    window: match rules.trip {
+                        Trip::Ratio { window, .. } => Some(Box::new(Window::new(window))),
+                        Trip::Consecutive(_) => None,
+                    },
+                    ..ServerHealth::default()
+                })
+                .collect(),
             ejected: AtomicUsize::new(0),
             uncapped: false,
         }
@@ -125,18 +244,6 @@ impl Pool {
             uncapped: true,
             ..Pool::new(servers, rules)
         }
-    }
-
-    /// Since when server `i` has been out (its ejection's end minus its length is not kept:
-    /// this is the instant of the last ejection), `None` when it is in.
-    pub(crate) fn ejected_since(&self, i: usize) -> Option<std::time::Instant> {
-        let s = &self.servers[i];
-        if s.ejected_until.load(Ordering::Acquire) == 0 {
-            return None;
-        }
-        let at = s.ejected_at.load(Ordering::Acquire);
-        let ago = Duration::from_nanos(self.now().saturating_sub(at));
-        std::time::Instant::now().checked_sub(ago)
     }
 
     fn now(&self) -> u64 {
@@ -175,6 +282,10 @@ impl Pool {
         let s = &self.servers[i];
         if ticket.is_probe() {
             s.consecutive.store(0, Ordering::Release);
+            if let Some(window) = &s.window {
+                // A restored server starts a new window: the outage's failures are over.
+                window.clear();
+            }
             let restored = self.restore(i);
             s.probing.store(false, Ordering::Release);
             return restored;
@@ -183,6 +294,9 @@ impl Pool {
         // server went out and is no verdict on it now.
         if s.ejected_until.load(Ordering::Acquire) == 0 {
             s.consecutive.store(0, Ordering::Release);
+            if let Some(window) = &s.window {
+                window.record(self.now(), false);
+            }
         }
         false
     }
@@ -201,11 +315,23 @@ impl Pool {
             // Ejected since this request was admitted, or still out: already counted.
             return None;
         }
-        let count = s
-            .consecutive
-            .fetch_add(1, Ordering::AcqRel)
-            .saturating_add(1);
-        if count < self.rules.consecutive_failures {
+        let trips = match (self.rules.trip, &s.window) {
+            (Trip::Ratio { ratio, minimum, .. }, Some(window)) => {
+                let now = self.now();
+                window.record(now, true);
+                let (failed, all) = window.totals(now);
+                all >= u64::from(minimum) && failed as f64 >= ratio * all as f64
+            }
+            (Trip::Consecutive(n), _) => {
+                let count = s
+                    .consecutive
+                    .fetch_add(1, Ordering::AcqRel)
+                    .saturating_add(1);
+                count >= n
+            }
+            (Trip::Ratio { .. }, None) => false,
+        };
+        if !trips {
             return None;
         }
         self.try_eject(i)
@@ -237,6 +363,9 @@ impl Pool {
         s.ejected_at.store(self.now(), Ordering::Release);
         s.generation.fetch_add(1, Ordering::AcqRel);
         s.consecutive.store(0, Ordering::Release);
+        if let Some(window) = &s.window {
+            window.clear();
+        }
         Some(time)
     }
 
@@ -308,16 +437,31 @@ impl Pool {
     /// circuit in that state may be forgotten.
     pub(crate) fn is_idle(&self, i: usize) -> bool {
         let s = &self.servers[i];
+        let no_failures = match &s.window {
+            Some(window) => window.totals(self.now()).0 == 0,
+            None => s.consecutive.load(Ordering::Acquire) == 0,
+        };
         s.ejected_until.load(Ordering::Acquire) == 0
-            && s.consecutive.load(Ordering::Acquire) == 0
+            && no_failures
             && !s.probing.load(Ordering::Acquire)
     }
 
-    /// Whether server `i` is ejected and its ejection time not over yet (over: half-open, the
-    /// next request may probe).
-    pub(crate) fn is_cooling(&self, i: usize) -> bool {
+    /// How many counted failures server `i` has against it now (in its run, or in its
+    /// window): the evidence an eviction weighs.
+    pub(crate) fn failures(&self, i: usize) -> u64 {
+        let s = &self.servers[i];
+        match &s.window {
+            Some(window) => window.totals(self.now()).0,
+            None => u64::from(s.consecutive.load(Ordering::Acquire)),
+        }
+    }
+
+    /// How much longer server `i` stays out before it may be probed; `None` when it is in or
+    /// its time is up.
+    pub(crate) fn ejected_for(&self, i: usize) -> Option<Duration> {
         let until = self.servers[i].ejected_until.load(Ordering::Acquire);
-        until != 0 && self.now() < until
+        let now = self.now();
+        (until != 0 && now < until).then(|| Duration::from_nanos(until - now))
     }
 
     /// Whether server `i` is ejected now.
@@ -340,7 +484,7 @@ mod tests {
 
     fn rules() -> EjectionRules {
         EjectionRules {
-            consecutive_failures: 2,
+            trip: Trip::Consecutive(2),
             base_ejection: Duration::from_secs(30),
             max_ejection: Duration::from_secs(300),
             ..EjectionRules::default()

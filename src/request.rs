@@ -205,6 +205,35 @@ pub(crate) struct Tracker {
     redirects: AtomicU32,
     redirect_target: Mutex<Option<Box<str>>>,
     last_failure: Mutex<Option<GatewayError>>,
+    /// Attempts the crate refused itself before sending (an open circuit): numbered by the
+    /// retry layer, never on the wire.
+    refused: AtomicU32,
+    /// The circuit that this request's own failures found or left open, with when it closes
+    /// (set where no fallback layer picks the server: the next attempt goes to the same host).
+    open_circuit: Mutex<Option<OpenCircuit>>,
+    /// Failed attempts not charged to their host's circuit yet, one per host: charged when the
+    /// logical request ends (this tracker is dropped), forgiven if the host answers it.
+    pending: Mutex<Vec<crate::circuit::Pending>>,
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        let pending = std::mem::take(
+            self.pending
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for failure in pending {
+            failure.charge();
+        }
+    }
+}
+
+/// A host's circuit, open until `until`, as a request met it.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenCircuit {
+    pub(crate) host: Option<Box<str>>,
+    pub(crate) until: tokio::time::Instant,
 }
 
 impl Tracker {
@@ -223,9 +252,53 @@ impl Tracker {
     }
 
     /// Attempts so far: requests put on the wire, or attempts started where no transport
-    /// counts (a service of your own below the retry layer).
+    /// counts (a service of your own below the retry layer), less those the crate refused
+    /// itself (an open circuit).
     pub(crate) fn attempts(&self) -> u32 {
-        self.sends().max(self.attempt.load(Ordering::Relaxed))
+        let started = self
+            .attempt
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.refused.load(Ordering::Relaxed));
+        self.sends().max(started)
+    }
+
+    /// Notes that an attempt was refused before it was sent (an open circuit).
+    pub(crate) fn note_refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notes that the host this request's next attempt goes to has its circuit open.
+    pub(crate) fn note_open_circuit(&self, circuit: OpenCircuit) {
+        *self
+            .open_circuit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(circuit);
+    }
+
+    /// Holds a failed attempt's charge to its host's circuit until the logical request ends
+    /// (one per host: the latest failure is the cause kept, the first admission's ticket).
+    pub(crate) fn defer(&self, failure: crate::circuit::Pending) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        match pending.iter_mut().find(|p| p.key() == failure.key()) {
+            Some(earlier) => earlier.replace_cause(failure),
+            None => pending.push(failure),
+        }
+    }
+
+    /// Drops the pending charge to the host of `key`: it answered this logical request.
+    pub(crate) fn forgive(&self, key: u64) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if !pending.is_empty() {
+            pending.retain(|p| p.key() != key);
+        }
+    }
+
+    /// The open circuit this request met, if any.
+    pub(crate) fn open_circuit(&self) -> Option<OpenCircuit> {
+        self.open_circuit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Notes that the transport received a response head (it then reads the start of a 5xx

@@ -178,19 +178,21 @@ fn a_give_up_and_a_circuit_opening_are_counted() {
             .circuit_breaker(CircuitLayer::new().consecutive_failures(2))
             .build()
             .unwrap();
+        // The circuit counts logical requests: two that fail.
+        let _ = client.get(&dead).send().await;
         let _ = client.get(&dead).send().await;
     });
     let give_ups = capture.named("reqwest_resilience.give_ups");
-    assert_eq!(give_ups.len(), 1);
+    assert_eq!(give_ups.len(), 2);
     assert_eq!(give_ups[0].0["reason"], "attempts");
     assert_eq!(give_ups[0].0["error.type"], "forwarder_connection");
     let transitions = capture.named("reqwest_resilience.circuit.transitions");
     assert_eq!(transitions.len(), 1);
     assert_eq!(transitions[0].0["state"], "open");
     assert_eq!(transitions[0].0["server.address"], "127.0.0.1");
-    // Both attempts on the wire are recorded; connection failures have no status code.
+    // Every attempt on the wire is recorded; connection failures have no status code.
     let durations = capture.named("http.client.request.duration");
-    assert_eq!(durations.len(), 2);
+    assert_eq!(durations.len(), 4);
     for (labels, _) in durations {
         assert!(!labels.contains_key("http.response.status_code"));
         assert_eq!(labels["error.type"], "forwarder_connection");

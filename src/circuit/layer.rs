@@ -1,7 +1,7 @@
 use super::Circuit;
 use super::registry::Registry;
 use crate::error::GatewayError;
-use crate::health::EjectionRules;
+use crate::health::{EjectionRules, Trip};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_layer::Layer;
@@ -16,8 +16,12 @@ pub(crate) type Counts = Arc<dyn Fn(&GatewayError) -> bool + Send + Sync>;
 /// use reqwest_resilience::circuit::CircuitLayer;
 /// use std::time::Duration;
 ///
+/// // The default rule with other numbers: open when at least 40% of the last minute's
+/// // outcomes failed, once 50 were seen.
 /// let layer = CircuitLayer::new()
-///     .consecutive_failures(5)
+///     .failure_ratio(0.4)
+///     .minimum_throughput(50)
+///     .sampling_window(Duration::from_secs(60))
 ///     .open_for(Duration::from_secs(10))
 ///     .max_open_for(Duration::from_secs(120));
 /// ```
@@ -36,11 +40,14 @@ impl Default for CircuitLayer {
 }
 
 impl CircuitLayer {
-    /// The defaults: open after 5 consecutive gateway failures, for 30 s the first time, up to
-    /// 300 s when probes keep failing (the fallback servers' ejection rules), at most 1,024
-    /// hosts remembered.
+    /// The defaults: open when at least half of the host's outcomes in the last 30 s failed
+    /// in a way that counts, once at least 20 were seen in that window; open for 30 s the
+    /// first time, up to 300 s when probes keep failing; at most 1,024 hosts remembered.
     pub fn new() -> Self {
-        let rules = EjectionRules::default();
+        let rules = EjectionRules {
+            trip: Trip::RATIO,
+            ..EjectionRules::default()
+        };
         let max_hosts = 1024;
         CircuitLayer {
             registry: Arc::new(Registry::new(rules, max_hosts, None)),
@@ -59,10 +66,77 @@ impl CircuitLayer {
         self
     }
 
-    /// Opens a host's circuit after this many consecutive failures that count (at least 1).
+    /// Opens a host's circuit after this many consecutive failures that count (at least 1),
+    /// instead of the failure ratio.
+    ///
+    /// The trade-off: a run of failures says a host is down sooner, with less traffic (a
+    /// quiet client never reaches the ratio's minimum volume), but it also happens by chance
+    /// on a host that is serving. At a 30% attempt failure rate a run of 5 starts about every
+    /// 600 attempts, and the circuit then refuses every request to a host that answers most
+    /// of them. Use it for hosts that are either up or down, not for flaky ones.
     pub fn consecutive_failures(mut self, n: u32) -> Self {
-        self.rules.consecutive_failures = n.max(1);
+        self.rules.trip = Trip::Consecutive(n.max(1));
         self.rebuilt()
+    }
+
+    /// The failure ratio rule's parameters, the defaults where the rule is not in force.
+    fn ratio_parts(&self) -> (f64, u32, Duration) {
+        match (self.rules.trip, Trip::RATIO) {
+            (
+                Trip::Ratio {
+                    ratio,
+                    minimum,
+                    window,
+                },
+                _,
+            )
+            | (
+                _,
+                Trip::Ratio {
+                    ratio,
+                    minimum,
+                    window,
+                },
+            ) => (ratio, minimum, window),
+            _ => (0.5, 20, Duration::from_secs(30)),
+        }
+    }
+
+    fn ratio_rule(mut self, ratio: f64, minimum: u32, window: Duration) -> Self {
+        self.rules.trip = Trip::Ratio {
+            ratio,
+            minimum,
+            window,
+        };
+        self.rebuilt()
+    }
+
+    /// Opens a host's circuit when at least this share of its outcomes in the
+    /// [sampling window](Self::sampling_window) are failures that count (default 0.5; clamped
+    /// to 0.01–1.0, and a NaN is the default). Selects the ratio rule if
+    /// [`consecutive_failures`](Self::consecutive_failures) was set.
+    pub fn failure_ratio(self, ratio: f64) -> Self {
+        let ratio = if ratio.is_nan() {
+            0.5
+        } else {
+            ratio.clamp(0.01, 1.0)
+        };
+        let (_, minimum, window) = self.ratio_parts();
+        self.ratio_rule(ratio, minimum, window)
+    }
+
+    /// The fewest outcomes in the sampling window before the ratio is judged at all (default
+    /// 20, at least 1): the first failures of a quiet client are not a 100% failure rate.
+    pub fn minimum_throughput(self, n: u32) -> Self {
+        let (ratio, _, window) = self.ratio_parts();
+        self.ratio_rule(ratio, n.max(1), window)
+    }
+
+    /// How far back the ratio looks (default 30 s, at least 10 ms); it slides by a tenth of
+    /// its length.
+    pub fn sampling_window(self, window: Duration) -> Self {
+        let (ratio, minimum, _) = self.ratio_parts();
+        self.ratio_rule(ratio, minimum, window.max(Duration::from_millis(10)))
     }
 
     /// How long a circuit stays open the first time; each reopening in a row adds as much,
@@ -79,9 +153,11 @@ impl CircuitLayer {
         self.rebuilt()
     }
 
-    /// At most this many hosts are remembered (at least 1). When the table is full, hosts with
-    /// nothing to remember (closed, no failure counted) are forgotten first; if every one is
-    /// failing, a new host is not tracked until room is made.
+    /// At most this many hosts are remembered (at least 1). When the table is full, a host
+    /// with nothing to remember (closed, no failure counted) is forgotten first, then one whose
+    /// last counted failure is older than [`max_open_for`](Self::max_open_for), then the closed
+    /// host with the fewest failures counted. An open circuit is never forgotten for a new
+    /// host: when every remembered host is open, the new one is not tracked until room is made.
     pub fn max_hosts(mut self, n: usize) -> Self {
         self.max_hosts = n.max(1);
         self.rebuilt()
@@ -89,8 +165,9 @@ impl CircuitLayer {
 
     /// Which failures count against a host (default: the gateway causes, as for the fallback
     /// servers' ejection: every [`GatewayError`] but an invalid request, an exceeded deadline,
-    /// `Other`, an open circuit, a failure after a followed redirect and a proxy's refusal).
-    /// Responses (a 4xx, an application's 500) never count: they are answers.
+    /// an attempt timer cut short by the deadline, `Other`, an open circuit, a failure after a
+    /// followed redirect and a proxy's refusal). Responses (a 4xx, an application's 500) never
+    /// count: they are answers.
     pub fn counts_if(
         mut self,
         predicate: impl Fn(&GatewayError) -> bool + Send + Sync + 'static,

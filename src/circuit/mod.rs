@@ -3,39 +3,71 @@
 //! A dead upstream costs every caller a connect attempt, a timeout, the backoff. With a
 //! [`CircuitLayer`] each host (scheme, host, port) the client talks to has a circuit:
 //!
-//! - **closed** — requests go through. Failures that count (below) are counted; a success
-//!   resets the count.
-//! - **open** — after [`consecutive_failures`](CircuitLayer::consecutive_failures) failures in a
-//!   row, for a cool-down ([`open_for`](CircuitLayer::open_for)): requests to that host fail at
-//!   once with [`GatewayError::CircuitOpen`] (never sent: its message says since when and the
-//!   last cause, which is also its [`last_cause`](GatewayError::last_cause) and drives its
+//! - **closed** — requests go through, and their outcomes are counted.
+//! - **open** — once the host is judged to be failing (below), for a cool-down
+//!   ([`open_for`](CircuitLayer::open_for)): requests to that host fail at once with
+//!   [`GatewayError::CircuitOpen`] (never sent: its message says how much longer the circuit
+//!   stays open and the last cause, which is also its
+//!   [`last_cause`](GatewayError::last_cause) and drives its
 //!   [`diagnosis`](GatewayError::diagnosis)), without touching the network.
 //! - **half-open** — when the cool-down ends, one request is let through as a probe; the others
 //!   still fail at once. The probe's success closes the circuit; its failure opens it again, for
 //!   longer (up to [`max_open_for`](CircuitLayer::max_open_for)). Each cool-down's length the
 //!   host then stays healthy takes one step off that growth.
 //!
-//! It is the fallback servers' ejection, the same code ([`fallback`](crate::fallback)), kept
-//! for any host: with fallback servers configured, a request the fallback layer sends to one of
-//! its servers is that layer's to judge (its ejection *is* the server's open circuit, with its
-//! cap on how many servers may be out), and this layer lets it through untouched.
+//! # When it opens
+//!
+//! By default, when at least half of the host's outcomes in the last 30 s were failures that
+//! count, once at least 20 outcomes were seen in that window
+//! ([`failure_ratio`](CircuitLayer::failure_ratio),
+//! [`minimum_throughput`](CircuitLayer::minimum_throughput),
+//! [`sampling_window`](CircuitLayer::sampling_window), as resilience4j and Polly decide).
+//! [`consecutive_failures`](CircuitLayer::consecutive_failures) selects a run of failures
+//! instead (its trade-off is in its docs).
+//!
+//! An outcome is a **logical request's** verdict on the host, not an attempt's: below the retry
+//! (or deadline) layer, a failed attempt is held on the request until it ends. If the same
+//! host answers a later attempt or a hedge of that request, the failure is forgiven: a host
+//! that answers every request after a retry is serving, however flaky. If the request ends
+//! without the host's answer (it gave up, its deadline passed, the caller dropped it, another
+//! fallback server answered), the host is charged once. A half-open probe's verdict is at once,
+//! and so is an attempt that no layer above the circuit tracks (a circuit used without the
+//! retry and deadline layers judges each call). So the circuit never opens on a host whose
+//! logical requests all succeed, whatever the rule.
+//!
+//! Fallback servers have circuits too: a fallback server whose circuit is open is skipped
+//! (nothing is sent, so even a POST moves on to the next one), and a single fallback server —
+//! how relative paths are used — is failed fast like any other host. The fallback layer's own
+//! ejection (a run of failures, never every server) works beside it.
 //!
 //! # What counts
 //!
 //! The gateway causes, as for ejection: timeouts, connection failures, premature exits, 502s,
 //! 503s, 504s and the 502 substatuses. Not a response (a 4xx or an application's own 500 is an
-//! answer: the host is up), not an invalid request, not an exceeded deadline, not a request the
-//! caller dropped, not a failure after a followed redirect (the redirect's target failed, not
-//! this host), not a proxy's refusal. [`counts_if`](CircuitLayer::counts_if) replaces the rule.
+//! answer: the host is up), not an invalid request, not an exceeded deadline, not an attempt
+//! timer that fired early because the caller's deadline left less time than the attempt
+//! timeout ([`Details::cut_by_deadline`](crate::Details::cut_by_deadline)), not a request the
+//! caller dropped before it failed, not a failure after a followed redirect (the redirect's
+//! target failed, not this host), not a proxy's refusal, and not the crate's own refusal (an
+//! open circuit). [`counts_if`](CircuitLayer::counts_if) replaces the rule.
+//!
 //! An open circuit's error is not retried by the [retry layer](crate::retry) (see
-//! [`ErrorKind::is_retryable`](crate::ErrorKind::is_retryable)): failing fast is the point.
+//! [`ErrorKind::is_retryable`](crate::ErrorKind::is_retryable)): failing fast is the point. A
+//! retry or a hedge that the circuit refuses sent nothing: it is not counted as an attempt,
+//! its cost goes back to the retry budget, and the request ends with its own last failure, the
+//! open circuit given as the reason it was not retried
+//! ([`Details::not_retried_because`](crate::Details::not_retried_because)). A request whose
+//! attempt fails while its host's circuit is open (opened by other requests) does not pause
+//! for a retry the circuit would refuse.
 //!
 //! # Cost and memory
 //!
 //! A host is remembered from its first counted failure only: while no host has failed, a
 //! request costs a hash of its scheme, host and port and one atomic load. At most
 //! [`max_hosts`](CircuitLayer::max_hosts) hosts are remembered; hosts with nothing to remember
-//! are forgotten first.
+//! are forgotten first, and an open circuit is never forgotten for a newer failure. A
+//! remembered host's window is ten counters of successes and failures (one per tenth of the
+//! window), updated without locks.
 //!
 //! # Tracing
 //!
@@ -48,7 +80,7 @@
 //!
 //! # async fn run() {
 //! let client = Client::builder()
-//!     .circuit_breaker(CircuitLayer::new().consecutive_failures(3))
+//!     .circuit_breaker(CircuitLayer::new().minimum_throughput(10))
 //!     .build()
 //!     .unwrap();
 //! match client.get("http://127.0.0.1:8080/").send().await {
@@ -117,21 +149,19 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        // A fallback server's health is the fallback layer's to judge.
-        if request.state().health_judged {
-            return ResponseFuture {
-                state: State::Passing {
-                    call: self.inner.call(request),
-                },
-            };
-        }
         let key = registry::key(request.url());
         let (entry, ticket) = match self.registry.admit(key) {
             Verdict::Tracked(entry, ticket) if ticket.admission == Admission::No => {
+                let error = open_error(&entry, request.method());
+                if let Some(tracker) = &request.state().tracker {
+                    // Numbered by the retry layer, never sent.
+                    tracker.note_refused();
+                    if !request.state().health_judged {
+                        note_open(tracker, &entry);
+                    }
+                }
                 return ResponseFuture {
-                    state: State::Open {
-                        error: Some(open_error(&entry, request.method())),
-                    },
+                    state: State::Open { error: Some(error) },
                 };
             }
             Verdict::Tracked(entry, ticket) => {
@@ -152,6 +182,11 @@ where
                 .clone()
                 .filter(|_| ticket.is_some_and(Ticket::is_probe)),
         };
+        // The logical request's tracker: a failed attempt is charged when the request ends,
+        // and forgiven if a later attempt is answered by this host.
+        let tracker = request.state().tracker.clone();
+        // Where no fallback layer picks the server, the next attempt comes back to this host.
+        let same_host_next = !request.state().health_judged;
         ResponseFuture {
             state: State::Watching {
                 call: self.inner.call(request),
@@ -161,6 +196,8 @@ where
                     entry,
                     ticket,
                     guard,
+                    tracker,
+                    same_host_next,
                 }),
             },
         }
@@ -174,6 +211,44 @@ struct Watch {
     entry: Option<Arc<Entry>>,
     ticket: Option<Ticket>,
     guard: ProbeGuard,
+    /// The logical request's tracker, if a layer above made one.
+    tracker: Option<Arc<crate::request::Tracker>>,
+    /// Whether the request's next attempt comes back to this host (no fallback layer).
+    same_host_next: bool,
+}
+
+/// A logical request's failed attempt on a host, charged to the host's circuit when the
+/// request ends without an answer from it (see [`Tracker`](crate::request::Tracker)'s drop).
+pub(crate) struct Pending {
+    key: u64,
+    entry: Arc<Entry>,
+    ticket: Ticket,
+    err: GatewayError,
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pending {
+    pub(crate) fn key(&self) -> u64 {
+        self.key
+    }
+
+    /// Keeps `later`'s cause (the latest failure), this one's admission.
+    pub(crate) fn replace_cause(&mut self, later: Pending) {
+        self.err = later.err;
+    }
+
+    /// Charges the failure to the host's circuit now.
+    pub(crate) fn charge(self) {
+        charge(&self.registry, &self.entry, self.ticket, &self.err);
+    }
 }
 
 /// Gives the probe slot back if the probe ends without a verdict (dropped, or not counted).
@@ -201,7 +276,6 @@ pin_project_lite::pin_project! {
 pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<F> {
-        Passing { #[pin] call: F },
         Watching { #[pin] call: F, watch: Option<Watch> },
         Open { error: Option<GatewayError> },
     }
@@ -221,7 +295,6 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Passing { call } => call.poll(cx),
             StateProj::Open { error } => Poll::Ready(Err(error.take().unwrap_or_else(ended))),
             StateProj::Watching { call, watch } => {
                 if watch.is_none() {
@@ -246,6 +319,11 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
     match outcome {
         // An answer, whatever its status: the host is up.
         Ok(_) => {
+            if let Some(tracker) = &watch.tracker {
+                // The host answered this logical request: its earlier failed attempts here
+                // were a flaky moment, not an outage.
+                tracker.forgive(watch.key);
+            }
             if let (Some(entry), Some(ticket)) = (&watch.entry, watch.ticket) {
                 watch.guard.entry = None;
                 if entry.pool.success(0, ticket) {
@@ -272,27 +350,55 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
                         if ticket.is_probe() {
                             entry.pool.release_probe(0);
                         }
+                        if let Some(tracker) =
+                            watch.tracker.as_ref().filter(|_| watch.same_host_next)
+                        {
+                            note_open(tracker, &entry);
+                        }
                         return;
                     }
                     (entry, ticket)
                 }
             };
             watch.guard.entry = None;
-            entry.set_last_cause(err, watch.registry.now());
-            if let Some(cool_down) = entry.pool.failure(0, ticket) {
-                tracing::info!(
-                    host = entry.name.as_deref().unwrap_or(""),
-                    open_for_ms = cool_down.as_millis() as u64,
-                    error.type = err.kind().name(),
-                    error = %err,
-                    "circuit opened"
-                );
-                #[cfg(feature = "metrics")]
-                crate::metrics::circuit(entry.name.as_deref(), "open");
+            match &watch.tracker {
+                // A probe's verdict is at once; so is an attempt no layer above tracks (its
+                // own logical request).
+                Some(tracker) if !ticket.is_probe() => {
+                    if watch.same_host_next {
+                        // Opened by other requests meanwhile: the retry layer need not pause
+                        // for a retry the circuit would refuse.
+                        note_open(tracker, &entry);
+                    }
+                    tracker.defer(Pending {
+                        key: watch.key,
+                        entry,
+                        ticket,
+                        err: err.clone(),
+                        registry: watch.registry.clone(),
+                    });
+                }
+                _ => charge(&watch.registry, &entry, ticket, err),
             }
         }
         // Not a verdict on the host: a probe gives its slot back (the guard does).
         Err(_) => {}
+    }
+}
+
+/// Charges a counted failure to the host's circuit, which may open it.
+fn charge(registry: &Registry, entry: &Entry, ticket: Ticket, err: &GatewayError) {
+    entry.set_last_cause(err, registry.now());
+    if let Some(cool_down) = entry.pool.failure(0, ticket) {
+        tracing::info!(
+            host = entry.name.as_deref().unwrap_or(""),
+            open_for_ms = cool_down.as_millis() as u64,
+            error.type = err.kind().name(),
+            error = %err,
+            "circuit opened"
+        );
+        #[cfg(feature = "metrics")]
+        crate::metrics::circuit(entry.name.as_deref(), "open");
     }
 }
 
@@ -305,19 +411,25 @@ fn host_of(server: &str) -> &str {
     }
 }
 
+/// Tells a request's tracker that its host's circuit is open, and until when.
+fn note_open(tracker: &crate::request::Tracker, entry: &Entry) {
+    if let Some(left) = entry.pool.ejected_for(0) {
+        tracker.note_open_circuit(crate::request::OpenCircuit {
+            host: entry.name.clone(),
+            until: tokio::time::Instant::now() + left,
+        });
+    }
+}
+
 /// The error of a request refused by an open (or half-open, probe in flight) circuit. Its
-/// `Display` ends with the last cause.
+/// `Display` says how long the circuit stays open and ends with the last cause.
 fn open_error(entry: &Entry, method: &reqwest::Method) -> GatewayError {
     let last = entry.last_cause();
     let host = entry.name.as_deref().unwrap_or("this host");
-    let message = match entry
-        .pool
-        .ejected_since(0)
-        .filter(|_| entry.pool.is_cooling(0))
-    {
-        Some(at) => format!(
-            "the circuit of {host} is open for {:.1?}: not sent",
-            at.elapsed()
+    let message = match entry.pool.ejected_for(0) {
+        Some(left) => format!(
+            "the circuit of {host} is open for another {}: not sent",
+            crate::error::shown_duration(left)
         ),
         None => format!("the circuit of {host} is half-open, its probe in flight: not sent"),
     };

@@ -133,20 +133,29 @@ impl Registry {
         if hosts.len() >= self.max_hosts {
             // Hosts with nothing to remember go first, then hosts whose last counted failure
             // is older than the longest cool-down (a host that failed once and was never
-            // called again, or whose cool-down ended with no probe), then the least recently
-            // failing one: a new host always gets a circuit.
+            // called again, or whose cool-down ended with no probe).
             let now = self.now();
             let stale = u64::try_from(self.rules.max_ejection.as_nanos()).unwrap_or(u64::MAX);
             hosts.retain(|_, e| {
                 !e.pool.is_idle(0) && now.saturating_sub(e.touched.load(Ordering::Relaxed)) < stale
             });
             if hosts.len() >= self.max_hosts {
-                let oldest = hosts
+                // Then the closed circuit with the least evidence against its host (fewest
+                // failures, then least recently failing). An open circuit is never forgotten
+                // for a host that has failed once: when every host is open, the new one waits.
+                let weakest = hosts
                     .iter()
-                    .min_by_key(|(_, e)| e.touched.load(Ordering::Relaxed))
+                    .filter(|(_, e)| !e.pool.is_ejected(0))
+                    .min_by_key(|(_, e)| (e.pool.failures(0), e.touched.load(Ordering::Relaxed)))
                     .map(|(k, _)| *k);
-                if let Some(oldest) = oldest {
-                    hosts.remove(&oldest);
+                match weakest {
+                    Some(k) => {
+                        hosts.remove(&k);
+                    }
+                    None => {
+                        self.tracked.store(hosts.len(), Ordering::Release);
+                        return None;
+                    }
                 }
             }
         }

@@ -46,6 +46,7 @@ pub struct Details {
     tls: bool,
     proxy_refused: bool,
     redirected: bool,
+    deadline_cut: bool,
     gave_up: Option<Cow<'static, str>>,
     causes: Vec<GatewayError>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
@@ -70,6 +71,7 @@ impl Details {
             tls: false,
             proxy_refused: false,
             redirected: false,
+            deadline_cut: false,
             gave_up: None,
             causes: Vec::new(),
             source: None,
@@ -160,6 +162,17 @@ impl Details {
     /// redirect's target, the hop that failed.
     pub fn followed_redirect(&self) -> bool {
         self.redirected
+    }
+
+    /// Whether this is an attempt timeout that fired early because the caller's deadline left
+    /// less time than the attempt timeout: the deadline's doing, no verdict on the server
+    /// (never counted by a circuit or a fallback server's health).
+    pub fn cut_by_deadline(&self) -> bool {
+        self.deadline_cut
+    }
+
+    pub(crate) fn set_cut_by_deadline(&mut self) {
+        self.deadline_cut = true;
     }
 
     /// Why a policy stopped retrying, if one did.

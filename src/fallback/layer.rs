@@ -81,7 +81,7 @@ impl FallbackBuilder {
     /// Consecutive gateway failures that eject a server (default 5, as Envoy's
     /// `consecutive_gateway_failure`; at least 1).
     pub fn consecutive_failures(mut self, n: u32) -> Self {
-        self.rules.consecutive_failures = n.max(1);
+        self.rules.trip = crate::health::Trip::Consecutive(n.max(1));
         self
     }
 

@@ -181,8 +181,14 @@ where
     } else {
         0
     };
+    let deadline = original.as_ref().and_then(|r| r.state().deadline);
     for i in (0..n).map(|k| (k + first) % n) {
         let base = &shared.servers[i];
+        if !causes.is_empty() && deadline.is_some_and(|d| d.remaining().is_zero()) {
+            // The caller's deadline is over: no other server is tried (the deadline layer
+            // reports it, with this failure as its last cause).
+            break;
+        }
         let ticket = pool.admit(i);
         let admission = ticket.admission;
         if admission == Admission::No {
@@ -254,6 +260,11 @@ where
         // This logical request's count so far (servers tried, and earlier attempts).
         err.details_mut().set_attempts(tracker.attempts());
         tracker.record_failure(&err);
+        if err.kind() == ErrorKind::CircuitOpen {
+            // The server's circuit is open: nothing was sent, the next server is tried.
+            causes.push(err);
+            continue;
+        }
         // A permanent failure (a rejected certificate) may not be another server's: the kind
         // decides whether to fail over; a proxy's refusal is every server's.
         if !err.kind().is_retryable() || err.details().is_proxy_refusal() {

@@ -44,6 +44,9 @@ pub(crate) struct Loop<S> {
     host: Option<u64>,
     /// Whether a hedge was sent: a success then earns the budget no reward.
     hedged: bool,
+    /// What the latest retry cost the budget: given back if the crate refuses that retry
+    /// itself (an open circuit), since nothing is sent.
+    last_charge: u32,
     /// The request's URL, for the metrics' labels.
     #[cfg(feature = "metrics")]
     url: reqwest::Url,
@@ -206,6 +209,7 @@ where
                         ) {
                             let _attempt = hedge_span.enter();
                             if let Poll::Ready(outcome) = hedge.poll(cx) {
+                                loop_ctx.refund_refused_hedge(&outcome);
                                 if failed.is_some() || is_good(&loop_ctx.policy, &outcome) {
                                     break (outcome, Which::Hedge);
                                 }
@@ -355,6 +359,7 @@ impl<S> Loop<S> {
             learning: None,
             host: None,
             hedged: false,
+            last_charge: 0,
             #[cfg(feature = "metrics")]
             url: request.url().clone(),
         }
@@ -400,6 +405,18 @@ impl<S> Loop<S> {
         crate::metrics::retry(error_type);
         if let Some(budget) = &self.policy.budget {
             crate::metrics::budget(Some(&self.url), budget.available_for(&self.url));
+        }
+    }
+
+    /// Gives a hedge's cost back to the budget when the crate refused the hedge itself (an open
+    /// circuit, or a half-open one whose probe is the first copy): nothing was sent.
+    fn refund_refused_hedge(&mut self, outcome: &Result<reqwest::Response, GatewayError>) {
+        if !matches!(outcome, Err(err) if err.kind() == ErrorKind::CircuitOpen) {
+            return;
+        }
+        let host = self.host();
+        if let Some(budget) = &self.policy.budget {
+            budget.refund(|| host, budget.cost(false));
         }
     }
 
@@ -494,10 +511,48 @@ impl<S> Loop<S> {
                 attempt_span.record("error.type", err.kind().name());
                 // The attempt ends here: the pause before the next one is not part of it.
                 drop(attempt_span);
+                if err.kind() == ErrorKind::CircuitOpen && attempt > 1 {
+                    // A retry the crate refused itself sent nothing: its cost goes back, and
+                    // the request ends with its own last failure, the refusal as the reason it
+                    // was not retried (an earlier copy may have been delivered: not "unsent").
+                    if let Some(budget) = &policy.budget {
+                        if self.last_charge > 0 {
+                            budget.refund(|| host, self.last_charge);
+                            *spent = spent.saturating_sub(self.last_charge);
+                        }
+                    }
+                    self.last_charge = 0;
+                    if let Some(mut earlier) = tracker.last_failure() {
+                        earlier.details_mut().set_attempts(tracker.attempts());
+                        let why = err.details().message().to_owned();
+                        self.span.record("attempts", tracker.attempts());
+                        #[cfg(feature = "metrics")]
+                        self.ended(Some((&earlier, Some("circuit open"))));
+                        return Step::Done(Err(give_up(earlier, Some(why.into()))));
+                    }
+                }
                 // This logical request's count (an inner client's error carries its own).
                 err.details_mut().set_attempts(tracker.attempts());
-                let next = policy.decide(&err, policy.retries_cause(&err), &facts);
-                match policy.charge(next, err.kind() == ErrorKind::CgiTimeout, spent, host) {
+                let mut next = policy.decide(&err, policy.retries_cause(&err), &facts);
+                if let (Next::RetryAfter(delay, _), Some(open)) = (&next, tracker.open_circuit()) {
+                    // This request's host has its circuit open past the pause: the retry
+                    // would be refused, so none is slept for.
+                    let now = tokio::time::Instant::now();
+                    if open.until > now + *delay {
+                        next = Next::GiveUp(Some(
+                            format!(
+                                "the circuit of {} is open for another {}",
+                                open.host.as_deref().unwrap_or("this host"),
+                                crate::error::shown_duration(open.until - now)
+                            )
+                            .into(),
+                        ));
+                    }
+                }
+                let before = *spent;
+                let next = policy.charge(next, err.kind() == ErrorKind::CgiTimeout, spent, host);
+                self.last_charge = *spent - before;
+                match next {
                     Next::RetryAfter(delay, reason) => {
                         tracing::warn!(
                             attempt,
@@ -642,6 +697,7 @@ where
         // The first good answer wins; the other call is dropped (its connection closed). A
         // failure, or a response this policy retries, waits for the other call.
         let mut ended: [Option<Result<reqwest::Response, GatewayError>>; 2] = [None, None];
+        let mut refused_hedge = false;
         let policy = &self.policy;
         let (outcome, winner) = std::future::poll_fn(|cx| {
             for (i, call) in [first.as_mut(), second.as_mut()].into_iter().enumerate() {
@@ -649,6 +705,11 @@ where
                     continue;
                 }
                 if let Poll::Ready(outcome) = call.poll(cx) {
+                    if i == 1
+                        && matches!(&outcome, Err(err) if err.kind() == ErrorKind::CircuitOpen)
+                    {
+                        refused_hedge = true;
+                    }
                     if is_good(policy, &outcome) || ended[1 - i].is_some() {
                         // A good answer, or the later of two that are not.
                         return Poll::Ready((outcome, i));
@@ -659,6 +720,12 @@ where
             Poll::Pending
         })
         .await;
+        if refused_hedge {
+            let host = self.host();
+            if let Some(budget) = &self.policy.budget {
+                budget.refund(|| host, budget.cost(false));
+            }
+        }
         let span = if winner == 0 { span } else { hedge_span };
         (outcome, span, 2)
     }

@@ -97,11 +97,10 @@ where
             .options()
             .attempt_timeout
             .map_or(self.config.timeout, super::zero_is_off);
-        // Cut to the time the deadline leaves.
-        let timeout = request
-            .state()
-            .deadline
-            .map_or(configured, |d| d.remaining().min(configured));
+        // Cut to the time the deadline leaves: a timer that fires then is the deadline's.
+        let left = request.state().deadline.map(|d| d.remaining());
+        let cut = left.is_some_and(|left| left < configured);
+        let timeout = left.map_or(configured, |left| left.min(configured));
         let tracker = request.tracker();
         let method = request.method().clone();
         let url = request.url().clone();
@@ -109,6 +108,7 @@ where
             inner: self.inner.call(request),
             sleep: tokio::time::sleep_until(ends(started, timeout)),
             timeout,
+            cut,
             heads: tracker.heads(),
             redirects: tracker.redirects(),
             tracker,
@@ -129,6 +129,8 @@ pin_project_lite::pin_project! {
         #[pin]
         sleep: Sleep,
         timeout: Duration,
+        // Whether the deadline cut the timeout short.
+        cut: bool,
         // The response heads and redirects the request's tracker had seen when the attempt
         // started.
         heads: u32,
@@ -182,6 +184,9 @@ where
             ready!(this.sleep.as_mut().poll(cx));
         }
         let mut err = timed_out(timeout, this.method.clone(), this.url);
+        if *this.cut {
+            err.details_mut().set_cut_by_deadline();
+        }
         if this.tracker.redirects() != *this.redirects {
             // The original request was answered with a redirect; its target timed out.
             err.details_mut()

@@ -1,0 +1,506 @@
+//! What the circuit and the fallback servers' health are charged with: only evidence about the
+//! host. A flaky host whose logical requests all succeed is never cut off, a caller's deadline
+//! is never the host's fault, an open circuit is never forgotten for a newer failure, a single
+//! fallback server is failed fast, and a retry or hedge the circuit refuses costs nothing.
+
+mod support;
+
+use reqwest_resilience::circuit::CircuitLayer;
+use reqwest_resilience::retry::{ExponentialBackoff, Jitter, RetryBudget, RetryLayer, RetryPolicy};
+use reqwest_resilience::timeout::{AttemptTimeoutLayer, DeadlineLayer};
+use reqwest_resilience::{Client, ErrorKind, GatewayError, Request};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn get(url: &str, id: u64) -> Request {
+    let mut request = reqwest::Request::new(reqwest::Method::GET, url.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("x-id", id.to_string().parse().unwrap());
+    request.into()
+}
+
+fn refused() -> GatewayError {
+    GatewayError::new(ErrorKind::ForwarderConnection, "connection refused")
+}
+
+fn fixed(ms: u64) -> RetryPolicy {
+    RetryPolicy::default()
+        .max_attempts(4)
+        .no_budget()
+        .backoff(ExponentialBackoff::new(Duration::from_millis(ms)).jitter(Jitter::None))
+}
+
+/// An upstream where the logical request with id `i` fails its first `plan(i)` attempts and then
+/// succeeds; each attempt yields to the scheduler first, so that concurrent requests
+/// interleave their attempts.
+fn scripted(
+    plan: impl Fn(u64) -> u32 + Send + Sync + 'static,
+) -> impl Service<
+    Request,
+    Response = reqwest::Response,
+    Error = GatewayError,
+    Future = impl Future<Output = Result<reqwest::Response, GatewayError>> + Send,
+> + Clone
++ Send
++ 'static {
+    let seen: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
+    let plan = Arc::new(plan);
+    service_fn(move |req: Request| {
+        let (seen, plan) = (seen.clone(), plan.clone());
+        async move {
+            tokio::task::yield_now().await;
+            let id: u64 = req.headers()["x-id"].to_str().unwrap().parse().unwrap();
+            let n = {
+                let mut seen = seen.lock().unwrap();
+                let n = seen.entry(id).or_default();
+                *n += 1;
+                *n
+            };
+            tokio::task::yield_now().await;
+            if n <= plan(id) {
+                Err(refused())
+            } else {
+                Ok(reqwest::Response::from(http::Response::new("")))
+            }
+        }
+    })
+}
+
+/// A tiny deterministic generator for schedules.
+fn xorshift(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// Issue 24's S2 in miniature: 30% of logical requests fail their first attempt, the retry
+/// succeeds, 32 at a time. Every request succeeds and the default circuit stays closed; a
+/// consecutive-failure circuit (the old default) opens on the same host by chance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flaky_host_whose_requests_all_succeed_keeps_its_circuit_closed() {
+    async fn run(circuit: CircuitLayer) -> (u32, bool) {
+        let upstream = scripted(|id| u32::from(id % 10 < 3));
+        let svc = ServiceBuilder::new()
+            .layer(RetryLayer::new(fixed(1)))
+            .layer(circuit.clone())
+            .service(upstream);
+        let ok = Arc::new(AtomicU32::new(0));
+        for batch in 0..40u64 {
+            let mut tasks = Vec::new();
+            for j in 0..32u64 {
+                let (svc, ok) = (svc.clone(), ok.clone());
+                tasks.push(tokio::spawn(async move {
+                    let id = batch * 32 + j;
+                    if svc.oneshot(get("http://flaky.test/", id)).await.is_ok() {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    }
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+        }
+        let open = circuit.is_open(&"http://flaky.test/".parse().unwrap());
+        (ok.load(Ordering::SeqCst), open)
+    }
+    let (ok, open) = run(CircuitLayer::new()).await;
+    assert_eq!(ok, 40 * 32, "every logical request succeeds");
+    assert!(!open, "the default circuit never opens on a serving host");
+    // The same host under a run-of-failures rule counted per attempt: the retry layer's own
+    // attempts are no longer charged one by one, so even 5 in a row does not open it.
+    let (ok, open) = run(CircuitLayer::new().consecutive_failures(5)).await;
+    assert_eq!(ok, 40 * 32);
+    assert!(
+        !open,
+        "failures forgiven by the request's own success never count"
+    );
+}
+
+/// The property: under random schedules (each logical request fails up to three attempts, then
+/// succeeds), with requests interleaved on two threads, the circuit never opens, whatever its
+/// rule, and every request succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_circuit_never_opens_on_a_host_whose_logical_requests_all_succeed() {
+    for round in 0..6u64 {
+        let mut seed = 0x2545_f491_4f6c_dd1d ^ round;
+        let plans: Arc<Vec<u32>> =
+            Arc::new((0..600).map(|_| (xorshift(&mut seed) % 4) as u32).collect());
+        let circuit = match round % 3 {
+            0 => CircuitLayer::new(),
+            1 => CircuitLayer::new().minimum_throughput(2).failure_ratio(0.1),
+            _ => CircuitLayer::new().consecutive_failures(1),
+        };
+        let p = plans.clone();
+        let svc = ServiceBuilder::new()
+            .layer(RetryLayer::new(fixed(1)))
+            .layer(circuit.clone())
+            .service(scripted(move |id| p[id as usize]));
+        let mut tasks = Vec::new();
+        for id in 0..plans.len() as u64 {
+            let svc = svc.clone();
+            tasks.push(tokio::spawn(async move {
+                svc.oneshot(get("http://h.test/", id)).await.map(|_| ())
+            }));
+            if xorshift(&mut seed) % 7 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        for task in tasks {
+            let outcome = task.await.unwrap();
+            assert!(outcome.is_ok(), "round {round}: {outcome:?}");
+        }
+        assert!(
+            !circuit.is_open(&"http://h.test/".parse().unwrap()),
+            "round {round}: opened on a host that answered every request"
+        );
+    }
+}
+
+/// A dead host still opens the default circuit: twenty logical requests that fail.
+#[tokio::test(start_paused = true)]
+async fn a_dead_host_opens_the_default_circuit_after_the_minimum_volume() {
+    let circuit = CircuitLayer::new();
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let mut svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(fixed(1).max_attempts(2)))
+        .layer(circuit.clone())
+        .service(service_fn(move |_req: Request| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async { Err::<reqwest::Response, _>(refused()) }
+        }));
+    for id in 0..19 {
+        let err = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(get("http://dead.test/", id))
+            .await;
+        assert_eq!(err.unwrap_err().kind(), ErrorKind::ForwarderConnection);
+    }
+    assert!(!circuit.is_open(&"http://dead.test/".parse().unwrap()));
+    let _ = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get("http://dead.test/", 19))
+        .await;
+    assert!(circuit.is_open(&"http://dead.test/".parse().unwrap()));
+    let before = calls.load(Ordering::SeqCst);
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get("http://dead.test/", 20))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CircuitOpen);
+    assert!(err.is_request_unsent(), "nothing of this request was sent");
+    assert_eq!(err.attempts(), 0, "a refusal is not an attempt");
+    assert_eq!(calls.load(Ordering::SeqCst), before, "failed fast");
+    // The message says how long it stays open, not how long it has been.
+    assert!(err.to_string().contains("open for another 30.0 s"), "{err}");
+}
+
+/// A server that answers after `delay`.
+async fn slow(delay: Duration) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_delay(delay))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Issue 24, item 1: callers whose deadline is shorter than the host's answer time do not open
+/// its circuit; the attempt timer the deadline cut short is the deadline's.
+#[tokio::test]
+async fn a_callers_deadline_is_not_charged_to_the_host() {
+    let server = slow(Duration::from_millis(300)).await;
+    let circuit = CircuitLayer::new().consecutive_failures(1);
+    let client = Client::builder()
+        .attempt_timeout(Duration::from_secs(5))
+        .circuit_breaker(circuit.clone())
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let err = client
+            .get(server.uri())
+            .deadline(Duration::from_millis(60))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+    }
+    assert!(!circuit.is_open(&server.uri().parse().unwrap()));
+    // A caller who waits is served.
+    let response = client.get(server.uri()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// The same for a fallback primary: it is not ejected for the caller's deadline, and once the
+/// deadline has passed no other server is tried.
+#[tokio::test]
+async fn a_callers_deadline_neither_ejects_a_server_nor_starts_a_failover() {
+    let primary = slow(Duration::from_millis(300)).await;
+    let backup = slow(Duration::ZERO).await;
+    let fallback = reqwest_resilience::fallback::FallbackLayer::builder([
+        primary.uri().as_str(),
+        backup.uri().as_str(),
+    ])
+    .consecutive_failures(1)
+    .build()
+    .unwrap();
+    let mut svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_millis(60)))
+        .layer(fallback)
+        .layer(AttemptTimeoutLayer::new(Duration::from_secs(5)))
+        .service(reqwest_resilience::Transport::new(reqwest::Client::new()));
+    for _ in 0..3 {
+        let request: Request =
+            reqwest::Request::new(reqwest::Method::GET, primary.uri().parse().unwrap()).into();
+        let err = svc.ready().await.unwrap().call(request).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+    }
+    assert!(
+        backup.received_requests().await.unwrap().is_empty(),
+        "no failover after the deadline"
+    );
+    assert!(
+        !svc.get_ref().is_ejected(0),
+        "the primary answers in 300 ms: not ejected for a 60 ms deadline"
+    );
+}
+
+/// Issue 24, item 2: a full table never forgets an open circuit for a host that failed once.
+#[tokio::test(start_paused = true)]
+async fn an_open_circuit_is_never_forgotten_for_a_newer_failure() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let circuit = CircuitLayer::new().consecutive_failures(2).max_hosts(2);
+    let mut svc = tower::Layer::layer(
+        &circuit,
+        service_fn(move |_req: Request| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async { Err::<reqwest::Response, _>(refused()) }
+        }),
+    );
+    let mut send = async |host: &str| {
+        svc.ready()
+            .await
+            .unwrap()
+            .call(get(&format!("http://{host}.test/"), 0))
+            .await
+            .unwrap_err()
+    };
+    // a and b open; c then fails once.
+    for host in ["a", "a", "b", "b", "c"] {
+        send(host).await;
+        tokio::time::advance(Duration::from_millis(10)).await;
+    }
+    let open = |h: &str| circuit.is_open(&format!("http://{h}.test/").parse().unwrap());
+    assert!(open("a") && open("b"), "both open circuits are kept");
+    let before = calls.load(Ordering::SeqCst);
+    assert_eq!(send("a").await.kind(), ErrorKind::CircuitOpen);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        before,
+        "the dead host was not called"
+    );
+}
+
+/// A closed circuit with the least evidence makes room; an open one does not.
+#[tokio::test(start_paused = true)]
+async fn a_closed_circuit_makes_room_before_an_open_one() {
+    let circuit = CircuitLayer::new().consecutive_failures(2).max_hosts(2);
+    let mut svc = tower::Layer::layer(
+        &circuit,
+        service_fn(|_req: Request| async { Err::<reqwest::Response, _>(refused()) }),
+    );
+    // a: one failure (closed); b: open; then c fails twice.
+    for host in ["a", "b", "b", "c", "c"] {
+        let _ = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(get(&format!("http://{host}.test/"), 0))
+            .await;
+        tokio::time::advance(Duration::from_millis(10)).await;
+    }
+    let open = |h: &str| circuit.is_open(&format!("http://{h}.test/").parse().unwrap());
+    assert!(open("b"), "the open circuit stays");
+    assert!(open("c"), "the new host took the closed one's place");
+}
+
+/// A server answering every request with nginx's 502 page, counting them.
+async fn nginx_502() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(
+            ResponseTemplate::new(502)
+                .insert_header("server", "nginx/1.22.1")
+                .insert_header("content-type", "text/html")
+                .set_body_string(
+                    "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx/1.22.1</center></body></html>",
+                ),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Issue 24, item 3: one fallback server (how relative paths are used) plus a circuit: the
+/// host is failed fast like any other, POSTs included.
+#[tokio::test]
+async fn a_single_fallback_server_is_failed_fast() {
+    let server = nginx_502().await;
+    let circuit = CircuitLayer::new().consecutive_failures(2);
+    let client = Client::builder()
+        .retry(RetryPolicy::never())
+        .fallback_servers([server.uri().as_str()])
+        .circuit_breaker(circuit.clone())
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let err = client.get("/orders").send().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadGateway, "{err}");
+    }
+    let before = server.received_requests().await.unwrap().len();
+    for _ in 0..5 {
+        let err = client.post("/orders").body("{}").send().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::CircuitOpen, "{err}");
+        assert!(err.is_request_unsent());
+    }
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        before,
+        "nothing reached the failing host"
+    );
+}
+
+/// With two servers, the primary's open circuit sends requests straight to the backup.
+#[tokio::test]
+async fn an_open_circuit_on_a_fallback_server_moves_on_to_the_next() {
+    let dead = support::refused_url("").await;
+    let backup = slow(Duration::ZERO).await;
+    let circuit = CircuitLayer::new().consecutive_failures(1);
+    let client = Client::builder()
+        .retry(RetryPolicy::never())
+        .fallback(
+            reqwest_resilience::fallback::FallbackLayer::builder([
+                dead.as_str(),
+                backup.uri().as_str(),
+            ])
+            .consecutive_failures(100),
+        )
+        .circuit_breaker(circuit.clone())
+        .build()
+        .unwrap();
+    let response = client.post(format!("{dead}/item")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        reqwest_resilience::attempts(&response),
+        2,
+        "refused, then the backup"
+    );
+    for _ in 0..5 {
+        let response = client.post(format!("{dead}/item")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            reqwest_resilience::attempts(&response),
+            1,
+            "the dead primary is skipped unsent: only the backup's request went out"
+        );
+    }
+    assert!(circuit.is_open(&format!("{dead}/").parse().unwrap()));
+}
+
+/// Issue 24, item 4 and issue 25, items 1–3: a retry refused by a circuit that other requests
+/// opened meanwhile costs no budget, is not an attempt, and the request ends with its own
+/// cause (not "unsent": its first attempt went out).
+#[tokio::test(start_paused = true)]
+async fn a_retry_refused_by_the_circuit_costs_nothing_and_keeps_the_cause() {
+    let circuit = CircuitLayer::new().consecutive_failures(1);
+    let budget = RetryBudget::new(100, 10, 10, 1).per_client();
+    let policy = fixed(100).budget(budget.clone());
+    let upstream = service_fn(|_req: Request| async {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        Err::<reqwest::Response, _>(refused())
+    });
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(policy))
+        .layer(circuit.clone())
+        .service(upstream);
+    // A: fails at once, then pauses 100 ms before its retry.
+    let a = tokio::spawn(svc.clone().oneshot(get("http://h.test/", 1)));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // B (no retries) fails meanwhile and opens the circuit.
+    let b = ServiceBuilder::new()
+        .layer(RetryLayer::new(RetryPolicy::never()))
+        .layer(circuit.clone())
+        .service(upstream);
+    let _ = b.oneshot(get("http://h.test/", 2)).await;
+    assert!(circuit.is_open(&"http://h.test/".parse().unwrap()));
+    let err = a.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ForwarderConnection, "{err}");
+    assert!(!err.is_request_unsent(), "its first attempt went out");
+    assert_eq!(err.attempts(), 1, "the refused retry is not an attempt");
+    let why = err.details().not_retried_because().unwrap_or_default();
+    assert!(why.contains("circuit"), "{err}");
+    assert_eq!(
+        budget.available(),
+        100,
+        "the refused retry's cost came back"
+    );
+}
+
+/// Issue 25, item 2: a request whose host's circuit is open when its attempt fails ends at once
+/// with its own cause, without pausing for a retry the circuit would refuse.
+#[tokio::test(start_paused = true)]
+async fn no_pause_before_a_retry_the_circuit_would_refuse() {
+    let circuit = CircuitLayer::new().consecutive_failures(1);
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let g = gate.clone();
+    let upstream = service_fn(move |req: Request| {
+        let g = g.clone();
+        async move {
+            if req.headers()["x-id"] == "1" {
+                g.notified().await;
+            }
+            Err::<reqwest::Response, _>(refused())
+        }
+    });
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(fixed(5_000)))
+        .layer(circuit.clone())
+        .service(upstream.clone());
+    // A's attempt is held; B fails and opens the circuit; then A's attempt fails.
+    let a = tokio::spawn(svc.clone().oneshot(get("http://h.test/", 1)));
+    tokio::task::yield_now().await;
+    let b = ServiceBuilder::new()
+        .layer(RetryLayer::new(RetryPolicy::never()))
+        .layer(circuit.clone())
+        .service(upstream);
+    let _ = b.oneshot(get("http://h.test/", 2)).await;
+    assert!(circuit.is_open(&"http://h.test/".parse().unwrap()));
+    let started = tokio::time::Instant::now();
+    gate.notify_one();
+    let err = a.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ForwarderConnection, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "no 5 s pause before a refused retry"
+    );
+    let why = err.details().not_retried_because().unwrap_or_default();
+    assert!(
+        why.contains("circuit") && why.contains("open for another"),
+        "{why}"
+    );
+}
