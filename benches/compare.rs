@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const CLIENTS: [&str; 8] = [
+const CLIENTS: [&str; 10] = [
     "raw",
     "raw (A/A)",
     // This crate's reqwest-middleware adapter (built with `--features middleware`), in S1–S3
@@ -34,6 +34,10 @@ const CLIENTS: [&str; 8] = [
     // This crate with hedging after 20 ms: run in S1 (its healthy-path cost) and S5 only.
     "reqwest-resilience hedged",
     "reqwest-resilience",
+    // This crate with its circuit on (default rule), and with the circuit and hedging after
+    // 20 ms: in S1 (the healthy path's cost, which S6's estimate needs), S2, S3, S5 and S6.
+    "reqwest-resilience circuit",
+    "reqwest-resilience circuit+hedged",
     "reqwest retry",
     "middleware+retry",
     "tower retry",
@@ -337,20 +341,24 @@ fn client_for(name: &str, scenario: Scenario, fallback: Option<String>) -> Send 
             let c = reqwest();
             sends_gets!(c)
         }
-        "reqwest-resilience" | "reqwest-resilience hedged" => {
+        "reqwest-resilience"
+        | "reqwest-resilience hedged"
+        | "reqwest-resilience circuit"
+        | "reqwest-resilience circuit+hedged" => {
             let mut policy =
                 RetryPolicy::default().backoff(ExponentialBackoff::new(Duration::ZERO));
             if name.ends_with("hedged") {
                 policy = policy.hedge_after(Duration::from_millis(20));
             }
-            if let Some(fallback) = fallback {
+            if let Some(fallback) = fallback.filter(|_| scenario == Scenario::Failover) {
                 return failover_stack(policy, reqwest(), fallback);
             }
             let mut builder = reqwest_resilience::Client::builder()
                 .reqwest_client(reqwest())
                 .retry(policy);
-            if scenario == Scenario::OneHostDown {
-                // One client for both hosts: the dead one's circuit opens, the healthy one's not.
+            if name.contains("circuit") {
+                // One client for every host: in S6 the dead one's circuit opens, the healthy
+                // one's not.
                 builder = builder.circuit_breaker(reqwest_resilience::circuit::CircuitLayer::new());
             }
             let c = builder.build().unwrap();
@@ -782,8 +790,21 @@ fn main() {
                     continue;
                 }
                 // The hedging client: its healthy-path cost (S1) and the tail (S5).
-                if client.ends_with("hedged")
+                if client == "reqwest-resilience hedged"
                     && !matches!(scenario, Scenario::Healthy | Scenario::Tail)
+                {
+                    continue;
+                }
+                // The circuit clients: S1, S2, S3, S5, S6.
+                if client.contains("circuit")
+                    && !matches!(
+                        scenario,
+                        Scenario::Healthy
+                            | Scenario::Flaky
+                            | Scenario::Outage
+                            | Scenario::Tail
+                            | Scenario::OneHostDown
+                    )
                 {
                     continue;
                 }
@@ -972,7 +993,7 @@ fn main() {
     }
     // S6: one client, two hosts, one of them down.
     println!(
-        "\n{}: 2,000 GETs at concurrency 32 from one client, alternating between a healthy host and one that answers every request with a 502 (this crate with its circuit on); \"late\": the second half of the run. Then 1,000 more GETs to the dead host alone: what a request to a host known to be down costs.\n",
+        "\n{}: 2,000 GETs at concurrency 32 from one client, alternating between a healthy host and one that answers every request with a 502 (this crate with its circuit off and on); \"late\": the second half of the run. Then 1,000 more GETs to the dead host alone: what a request to a host known to be down costs.\n",
         Scenario::OneHostDown.name()
     );
     println!(

@@ -5,7 +5,18 @@
 //! error down its `source()` chain to hyper and `std::io`. Both return a [`Classification`]: the
 //! [`ErrorKind`], the [`Gateway`] that reported it when recognised, and the evidence.
 //!
-//! # How a 5xx response is read, in order
+//! # Whose answer it is
+//!
+//! A response is a gateway's failure only when a gateway is identified; otherwise it is the
+//! origin's answer, returned as it is. On the gateway statuses (502, 503, 504 and the CDN codes
+//! 520–527, 530) the page refines the cause, as below. Any other 5xx (an application's 500,
+//! 501…) is the origin's answer unless its headers name the product whose own error page it is
+//! (Squid's `X-Squid-Error`, Tinyproxy, Apache's `mod_proxy`): a JSON 500 quoting its database's
+//! `connection refused` reaches the caller as `Ok(response)`, whole, is never counted by a
+//! circuit or an ejection, and is retried only by a rule the user wrote
+//! ([`retry_on_status`](crate::retry::RetryPolicy::retry_on_status)).
+//!
+//! # How a gateway-status response is read, in order
 //!
 //! 1. **Products.** The pages of the products the crate knows (IIS/ARR, Squid, Envoy,
 //!    Cloudflare, HAProxy, Tinyproxy, Apache httpd, Varnish), each at the statuses the product
@@ -18,8 +29,7 @@
 //!    the failure nearest the start of the exchange wins: a DNS failure, then a failed
 //!    connect, then a failed write, then a reset or early close, then a malformed answer, then
 //!    a timeout. The evidence reads `body says: connection refused`. This stage is what
-//!    classifies a `500`, `501` or other 5xx from an unknown proxy: without such evidence an
-//!    application's own 500 stays a response.
+//!    refines an unknown proxy's 502, 503 or 504.
 //! 3. **The status.** 502, 503 and 504 by themselves.
 //!
 //! No body text ever proves a request unsent (only a product identified by its headers at its

@@ -7,11 +7,20 @@ use http::{HeaderMap, StatusCode};
 
 /// Classifies an upstream response as a gateway failure, or `None` when it is not one.
 ///
-/// Only 5xx statuses can be gateway failures; among them, an application's own `500`, `501` or
-/// `505` is not one and gives `None`. The body is read up to [`BODY_PREFIX_LIMIT`] bytes; any
-/// bytes classify without panicking. Explicit evidence wins over the status and the hop's
-/// `Server` header, in this order, each product's page only at the status that product sends
-/// it with (so that an application's 500 quoting a proxy's words stays a 500):
+/// Only 5xx statuses can be gateway failures. **Precision comes first**: a status an
+/// application sends for its own errors (`500`, `501`, `505`–`511`, anything but the gateway
+/// statuses 502, 503, 504, 520–527 and 530) is the origin's answer and gives `None` — whatever
+/// its page quotes (`dial tcp …: connection refused` in a service's JSON is its database's
+/// failure, not a gateway's) — unless the response shows a gateway made it by evidence an
+/// origin's body cannot forge: Squid's `X-Squid-Error` header, Tinyproxy's page with
+/// `Server: tinyproxy`, or Apache's `mod_proxy` page with `Server: Apache`. `Server` or `Via`
+/// alone do not: nginx writes its own `Server` on the answers it relays, and every proxy on the
+/// path adds `Via`. Behind a proxy that answers upstream failures with a bare 500, retry them
+/// with [`RetryPolicy::retry_on_status`](crate::retry::RetryPolicy::retry_on_status).
+///
+/// On the gateway statuses the body is read up to [`BODY_PREFIX_LIMIT`] bytes; any bytes
+/// classify without panicking. Explicit evidence wins over the status and the hop's `Server`
+/// header, in this order, each product's page only at the status that product sends it with:
 ///
 /// 1. an IIS detailed error page naming a 502 substatus (`HTTP Error 502.3 - Bad Gateway`,
 ///    `IIS70Error=502,3,…`) at 502, with its HRESULT as evidence;
@@ -23,8 +32,8 @@ use http::{HeaderMap, StatusCode};
 ///    Apache httpd's `mod_proxy` "Proxy Error" pages (502, 500) with their `Reason:` line,
 ///    and Varnish's "Backend fetch failed" (503);
 /// 6. a network-error text as a runtime prints it, anywhere in the page (see the
-///    [module docs](super#how-a-5xx-response-is-read-in-order)); this is what classifies an
-///    unknown proxy's 500 or 501;
+///    [module docs](super#how-a-5xx-response-is-read-in-order)): what refines an unknown
+///    proxy's 502, 503 or 504;
 /// 7. the status alone: 504 → [`ErrorKind::CgiTimeout`], 502 → [`ErrorKind::BadGateway`],
 ///    503 → [`ErrorKind::ServiceUnavailable`] (an AWS ALB's 503 means no registered target:
 ///    [`ErrorKind::NoServer`]).
@@ -58,6 +67,21 @@ pub fn classify_response(
     let text = String::from_utf8_lossy(body).to_ascii_lowercase();
     let hop = Gateway::from_headers(headers);
 
+    if !is_gateway_status(code) {
+        // A status an application sends for its own errors (500, 501, 505…): the origin's
+        // answer, unless the response shows a gateway made it, by evidence an origin's body
+        // cannot forge: Squid's error header, or a product's own error page at its status
+        // from a product its headers name. Page text alone never decides here, and neither do
+        // `Server` or `Via` alone: nginx puts its own `Server` on the answers it relays, and
+        // every proxy on the path adds `Via`.
+        let found = squid(headers)
+            .or_else(|| tinyproxy(code, hop, &text).filter(|_| hop == Some(Gateway::Tinyproxy)))
+            .or_else(|| apache(code, &text).filter(|_| hop == Some(Gateway::Apache)));
+        return found.map(|mut found| {
+            found.request_unsent = found.request_unsent && proves_unsent(code, headers, &found);
+            found
+        });
+    }
     if code == 502 {
         if let Some(found) = iis_page(&text) {
             return Some(found);
@@ -124,6 +148,13 @@ fn proves_unsent(code: u16, headers: &HeaderMap, found: &Classification) -> bool
         Some(Gateway::Tinyproxy) => code == 500 && server_is("tinyproxy"),
         _ => false,
     }
+}
+
+/// The statuses gateways answer with when the hop behind them failed: 502, 503, 504 and the
+/// CDN codes (Cloudflare's 520–527 and 530). On these, page text refines the cause; any other
+/// 5xx is an application's to send.
+pub(crate) fn is_gateway_status(code: u16) -> bool {
+    matches!(code, 502..=504 | 520..=527 | 530)
 }
 
 fn starts_with_ignore_case(value: &[u8], prefix: &[u8]) -> bool {
@@ -614,7 +645,12 @@ mod tests {
             Some(ErrorKind::BadGateway)
         );
         let dns = "<title>500 Proxy Error</title>\n</head><body>\n<h1>Proxy Error</h1>\nThe proxy server could not handle the request<p>Reason: <strong>DNS lookup failure for: backend.internal</strong></p><p />";
-        assert_eq!(classify(500, dns), Some(ErrorKind::NoServer));
+        // At 500 only with Apache's own `Server` header: without it, an application's 500.
+        assert_eq!(classify(500, dns), None);
+        let mut apache = HeaderMap::new();
+        apache.insert("server", "Apache/2.4.62 (Debian)".parse().unwrap());
+        let c = classify_response(StatusCode::INTERNAL_SERVER_ERROR, &apache, dns.as_bytes());
+        assert_eq!(c.map(|c| c.kind), Some(ErrorKind::NoServer));
         let busy = "<h1>Service Unavailable</h1><p>The server is temporarily unable to service your\nrequest due to maintenance downtime or capacity\nproblems. Please try again later.</p>";
         let c = classify_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -672,16 +708,14 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
-        // Apache httpd does answer a DNS failure with 500: the page names the cause, but
-        // nothing in the headers can prove it is Apache's.
+        // Apache httpd does answer a DNS failure with 500, but without its `Server` header
+        // the page is an origin's 500 quoting it.
         let c = classify_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             &none,
             b"<h1>Proxy Error</h1><p>DNS lookup failure for: db.internal</p>",
-        )
-        .unwrap();
-        assert_eq!(c.kind, ErrorKind::NoServer);
-        assert!(!c.request_unsent);
+        );
+        assert_eq!(c, None);
         // At 503 HAProxy's page names the cause, but nothing in the headers names HAProxy.
         let c = classify_response(
             StatusCode::SERVICE_UNAVAILABLE,
