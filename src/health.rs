@@ -58,10 +58,10 @@ pub(crate) enum Trip {
 }
 
 impl Trip {
-    /// The circuit's default: half of at least 20 outcomes in the last 30 s.
+    /// The circuit's default: half of at least 10 outcomes (logical requests) in the last 30 s.
     pub(crate) const RATIO: Trip = Trip::Ratio {
         ratio: 0.5,
-        minimum: 20,
+        minimum: 10,
         window: Duration::from_secs(30),
     };
 }

@@ -167,6 +167,50 @@ impl Middleware for ResilienceMiddleware {
     }
 }
 
+/// Another middleware's error, kept whole as the `source()` of the `GatewayError` it becomes:
+/// reachable by downcast down the source chain (the error's own type is the source of this
+/// one). Where it wraps a `reqwest` error (reqwest-retry wraps every error it passes on), that
+/// error's cause is the cause; otherwise it is [`ErrorKind::Other`], never retried.
+fn foreign(err: anyhow::Error, method: http::Method) -> GatewayError {
+    let found = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<reqwest::Error>())
+        .map(crate::classify::classify_transport);
+    let message = format!("a middleware after this one failed: {err}");
+    let mut details = match found {
+        Some(found) => Details::new(found.kind, Origin::Transport, message.into())
+            .with_evidence(Some(found.evidence)),
+        None => Details::new(ErrorKind::Other, Origin::Local, message.into()),
+    }
+    .with_source(Arc::new(Foreign(err)));
+    // Nothing proves another middleware's failure unsent.
+    details.clear_unsent();
+    details.set_method(method);
+    GatewayError::from_details(details)
+}
+
+/// Another middleware's error, as an error whose `source()` is that middleware's own error.
+struct Foreign(anyhow::Error);
+
+impl std::fmt::Debug for Foreign {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Display for Foreign {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("another middleware's error")
+    }
+}
+
+impl std::error::Error for Foreign {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let inner: &(dyn std::error::Error + Send + Sync + 'static) = self.0.as_ref();
+        Some(inner)
+    }
+}
+
 impl ResilienceMiddleware {
     /// One attempt through the rest of the chain, bounded by the attempt timeout (cut to the
     /// deadline), its outcome classified as the transport classifies its own.
@@ -208,15 +252,7 @@ impl ResilienceMiddleware {
                 Err(reqwest_middleware::Error::Middleware(err)) => {
                     Err(match err.downcast::<GatewayError>() {
                         Ok(gateway) => gateway,
-                        Err(other) => {
-                            let mut details = Details::new(
-                                ErrorKind::Other,
-                                Origin::Local,
-                                format!("a middleware after this one failed: {other}").into(),
-                            );
-                            details.set_method(sent.method);
-                            GatewayError::from_details(details)
-                        }
+                        Err(other) => foreign(other, sent.method),
                     })
                 }
             }

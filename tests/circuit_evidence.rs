@@ -163,7 +163,7 @@ async fn the_circuit_never_opens_on_a_host_whose_logical_requests_all_succeed() 
     }
 }
 
-/// A dead host still opens the default circuit: twenty logical requests that fail.
+/// A dead host still opens the default circuit: ten logical requests that fail.
 #[tokio::test(start_paused = true)]
 async fn a_dead_host_opens_the_default_circuit_after_the_minimum_volume() {
     let circuit = CircuitLayer::new();
@@ -176,7 +176,7 @@ async fn a_dead_host_opens_the_default_circuit_after_the_minimum_volume() {
             c.fetch_add(1, Ordering::SeqCst);
             async { Err::<reqwest::Response, _>(refused()) }
         }));
-    for id in 0..19 {
+    for id in 0..9 {
         let err = svc
             .ready()
             .await
@@ -198,7 +198,7 @@ async fn a_dead_host_opens_the_default_circuit_after_the_minimum_volume() {
         .ready()
         .await
         .unwrap()
-        .call(get("http://dead.test/", 20))
+        .call(get("http://dead.test/", 10))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::CircuitOpen);

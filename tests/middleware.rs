@@ -146,3 +146,103 @@ async fn response_rules_apply_as_in_the_tower_stack() {
     assert_eq!(response.status(), 200);
     assert_eq!(counting.0.load(Ordering::SeqCst), 2);
 }
+
+/// A middleware after the adapter that fails with an error type of its own.
+#[derive(Debug)]
+struct QuotaExceeded;
+
+impl std::fmt::Display for QuotaExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("quota exceeded")
+    }
+}
+
+impl std::error::Error for QuotaExceeded {}
+
+struct Refusing;
+
+#[async_trait::async_trait]
+impl Middleware for Refusing {
+    async fn handle(
+        &self,
+        _req: reqwest::Request,
+        _extensions: &mut Extensions,
+        _next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        Err(reqwest_middleware::Error::middleware(QuotaExceeded))
+    }
+}
+
+/// Issue 26, item 2: another middleware's error keeps its identity: its own type is reachable
+/// down the source chain, and it is not retried as a gateway failure.
+#[tokio::test]
+async fn another_middlewares_error_keeps_its_identity() {
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(ResilienceMiddleware::new().retry(fast()))
+        .with(Refusing)
+        .build();
+    let err = client.get("http://127.0.0.1:9/").send().await.unwrap_err();
+    let gateway = gateway_error(&err).expect("the adapter's error");
+    assert_eq!(gateway.kind(), ErrorKind::Other);
+    assert!(!gateway.is_retryable());
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(gateway);
+    let mut found = false;
+    while let Some(e) = cause {
+        found |= e.downcast_ref::<QuotaExceeded>().is_some();
+        cause = e.source();
+    }
+    assert!(found, "QuotaExceeded is in the source chain: {gateway:?}");
+}
+
+/// Status errors made after the adapter (a user's `error_for_status` middleware) are judged by
+/// their status as a response would be.
+struct ErrorForStatus;
+
+#[async_trait::async_trait]
+impl Middleware for ErrorForStatus {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let response = next.run(req, extensions).await?;
+        response
+            .error_for_status()
+            .map_err(reqwest_middleware::Error::Reqwest)
+    }
+}
+
+/// Issue 26, item 3: a 404 status error keeps its status and is not retried; an nginx 502 page
+/// turned into a status error is a 502, retried as one.
+#[tokio::test]
+async fn status_errors_keep_their_status() {
+    let counting = Counting::default();
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(ResilienceMiddleware::new().retry(fast()))
+        .with(ErrorForStatus)
+        .with(counting.clone())
+        .build();
+    let missing = server(ResponseTemplate::new(404), ResponseTemplate::new(404)).await;
+    let err = client.get(missing.uri()).send().await.unwrap_err();
+    let gateway = gateway_error(&err).expect("the adapter's error");
+    assert_eq!(gateway.status(), 404);
+    assert_eq!(gateway.kind(), ErrorKind::Other);
+    assert_eq!(counting.0.load(Ordering::SeqCst), 1, "a 404 is not retried");
+
+    let bad = server(
+        ResponseTemplate::new(502).insert_header("server", "nginx/1.22.1"),
+        ResponseTemplate::new(502).insert_header("server", "nginx/1.22.1"),
+    )
+    .await;
+    let counting_before = counting.0.load(Ordering::SeqCst);
+    let err = client.get(bad.uri()).send().await.unwrap_err();
+    let gateway = gateway_error(&err).expect("the adapter's error");
+    assert_eq!(gateway.kind(), ErrorKind::BadGateway, "{gateway}");
+    assert_eq!(gateway.status(), 502);
+    assert_eq!(
+        counting.0.load(Ordering::SeqCst) - counting_before,
+        3,
+        "retried as a 502"
+    );
+}

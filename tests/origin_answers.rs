@@ -84,3 +84,44 @@ async fn on_a_gateway_status_the_page_still_names_the_cause() {
     let err = client.get(server.uri()).send().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ForwarderConnection, "{err}");
 }
+
+/// Issue 26, item 3, through `?`: a status error keeps its status and cause, and a complete
+/// body that does not parse is not a transport failure.
+#[tokio::test]
+async fn reqwest_errors_converted_with_question_mark_keep_what_they_are() {
+    use reqwest_resilience::GatewayError;
+    let missing = origin(404, "{}", &[]).await;
+    let err = reqwest::get(missing.uri())
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap_err();
+    let err = GatewayError::from(err);
+    assert_eq!(err.status(), 404, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Other);
+    assert!(!err.is_retryable());
+
+    let gateway = origin(502, "", &[]).await;
+    let err = reqwest::get(gateway.uri())
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap_err();
+    let err = GatewayError::from(err);
+    assert_eq!(
+        err.kind(),
+        ErrorKind::BadGateway,
+        "a 5xx status error is judged by its status"
+    );
+
+    let garbled = origin(200, "{\"orders\": [1, 2,", &[]).await;
+    let err = reqwest::get(garbled.uri())
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap_err();
+    let err = GatewayError::from(err);
+    assert_eq!(err.kind(), ErrorKind::Other, "{err}");
+    assert!(!err.is_retryable(), "the same body would come again");
+}

@@ -41,7 +41,7 @@ impl Default for CircuitLayer {
 
 impl CircuitLayer {
     /// The defaults: open when at least half of the host's outcomes in the last 30 s failed
-    /// in a way that counts, once at least 20 were seen in that window; open for 30 s the
+    /// in a way that counts, once at least 10 were seen in that window; open for 30 s the
     /// first time, up to 300 s when probes keep failing; at most 1,024 hosts remembered.
     pub fn new() -> Self {
         let rules = EjectionRules {
@@ -98,7 +98,7 @@ impl CircuitLayer {
                     window,
                 },
             ) => (ratio, minimum, window),
-            _ => (0.5, 20, Duration::from_secs(30)),
+            _ => (0.5, 10, Duration::from_secs(30)),
         }
     }
 
@@ -126,7 +126,10 @@ impl CircuitLayer {
     }
 
     /// The fewest outcomes in the sampling window before the ratio is judged at all (default
-    /// 20, at least 1): the first failures of a quiet client are not a 100% failure rate.
+    /// 10, at least 1): the first failures of a quiet client are not a 100% failure rate. An
+    /// outcome is a logical request's (after its retries), so each failure counted already
+    /// stands for every attempt the request made; that is why the default is lower than
+    /// attempt-counting breakers use (resilience4j and Polly: 100).
     pub fn minimum_throughput(self, n: u32) -> Self {
         let (ratio, _, window) = self.ratio_parts();
         self.ratio_rule(ratio, n.max(1), window)

@@ -18,7 +18,7 @@
 //! # When it opens
 //!
 //! By default, when at least half of the host's outcomes in the last 30 s were failures that
-//! count, once at least 20 outcomes were seen in that window
+//! count, once at least 10 outcomes were seen in that window
 //! ([`failure_ratio`](CircuitLayer::failure_ratio),
 //! [`minimum_throughput`](CircuitLayer::minimum_throughput),
 //! [`sampling_window`](CircuitLayer::sampling_window), as resilience4j and Polly decide).

@@ -19,7 +19,28 @@ impl GatewayError {
 
     /// The error a `reqwest` failure stands for (see [`classify_transport`]). The `reqwest` error
     /// is kept, without its URL, as the `source()`.
+    ///
+    /// Two `reqwest` errors are not transport failures and keep what they are:
+    /// - a **status error** (`error_for_status`) is judged by its status as a response would
+    ///   be (a 502, 503, 504 or CDN code is that gateway failure; a 404 or an application's
+    ///   500 is [`ErrorKind::Other`](crate::ErrorKind::Other)), and keeps its status;
+    /// - a **decode error** of a body that arrived whole (JSON that does not parse) is
+    ///   [`ErrorKind::Other`](crate::ErrorKind::Other), never retryable: sending the request
+    ///   again brings the same body.
     pub fn from_reqwest(err: reqwest::Error) -> GatewayError {
+        if let Some(status) = err.status() {
+            return from_status_error(err, status);
+        }
+        if err.is_decode() && !cut_off_below(&err) {
+            let mut details = Details::new(
+                crate::ErrorKind::Other,
+                Origin::Local,
+                "the response body arrived whole but could not be decoded".into(),
+            )
+            .with_source(Arc::new(err.without_url()));
+            details.clear_unsent();
+            return GatewayError::from_details(details);
+        }
         let found = classify_transport(&err);
         let url = err.url().cloned();
         let mut details = Details::from_classification(found, Origin::Transport)
@@ -29,6 +50,39 @@ impl GatewayError {
         }
         GatewayError::from_details(details)
     }
+}
+
+/// A status error (`error_for_status`): its status judged as a response's would be.
+fn from_status_error(err: reqwest::Error, status: http::StatusCode) -> GatewayError {
+    let url = err.url().cloned();
+    let details = match classify_response(status, &http::HeaderMap::new(), b"") {
+        Some(found) => Details::from_classification(found, Origin::Upstream),
+        None => Details::new(
+            crate::ErrorKind::Other,
+            Origin::Upstream,
+            format!("the server answered {status} (a status error, not a gateway failure)").into(),
+        ),
+    };
+    let mut details = details
+        .with_status(status)
+        .with_source(Arc::new(err.without_url()));
+    if let Some(url) = url {
+        details.set_server(&url);
+    }
+    GatewayError::from_details(details)
+}
+
+/// Whether the connection failed below a decode error (a body cut off, a decompression
+/// stream that ended early): then it is the transport's failure, not the content's.
+fn cut_off_below(err: &reqwest::Error) -> bool {
+    let mut cause = std::error::Error::source(err);
+    while let Some(e) = cause {
+        if e.is::<std::io::Error>() || e.is::<hyper::Error>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 impl Details {

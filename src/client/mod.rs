@@ -97,12 +97,14 @@ impl Client {
         RequestBuilder::new(self.clone(), self.reqwest.request(method, url))
     }
 
-    /// Sends an already built request through the client's stack.
+    /// Sends an already built request through the client's stack: a [`Request`] from
+    /// [`RequestBuilder::build`] (its per-request options kept), or a `reqwest::Request` (the
+    /// client's settings).
     pub async fn execute(
         &self,
-        request: reqwest::Request,
+        request: impl Into<Request>,
     ) -> Result<reqwest::Response, GatewayError> {
-        self.stack.send(Request::from(request)).await
+        self.stack.send(request.into()).await
     }
 
     /// A clone of this client that sends through the WebSocket stack.

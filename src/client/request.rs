@@ -98,7 +98,11 @@ impl RequestBuilder {
         self
     }
 
-    /// Retries this request by `policy` instead of the client's (its budget is its own).
+    /// Retries this request by `policy` instead of the client's. It draws on the client's
+    /// retry budget unless the policy was given a budget of its own
+    /// ([`RetryPolicy::budget`](crate::retry::RetryPolicy::budget), or
+    /// [`no_budget`](crate::retry::RetryPolicy::no_budget)): a per-request policy does not
+    /// bring a fresh, full budget with every call.
     pub fn retry(self, policy: RetryPolicy) -> RequestBuilder {
         self.option(|o| o.retry = Some(policy))
     }
@@ -134,14 +138,19 @@ impl RequestBuilder {
         self.option(|o| o.deadline = Some(deadline))
     }
 
-    /// Builds the `reqwest::Request` without sending it (credentials written in the URL are
-    /// in its `Authorization` header, marked sensitive, as reqwest puts them).
-    pub fn build(self) -> Result<reqwest::Request, GatewayError> {
-        self.inner.build().map_err(invalid)
+    /// Builds the request without sending it: this crate's [`Request`], which carries the
+    /// per-request options ([`timeout`](Self::timeout), [`deadline`](Self::deadline),
+    /// [`retry`](Self::retry), [`no_retry`](Self::no_retry), [`idempotent`](Self::idempotent))
+    /// to [`Client::execute`](super::Client::execute) or
+    /// [`into_service`](super::Client::into_service), as reqwest's `build()` keeps its
+    /// timeout. [`Request::into_inner`] gives the `reqwest::Request` (credentials written in
+    /// the URL are in its `Authorization` header, marked sensitive, as reqwest puts them).
+    pub fn build(self) -> Result<Request, GatewayError> {
+        self.build_request()
     }
 
-    /// Builds the [`Request`] with this builder's per-request options, for the client's
-    /// [`into_service`](super::Client::into_service) or a stack of your own.
+    /// Builds the [`Request`] with this builder's per-request options (the same as
+    /// [`build`](Self::build)).
     pub fn build_request(self) -> Result<Request, GatewayError> {
         let inner = self.inner.build().map_err(invalid)?;
         Ok(Request::from_parts(inner, self.options))

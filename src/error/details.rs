@@ -47,6 +47,7 @@ pub struct Details {
     proxy_refused: bool,
     redirected: bool,
     deadline_cut: bool,
+    resend_forbidden: bool,
     gave_up: Option<Cow<'static, str>>,
     causes: Vec<GatewayError>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
@@ -72,6 +73,7 @@ impl Details {
             proxy_refused: false,
             redirected: false,
             deadline_cut: false,
+            resend_forbidden: false,
             gave_up: None,
             causes: Vec::new(),
             source: None,
@@ -175,6 +177,17 @@ impl Details {
         self.deadline_cut = true;
     }
 
+    /// Whether the request must not be sent again: its method is not idempotent (no
+    /// `Idempotency-Key`, no opt-in) and it may have reached the server. Set by the retry
+    /// layer (and the middleware adapter) when the request ends.
+    pub fn is_resend_forbidden(&self) -> bool {
+        self.resend_forbidden
+    }
+
+    pub(crate) fn forbid_resend(&mut self) {
+        self.resend_forbidden = true;
+    }
+
     /// Why a policy stopped retrying, if one did.
     pub fn not_retried_because(&self) -> Option<&str> {
         self.gave_up.as_deref()
@@ -189,6 +202,11 @@ impl Details {
     pub(crate) fn with_response(mut self, response: ResponseSnapshot) -> Self {
         self.status = response.status();
         self.response = Some(response);
+        self
+    }
+
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
         self
     }
 

@@ -252,10 +252,29 @@ impl GatewayError {
         self.details().attempts()
     }
 
-    /// Whether the cause is worth retrying, method rules aside (see [`ErrorKind::is_retryable`]),
-    /// on the same server: a [permanent](Details::is_permanent) failure is not (a rejected
-    /// certificate, a port that does not speak TLS, a proxy refusing the tunnel).
+    /// Whether this request may be sent again, now that the crate gave it back: its cause is
+    /// [transient](Self::is_transient), and sending it again cannot duplicate it — false for a
+    /// non-idempotent request (a POST without an `Idempotency-Key` or the caller's opt-in) that
+    /// may have been delivered, which the retry layer just declined to resend
+    /// ([`Details::is_resend_forbidden`]). Errors that did not come through the retry layer
+    /// (a stack of your own without it) are judged by their cause alone.
+    ///
+    /// ```
+    /// use reqwest_resilience::{ErrorKind, GatewayError};
+    ///
+    /// let err = GatewayError::new(ErrorKind::BadGateway, "502 from the proxy");
+    /// assert!(err.is_transient() && err.is_retryable());
+    /// ```
     pub fn is_retryable(&self) -> bool {
+        self.is_transient() && !self.details().is_resend_forbidden()
+    }
+
+    /// Whether the cause is transient, method rules aside (see [`ErrorKind::is_retryable`]), on
+    /// the same server: a [permanent](Details::is_permanent) failure is not (a rejected
+    /// certificate, a port that does not speak TLS, a proxy refusing the tunnel). This is what
+    /// the retry policy's default rule asks; whether the *request* may be sent again is
+    /// [`is_retryable`](Self::is_retryable).
+    pub fn is_transient(&self) -> bool {
         self.kind().is_retryable() && !self.details().is_permanent()
     }
 

@@ -41,6 +41,9 @@ pub struct RetryPolicy {
     pub(crate) honor_retry_after: bool,
     pub(crate) max_retry_after: Duration,
     pub(crate) budget: Option<RetryBudget>,
+    /// Whether the budget was chosen ([`budget`](Self::budget), [`no_budget`](Self::no_budget)):
+    /// a per-request policy that did not choose one draws on the client's.
+    pub(crate) budget_chosen: bool,
     pub(crate) retry_too_many_requests: bool,
     pub(crate) retry_request_timeout: bool,
     /// Statuses the user retries (a bit per status code, 100–999).
@@ -80,6 +83,7 @@ impl Default for RetryPolicy {
             honor_retry_after: true,
             max_retry_after: Duration::from_secs(30),
             budget: Some(RetryBudget::default()),
+            budget_chosen: false,
             retry_too_many_requests: true,
             retry_request_timeout: true,
             retry_statuses: None,
@@ -282,6 +286,7 @@ impl RetryPolicy {
     /// The retry budget (shared by every clone of this policy).
     pub fn budget(mut self, budget: RetryBudget) -> Self {
         self.budget = Some(budget);
+        self.budget_chosen = true;
         self
     }
 
@@ -289,6 +294,7 @@ impl RetryPolicy {
     /// outage this multiplies the load on the upstream by the number of attempts.
     pub fn no_budget(mut self) -> Self {
         self.budget = None;
+        self.budget_chosen = true;
         self
     }
 
@@ -310,7 +316,7 @@ impl RetryPolicy {
         }
         match &self.retry_if {
             Some(predicate) => predicate(err),
-            None => err.is_retryable(),
+            None => err.is_transient(),
         }
     }
 

@@ -282,6 +282,7 @@ where
                     attempt_span.record("http.response.status_code", err.status().as_u16());
                     attempt_span.record("error.type", err.kind().name());
                     err.details_mut().set_attempts(ctx.tracker.attempts());
+                    ctx.seal(&mut err);
                     ctx.span.record("attempts", attempts_made);
                     #[cfg(feature = "metrics")]
                     ctx.ended(Some((&err, None)));
@@ -323,6 +324,12 @@ impl<S> Loop<S> {
     /// tracker made, the idempotency decided once, the copy for a retry kept.
     pub(crate) fn new(service: S, policy: RetryPolicy, request: &mut Request) -> Loop<S> {
         let policy = match &request.options().retry {
+            // A request's own policy draws on the layer's budget unless it chose one: a fresh,
+            // full budget per call would defeat the budget's purpose.
+            Some(own) if !own.budget_chosen => RetryPolicy {
+                budget: policy.budget,
+                ..own.clone()
+            },
             Some(own) => own.clone(),
             None => policy,
         };
@@ -405,6 +412,14 @@ impl<S> Loop<S> {
         crate::metrics::retry(error_type);
         if let Some(budget) = &self.policy.budget {
             crate::metrics::budget(Some(&self.url), budget.available_for(&self.url));
+        }
+    }
+
+    /// Marks an error the request ends with as one that must not be sent again when the
+    /// request is not idempotent and may have been delivered.
+    fn seal(&self, err: &mut GatewayError) {
+        if !self.idempotent && !err.is_request_unsent() {
+            err.details_mut().forbid_resend();
         }
     }
 
@@ -528,6 +543,7 @@ impl<S> Loop<S> {
                         self.span.record("attempts", tracker.attempts());
                         #[cfg(feature = "metrics")]
                         self.ended(Some((&earlier, Some("circuit open"))));
+                        self.seal(&mut earlier);
                         return Step::Done(Err(give_up(earlier, Some(why.into()))));
                     }
                 }
@@ -575,6 +591,7 @@ impl<S> Loop<S> {
                                 (delay, copy)
                             }
                             None => {
+                                self.seal(&mut err);
                                 let why = Some("the request could not be copied".into());
                                 #[cfg(feature = "metrics")]
                                 self.ended(Some((&err, Some("the request could not be copied"))));
@@ -589,6 +606,7 @@ impl<S> Loop<S> {
                         self.span.record("attempts", attempt);
                         #[cfg(feature = "metrics")]
                         self.ended(Some((&err, why.as_deref())));
+                        self.seal(&mut err);
                         return Step::Done(Err(give_up(err, why)));
                     }
                 }
