@@ -9,7 +9,7 @@
 //! | `http.client.request.duration` | histogram, seconds | `http.request.method`, `server.address`, `server.port`, `http.response.status_code` (when a response came), `error.type` (on failure) | each HTTP request put on the wire (each attempt, each hedge), to its response head or failure |
 //! | `http.client.request.resend_count` | histogram | `http.request.method`, `server.address` | per logical request: the requests sent beyond the first (retries and hedges) |
 //! | `reqwest_resilience.retries` | counter | `error.type` (`http_429`, `http_408`, `http_response` for a response rule) | retries decided |
-//! | `reqwest_resilience.give_ups` | counter | `error.type`, `reason` | failures returned, by why retrying stopped (`not_retryable`, `attempts`, `budget`, `not_idempotent`, `body_not_replayable`, `retry_after_too_long`, `deadline`, `backoff_ended`, `other`) |
+//! | `reqwest_resilience.give_ups` | counter | `error.type`, `reason` | failures returned, by why retrying stopped (`not_retryable`, `attempts`, `budget`, `not_idempotent`, `body_not_replayable`, `retry_after_too_long`, `circuit_open`, `deadline`, `backoff_ended`, `other`) |
 //! | `reqwest_resilience.retry_budget.available` | gauge | `server.address` | tokens left in the bucket a retry or hedge was charged to |
 //! | `reqwest_resilience.hedges` | counter | `server.address` | backup copies sent |
 //! | `reqwest_resilience.fallback.ejections`, `.restorations` | counters | `server.address` | fallback servers ejected and restored |
@@ -119,6 +119,8 @@ fn reason_key(why: Option<&str>) -> &'static str {
     };
     if why.starts_with("all ") {
         "attempts"
+    } else if why.contains("circuit") {
+        "circuit_open"
     } else if why.contains("budget") {
         "budget"
     } else if why.contains("idempotent") {
@@ -189,7 +191,14 @@ mod tests {
     #[test]
     fn reasons_have_few_keys() {
         assert_eq!(reason_key(None), "not_retryable");
-        assert_eq!(reason_key(Some("all 3 attempts failed")), "attempts");
+        assert_eq!(
+            reason_key(Some("all 3 tries of the retry policy failed")),
+            "attempts"
+        );
+        assert_eq!(
+            reason_key(Some("the circuit of http://h:1 is open for another 3.0 s")),
+            "circuit_open"
+        );
         assert_eq!(reason_key(Some("the retry budget is exhausted")), "budget");
         assert_eq!(
             reason_key(Some(

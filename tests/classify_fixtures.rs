@@ -1,6 +1,7 @@
 //! Every recorded gateway response in `tests/fixtures/gateway-responses.jsonl` (and any newer
 //! case of the shared copy beside the repository) classifies to its expected cause (or one of the
-//! causes the fixture also accepts).
+//! causes the fixture also accepts); the application answers in
+//! `tests/fixtures/application-answers.jsonl` stay answers. Both figures are measured here.
 
 mod support;
 
@@ -84,4 +85,67 @@ fn the_repository_copy_agrees_with_the_shared_one() {
     let before = ids.len();
     ids.dedup();
     assert_eq!(before, ids.len(), "duplicate ids in the repository's copy");
+}
+
+/// Both directions, measured: the share of gateway pages classified to their cause (recall),
+/// and the share of applications' own error answers — frameworks' default error handlers and
+/// handlers that quote their dependency's connection, DNS or timeout error, captured on
+/// loopback with no proxy in front — that stay answers (precision). Run with `--nocapture` to
+/// see the figures the README quotes.
+#[test]
+fn application_answers_stay_answers_and_gateway_pages_keep_their_cause() {
+    let gateway_file = support::fixtures::load();
+    let apps_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/application-answers.jsonl");
+    let mut answers = support::fixtures::read(&apps_path);
+    assert!(
+        answers.len() >= 40,
+        "only {} application answers",
+        answers.len()
+    );
+    let gateway_pages: Vec<_> = gateway_file.iter().filter(|c| c.expect != "none").collect();
+    answers.extend(gateway_file.iter().filter(|c| c.expect == "none").map(|c| {
+        support::fixtures::Fixture {
+            id: c.id.clone(),
+            status: c.status,
+            headers: c.headers.clone(),
+            body: c.body.clone(),
+            expect: c.expect.clone(),
+            also_ok: c.also_ok.clone(),
+        }
+    }));
+    let misread: Vec<String> = answers
+        .iter()
+        .filter_map(|c| {
+            classify_response(c.status, &c.headers, &c.body)
+                .map(|found| format!("{}: {:?}", c.id, found.kind))
+        })
+        .collect();
+    let right = gateway_pages
+        .iter()
+        .filter(|c| {
+            let got = classify_response(c.status, &c.headers, &c.body).map(|f| f.kind);
+            got == kind_of(&c.expect) || c.also_ok.iter().any(|a| kind_of(a) == got)
+        })
+        .count();
+    let kept = answers.len() - misread.len();
+    let precision = kept as f64 / answers.len() as f64;
+    let recall = right as f64 / gateway_pages.len() as f64;
+    println!(
+        "application answers kept as answers: {kept}/{} ({:.1}%); gateway pages classified to their cause: {right}/{} ({:.1}%)",
+        answers.len(),
+        precision * 100.0,
+        gateway_pages.len(),
+        recall * 100.0
+    );
+    assert!(
+        precision >= 0.98,
+        "answers read as gateway failures:\n{}",
+        misread.join("\n")
+    );
+    assert_eq!(
+        right,
+        gateway_pages.len(),
+        "every gateway page keeps its cause"
+    );
 }

@@ -111,7 +111,7 @@ async fn credentials_never_reach_a_fallback_server_on_any_entry_point() {
     assert_eq!(client.execute(built).await.unwrap().status(), 200);
     let built = client.get(&with_creds).build().unwrap();
     let service = client.clone().into_service();
-    assert_eq!(service.oneshot(built.into()).await.unwrap().status(), 200);
+    assert_eq!(service.oneshot(built).await.unwrap().status(), 200);
     // Built by reqwest's own builder: the credentials are already a header.
     let by_reqwest = reqwest::Client::new().get(&with_creds).build().unwrap();
     assert_eq!(client.execute(by_reqwest).await.unwrap().status(), 200);
@@ -213,7 +213,7 @@ async fn nested_clients_keep_separate_deadlines_and_attempt_counts() {
         .layer(RetryLayer::new(policy))
         .service(inner.clone().into_service());
     let request = inner.get(format!("{}/x", upstream.uri())).build().unwrap();
-    let err = outer.oneshot(request.into()).await.unwrap_err();
+    let err = outer.oneshot(request).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ServiceUnavailable, "{err}");
     assert_eq!(err.attempts(), 3, "{err}");
     assert_eq!(upstream.received_requests().await.unwrap().len(), 3);

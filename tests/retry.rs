@@ -88,7 +88,10 @@ async fn gives_up_after_max_attempts_and_says_why() {
     assert_eq!(err.kind(), ErrorKind::CgiTimeout);
     assert_eq!(err.attempts(), 4);
     assert_eq!(calls.load(Ordering::SeqCst), 4);
-    assert_eq!(err.not_retried_because(), Some("all 4 attempts failed"));
+    assert_eq!(
+        err.not_retried_because(),
+        Some("all 4 tries of the retry policy failed")
+    );
     assert!(err.to_string().contains("after 4 attempts"), "{err}");
 }
 

@@ -386,8 +386,9 @@ impl RetryPolicy {
         }
         if attempt.number >= self.max_attempts {
             // With retries off there is nothing to explain.
-            let why = (self.max_attempts > 1)
-                .then(|| format!("all {} attempts failed", self.max_attempts).into());
+            let why = (self.max_attempts > 1).then(|| {
+                format!("all {} tries of the retry policy failed", self.max_attempts).into()
+            });
             return Next::GiveUp(why);
         }
         if !attempt.idempotent && !err.is_request_unsent() {
