@@ -446,6 +446,32 @@ impl Pool {
             && !s.probing.load(Ordering::Acquire)
     }
 
+    /// Whether server `i`, judged by a failure ratio, has no success at all in its window
+    /// (only failures, or nothing yet since it was first seen failing): it answers nothing. A
+    /// host that is down looks like this; a flaky one answers some. Always `false` under a
+    /// run-of-failures rule.
+    pub(crate) fn answers_nothing(&self, i: usize) -> bool {
+        match &self.servers[i].window {
+            Some(window) => {
+                let (failed, all) = window.totals(self.now());
+                failed == all
+            }
+            None => false,
+        }
+    }
+
+    /// A success from server `i` by a request admitted before the server was tracked (it has
+    /// no ticket): counted like any other success while the server is in.
+    pub(crate) fn note_success(&self, i: usize) {
+        let s = &self.servers[i];
+        if s.ejected_until.load(Ordering::Acquire) == 0 {
+            s.consecutive.store(0, Ordering::Release);
+            if let Some(window) = &s.window {
+                window.record(self.now(), false);
+            }
+        }
+    }
+
     /// How many counted failures server `i` has against it now (in its run, or in its
     /// window): the evidence an eviction weighs.
     pub(crate) fn failures(&self, i: usize) -> u64 {

@@ -280,7 +280,7 @@ impl Tracker {
     pub(crate) fn defer(&self, failure: crate::circuit::Pending) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         match pending.iter_mut().find(|p| p.key() == failure.key()) {
-            Some(earlier) => earlier.replace_cause(failure),
+            Some(earlier) => earlier.again(failure),
             None => pending.push(failure),
         }
     }

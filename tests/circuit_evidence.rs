@@ -504,3 +504,39 @@ async fn no_pause_before_a_retry_the_circuit_would_refuse() {
         "{why}"
     );
 }
+
+/// A host that answers nothing is failed fast before the requests in flight spend all their
+/// attempts: once its requests fail their retry too with no answer from it at all, they are
+/// charged at once (a flaky host, which answers some, is judged only when its requests end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_answers_nothing_is_cut_off_within_the_first_wave() {
+    let circuit = CircuitLayer::new();
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(fixed(0).max_attempts(4)))
+        .layer(circuit.clone())
+        .service(service_fn(move |_req: Request| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::task::yield_now().await;
+                Err::<reqwest::Response, _>(refused())
+            }
+        }));
+    let mut tasks = Vec::new();
+    for id in 0..32 {
+        let svc = svc.clone();
+        tasks.push(tokio::spawn(async move {
+            svc.oneshot(get("http://dead.test/", id)).await
+        }));
+    }
+    for task in tasks {
+        assert!(task.await.unwrap().is_err());
+    }
+    assert!(circuit.is_open(&"http://dead.test/".parse().unwrap()));
+    let calls = calls.load(Ordering::SeqCst);
+    assert!(
+        calls < 32 * 3,
+        "{calls} attempts: the first wave did not run to its last attempts"
+    );
+}

@@ -32,8 +32,14 @@
 //! without the host's answer (it gave up, its deadline passed, the caller dropped it, another
 //! fallback server answered), the host is charged once. A half-open probe's verdict is at once,
 //! and so is an attempt that no layer above the circuit tracks (a circuit used without the
-//! retry and deadline layers judges each call). So the circuit never opens on a host whose
-//! logical requests all succeed, whatever the rule.
+//! retry and deadline layers judges each call). One exception makes a dead host fail fast:
+//! under the ratio rule, a request whose retry fails on the same host too, while the host has
+//! answered nothing at all in the window, is charged at once instead of when it ends — else
+//! every request in flight would spend all its attempts before the first verdict. So the
+//! circuit never opens on a host whose logical requests all succeed, unless the host answered
+//! none of at least [`minimum_throughput`](CircuitLayer::minimum_throughput) requests' first
+//! two attempts: a host that, by every sign, is down (tested under random concurrent
+//! schedules in `tests/circuit_evidence.rs`).
 //!
 //! Fallback servers have circuits too: a fallback server whose circuit is open is skipped
 //! (nothing is sent, so even a POST moves on to the next one), and a single fallback server —
@@ -225,6 +231,8 @@ pub(crate) struct Pending {
     ticket: Ticket,
     err: GatewayError,
     registry: Arc<Registry>,
+    /// Charged already (see [`again`](Self::again)): not charged again when the request ends.
+    charged: bool,
 }
 
 impl std::fmt::Debug for Pending {
@@ -240,14 +248,25 @@ impl Pending {
         self.key
     }
 
-    /// Keeps `later`'s cause (the latest failure), this one's admission.
-    pub(crate) fn replace_cause(&mut self, later: Pending) {
+    /// The same request failed on the same host again (its retry did not help). Its latest
+    /// failure is the cause kept; and when the host answers nothing at all in its window (no
+    /// success from any request), the request is charged now rather than when it ends: a host
+    /// that is down is then failed fast once the minimum volume of such requests is reached,
+    /// instead of after every request in flight has spent all its attempts. A host that
+    /// answers anything is not judged before its requests end.
+    pub(crate) fn again(&mut self, later: Pending) {
         self.err = later.err;
+        if !self.charged && self.entry.pool.answers_nothing(0) {
+            charge(&self.registry, &self.entry, self.ticket, &self.err);
+            self.charged = true;
+        }
     }
 
-    /// Charges the failure to the host's circuit now.
+    /// Charges the failure to the host's circuit now, unless it was charged already.
     pub(crate) fn charge(self) {
-        charge(&self.registry, &self.entry, self.ticket, &self.err);
+        if !self.charged {
+            charge(&self.registry, &self.entry, self.ticket, &self.err);
+        }
     }
 }
 
@@ -331,6 +350,9 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
                     #[cfg(feature = "metrics")]
                     crate::metrics::circuit(entry.name.as_deref(), "closed");
                 }
+            } else if let Some(entry) = watch.registry.tracked(watch.key) {
+                // Admitted before the host was tracked: its answer still counts as one.
+                entry.pool.note_success(0);
             }
         }
         Err(err) if watch.registry.counts(err) => {
@@ -376,6 +398,7 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
                         ticket,
                         err: err.clone(),
                         registry: watch.registry.clone(),
+                        charged: false,
                     });
                 }
                 _ => charge(&watch.registry, &entry, ticket, err),

@@ -94,6 +94,11 @@ impl Registry {
             .cloned()
     }
 
+    /// The host's entry if it is tracked (no entry is made).
+    pub(crate) fn tracked(&self, key: u64) -> Option<Arc<Entry>> {
+        self.get(key)
+    }
+
     /// The verdict for a request to the host of `key`.
     pub(crate) fn admit(&self, key: u64) -> Verdict {
         match self.get(key) {
