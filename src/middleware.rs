@@ -47,6 +47,11 @@
 //! is not known to tell this crate of redirects (see [`redirect`](crate::redirect)), so no
 //! failure counts as proof that a request was never sent; a POST without an
 //! `Idempotency-Key` or an opt-in is therefore never resent, even after a refused connection.
+//! Where redirect knowledge is lost: a *transport* failure after a redirect the chain's client
+//! followed names the URL as requested (reqwest names it so), not the redirect's target; such
+//! errors say so ([`Details::redirects_unseen`](crate::Details::redirects_unseen)) and their
+//! diagnosis tells the user to check where that server redirects. A 5xx *response* after a
+//! redirect is named by its own URL, as through the crate's client.
 
 use crate::clock::{DeadlineAt, instant_after};
 use crate::error::{Details, ErrorKind, GatewayError, Origin};

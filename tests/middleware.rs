@@ -246,3 +246,40 @@ async fn status_errors_keep_their_status() {
         "retried as a 502"
     );
 }
+
+/// Issue 25, item 7: the chain's client does not report the redirects it follows, so a
+/// failure after one names the URL as requested; the error says so and the diagnosis sends the
+/// user to check where it redirects, not only at a server that answered. The crate's own
+/// client names the redirect's target.
+#[tokio::test]
+async fn a_failure_after_an_unseen_redirect_says_where_to_look() {
+    let dead = support::refused_url("/gone").await;
+    let redirecting = MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(302).insert_header("location", dead.as_str()))
+        .mount(&redirecting)
+        .await;
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(ResilienceMiddleware::new().retry(RetryPolicy::never()))
+        .build();
+    let err = client.get(redirecting.uri()).send().await.unwrap_err();
+    let gateway = gateway_error(&err).expect("the adapter's error");
+    assert_eq!(gateway.kind(), ErrorKind::ForwarderConnection, "{gateway}");
+    assert!(gateway.details().redirects_unseen());
+    assert!(
+        !gateway.is_request_unsent(),
+        "the redirect's source was answered"
+    );
+    let report = gateway.diagnosis().to_string();
+    assert!(report.contains("redirect"), "{report}");
+
+    let own = reqwest_resilience::Client::builder()
+        .retry(RetryPolicy::never())
+        .build()
+        .unwrap();
+    let err = own.get(redirecting.uri()).send().await.unwrap_err();
+    assert!(err.details().followed_redirect());
+    assert!(!err.details().redirects_unseen());
+    let port = dead.rsplit(':').next().unwrap().split('/').next().unwrap();
+    assert!(err.server().unwrap_or("").contains(port), "{err}");
+}

@@ -47,6 +47,11 @@ fn evidence(err: &GatewayError) -> Vec<String> {
         out.push(format!(
             "a redirect was followed: the original request was answered, and {target} (the redirect's target) failed"
         ));
+    } else if d.redirects_unseen() {
+        let server = d.server().map(host_port).unwrap_or("the server");
+        out.push(format!(
+            "this client does not report the redirects it follows: if {server} answers with a redirect, the hop that failed may be its target (check where it redirects)"
+        ));
     }
     out
 }

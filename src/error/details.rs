@@ -48,6 +48,7 @@ pub struct Details {
     redirected: bool,
     deadline_cut: bool,
     resend_forbidden: bool,
+    redirects_unseen: bool,
     gave_up: Option<Cow<'static, str>>,
     causes: Vec<GatewayError>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
@@ -74,6 +75,7 @@ impl Details {
             redirected: false,
             deadline_cut: false,
             resend_forbidden: false,
+            redirects_unseen: false,
             gave_up: None,
             causes: Vec::new(),
             source: None,
@@ -186,6 +188,20 @@ impl Details {
 
     pub(crate) fn forbid_resend(&mut self) {
         self.resend_forbidden = true;
+    }
+
+    /// Whether the client that sent the request does not report the redirects it follows (the
+    /// reqwest-middleware adapter's chain, or a `reqwest::Client` of your own under
+    /// [`Transport`](crate::Transport) without redirect tracking). Then a failure after a
+    /// followed redirect cannot be told from the original server's: [`server`](Self::server)
+    /// names the URL as requested, and the diagnosis says the redirect's target may be the hop
+    /// that failed.
+    pub fn redirects_unseen(&self) -> bool {
+        self.redirects_unseen
+    }
+
+    pub(crate) fn set_redirects_unseen(&mut self) {
+        self.redirects_unseen = true;
     }
 
     /// Why a policy stopped retrying, if one did.

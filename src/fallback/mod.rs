@@ -11,14 +11,21 @@
 //!
 //! # When it fails over
 //!
-//! On a failure for which [`GatewayError::is_retryable`] is true, if the request may be sent
-//! again — the same rule as the retry layer: an idempotent method, an `Idempotency-Key`, the
+//! On a failure whose cause is transient ([`GatewayError::is_transient`]), if the request may
+//! be sent again — the same rule as the retry layer: an idempotent method, an `Idempotency-Key`, the
 //! caller's opt-in, or a failure that proves the request never reached the server — and its
 //! body can be replayed. Otherwise that failure is returned as it is.
 //!
 //! When every server tried failed, the error is [`GatewayError::NoServer`] whose
 //! [`causes`](crate::Details::causes) hold each server's failure in the order tried (its
 //! `Display` names the last); with only one server tried, that server's own error is returned.
+//!
+//! A response is a failure only when the classifier makes it one (a gateway status, or an
+//! application status whose headers name the gateway product that wrote it; see
+//! [`classify_response`](crate::classify::classify_response)): a 4xx or an application's own
+//! 500 is the server's answer, returned as it is, never failed over and never charged to the
+//! server's health. A server whose [circuit](crate::circuit) is open is skipped without sending
+//! (even a POST moves on), and once the caller's deadline has passed no other server is tried.
 //!
 //! # Health
 //!
@@ -27,6 +34,14 @@
 //! `max_ejection`); never more than `max_ejection_percent` of the servers at once (at least one,
 //! never all). When the time is up, one request probes it: success restores it (INFO event
 //! `server restored`), failure ejects it again for longer. A success resets the count.
+//!
+//! What counts: the gateway failures, as for the [circuit](crate::circuit#what-counts) — not
+//! an answer, an invalid request, an exceeded deadline, an attempt timer that the caller's
+//! deadline cut short ([`Details::cut_by_deadline`](crate::Details::cut_by_deadline)), a
+//! failure after a followed redirect, a proxy's refusal, or an open circuit's refusal. The run
+//! of failures is the fallback's rule (as Envoy's `consecutive_gateway_failure`): with other
+//! servers to take the traffic and never every server out, ejecting a flaky primary early
+//! costs little; the circuit's ratio over logical requests is what keeps a flaky host serving.
 //!
 //! # With the retry layer
 //!

@@ -26,9 +26,9 @@
 //! A failure is retried when all of these hold, checked in this order; the first that fails
 //! ends the request and its reason is given by [`GatewayError::not_retried_because`]:
 //!
-//! 1. the cause is retried ([`GatewayError::is_retryable`], or your
+//! 1. the cause is retried ([`GatewayError::is_transient`], or your
 //!    [`retry_if`](RetryPolicy::retry_if)); 502.7 (a malformed answer) is not by default, nor
-//!    is an invalid request or an exceeded deadline;
+//!    is an invalid request, an exceeded deadline or an open circuit;
 //! 2. attempts are left;
 //! 3. the request may be sent again: GET, HEAD, OPTIONS, TRACE, PUT and DELETE always; POST and
 //!    PATCH only with an `Idempotency-Key` header, an opt-in, or when the failure proves the
@@ -38,6 +38,22 @@
 //!    [`max_retry_after`](RetryPolicy::max_retry_after);
 //! 6. the pause ends before the deadline, if one is set;
 //! 7. the [`RetryBudget`] has tokens (the request's host's bucket: one per host by default).
+//!
+//! # Which responses are retried
+//!
+//! A response is a failure only when the classifier makes it one: a gateway status (502, 503,
+//! 504, the CDN codes) or an application status whose headers name the gateway product that
+//! wrote it (see [`classify_response`](crate::classify::classify_response)). Every other
+//! response — a 4xx, an application's own 500 whatever its page quotes — is the origin's
+//! answer: returned as it is, and retried only by a rule you wrote
+//! ([`retry_on_status`](RetryPolicy::retry_on_status),
+//! [`retry_on_response`](RetryPolicy::retry_on_response)); 429 and 408 are retried by default
+//! and handed back as they are when not.
+//!
+//! The retry layer ends every logical request and reads its outcome from the request's record
+//! of all its copies: an error's [`attempts`](GatewayError::attempts) are the requests that
+//! went on the wire (a retry or hedge refused by an open circuit is not one, and its cost goes
+//! back to the budget), and the error it ends with is the request's own last failure.
 //!
 //! # Hedging
 //!

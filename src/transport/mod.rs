@@ -161,6 +161,8 @@ pub(crate) async fn judge(
     } = sent;
     // Which proxy the request went through is worked out only if it fails.
     let proxy_for = |url: &reqwest::Url| proxies.as_ref().and_then(|p| p.for_url(url));
+    // A response names its final URL; a transport error names the URL as requested.
+    let mut named_as_requested = false;
     let (outcome, redirected, proxy) = match outcome {
         Ok(response) if response.status().is_server_error() => {
             // The head is here: an attempt timeout firing while the body's start is read lets
@@ -181,6 +183,7 @@ pub(crate) async fn judge(
             return outcome;
         }
         Err(err) => {
+            named_as_requested = true;
             let proxy = err.url().and_then(proxy_for);
             let redirected = tracker.redirects() != redirects_before;
             (Err(GatewayError::from_reqwest(err)), redirected, proxy)
@@ -189,8 +192,12 @@ pub(crate) async fn judge(
     let outcome = outcome.map_err(|mut err| {
         let details = err.details_mut();
         if !redirects_tracked {
-            // A redirect may have been followed unseen: nothing proves the request unsent.
+            // A redirect may have been followed unseen: nothing proves the request unsent, and
+            // a transport error's server may not be the hop that failed.
             details.clear_unsent();
+            if named_as_requested && !redirected {
+                details.set_redirects_unseen();
+            }
         }
         if redirected {
             // reqwest names the original URL of a transport error; the hop that failed is the
