@@ -160,11 +160,9 @@ where
             Verdict::Tracked(entry, ticket) if ticket.admission == Admission::No => {
                 let error = open_error(&entry, request.method());
                 if let Some(tracker) = &request.state().tracker {
-                    // Numbered by the retry layer, never sent.
+                    // Numbered by the retry layer, never sent. (The request ends here: a
+                    // refusal is never retried, so the retry layer needs no word of it.)
                     tracker.note_refused();
-                    if !request.state().health_judged {
-                        note_open(tracker, &entry);
-                    }
                 }
                 return ResponseFuture {
                     state: State::Open { error: Some(error) },
@@ -452,13 +450,15 @@ fn open_error(entry: &Entry, method: &reqwest::Method) -> GatewayError {
     let message = match entry.pool.ejected_for(0) {
         Some(left) => format!(
             "the circuit of {host} is open for another {}: not sent",
-            crate::error::shown_duration(left)
+            crate::error::Shown(left)
         ),
         None => format!("the circuit of {host} is half-open, its probe in flight: not sent"),
     };
     let mut details = Details::new(ErrorKind::CircuitOpen, Origin::Local, message.into())
-        .with_request_unsent(true)
-        .with_causes(last.into_iter().collect());
+        .with_request_unsent(true);
+    if let Some(last) = last {
+        details = details.with_shared_causes(last);
+    }
     if let Some(name) = &entry.name {
         details.set_server_text(name.clone());
     }

@@ -25,13 +25,14 @@ pub(crate) struct Entry {
     /// failure named it.
     pub(crate) name: Option<Box<str>>,
     /// The failure that counted last, for the open circuit's error.
-    last_cause: Mutex<Option<GatewayError>>,
+    /// Kept as a shared one-element list: every refusal quotes it without copying it.
+    last_cause: Mutex<Option<Arc<[GatewayError]>>>,
     /// When a failure last counted (the registry's clock), to forget stale hosts first.
     touched: std::sync::atomic::AtomicU64,
 }
 
 impl Entry {
-    pub(crate) fn last_cause(&self) -> Option<GatewayError> {
+    pub(crate) fn last_cause(&self) -> Option<Arc<[GatewayError]>> {
         self.last_cause
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -42,7 +43,7 @@ impl Entry {
         *self
             .last_cause
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(err.clone());
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::from([err.clone()]));
         self.touched.store(now, Ordering::Relaxed);
     }
 }

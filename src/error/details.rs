@@ -50,7 +50,9 @@ pub struct Details {
     resend_forbidden: bool,
     redirects_unseen: bool,
     gave_up: Option<Cow<'static, str>>,
-    causes: Vec<GatewayError>,
+    /// Shared: copies of an error (a circuit's refusals quoting the same last cause) do not
+    /// copy its causes.
+    causes: Option<Arc<[GatewayError]>>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
 }
 
@@ -77,7 +79,7 @@ impl Details {
             resend_forbidden: false,
             redirects_unseen: false,
             gave_up: None,
-            causes: Vec::new(),
+            causes: None,
             source: None,
         }
     }
@@ -212,7 +214,7 @@ impl Details {
     /// Earlier failures of the same logical request that led to this one, oldest first: the
     /// last cause of an exceeded deadline, or each server's failure behind a `NoServer`.
     pub fn causes(&self) -> &[GatewayError] {
-        &self.causes
+        self.causes.as_deref().unwrap_or(&[])
     }
 
     pub(crate) fn with_response(mut self, response: ResponseSnapshot) -> Self {
@@ -278,7 +280,13 @@ impl Details {
     }
 
     pub(crate) fn with_causes(mut self, causes: Vec<GatewayError>) -> Self {
-        self.causes = causes;
+        self.causes = (!causes.is_empty()).then(|| causes.into());
+        self
+    }
+
+    /// The causes, shared with other errors quoting them.
+    pub(crate) fn with_shared_causes(mut self, causes: Arc<[GatewayError]>) -> Self {
+        self.causes = Some(causes);
         self
     }
 
@@ -328,7 +336,7 @@ impl Details {
         if self.attempts > 1 {
             let _ = write!(out, " after {} attempts", self.attempts);
         }
-        if let Some(last) = self.causes.last() {
+        if let Some(last) = self.causes().last() {
             let _ = write!(out, "; last: {}", last.kind().label());
             if !last.details().message.is_empty() {
                 let _ = write!(out, " ({})", last.details().message);
@@ -384,8 +392,8 @@ impl fmt::Debug for Details {
         if let Some(why) = &self.gave_up {
             d.field("gave_up", why);
         }
-        if !self.causes.is_empty() {
-            d.field("causes", &self.causes);
+        if !self.causes().is_empty() {
+            d.field("causes", &self.causes());
         }
         if let Some(source) = &self.source {
             d.field("source", source);
@@ -396,7 +404,7 @@ impl fmt::Debug for Details {
 
 impl StdError for Details {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        if let Some(last) = self.causes.last() {
+        if let Some(last) = self.causes().last() {
             return Some(last);
         }
         self.source

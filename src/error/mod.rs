@@ -297,14 +297,19 @@ impl GatewayError {
 }
 
 /// A duration as a person reads it: `183 ms`, `12.4 s`, `5 min 3 s`.
-pub(crate) fn shown_duration(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1_000 {
-        format!("{ms} ms")
-    } else if ms < 60_000 {
-        format!("{:.1} s", d.as_secs_f64())
-    } else {
-        format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
+pub(crate) struct Shown(pub(crate) std::time::Duration);
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.0;
+        let ms = d.as_millis();
+        if ms < 1_000 {
+            write!(f, "{ms} ms")
+        } else if ms < 60_000 {
+            write!(f, "{:.1} s", d.as_secs_f64())
+        } else {
+            write!(f, "{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
+        }
     }
 }
 

@@ -559,7 +559,7 @@ impl<S> Loop<S> {
                             format!(
                                 "the circuit of {} is open for another {}",
                                 open.host.as_deref().unwrap_or("this host"),
-                                crate::error::shown_duration(open.until - now)
+                                crate::error::Shown(open.until - now)
                             )
                             .into(),
                         ));
