@@ -53,14 +53,17 @@ async fn refused_points_at_the_backend_with_the_address() {
 
 #[tokio::test]
 async fn dns_failure_is_connectivity() {
-    let err = client()
+    let err = Client::builder()
+        .no_retry()
+        .reqwest_builder(support::unresolving())
+        .build()
+        .unwrap()
         .get("http://no-such-host.invalid/")
         .send()
         .await
         .unwrap_err();
-    if err.kind() == ErrorKind::NoServer {
-        assert_eq!(err.diagnosis().cause(), LikelyCause::NetworkConnectivity);
-    }
+    assert_eq!(err.kind(), ErrorKind::NoServer, "{err}");
+    assert_eq!(err.diagnosis().cause(), LikelyCause::NetworkConnectivity);
 }
 
 #[tokio::test]
@@ -99,29 +102,56 @@ async fn transport_faults() {
     }
 }
 
-#[tokio::test]
+/// The deadline fires during the second attempt (the first was refused, the second hangs):
+/// the error is the deadline's, and its diagnosis reads the last cause (a refused connection:
+/// the backend), not a generic timeout.
+#[tokio::test(start_paused = true)]
 async fn deadline_diagnoses_its_last_cause() {
-    let url = refused_url("/").await;
-    let err = Client::builder()
-        .deadline(Duration::from_millis(150))
-        .retry(
-            reqwest_resilience::retry::RetryPolicy::default()
-                .max_attempts(100)
-                .no_budget(),
-        )
-        .build()
-        .unwrap()
-        .get(&url)
-        .send()
-        .await
-        .unwrap_err();
-    // Either the deadline cut the retries, or the retry layer stopped before it.
+    use reqwest_resilience::retry::{ExponentialBackoff, Jitter, RetryLayer, RetryPolicy};
+    use reqwest_resilience::timeout::DeadlineLayer;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_millis(150)))
+        .layer(RetryLayer::new(RetryPolicy::default().no_budget().backoff(
+            ExponentialBackoff::new(Duration::from_millis(10)).jitter(Jitter::None),
+        )))
+        .service(service_fn(move |_req: reqwest_resilience::Request| {
+            let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                if n == 1 {
+                    return Err(GatewayError::new(
+                        ErrorKind::ForwarderConnection,
+                        "connection refused",
+                    ));
+                }
+                std::future::pending::<()>().await;
+                Ok(reqwest::Response::from(http::Response::new("")))
+            }
+        }));
+    let request =
+        reqwest::Request::new(reqwest::Method::GET, "http://10.0.0.9/".parse().unwrap()).into();
+    let err = svc.oneshot(request).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the deadline fired in the second attempt"
+    );
+    assert_eq!(
+        err.last_cause().map(GatewayError::kind),
+        Some(ErrorKind::ForwarderConnection)
+    );
     let d = err.diagnosis();
     assert_eq!(
         d.cause(),
         LikelyCause::BackendMisconfiguration,
-        "{err}: {d}"
+        "the last cause decides: {err}: {d}"
     );
+    assert!(d.evidence().iter().any(|e| e.contains("deadline")), "{d}");
     let empty = GatewayError::new(
         ErrorKind::DeadlineExceeded,
         "deadline of 1s exceeded after 1 attempt",

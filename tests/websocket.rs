@@ -164,29 +164,76 @@ async fn a_dead_primary_fails_over_to_a_healthy_fallback() {
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test]
-async fn subprotocols_are_offered_and_reported() {
+/// A server that chooses a subprotocol: the first of `preferred` that the client offered, or
+/// (when `force` is set) that one whatever was offered. Returns its address and what the
+/// client offered.
+async fn choosing_server(
+    preferred: &'static [&'static str],
+    force: Option<&'static str>,
+) -> (std::net::SocketAddr, Arc<std::sync::Mutex<Option<String>>>) {
     use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let offered: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let seen = offered.clone();
     tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
         // The callback's signature is tungstenite's, large error type included.
         #[allow(clippy::result_large_err)]
-        let choose = |_: &Request, mut response: Response| {
-            response
-                .headers_mut()
-                .insert("sec-websocket-protocol", "chat.v2".parse().unwrap());
+        let choose = move |request: &Request, mut response: Response| {
+            let offer = request
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let chosen = force.or_else(|| {
+                let offer = offer.clone().unwrap_or_default();
+                let offered: Vec<&str> = offer.split(',').map(str::trim).collect();
+                preferred.iter().copied().find(|p| offered.contains(p))
+            });
+            *seen.lock().unwrap() = offer;
+            if let Some(chosen) = chosen {
+                response
+                    .headers_mut()
+                    .insert("sec-websocket-protocol", chosen.parse().unwrap());
+            }
             Ok(response)
         };
         let _ws = tokio_tungstenite::accept_hdr_async(stream, choose).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
     });
+    (addr, offered)
+}
+
+#[tokio::test]
+async fn subprotocols_are_offered_and_reported() {
+    let (addr, offered) = choosing_server(&["chat.v3", "chat.v1", "chat.v2"], None).await;
     let (_socket, handshake) = client()
         .websocket(format!("ws://{addr}/"))
         .protocols(["chat.v2", "chat.v1"])
         .connect()
         .await
         .unwrap();
-    assert_eq!(handshake.protocol(), Some("chat.v2"));
+    assert_eq!(
+        offered.lock().unwrap().as_deref(),
+        Some("chat.v2, chat.v1"),
+        "the client offered its protocols, in order"
+    );
+    // The server's preference among those offered.
+    assert_eq!(handshake.protocol(), Some("chat.v1"));
+}
+
+/// A server that answers with a subprotocol the client did not offer is refused: the
+/// handshake fails as a WebSocket failure that names the reason.
+#[tokio::test]
+async fn a_subprotocol_that_was_not_offered_is_refused() {
+    let (addr, _) = choosing_server(&[], Some("chat.v3")).await;
+    let err = client()
+        .websocket(format!("ws://{addr}/"))
+        .protocols(["chat.v1"])
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WebSocket, "{err}");
+    assert!(err.to_string().contains("not offered"), "{err}");
 }

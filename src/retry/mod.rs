@@ -8,7 +8,8 @@
 //! use reqwest_resilience::{ErrorKind, GatewayError};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //!
-//! # async fn run() {
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
 //! let flaky = service_fn(|_req: reqwest_resilience::Request| async {
 //!     Err::<reqwest::Response, _>(GatewayError::new(ErrorKind::BadGateway, "upstream down"))
 //! });

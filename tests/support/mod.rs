@@ -235,3 +235,26 @@ pub async fn once_then(
         .await;
     server
 }
+
+/// A DNS resolver that fails every lookup as a resolver does for a name that does not exist:
+/// DNS failures pinned, whatever the machine's network and resolver do with `.invalid`.
+pub struct NoSuchHost;
+
+impl reqwest::dns::Resolve for NoSuchHost {
+    fn resolve(&self, _name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async {
+            Err::<reqwest::dns::Addrs, _>(Box::new(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "failed to lookup address information: Name or service not known",
+            ))
+                as Box<dyn std::error::Error + Send + Sync>)
+        })
+    }
+}
+
+/// A reqwest client builder whose lookups all fail (no proxy, so the failure is the lookup's).
+pub fn unresolving() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .no_proxy()
+        .dns_resolver(std::sync::Arc::new(NoSuchHost))
+}
