@@ -607,6 +607,56 @@ mod tests {
         }
     }
 
+    /// The same invariants under real concurrency: four threads admit, fail and succeed on
+    /// three servers at once (ejections a few microseconds long, so that probes, restorations
+    /// and re-ejections race too), each checking the cap after every step.
+    #[test]
+    fn the_cap_holds_with_threads_racing() {
+        let rules = EjectionRules {
+            trip: Trip::Consecutive(2),
+            base_ejection: Duration::from_micros(20),
+            max_ejection: Duration::from_micros(100),
+            ..EjectionRules::default()
+        };
+        let pool = std::sync::Arc::new(Pool::new(3, rules));
+        let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let (pool, start) = (pool.clone(), start.clone());
+                std::thread::spawn(move || {
+                    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ (t + 1);
+                    let mut next = || {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        seed
+                    };
+                    start.wait();
+                    let mut ejections = 0u32;
+                    for _ in 0..50_000 {
+                        let i = (next() % 3) as usize;
+                        let ticket = pool.admit(i);
+                        if ticket.admission != Admission::No {
+                            if next() % 3 == 0 {
+                                pool.success(i, ticket);
+                            } else if pool.failure(i, ticket).is_some() {
+                                ejections += 1;
+                            }
+                        }
+                        let out = pool.ejected_now();
+                        assert!(out <= pool.max_ejected(), "{out} ejected of 3");
+                        assert!(out < 3, "every server ejected");
+                    }
+                    ejections
+                })
+            })
+            .collect();
+        let ejections: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert!(ejections > 0, "the walk ejected servers");
+        // Quiet again: the reservation counter agrees with the servers that are out.
+        assert_eq!(pool.ejected_now(), pool.ejected.load(Ordering::Acquire));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_ejection_time_grows_and_decays_after_a_healthy_period() {
         let pool = Pool::new(3, rules());

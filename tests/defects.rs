@@ -2,7 +2,7 @@
 //! the deadline bounds the body, a 5xx peek never becomes a timeout or a resend, URL credentials
 //! stay with their server on every entry point, nested clients share nothing, an origin's words
 //! never license resending a POST, readiness and zero durations, 408, truncated bodies.
-//! (The fallback ejection cap under every interleaving is proven in `src/fallback/health.rs`.)
+//! (The fallback ejection cap under random interleavings and racing threads is checked in `src/health.rs`.)
 
 mod support;
 

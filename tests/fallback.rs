@@ -415,7 +415,10 @@ async fn retry_outside_fails_over_without_pausing() {
     assert_eq!((count(&calls, "a.test"), count(&calls, "b.test")), (1, 1));
 }
 
-#[tokio::test]
+/// 64 tasks on two threads, each call yielding in the middle so that calls overlap: the
+/// failover and the ejection hold whatever the interleaving, and calls were really in flight
+/// together (the peak is measured).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_use_from_many_tasks() {
     let calls: Calls = Arc::default();
     let down = Arc::new(Mutex::new(vec!["a.test"]));
@@ -423,7 +426,24 @@ async fn concurrent_use_from_many_tasks() {
         .consecutive_failures(5)
         .build()
         .unwrap();
-    let svc = layer.layer(by_host(calls.clone(), down));
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let inner = by_host(calls.clone(), down);
+    let (now, top) = (in_flight.clone(), peak.clone());
+    let yielding = tower::util::BoxCloneSyncService::new(service_fn(
+        move |req: reqwest_resilience::Request| {
+            let (inner, now, top) = (inner.clone(), now.clone(), top.clone());
+            async move {
+                let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                top.fetch_max(n, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                let outcome = inner.oneshot(req).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                outcome
+            }
+        },
+    ));
+    let svc = layer.layer(yielding);
     let failed = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..64 {
@@ -441,6 +461,11 @@ async fn concurrent_use_from_many_tasks() {
         task.await.unwrap();
     }
     assert!(!failed.load(Ordering::SeqCst));
+    assert!(
+        peak.load(Ordering::SeqCst) > 1,
+        "calls overlapped: {}",
+        peak.load(Ordering::SeqCst)
+    );
     assert_eq!(count(&calls, "b.test"), 64 * 50);
     // At most the threshold plus what was in flight when it tripped.
     assert!(

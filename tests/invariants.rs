@@ -192,3 +192,54 @@ async fn the_default_stack_keeps_its_promises_under_load() {
     );
     server.abort();
 }
+
+/// The budget binds where it matters: 500 GETs at concurrency 32 to a host that answers every
+/// one with a gateway's 502, with ten attempts allowed each. A budget of 50 tokens at 5 a
+/// retry pays for 10 retries in all (no success earns more), so the host sees at most 510
+/// requests instead of 5,000, and the requests that stopped early say the budget stopped them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_bounds_retries_in_an_outage() {
+    use reqwest_resilience::retry::RetryBudget;
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(502).insert_header("server", "nginx/1.22.1"))
+        .mount(&server)
+        .await;
+    let budget = RetryBudget::new(50, 5, 10, 1).per_client();
+    let client = Client::builder()
+        .retry(
+            RetryPolicy::default()
+                .max_attempts(10)
+                .backoff(ExponentialBackoff::new(Duration::ZERO))
+                .budget(budget.clone()),
+        )
+        .build()
+        .unwrap();
+    let stopped_by_budget = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for w in 0..32 {
+        let (client, uri, stopped) = (client.clone(), server.uri(), stopped_by_budget.clone());
+        workers.push(tokio::spawn(async move {
+            for _ in (w..500).step_by(32) {
+                let err = client.get(&uri).send().await.unwrap_err();
+                if err
+                    .not_retried_because()
+                    .is_some_and(|why| why.contains("budget"))
+                {
+                    stopped.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let delivered = server.received_requests().await.unwrap().len();
+    assert!(
+        delivered <= 500 + 10,
+        "{delivered} requests reached the host"
+    );
+    assert!(delivered >= 500, "every request was sent at least once");
+    assert!(stopped_by_budget.load(Ordering::SeqCst) > 400);
+    assert_eq!(budget.available(), 0);
+}
