@@ -14,7 +14,7 @@ cd "$work/reqwest-resilience"
 # Reuse the repository's build directory for the dependencies (the clone's own crate is
 # rebuilt: its path differs). Nothing the environment says about fixtures or gateways applies.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
-unset GATEWAY_FIXTURES REQUIRE_GATEWAYS
+unset GATEWAY_FIXTURES
 tree="$(cargo tree --features full -e normal,build,dev -i openssl-sys 2>&1 || true)"
 if ! grep -q "did not match any packages" <<<"$tree"; then
   echo "the README's test command would need OpenSSL (openssl-sys in the 'full' tree?):" >&2

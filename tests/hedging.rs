@@ -257,3 +257,52 @@ async fn the_hedge_delay_can_follow_the_hosts_latencies() {
     );
     assert_eq!(server.requests(), 22);
 }
+
+/// The learned delay is the host's own: under paused time, 24 answers that each take 200 ms
+/// teach a 95th percentile of 200 ms; the 25th request's first copy hangs and its hedge goes
+/// out at 200 ms — not at the 10 ms lower bound, nor the 30 s upper one.
+#[tokio::test(start_paused = true)]
+async fn the_learned_hedge_delay_is_the_hosts_percentile() {
+    use reqwest_resilience::Request;
+    use reqwest_resilience::retry::RetryLayer;
+    use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let policy = RetryPolicy::default().hedge_at_percentile(
+        95.0,
+        Duration::from_millis(10),
+        Duration::from_secs(30),
+    );
+    let mut svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(policy))
+        .service(service_fn(move |_req: Request| {
+            let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                match n {
+                    // The 25th request's first copy never answers.
+                    25 => std::future::pending::<()>().await,
+                    // Its hedge answers at once.
+                    26 => {}
+                    _ => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+                Ok::<_, reqwest_resilience::GatewayError>(reqwest::Response::from(
+                    http::Response::new(""),
+                ))
+            }
+        }));
+    let get = || -> Request {
+        reqwest::Request::new(reqwest::Method::GET, "http://h.test/".parse().unwrap()).into()
+    };
+    for _ in 0..24 {
+        svc.ready().await.unwrap().call(get()).await.unwrap();
+    }
+    let started = tokio::time::Instant::now();
+    let response = svc.ready().await.unwrap().call(get()).await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(reqwest_resilience::attempts(&response), 2, "hedged");
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_millis(250),
+        "hedged after {waited:?}, not at the host's 200 ms"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 26);
+}

@@ -7,23 +7,68 @@ use std::process::Command;
 use support::{Fault, FaultServer, refused_url};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-/// The built `probe` example, building it when this test runs alone.
+/// The built `probe` example, (re)built when it is missing or older than the crate's sources
+/// (a test run alone does not build examples: a stale binary would test old code), with the
+/// features this test was built with.
 fn probe_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_probe).clone()
+}
+
+fn build_probe() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target dir");
     let binary = profile_dir.join("examples").join("probe");
-    if !binary.exists() {
+    let built = std::fs::metadata(&binary).and_then(|m| m.modified()).ok();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let stale = match built {
+        None => true,
+        Some(built) => {
+            newer_than(&root.join("src"), built)
+                || newer_than(&root.join("examples/probe.rs"), built)
+                || newer_than(&root.join("Cargo.toml"), built)
+        }
+    };
+    if stale {
+        let features: Vec<&str> = [
+            ("full", cfg!(feature = "full")),
+            ("native-tls", cfg!(feature = "native-tls")),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "probe"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                "build",
+                "--example",
+                "probe",
+                "--features",
+                &features.join(","),
+            ])
+            .current_dir(root)
             .status()
             .expect("cargo build --example probe");
         assert!(status.success());
     }
     binary
+}
+
+/// Whether `path` (a file, or any file under a directory) was modified after `than`.
+fn newer_than(path: &std::path::Path, than: std::time::SystemTime) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    if meta.is_dir() {
+        return std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| newer_than(&entry.path(), than));
+    }
+    meta.modified().is_ok_and(|modified| modified > than)
 }
 
 /// Runs the probe in a blocking thread (the servers under test live on this runtime).

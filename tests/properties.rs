@@ -1,5 +1,6 @@
-//! Properties over arbitrary input: the classifier and the hint parser never panic, and the
-//! fallback layer's re-targeting keeps path and query and never moves a credential.
+//! Properties over arbitrary input: the classifier reads only its prefix and the hint parser
+//! never panics and reads what it is given; the fallback layer's re-targeting keeps path and
+//! query and never moves a credential.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -98,20 +99,51 @@ proptest! {
         }
     }
 
+    /// Only the first `BODY_PREFIX_LIMIT` bytes are read: any body classifies as its prefix
+    /// does, and a page's marker past the prefix is never seen.
     #[test]
-    fn huge_bodies_classify_within_the_prefix(status in 500u16..600, body in prop::collection::vec(any::<u8>(), 0..20_000)) {
+    fn huge_bodies_classify_within_the_prefix(
+        status in 500u16..600,
+        body in prop::collection::vec(any::<u8>(), 0..20_000),
+        pad in 0usize..8_000,
+    ) {
+        use reqwest_resilience::classify::BODY_PREFIX_LIMIT;
         let status = StatusCode::from_u16(status).unwrap();
-        let _ = classify_response(status, &HeaderMap::new(), &body);
+        let whole = classify_response(status, &HeaderMap::new(), &body);
+        let prefix = classify_response(status, &HeaderMap::new(), &body[..body.len().min(BODY_PREFIX_LIMIT)]);
+        prop_assert_eq!(whole, prefix);
+        // A 502 whose IIS substatus heading starts past the prefix is a plain 502.
+        let mut late = vec![b' '; BODY_PREFIX_LIMIT + pad];
+        late.extend_from_slice(b"<h3>HTTP Error 502.3 - Bad Gateway</h3>");
+        let found = classify_response(StatusCode::BAD_GATEWAY, &HeaderMap::new(), &late);
+        prop_assert_eq!(found.map(|c| c.kind), Some(ErrorKind::BadGateway));
     }
 
+    /// The hint parser is total (any bytes, never a panic) and right: delta-seconds give that
+    /// many seconds, and an HTTP date that many seconds ahead gives the same, to the second.
     #[test]
-    fn the_hint_parser_is_total(value in prop::collection::vec(any::<u8>(), 0..64)) {
+    fn the_hint_parser_is_total_and_right(
+        value in prop::collection::vec(any::<u8>(), 0..64),
+        seconds in 0u64..100_000,
+    ) {
+        let now = std::time::SystemTime::now();
         let mut map = HeaderMap::new();
         if let Ok(v) = HeaderValue::from_bytes(&value) {
             map.insert("retry-after", v.clone());
             map.insert("x-ratelimit-reset", v);
         }
-        let _ = retry_after(&map, std::time::SystemTime::now());
+        let _ = retry_after(&map, now);
+
+        let mut delta = HeaderMap::new();
+        delta.insert("retry-after", HeaderValue::from(seconds));
+        prop_assert_eq!(retry_after(&delta, now), Some(std::time::Duration::from_secs(seconds)));
+
+        let at = now + std::time::Duration::from_secs(seconds);
+        let mut dated = HeaderMap::new();
+        dated.insert("retry-after", HeaderValue::from_str(&httpdate::fmt_http_date(at)).unwrap());
+        let got = retry_after(&dated, now).expect("an HTTP date parses");
+        // The date has whole seconds: at most one second short.
+        prop_assert!(got.as_secs() + 1 >= seconds && got.as_secs() <= seconds, "{got:?} for {seconds}");
     }
 
     #[test]
