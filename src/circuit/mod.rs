@@ -447,13 +447,18 @@ fn note_open(tracker: &crate::request::Tracker, entry: &Entry) {
 fn open_error(entry: &Entry, method: &reqwest::Method) -> GatewayError {
     let last = entry.last_cause();
     let host = entry.name.as_deref().unwrap_or("this host");
-    let message = match entry.pool.ejected_for(0) {
-        Some(left) => format!(
-            "the circuit of {host} is open for another {}: not sent",
-            crate::error::Shown(left)
-        ),
-        None => format!("the circuit of {host} is half-open, its probe in flight: not sent"),
-    };
+    // Built by hand: this is the whole cost of failing fast, paid on every refusal.
+    let mut message = String::with_capacity(host.len() + 64);
+    message.push_str("the circuit of ");
+    message.push_str(host);
+    match entry.pool.ejected_for(0) {
+        Some(left) => {
+            message.push_str(" is open for another ");
+            crate::error::push_duration(&mut message, left);
+            message.push_str(": not sent");
+        }
+        None => message.push_str(" is half-open, its probe in flight: not sent"),
+    }
     let mut details = Details::new(ErrorKind::CircuitOpen, Origin::Local, message.into())
         .with_request_unsent(true);
     if let Some(last) = last {

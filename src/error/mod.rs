@@ -301,20 +301,63 @@ pub(crate) struct Shown(pub(crate) std::time::Duration);
 
 impl std::fmt::Display for Shown {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let d = self.0;
-        let ms = d.as_millis();
-        if ms < 1_000 {
-            write!(f, "{ms} ms")
-        } else if ms < 60_000 {
-            write!(f, "{:.1} s", d.as_secs_f64())
-        } else {
-            write!(f, "{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
+        let mut out = String::new();
+        push_duration(&mut out, self.0);
+        f.write_str(&out)
+    }
+}
+
+/// Appends `d` as a person reads it (`183 ms`, `12.4 s`, `5 min 3 s`), with integer
+/// arithmetic only: a circuit formats one on every refusal.
+pub(crate) fn push_duration(out: &mut String, d: std::time::Duration) {
+    fn push_int(out: &mut String, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
         }
+        out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or("?"));
+    }
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    if ms < 1_000 {
+        push_int(out, ms);
+        out.push_str(" ms");
+    } else if ms < 60_000 {
+        // Tenths rounded as `{:.1}` rounds them.
+        let tenths = (ms + 50) / 100;
+        push_int(out, tenths / 10);
+        out.push('.');
+        push_int(out, tenths % 10);
+        out.push_str(" s");
+    } else {
+        let secs = d.as_secs();
+        push_int(out, secs / 60);
+        out.push_str(" min ");
+        push_int(out, secs % 60);
+        out.push_str(" s");
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn durations_read_as_people_read_them() {
+        let shown = |ms| super::Shown(std::time::Duration::from_millis(ms)).to_string();
+        assert_eq!(shown(0), "0 ms");
+        assert_eq!(shown(183), "183 ms");
+        assert_eq!(shown(1_000), "1.0 s");
+        assert_eq!(shown(1_049), "1.0 s");
+        assert_eq!(shown(1_050), "1.1 s");
+        assert_eq!(shown(29_950), "30.0 s");
+        assert_eq!(shown(60_000), "1 min 0 s");
+        assert_eq!(shown(303_000), "5 min 3 s");
+    }
+
     use super::*;
 
     #[test]
