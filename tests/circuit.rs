@@ -56,10 +56,12 @@ impl Upstream {
         Request,
         Response = reqwest::Response,
         Error = GatewayError,
-        Future = impl Future<Output = Result<reqwest::Response, GatewayError>> + Send,
-    > + Clone
+        Future = impl Future<Output = Result<reqwest::Response, GatewayError>> + Send + use<>,
+    >
+    + Clone
     + Send
-    + 'static {
+    + 'static
+    + use<> {
         let this = self.clone();
         service_fn(move |req: Request| {
             let this = this.clone();
@@ -354,5 +356,171 @@ async fn the_client_fails_fast_on_a_dead_host() {
     assert!(
         report.contains("502.3"),
         "the last cause is named: {report}"
+    );
+}
+
+/// A service that is ready only once its gate is open.
+#[derive(Clone)]
+struct Gated(Arc<std::sync::atomic::AtomicBool>);
+
+impl Service<Request> for Gated {
+    type Response = reqwest::Response;
+    type Error = GatewayError;
+    type Future = std::future::Ready<Result<reqwest::Response, GatewayError>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), GatewayError>> {
+        if self.0.load(Ordering::SeqCst) {
+            std::task::Poll::Ready(Ok(()))
+        } else {
+            std::task::Poll::Pending
+        }
+    }
+
+    fn call(&mut self, _request: Request) -> Self::Future {
+        std::future::ready(Ok(ok()))
+    }
+}
+
+/// The circuit passes its inner service's readiness on: over a service that is not ready, it
+/// is not ready either.
+#[test]
+fn readiness_is_the_inner_services() {
+    let gate = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut svc = layer().layer(Gated(gate.clone()));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(Service::poll_ready(&mut svc, &mut cx).is_pending());
+    gate.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        Service::poll_ready(&mut svc, &mut cx),
+        std::task::Poll::Ready(Ok(()))
+    ));
+}
+
+/// A failed probe sends the circuit back out at once, even when its request goes on to retry:
+/// meanwhile the host is open again, for longer, not "half-open, probe in flight".
+#[tokio::test(start_paused = true)]
+async fn a_failed_probe_reopens_the_circuit_before_its_request_ends() {
+    use reqwest_resilience::retry::{ExponentialBackoff, Jitter, RetryLayer};
+    let upstream = Upstream::new(Mode::Fail);
+    let circuit = layer();
+    let mut plain = circuit.layer(upstream.service());
+    for _ in 0..3 {
+        let _ = send(&mut plain, "http://a.test/").await;
+    }
+    tokio::time::advance(Duration::from_secs(11)).await;
+    // The probe's request retries after 5 s.
+    let retrying = tower::ServiceBuilder::new()
+        .layer(RetryLayer::new(RetryPolicy::default().no_budget().backoff(
+            ExponentialBackoff::new(Duration::from_secs(5)).jitter(Jitter::None),
+        )))
+        .layer(circuit.clone())
+        .service(upstream.service());
+    let probe = retrying.oneshot(get("http://a.test/"));
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        send(&mut plain, "http://a.test/").await.unwrap_err()
+    };
+    let (_, err) = tokio::join!(probe, meanwhile);
+    assert_eq!(err.kind(), ErrorKind::CircuitOpen);
+    assert!(
+        err.to_string().contains("open for another"),
+        "re-opened at once: {err}"
+    );
+}
+
+/// An open circuit's error names the host it is for (scheme, host, port), not a path.
+#[tokio::test]
+async fn the_open_circuit_names_its_host() {
+    let dead = support::refused_url("/orders/17").await;
+    let client = Client::builder()
+        .retry(RetryPolicy::never())
+        .circuit_breaker(CircuitLayer::new().consecutive_failures(1))
+        .build()
+        .unwrap();
+    let _ = client.get(&dead).send().await;
+    let err = client.get(&dead).send().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CircuitOpen, "{err}");
+    let host = dead.trim_end_matches("/orders/17");
+    assert_eq!(err.server(), Some(host), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("the circuit of {host} is open")),
+        "{err}"
+    );
+    // A gateway's answer names the URL with its path: the circuit still names the host.
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(502).insert_header("server", "nginx"))
+        .mount(&server)
+        .await;
+    let url = format!("{}/orders/17", server.uri());
+    let first = client.get(&url).send().await.unwrap_err();
+    assert!(
+        first.server().unwrap_or("").ends_with("/orders/17"),
+        "{first}"
+    );
+    let err = client.get(&url).send().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CircuitOpen, "{err}");
+    assert_eq!(err.server(), Some(server.uri().as_str()), "{err}");
+}
+
+/// A success from a request admitted before its host was tracked still counts: here it keeps
+/// the failure ratio (2 of 3) under the rule's 70%, where without it (2 of 2) the circuit
+/// would open.
+#[tokio::test(start_paused = true)]
+async fn a_success_admitted_before_the_host_was_tracked_counts() {
+    use reqwest_resilience::retry::RetryLayer;
+    let circuit = CircuitLayer::new().minimum_throughput(2).failure_ratio(0.7);
+    let gate = Arc::new(Notify::new());
+    let g = gate.clone();
+    let upstream = service_fn(move |req: Request| {
+        let g = g.clone();
+        async move {
+            if req.url().path() == "/slow" {
+                g.notified().await;
+                return Ok(ok());
+            }
+            Err(GatewayError::new(ErrorKind::ForwarderConnection, "refused"))
+        }
+    });
+    let svc = tower::ServiceBuilder::new()
+        .layer(RetryLayer::new(RetryPolicy::never()))
+        .layer(circuit.clone())
+        .service(upstream);
+    // A is admitted while the host is untracked, and held.
+    let a = tokio::spawn(svc.clone().oneshot(get("http://h.test/slow")));
+    tokio::task::yield_now().await;
+    // B fails: the host is tracked from now on.
+    let _ = svc.clone().oneshot(get("http://h.test/b")).await;
+    // A succeeds.
+    gate.notify_one();
+    assert!(a.await.unwrap().is_ok());
+    // D fails: 2 failures of 3 outcomes, under 70%.
+    let _ = svc.clone().oneshot(get("http://h.test/d")).await;
+    assert!(!circuit.is_open(&"http://h.test/".parse().unwrap()));
+}
+
+/// A full table forgets a host whose last counted failure is older than the longest cool-down
+/// (its circuit ended long ago and nothing probed it), open or not, before refusing a new host.
+#[tokio::test(start_paused = true)]
+async fn a_stale_circuit_makes_room_for_a_new_host() {
+    let circuit = CircuitLayer::new()
+        .consecutive_failures(1)
+        .open_for(Duration::from_secs(1))
+        .max_open_for(Duration::from_secs(2))
+        .max_hosts(1);
+    let mut svc = circuit.layer(service_fn(|_req: Request| async {
+        Err::<reqwest::Response, _>(GatewayError::new(ErrorKind::ForwarderConnection, "refused"))
+    }));
+    let _ = send(&mut svc, "http://a.test/").await;
+    assert!(circuit.is_open(&"http://a.test/".parse().unwrap()));
+    tokio::time::advance(Duration::from_secs(3)).await;
+    let _ = send(&mut svc, "http://b.test/").await;
+    assert!(
+        circuit.is_open(&"http://b.test/".parse().unwrap()),
+        "the new host took the stale one's place"
     );
 }

@@ -470,3 +470,16 @@ fn open_error(entry: &Entry, method: &reqwest::Method) -> GatewayError {
     details.set_method(method.clone());
     GatewayError::from_details(details)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_server_shown_is_cut_to_its_host() {
+        assert_eq!(super::host_of("http://a.b/x/y"), "http://a.b");
+        assert_eq!(
+            super::host_of("https://127.0.0.1:8443/orders/17"),
+            "https://127.0.0.1:8443"
+        );
+        assert_eq!(super::host_of("http://h:1"), "http://h:1");
+    }
+}
