@@ -69,9 +69,10 @@
 //!
 //! Why this order: the deadline must see everything; retry sits outside fallback so that a
 //! failing server is left for the next one without a pause (the pause comes only when every
-//! server failed); the circuit sits below both so that every attempt to a host is admitted and
-//! counted (a fallback server's health stays the fallback layer's own); the attempt timeout is
-//! innermost so that each server try gets its own timer.
+//! server failed); the circuit sits below both so that every attempt to a host is admitted (a
+//! fallback server's included: one whose circuit is open is skipped) and its outcome held for
+//! the logical request's verdict; the attempt timeout is innermost so that each server try gets
+//! its own timer.
 //!
 //! ```
 //! use reqwest_resilience::{Client, retry::RetryPolicy};

@@ -232,12 +232,13 @@ impl ClientBuilder {
         self
     }
 
-    /// A circuit per host (see [`circuit`](crate::circuit)): after repeated gateway failures
-    /// of a host, requests to it fail at once with
+    /// A circuit per host (see [`circuit`](crate::circuit)): once a host fails most of its
+    /// logical requests, requests to it fail at once with
     /// [`GatewayError::CircuitOpen`](crate::GatewayError::CircuitOpen) until a probe after the
     /// cool-down succeeds. It sits below the retry and fallback layers, so each attempt is
-    /// admitted and counted. Off by default: it changes which error a caller sees for a host
-    /// that keeps failing.
+    /// admitted, and a failed attempt is charged only if its request ends without the host's
+    /// answer. Off by default: it changes which error a caller sees for a host that keeps
+    /// failing.
     pub fn circuit_breaker(mut self, circuit: crate::circuit::CircuitLayer) -> ClientBuilder {
         self.circuit = Some(circuit);
         self
