@@ -339,28 +339,11 @@ async fn a_closed_circuit_makes_room_before_an_open_one() {
     assert!(open("c"), "the new host took the closed one's place");
 }
 
-/// A server answering every request with nginx's 502 page, counting them.
-async fn nginx_502() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(
-            ResponseTemplate::new(502)
-                .insert_header("server", "nginx/1.22.1")
-                .insert_header("content-type", "text/html")
-                .set_body_string(
-                    "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx/1.22.1</center></body></html>",
-                ),
-        )
-        .mount(&server)
-        .await;
-    server
-}
-
 /// Issue 24, item 3: one fallback server (how relative paths are used) plus a circuit: the
 /// host is failed fast like any other, POSTs included.
 #[tokio::test]
 async fn a_single_fallback_server_is_failed_fast() {
-    let server = nginx_502().await;
+    let server = support::nginx_502().await;
     let circuit = CircuitLayer::new().consecutive_failures(2);
     let client = Client::builder()
         .retry(RetryPolicy::never())

@@ -14,24 +14,11 @@ fn zero() -> RetryPolicy {
     RetryPolicy::default().backoff(ExponentialBackoff::new(Duration::ZERO))
 }
 
-async fn nginx_502() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(
-            ResponseTemplate::new(502)
-                .insert_header("server", "nginx/1.22.1")
-                .set_body_string("<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx/1.22.1</center></body></html>"),
-        )
-        .mount(&server)
-        .await;
-    server
-}
-
 /// Issue 25, item 4: a POST the crate declined to resend is not "retryable"; its cause is
 /// still transient. A GET's is both.
 #[tokio::test]
 async fn is_retryable_answers_whether_the_request_may_be_sent_again() {
-    let server = nginx_502().await;
+    let server = support::nginx_502().await;
     let client = Client::builder().retry(zero()).build().unwrap();
     let err = client
         .post(server.uri())

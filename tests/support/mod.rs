@@ -258,3 +258,21 @@ pub fn unresolving() -> reqwest::ClientBuilder {
         .no_proxy()
         .dns_resolver(std::sync::Arc::new(NoSuchHost))
 }
+
+/// A server answering every request with nginx's own 502 page (its `Server` header and
+/// template), counting them in `received_requests()`.
+pub async fn nginx_502() -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(
+            wiremock::ResponseTemplate::new(502)
+                .insert_header("server", "nginx/1.22.1")
+                .insert_header("content-type", "text/html")
+                .set_body_string(
+                    "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx/1.22.1</center></body></html>",
+                ),
+        )
+        .mount(&server)
+        .await;
+    server
+}
