@@ -177,10 +177,13 @@ impl Middleware for ResilienceMiddleware {
 /// one). Where it wraps a `reqwest` error (reqwest-retry wraps every error it passes on), that
 /// error's cause is the cause; otherwise it is [`ErrorKind::Other`], never retried.
 fn foreign(err: anyhow::Error, method: http::Method) -> GatewayError {
+    // A `reqwest::Error` in the chain; else what the chain below a transparent wrapper
+    // (reqwest-retry's, which hides the `reqwest::Error` itself) proves.
     let found = err
         .chain()
         .find_map(|e| e.downcast_ref::<reqwest::Error>())
-        .map(crate::classify::classify_transport);
+        .map(crate::classify::classify_transport)
+        .or_else(|| crate::classify::classify_chain(err.as_ref()));
     let message = format!("a middleware after this one failed: {err}");
     let mut details = match found {
         Some(found) => Details::new(found.kind, Origin::Transport, message.into())

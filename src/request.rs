@@ -208,6 +208,9 @@ pub(crate) struct Tracker {
     /// Attempts the crate refused itself before sending (an open circuit): numbered by the
     /// retry layer, never on the wire.
     refused: AtomicU32,
+    /// Whether an earlier failure of this request may have reached a server: then nothing the
+    /// request ends with proves it unsent.
+    maybe_delivered: std::sync::atomic::AtomicBool,
     /// The circuit that this request's own failures found or left open, with when it closes
     /// (set where no fallback layer picks the server: the next attempt goes to the same host).
     open_circuit: Mutex<Option<OpenCircuit>>,
@@ -333,8 +336,20 @@ impl Tracker {
             .clone()
     }
 
+    /// Whether a failure recorded so far may have reached a server.
+    pub(crate) fn maybe_delivered(&self) -> bool {
+        self.maybe_delivered.load(Ordering::Relaxed)
+    }
+
+    fn note_delivery(&self, err: &GatewayError) {
+        if !err.is_request_unsent() {
+            self.maybe_delivered.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Remembers the latest failure, for an error that ends the request later (the deadline).
     pub(crate) fn record_failure(&self, err: &GatewayError) {
+        self.note_delivery(err);
         *self
             .last_failure
             .lock()
@@ -343,6 +358,7 @@ impl Tracker {
 
     /// Remembers the latest failure, given up by its owner (no copy).
     pub(crate) fn record_failure_owned(&self, err: GatewayError) {
+        self.note_delivery(&err);
         *self
             .last_failure
             .lock()

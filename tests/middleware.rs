@@ -283,3 +283,29 @@ async fn a_failure_after_an_unseen_redirect_says_where_to_look() {
     let port = dead.rsplit(':').next().unwrap().split('/').next().unwrap();
     assert!(err.server().unwrap_or("").contains(port), "{err}");
 }
+
+/// Issue 26, item 2: reqwest-retry after the adapter wraps every error it passes on (and its
+/// wrapper hides the `reqwest::Error` from the source chain): a refused GET is still a refused
+/// connection to the adapter, retried as one.
+#[tokio::test]
+async fn an_error_wrapped_by_reqwest_retry_keeps_its_cause() {
+    use reqwest_retry::RetryTransientMiddleware;
+    use reqwest_retry::policies::ExponentialBackoff as RetryBackoff;
+    let dead = support::refused_url("/").await;
+    let counting = Counting::default();
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(ResilienceMiddleware::new().retry(fast()))
+        .with(RetryTransientMiddleware::new_with_policy(
+            RetryBackoff::builder().build_with_max_retries(0),
+        ))
+        .with(counting.clone())
+        .build();
+    let err = client.get(&dead).send().await.unwrap_err();
+    let gateway = gateway_error(&err).expect("the adapter's error");
+    assert_eq!(gateway.kind(), ErrorKind::ForwarderConnection, "{gateway}");
+    assert_eq!(
+        counting.0.load(Ordering::SeqCst),
+        3,
+        "retried as a refused connection"
+    );
+}

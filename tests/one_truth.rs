@@ -96,3 +96,63 @@ async fn per_request_options_survive_build_and_execute() {
     assert_eq!(err.attempts(), 1);
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
+
+/// "Unsent" holds for the whole request: a GET answered 504 (delivered), whose retry then finds
+/// the port closed (that attempt never left), was not provably unsent.
+#[tokio::test]
+async fn unsent_is_the_whole_requests() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf).await;
+        let _ = stream
+            .write_all(b"HTTP/1.1 504 Gateway Time-out\r\nserver: nginx\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await;
+        // The listener is dropped: the retry's connection is refused.
+    });
+    let client = Client::builder().retry(zero()).build().unwrap();
+    let err = client.get(&url).send().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ForwarderConnection, "{err}");
+    assert!(err.attempts() >= 2, "{err}");
+    assert!(
+        !err.is_request_unsent(),
+        "the first copy was delivered: {err}"
+    );
+}
+
+/// With a single fallback server, a keyed POST answered 502 whose retry the circuit (opened by
+/// this request's own failures) refuses ends with its 502, not an "unsent" `CircuitOpen`.
+#[tokio::test]
+async fn a_refused_retry_behind_a_fallback_server_keeps_the_cause() {
+    use reqwest_resilience::circuit::CircuitLayer;
+    let server = support::nginx_502().await;
+    let client = Client::builder()
+        .retry(zero().max_attempts(4))
+        .fallback_servers([server.uri().as_str()])
+        .circuit_breaker(CircuitLayer::new().minimum_throughput(1))
+        .build()
+        .unwrap();
+    let err = client
+        .post("/orders")
+        .header("idempotency-key", "order-17")
+        .body("order")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadGateway, "{err}");
+    assert!(!err.is_request_unsent(), "{err}");
+    let sent = server.received_requests().await.unwrap().len() as u32;
+    assert_eq!(
+        err.attempts(),
+        sent,
+        "attempts are the requests on the wire: {err}"
+    );
+    assert!(sent < 4, "the circuit cut the retries short");
+    assert!(
+        err.not_retried_because().unwrap_or("").contains("circuit"),
+        "{err}"
+    );
+}

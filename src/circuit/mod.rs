@@ -385,21 +385,29 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
                 // A probe's verdict is at once; so is an attempt no layer above tracks (its
                 // own logical request).
                 Some(tracker) if !ticket.is_probe() => {
-                    if watch.same_host_next {
-                        // Opened by other requests meanwhile: the retry layer need not pause
-                        // for a retry the circuit would refuse.
-                        note_open(tracker, &entry);
-                    }
                     tracker.defer(Pending {
                         key: watch.key,
-                        entry,
+                        entry: entry.clone(),
                         ticket,
                         err: err.clone(),
                         registry: watch.registry.clone(),
                         charged: false,
                     });
+                    if watch.same_host_next {
+                        // Open now (opened by other requests meanwhile, or by this failure's
+                        // charge): the retry layer need not pause for a retry the circuit
+                        // would refuse.
+                        note_open(tracker, &entry);
+                    }
                 }
-                _ => charge(&watch.registry, &entry, ticket, err),
+                Some(tracker) => {
+                    charge(&watch.registry, &entry, ticket, err);
+                    if watch.same_host_next {
+                        // A failed probe re-opened it.
+                        note_open(tracker, &entry);
+                    }
+                }
+                None => charge(&watch.registry, &entry, ticket, err),
             }
         }
         // Not a verdict on the host: a probe gives its slot back (the guard does).

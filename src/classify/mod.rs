@@ -43,6 +43,7 @@ mod vocabulary;
 
 pub use crate::gateway::Gateway;
 pub use response::classify_response;
+pub(crate) use transport::classify_chain;
 pub use transport::classify_transport;
 
 use crate::error::ErrorKind;

@@ -116,9 +116,9 @@ pub fn classify_response(
 /// | Cloudflare | `server: cloudflare` or `cf-ray` | 521, 523, 525, 526, 530 (each means no request reached the origin; 522 does not: the connection may have been made) |
 /// | Tinyproxy | `Server: tinyproxy/…` | 500 |
 ///
-/// HAProxy and Apache httpd send no header that names them on their own error pages, so
-/// their "no server" and "DNS lookup failure" pages inform the cause but never prove the
-/// request unsent.
+/// HAProxy sends no header that names it on its own error pages, and Apache's `Server` header
+/// is also on the answers it relays: their "no server" and "DNS lookup failure" pages inform
+/// the cause (Apache's 500 only with its `Server` header) but never prove the request unsent.
 fn proves_unsent(code: u16, headers: &HeaderMap, found: &Classification) -> bool {
     let server_is = |product: &str| {
         headers

@@ -44,6 +44,15 @@ pub fn classify_transport(err: &reqwest::Error) -> Classification {
     conclude(flags, &Facts::gather(err.source()))
 }
 
+/// A failure known only by its source chain (a `reqwest::Error` hidden behind another
+/// crate's transparent wrapper, as reqwest-retry's): what the chain itself proves, or `None`
+/// when it names nothing (no connect, DNS, TLS, reset, timeout or parse error in it).
+pub(crate) fn classify_chain(err: &(dyn StdError + 'static)) -> Option<Classification> {
+    let facts = Facts::gather(Some(err));
+    let found = conclude(Flags::default(), &facts);
+    (found.kind != ErrorKind::ExecuteRequest || facts.parse).then_some(found)
+}
+
 /// What reqwest itself says about its error.
 #[derive(Debug, Clone, Copy, Default)]
 struct Flags {

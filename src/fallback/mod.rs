@@ -25,7 +25,10 @@
 //! [`classify_response`](crate::classify::classify_response)): a 4xx or an application's own
 //! 500 is the server's answer, returned as it is, never failed over and never charged to the
 //! server's health. A server whose [circuit](crate::circuit) is open is skipped without sending
-//! (even a POST moves on), and once the caller's deadline has passed no other server is tried.
+//! (even a POST moves on, when its body can be copied: a streamed body is given to the first
+//! server tried); when every server's circuit is open the error is
+//! [`CircuitOpen`](GatewayError::CircuitOpen), failing fast; and once the caller's deadline
+//! has passed no other server is tried.
 //!
 //! # Health
 //!
@@ -272,14 +275,15 @@ where
             }
         }
         drop(guard);
-        // This logical request's count so far (servers tried, and earlier attempts).
-        err.details_mut().set_attempts(tracker.attempts());
-        tracker.record_failure(&err);
         if err.kind() == ErrorKind::CircuitOpen {
-            // The server's circuit is open: nothing was sent, the next server is tried.
+            // The server's circuit is open: nothing was sent, the next server is tried. The
+            // refusal is no failure of this request's (the tracker keeps the last real one).
             causes.push(err);
             continue;
         }
+        // This logical request's count so far (servers tried, and earlier attempts).
+        err.details_mut().set_attempts(tracker.attempts());
+        tracker.record_failure(&err);
         // A permanent failure (a rejected certificate) may not be another server's: the kind
         // decides whether to fail over; a proxy's refusal is every server's.
         if !err.kind().is_retryable() || err.details().is_proxy_refusal() {
@@ -317,6 +321,20 @@ fn all_failed(
             GatewayError::from_details(details)
         }
         1 => causes.remove(0),
+        n if causes.iter().all(|c| c.kind() == ErrorKind::CircuitOpen) => {
+            // Every server's circuit is open: fail fast, as one open circuit does (an open
+            // circuit is never retried), not as a transient `NoServer`.
+            let mut details = Details::new(
+                ErrorKind::CircuitOpen,
+                Origin::Local,
+                format!("the circuits of all {n} servers are open: not sent").into(),
+            )
+            .with_request_unsent(true)
+            .with_causes(causes);
+            details.set_method(method.clone());
+            details.set_attempts(attempts);
+            GatewayError::from_details(details)
+        }
         n => {
             let unsent = causes.iter().all(GatewayError::is_request_unsent);
             // Every server failed in a way that would repeat: retrying the chain cannot help.

@@ -418,6 +418,11 @@ impl<S> Loop<S> {
     /// Marks an error the request ends with as one that must not be sent again when the
     /// request is not idempotent and may have been delivered.
     fn seal(&self, err: &mut GatewayError) {
+        if err.is_request_unsent() && self.tracker.maybe_delivered() {
+            // This attempt never left, but an earlier copy may have been delivered: the
+            // request as a whole is not provably unsent.
+            err.details_mut().clear_unsent();
+        }
         if !self.idempotent && !err.is_request_unsent() {
             err.details_mut().forbid_resend();
         }
@@ -486,8 +491,10 @@ impl<S> Loop<S> {
                     // idempotency), and handed back as it is when not.
                     let mut refused = refused_response(&response);
                     refused.details_mut().set_attempts(tracker.attempts());
+                    let before = *spent;
                     let step =
                         policy.charge(policy.decide(&refused, true, &facts), false, spent, host);
+                    self.last_charge = *spent - before;
                     if let Next::RetryAfter(delay, reason) = step {
                         if let Some(copy) = next_copy(&mut self.spare, attempt, policy.max_attempts)
                         {
