@@ -43,6 +43,7 @@ mod vocabulary;
 
 pub use crate::gateway::Gateway;
 pub use response::classify_response;
+#[cfg(feature = "middleware")]
 pub(crate) use transport::classify_chain;
 pub use transport::classify_transport;
 

@@ -47,6 +47,7 @@ pub fn classify_transport(err: &reqwest::Error) -> Classification {
 /// A failure known only by its source chain (a `reqwest::Error` hidden behind another
 /// crate's transparent wrapper, as reqwest-retry's): what the chain itself proves, or `None`
 /// when it names nothing (no connect, DNS, TLS, reset, timeout or parse error in it).
+#[cfg(feature = "middleware")]
 pub(crate) fn classify_chain(err: &(dyn StdError + 'static)) -> Option<Classification> {
     let facts = Facts::gather(Some(err));
     let found = conclude(Flags::default(), &facts);
