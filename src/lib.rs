@@ -181,6 +181,7 @@ pub mod error;
 pub mod fallback;
 mod gateway;
 mod health;
+mod host;
 mod idempotency;
 #[cfg(feature = "metrics")]
 pub mod metrics;

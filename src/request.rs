@@ -216,7 +216,7 @@ pub(crate) struct Tracker {
     open_circuit: Mutex<Option<OpenCircuit>>,
     /// Failed attempts not charged to their host's circuit yet, one per host: charged when the
     /// logical request ends (this tracker is dropped), forgiven if the host answers it.
-    pending: Mutex<Vec<crate::circuit::Pending>>,
+    pending: Mutex<Vec<Box<dyn HostCharge>>>,
 }
 
 impl Drop for Tracker {
@@ -230,6 +230,17 @@ impl Drop for Tracker {
             failure.charge();
         }
     }
+}
+
+/// A failed attempt's charge against its host, held until the logical request ends (the
+/// circuit's, which this module need not know).
+pub(crate) trait HostCharge: Send + Sync + std::fmt::Debug {
+    /// The host's key (see `host::key`).
+    fn host(&self) -> u64;
+    /// The same request failed on the same host again, with `err`.
+    fn again(&mut self, err: GatewayError);
+    /// The request ended without the host's answer: charge it now.
+    fn charge(self: Box<Self>);
 }
 
 /// A host's circuit, open until `until`, as a request met it.
@@ -280,11 +291,16 @@ impl Tracker {
 
     /// Holds a failed attempt's charge to its host's circuit until the logical request ends
     /// (one per host: the latest failure is the cause kept, the first admission's ticket).
-    pub(crate) fn defer(&self, failure: crate::circuit::Pending) {
+    pub(crate) fn defer(
+        &self,
+        host: u64,
+        err: &GatewayError,
+        first: impl FnOnce() -> Box<dyn HostCharge>,
+    ) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        match pending.iter_mut().find(|p| p.key() == failure.key()) {
-            Some(earlier) => earlier.again(failure),
-            None => pending.push(failure),
+        match pending.iter_mut().find(|p| p.host() == host) {
+            Some(earlier) => earlier.again(err.clone()),
+            None => pending.push(first()),
         }
     }
 
@@ -292,7 +308,7 @@ impl Tracker {
     pub(crate) fn forgive(&self, key: u64) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if !pending.is_empty() {
-            pending.retain(|p| p.key() != key);
+            pending.retain(|p| p.host() != key);
         }
     }
 

@@ -1,13 +1,10 @@
 use super::Circuit;
-use super::registry::Registry;
+use super::registry::{Counts, Registry};
 use crate::error::GatewayError;
 use crate::health::{EjectionRules, Trip};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_layer::Layer;
-
-/// Which failures count against a host's circuit.
-pub(crate) type Counts = Arc<dyn Fn(&GatewayError) -> bool + Send + Sync>;
 
 /// Wraps a service in [`Circuit`]: a circuit per host (scheme, host, port), shared by every
 /// clone of the layer and of the services it makes.

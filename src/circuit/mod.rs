@@ -100,7 +100,6 @@ mod layer;
 mod registry;
 
 pub use layer::CircuitLayer;
-pub(crate) use registry::key as host_key;
 
 use crate::error::{Details, ErrorKind, GatewayError, Origin};
 use crate::health::{Admission, Ticket};
@@ -223,7 +222,7 @@ struct Watch {
 
 /// A logical request's failed attempt on a host, charged to the host's circuit when the
 /// request ends without an answer from it (see [`Tracker`](crate::request::Tracker)'s drop).
-pub(crate) struct Pending {
+struct Pending {
     key: u64,
     entry: Arc<Entry>,
     ticket: Ticket,
@@ -241,8 +240,8 @@ impl std::fmt::Debug for Pending {
     }
 }
 
-impl Pending {
-    pub(crate) fn key(&self) -> u64 {
+impl crate::request::HostCharge for Pending {
+    fn host(&self) -> u64 {
         self.key
     }
 
@@ -252,8 +251,8 @@ impl Pending {
     /// that is down is then failed fast once the minimum volume of such requests is reached,
     /// instead of after every request in flight has spent all its attempts. A host that
     /// answers anything is not judged before its requests end.
-    pub(crate) fn again(&mut self, later: Pending) {
-        self.err = later.err;
+    fn again(&mut self, err: GatewayError) {
+        self.err = err;
         if !self.charged && self.entry.pool.answers_nothing(0) {
             charge(&self.registry, &self.entry, self.ticket, &self.err);
             self.charged = true;
@@ -261,7 +260,7 @@ impl Pending {
     }
 
     /// Charges the failure to the host's circuit now, unless it was charged already.
-    pub(crate) fn charge(self) {
+    fn charge(self: Box<Self>) {
         if !self.charged {
             charge(&self.registry, &self.entry, self.ticket, &self.err);
         }
@@ -385,13 +384,15 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
                 // A probe's verdict is at once; so is an attempt no layer above tracks (its
                 // own logical request).
                 Some(tracker) if !ticket.is_probe() => {
-                    tracker.defer(Pending {
-                        key: watch.key,
-                        entry: entry.clone(),
-                        ticket,
-                        err: err.clone(),
-                        registry: watch.registry.clone(),
-                        charged: false,
+                    tracker.defer(watch.key, err, || {
+                        Box::new(Pending {
+                            key: watch.key,
+                            entry: entry.clone(),
+                            ticket,
+                            err: err.clone(),
+                            registry: watch.registry.clone(),
+                            charged: false,
+                        })
                     });
                     if watch.same_host_next {
                         // Open now (opened by other requests meanwhile, or by this failure's

@@ -1,22 +1,15 @@
 //! The circuits of the hosts a client talks to: bounded, and free on the healthy path.
 
-use super::layer::Counts;
 use crate::error::GatewayError;
+
+/// Which failures count against a host's circuit.
+pub(crate) type Counts = Arc<dyn Fn(&GatewayError) -> bool + Send + Sync>;
 use crate::health::{EjectionRules, Pool, Ticket, counts_against_health};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-/// A host's key: a 64-bit hash of its scheme, host and port (no copy of the host is made on
-/// the healthy path; two hosts would share a circuit only on a 64-bit collision).
-pub(crate) fn key(url: &reqwest::Url) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    url.scheme().hash(&mut hasher);
-    url.host_str().unwrap_or("").hash(&mut hasher);
-    url.port_or_known_default().hash(&mut hasher);
-    hasher.finish()
-}
+pub(crate) use crate::host::key;
 
 /// One host's circuit: an uncapped health pool of one server (the fallback servers' mechanism).
 pub(crate) struct Entry {

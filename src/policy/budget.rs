@@ -150,7 +150,7 @@ impl RetryBudget {
         match &self.inner.scope {
             Scope::Client(tokens) => tokens.load(Ordering::Relaxed),
             Scope::PerHost { .. } => self
-                .existing(crate::circuit::host_key(url))
+                .existing(crate::host::key(url))
                 .map_or(self.inner.capacity, |b| b.tokens.load(Ordering::Relaxed)),
         }
     }
@@ -164,7 +164,7 @@ impl RetryBudget {
         }
     }
 
-    /// The bucket of the host of `host` (a `circuit::host_key`), if it has one.
+    /// The bucket of the host of `host` (a `host::key`), if it has one.
     fn existing(&self, host: u64) -> Option<Arc<Bucket>> {
         match &self.inner.scope {
             Scope::Client(_) => None,

@@ -116,7 +116,7 @@ where
             .as_ref()
             .filter(|_| ctx.idempotent && ctx.spare.is_some() && ctx.policy.max_attempts > 1)
             .map(|delay| {
-                let host = crate::circuit::host_key(request.url());
+                let host = crate::host::key(request.url());
                 if delay.learns() {
                     ctx.learning = Some((host, tokio::time::Instant::now()));
                 }
@@ -266,9 +266,8 @@ where
                     // (its cost is not refunded either).
                     if attempts_made == 1 {
                         let spare = &ctx.spare;
-                        ctx.policy.settle(0, || {
-                            spare.as_ref().map(|r| crate::circuit::host_key(r.url()))
-                        });
+                        ctx.policy
+                            .settle(0, || spare.as_ref().map(|r| crate::host::key(r.url())));
                     }
                     ctx.span.record("attempts", attempts_made);
                     record_attempts(&mut response, ctx.tracker.attempts());
@@ -444,10 +443,7 @@ impl<S> Loop<S> {
     /// failure and kept, since the last attempt takes the copy itself.
     fn host(&mut self) -> Option<u64> {
         if self.host.is_none() {
-            self.host = self
-                .spare
-                .as_ref()
-                .map(|r| crate::circuit::host_key(r.url()));
+            self.host = self.spare.as_ref().map(|r| crate::host::key(r.url()));
         }
         self.host
     }
@@ -693,7 +689,7 @@ where
         // A hedge needs a copy: without the kept one there is none.
         let hedge = match (&self.policy.hedge_after, &self.spare) {
             (Some(delay), Some(spare)) if self.idempotent && number < self.policy.max_attempts => {
-                Some(delay.for_host(crate::circuit::host_key(spare.url())))
+                Some(delay.for_host(crate::host::key(spare.url())))
             }
             _ => None,
         };
