@@ -10,6 +10,9 @@ use std::task::{Context, Poll};
 pub struct ResponseFuture {
     // `None` once it has ended: polled again, it says so instead of resuming a finished future.
     inner: Option<Boxed>,
+    /// An error known before any work (a client's refusal of a host whose circuit is open):
+    /// answered at the first poll, without boxing a future for it.
+    refused: Option<GatewayError>,
 }
 
 type Boxed = Pin<Box<dyn Future<Output = Result<reqwest::Response, GatewayError>> + Send>>;
@@ -20,6 +23,15 @@ impl ResponseFuture {
     ) -> Self {
         ResponseFuture {
             inner: Some(Box::pin(future)),
+            refused: None,
+        }
+    }
+
+    /// A future that fails with `err` at its first poll.
+    pub(crate) fn failed(err: GatewayError) -> Self {
+        ResponseFuture {
+            inner: None,
+            refused: Some(err),
         }
     }
 }
@@ -29,7 +41,8 @@ impl Future for ResponseFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(inner) = self.inner.as_mut() else {
-            return Poll::Ready(Err(polled_after_end("the")));
+            let err = self.refused.take();
+            return Poll::Ready(Err(err.unwrap_or_else(|| polled_after_end("the"))));
         };
         let outcome = std::task::ready!(inner.as_mut().poll(cx));
         self.inner = None;

@@ -524,3 +524,107 @@ async fn a_stale_circuit_makes_room_for_a_new_host() {
         "the new host took the stale one's place"
     );
 }
+
+/// A [`Client`] refuses a request to an open circuit before it enters its stack (no retry
+/// loop, no deadline, no copy): the error is the one the circuit layer gives in a stack of the
+/// same layers, field for field, and nothing is sent.
+#[tokio::test]
+async fn the_clients_early_refusal_is_the_layers_refusal() {
+    use reqwest_resilience::retry::RetryLayer;
+    let dead = support::refused_url("/orders").await;
+    let circuit = CircuitLayer::new().consecutive_failures(1);
+    let client = Client::builder()
+        .retry(RetryPolicy::never())
+        .circuit_breaker(circuit.clone())
+        .build()
+        .unwrap();
+    let first = client.get(&dead).send().await.unwrap_err();
+    assert_eq!(first.kind(), ErrorKind::ForwarderConnection, "{first}");
+    // The same circuit (clones share their hosts) in a plain stack over a service that must
+    // never be called.
+    let called = Arc::new(AtomicU32::new(0));
+    let counter = called.clone();
+    let stack = tower::ServiceBuilder::new()
+        .layer(RetryLayer::new(RetryPolicy::never()))
+        .layer(circuit)
+        .service(service_fn(move |_req: Request| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, GatewayError>(ok()) }
+        }));
+    let by_layer = stack.oneshot(get(&dead)).await.unwrap_err();
+    let by_client = client.get(&dead).send().await.unwrap_err();
+    assert_eq!(called.load(Ordering::SeqCst), 0);
+    for err in [&by_layer, &by_client] {
+        assert_eq!(err.kind(), ErrorKind::CircuitOpen, "{err}");
+        assert!(err.is_request_unsent(), "{err}");
+        assert_eq!(err.attempts(), 0, "{err}");
+        assert!(!err.is_retryable(), "{err}");
+    }
+    let head = |e: &GatewayError| {
+        let text = e.to_string();
+        text.split(" open for another")
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(head(&by_client), head(&by_layer));
+    assert_eq!(by_client.server(), by_layer.server());
+    assert_eq!(
+        by_client.last_cause().map(GatewayError::kind),
+        Some(ErrorKind::ForwarderConnection)
+    );
+    assert_eq!(
+        by_client.last_cause().map(GatewayError::kind),
+        by_layer.last_cause().map(GatewayError::kind)
+    );
+    assert_eq!(
+        by_client.diagnosis().to_string(),
+        by_layer.diagnosis().to_string()
+    );
+}
+
+/// Through a [`Client`], once the cool-down ends the next request is let through as the
+/// probe (the client's early refusal refuses only during the cool-down), and its success
+/// closes the circuit.
+#[tokio::test]
+async fn the_client_probes_when_the_cool_down_ends() {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers::any};
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(502).insert_header("server", "nginx"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    // No timers of the client's own: time is paused below, and an idle runtime would jump to
+    // them.
+    let client = Client::builder()
+        .retry(RetryPolicy::never())
+        .attempt_timeout(Duration::ZERO)
+        .deadline(Duration::ZERO)
+        .circuit_breaker(
+            CircuitLayer::new()
+                .consecutive_failures(1)
+                .open_for(Duration::from_secs(10)),
+        )
+        .build()
+        .unwrap();
+    let url = format!("{}/x", server.uri());
+    assert_eq!(
+        client.get(&url).send().await.unwrap_err().kind(),
+        ErrorKind::BadGateway
+    );
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(9)).await;
+    let refused = client.get(&url).send().await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::CircuitOpen, "{refused}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let probe = client.get(&url).send().await.unwrap();
+    assert_eq!(probe.status(), 200);
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    assert!(client.get(&url).send().await.is_ok(), "closed again");
+}

@@ -180,6 +180,13 @@ impl CircuitLayer {
     pub fn is_open(&self, url: &reqwest::Url) -> bool {
         self.registry.is_open(url)
     }
+
+    /// The check a [`Client`](crate::Client) makes before a request enters its stack.
+    pub(crate) fn fast_refusal(&self) -> super::FastRefusal {
+        super::FastRefusal {
+            registry: self.registry.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for CircuitLayer {

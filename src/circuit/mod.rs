@@ -451,6 +451,25 @@ fn note_open(tracker: &crate::request::Tracker, entry: &Entry) {
     }
 }
 
+/// A [`Client`](crate::Client)'s refusal of a request whose host's circuit is open, made before
+/// the request enters the stack: no deadline, no retry loop, no copy of the request, no boxed
+/// future. Only a circuit in its cool-down refuses here; a half-open one (probe due, or in
+/// flight) leaves the request to the circuit layer, which alone hands out the probe. The error
+/// is the one the layer would give: the same message, cause and fields, 0 attempts.
+#[derive(Clone)]
+pub(crate) struct FastRefusal {
+    pub(super) registry: Arc<Registry>,
+}
+
+impl FastRefusal {
+    /// The open circuit's error for `request`, or `None` to send it through the stack.
+    pub(crate) fn check(&self, request: &Request) -> Option<GatewayError> {
+        let entry = self.registry.tracked(registry::key(request.url()))?;
+        entry.pool.ejected_for(0)?;
+        Some(open_error(&entry, request.method()))
+    }
+}
+
 /// The error of a request refused by an open (or half-open, probe in flight) circuit. Its
 /// `Display` says how long the circuit stays open and ends with the last cause.
 fn open_error(entry: &Entry, method: &reqwest::Method) -> GatewayError {

@@ -5,7 +5,6 @@ use crate::error::GatewayError;
 /// Which failures count against a host's circuit.
 pub(crate) type Counts = Arc<dyn Fn(&GatewayError) -> bool + Send + Sync>;
 use crate::health::{EjectionRules, Pool, Ticket, counts_against_health};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -53,7 +52,7 @@ pub(crate) struct Registry {
     rules: EjectionRules,
     max_hosts: usize,
     counts: Option<Counts>,
-    hosts: RwLock<HashMap<u64, Arc<Entry>>>,
+    hosts: RwLock<crate::host::HostMap<Arc<Entry>>>,
     /// How many hosts are tracked: while none is, a request looks nothing up.
     tracked: AtomicUsize,
     /// When the registry was made: its clock's zero.
@@ -66,7 +65,7 @@ impl Registry {
             rules,
             max_hosts,
             counts,
-            hosts: RwLock::new(HashMap::new()),
+            hosts: RwLock::new(crate::host::HostMap::default()),
             tracked: AtomicUsize::new(0),
             epoch: tokio::time::Instant::now(),
         }

@@ -357,7 +357,13 @@ impl Layers {
                     .with_proxy_map(self.proxies.clone())
                     .redirects_tracked(self.redirects_tracked),
             );
-        std::sync::Arc::new(super::stack::ServiceSender(service))
+        // Behind fallback servers the fallback layer decides what an open circuit means (the
+        // next server), so the client refuses early only without one.
+        let refusal = match (&self.circuit, &self.fallback) {
+            (Some(circuit), None) => Some(circuit.fast_refusal()),
+            _ => None,
+        };
+        std::sync::Arc::new(super::stack::ServiceSender { service, refusal })
     }
 }
 

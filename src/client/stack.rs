@@ -1,6 +1,7 @@
 //! A client's stack, called by reference.
 
 use crate::boxed_future::ResponseFuture;
+use crate::circuit::FastRefusal;
 use crate::error::GatewayError;
 use crate::request::Request;
 use std::sync::Arc;
@@ -18,8 +19,12 @@ pub(crate) trait Sender: Send + Sync {
     fn send(&self, request: Request) -> ResponseFuture;
 }
 
-/// The concrete stack behind a [`Stack`].
-pub(crate) struct ServiceSender<S>(pub(crate) S);
+/// The concrete stack behind a [`Stack`], and the circuit's check made before it (a client
+/// whose circuit has no fallback layer beside it: see [`FastRefusal`]).
+pub(crate) struct ServiceSender<S> {
+    pub(crate) service: S,
+    pub(crate) refusal: Option<FastRefusal>,
+}
 
 impl<S> Sender for ServiceSender<S>
 where
@@ -31,7 +36,10 @@ where
     S::Future: Send + 'static,
 {
     fn send(&self, request: Request) -> ResponseFuture {
-        let mut service = self.0.clone();
+        if let Some(err) = self.refusal.as_ref().and_then(|r| r.check(&request)) {
+            return ResponseFuture::failed(crate::retry::refused_before_loop(&request, err));
+        }
+        let mut service = self.service.clone();
         // Asked once without a waker: the crate's stacks are always ready, so the call starts
         // at once; a stack that is not waits for readiness inside the future.
         match service.poll_ready(&mut Context::from_waker(Waker::noop())) {

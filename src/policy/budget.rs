@@ -1,6 +1,5 @@
 //! A retry budget shared by every clone of a client: a bucket per host by default.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -44,7 +43,7 @@ struct Inner {
 enum Scope {
     Client(AtomicU32),
     PerHost {
-        hosts: RwLock<HashMap<u64, Arc<Bucket>>>,
+        hosts: RwLock<crate::host::HostMap<Arc<Bucket>>>,
         /// How many hosts have a bucket: while none has, a success looks nothing up.
         tracked: AtomicUsize,
         max_hosts: usize,
@@ -57,7 +56,7 @@ impl Scope {
     /// No bucket yet, at most `max_hosts` of them.
     fn per_host(max_hosts: usize) -> Scope {
         Scope::PerHost {
-            hosts: RwLock::new(HashMap::new()),
+            hosts: RwLock::new(crate::host::HostMap::default()),
             tracked: AtomicUsize::new(0),
             max_hosts,
             clock: std::sync::atomic::AtomicU64::new(0),

@@ -1,6 +1,5 @@
 //! When to send a hedge: after a fixed delay, or at a percentile of the host's recent latencies.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -64,7 +63,7 @@ const WARM: usize = 16;
 /// samples. Bounded: at most `HOSTS` hosts, the least recently recorded one forgotten first.
 #[derive(Debug, Default)]
 pub(crate) struct Latencies {
-    hosts: Mutex<HashMap<u64, Ring>>,
+    hosts: Mutex<crate::host::HostMap<Ring>>,
     clock: AtomicU64,
 }
 

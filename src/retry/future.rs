@@ -300,6 +300,26 @@ where
     }
 }
 
+/// A request the client refused before its retry loop began (its host's circuit is open, see
+/// `circuit::FastRefusal`): the logical request's span and metrics, as the loop makes them when
+/// the circuit layer refuses its first attempt. No attempt was made.
+pub(crate) fn refused_before_loop(request: &Request, mut err: GatewayError) -> GatewayError {
+    let span = tracing::info_span!(
+        "request",
+        http.request.method = %request.method(),
+        url.full = %DisplayUrl(request.url()),
+        attempts = 0,
+    );
+    drop(span);
+    err.details_mut().set_attempts(0);
+    #[cfg(feature = "metrics")]
+    {
+        crate::metrics::resends(request.method(), Some(request.url()), 0);
+        crate::metrics::give_up(err.kind().name(), None);
+    }
+    err
+}
+
 /// Where the boxed loop starts: with a request to send, or with the first attempt's outcome.
 // Made once per slow path and moved straight into the boxed loop: its size does not matter.
 #[allow(clippy::large_enum_variant)]

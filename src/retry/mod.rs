@@ -84,6 +84,7 @@ pub use crate::policy::budget::RetryBudget;
 pub use crate::policy::retry::RetryPolicy;
 pub use crate::policy::retry_after::retry_after;
 pub use future::ResponseFuture;
+pub(crate) use future::refused_before_loop;
 #[cfg(feature = "middleware")]
 pub(crate) use future::{Loop, Step};
 pub use layer::RetryLayer;

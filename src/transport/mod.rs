@@ -221,9 +221,9 @@ pub(crate) async fn judge(
 /// URL), to tell whether a response is for another URL than the one sent to without keeping a
 /// copy of it.
 pub(crate) fn fingerprint(url: &reqwest::Url) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    use std::hash::Hasher;
+    let mut hasher = crate::host::FastHasher::default();
     let without_fragment = url.as_str().split('#').next().unwrap_or("");
-    without_fragment.hash(&mut hasher);
+    hasher.write(without_fragment.as_bytes());
     hasher.finish()
 }
