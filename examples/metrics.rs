@@ -1,82 +1,22 @@
-//! Prints the metrics one run records: a healthy server, a server that fails once per
-//! request, and a dead port, through a client with retries, hedging and a circuit.
+//! The metrics one run records, in Prometheus' text format: a healthy server, a server that
+//! fails once per request, and a dead port, through a client with retries, hedging and a
+//! circuit.
+//!
+//! The crate records through the [`metrics`](https://docs.rs/metrics) facade, **version 0.24**:
+//! install any exporter built on that version (here `metrics-exporter-prometheus` 0.18, without
+//! its HTTP listener: the text is rendered and printed). An exporter built on another version
+//! of the facade installs a recorder this crate cannot see: nothing is recorded, silently. Check
+//! with `cargo tree -i metrics` that one `metrics` 0.24 is in your tree.
 //!
 //! `cargo run --example metrics --features metrics`
 
-use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::PrometheusBuilder;
 use reqwest_resilience::Client;
 use reqwest_resilience::circuit::CircuitLayer;
 use reqwest_resilience::retry::{ExponentialBackoff, RetryPolicy};
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A recorder that keeps, for every metric and label set, a count and a sum.
-#[derive(Default, Clone)]
-struct Printing(Arc<Mutex<BTreeMap<String, (u64, f64)>>>);
-
-struct Handle(Printing, String);
-
-impl Printing {
-    fn add(&self, key: &str, value: f64, set: bool) {
-        let mut all = self.0.lock().unwrap();
-        let entry = all.entry(key.to_owned()).or_default();
-        entry.0 += 1;
-        entry.1 = if set { value } else { entry.1 + value };
-    }
-}
-
-impl metrics::CounterFn for Handle {
-    fn increment(&self, value: u64) {
-        self.0.add(&self.1, value as f64, false);
-    }
-    fn absolute(&self, value: u64) {
-        self.0.add(&self.1, value as f64, true);
-    }
-}
-
-impl metrics::GaugeFn for Handle {
-    fn increment(&self, value: f64) {
-        self.0.add(&self.1, value, false);
-    }
-    fn decrement(&self, value: f64) {
-        self.0.add(&self.1, -value, false);
-    }
-    fn set(&self, value: f64) {
-        self.0.add(&self.1, value, true);
-    }
-}
-
-impl metrics::HistogramFn for Handle {
-    fn record(&self, value: f64) {
-        self.0.add(&self.1, value, false);
-    }
-}
-
-fn name(key: &Key) -> String {
-    let labels: Vec<String> = key
-        .labels()
-        .map(|l| format!("{}={}", l.key(), l.value()))
-        .collect();
-    format!("{}{{{}}}", key.name(), labels.join(","))
-}
-
-impl Recorder for Printing {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        Counter::from_arc(Arc::new(Handle(self.clone(), name(key))))
-    }
-    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::from_arc(Arc::new(Handle(self.clone(), name(key))))
-    }
-    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::from_arc(Arc::new(Handle(self.clone(), name(key))))
-    }
-}
-
-/// A server answering 200, or 502 to every first attempt of a path when `flaky`.
 async fn server(flaky: bool) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -107,8 +47,11 @@ async fn server(flaky: bool) -> String {
 
 #[tokio::main]
 async fn main() {
-    let recorder = Printing::default();
-    metrics::set_global_recorder(recorder.clone()).expect("no other recorder");
+    // In a service, `PrometheusBuilder::new().install()` (with its `http-listener` feature)
+    // serves the same text on `/metrics`.
+    let prometheus = PrometheusBuilder::new()
+        .install_recorder()
+        .expect("no other recorder is installed");
     let (healthy, flaky) = (server(false).await, server(true).await);
     let dead = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -128,8 +71,14 @@ async fn main() {
         let _ = client.get(format!("{flaky}/{i}")).send().await;
         let _ = client.get(format!("{dead}/{i}")).send().await;
     }
-    println!("metric{{labels}}: records, sum (or last value for a gauge)");
-    for (key, (count, sum)) in recorder.0.lock().unwrap().iter() {
-        println!("{key}: {count}, {sum:.4}");
+    let text = prometheus.render();
+    // The histograms' buckets and quantiles make a long page: print the rest whole, and of the
+    // durations their count and sum.
+    for line in text.lines() {
+        let is_detail = line.starts_with("http_client_request_duration")
+            && !(line.contains("_count") || line.contains("_sum"));
+        if !is_detail {
+            println!("{line}");
+        }
     }
 }

@@ -11,32 +11,64 @@
 //! ```no_run
 //! use reqwest_resilience::{Client, GatewayError};
 //!
+//! /// One error type from `send()` to the last byte: `?` turns a body's `reqwest::Error`
+//! /// into the `GatewayError` of what happened (the deadline, a reset mid-body, a decode
+//! /// failure).
+//! async fn order(client: &Client, id: u32) -> Result<String, GatewayError> {
+//!     let response = client
+//!         .get(format!("http://127.0.0.1:8080/orders/{id}"))
+//!         .send()
+//!         .await?;
+//!     Ok(response.text().await?)
+//! }
+//!
 //! # async fn run() {
-//! let client = Client::new();
-//! match client.get("http://127.0.0.1:8080/orders").send().await {
-//!     Ok(response) => println!("status {}", response.status()),
-//!     Err(GatewayError::ForwarderConnection(d)) => eprintln!("could not connect: {d}"),
-//!     Err(GatewayError::CgiTimeout(_)) => eprintln!("the upstream was too slow"),
+//! let client = Client::new(); // deadline 30 s, 3 attempts with backoff and a budget, 10 s each
+//! match order(&client, 17).await {
+//!     Ok(body) => println!("{body}"),
+//!     Err(GatewayError::ConnectFailed(_)) => eprintln!("could not connect"),
+//!     Err(GatewayError::CircuitOpen(_)) => eprintln!("the host is down; failed at once"),
 //!     Err(other) => eprintln!("{other}\n{}", other.diagnosis()),
 //! }
 //! # }
 //! ```
 //!
+//! What each feature does, with its module:
+//!
+//! - [`Client`] / [`ClientBuilder`]: reqwest's API over the default stack below.
+//! - [`error`]: the [`GatewayError`] taxonomy, and what every error tells.
+//! - [`classify`]: the classifiers of gateway pages and transport errors, usable on their own.
+//! - [`retry`]: backoff with jitter, `Retry-After`, idempotency rules, a retry budget per
+//!   host, response rules, hedging.
+//! - [`timeout`]: the attempt timeout and the deadline (the body included).
+//! - [`fallback`]: fallback servers with ejection and fail-back.
+//! - [`circuit`]: a circuit per host that fails fast while a host is down.
+//! - [`diagnosis`]: which hop failed, the likely cause, what to check.
+//! - [`redirect`]: the redirect tracking that keeps "never sent" true after a redirect.
+//! - `websocket` (feature `websocket`): WebSocket handshakes through the same policies.
+//! - `middleware` (feature `middleware`): `ResilienceMiddleware` in a reqwest-middleware
+//!   chain (before `TracingMiddleware`: a span per logical request; after it: per attempt).
+//! - `metrics` (feature `metrics`): request durations, resends, retries, give-ups, budgets,
+//!   hedges, ejections and circuit transitions through the `metrics` facade 0.24, with
+//!   OpenTelemetry's names.
+//!
 //! # The taxonomy
 //!
 //! | variant | substatus | meaning |
 //! |---|---|---|
-//! | [`GatewayError::CgiTimeout`] | 502.1 | the server behind the hop did not answer in time |
-//! | [`GatewayError::PrematureExit`] | 502.2 | the server closed or reset before a complete response |
-//! | [`GatewayError::ForwarderConnection`] | 502.3 | the hop could not connect to the server |
-//! | [`GatewayError::NoServer`] | 502.4 | there was no server to forward to |
+//! | [`GatewayError::TimedOut`] | 502.1 | no answer in time (a gateway's 504, or this crate's attempt timeout) |
+//! | [`GatewayError::ConnectionClosed`] | 502.2 | the connection closed before a complete response |
+//! | [`GatewayError::ConnectFailed`] | 502.3 | could not connect (refused, connect timeout, TLS handshake) |
+//! | [`GatewayError::NameNotResolved`] | 502.4 | the server's name did not resolve |
+//! | [`GatewayError::NoHealthyServer`] | 502.4 | no server left: every fallback server failed, or a gateway has no healthy upstream |
 //! | [`GatewayError::WebSocket`] | 502.5 | a WebSocket upgrade failed |
-//! | [`GatewayError::ForwardedRequest`] | 502.6 | forwarding the request failed |
-//! | [`GatewayError::ExecuteRequest`] | 502.7 | the request failed during execution |
+//! | [`GatewayError::SendFailed`] | 502.6 | sending the request (or its body) failed |
+//! | [`GatewayError::InvalidResponse`] | 502.7 | a malformed or protocol-violating response |
 //! | [`GatewayError::BadGateway`] | — | a 502 whose cause nothing tells |
 //! | [`GatewayError::ServiceUnavailable`] | — | a 503 whose cause nothing tells |
 //! | [`GatewayError::DeadlineExceeded`] | — | the total deadline ran out |
 //! | [`GatewayError::InvalidRequest`] | — | the request was invalid; never sent |
+//! | [`GatewayError::Decode`] | — | a whole body that is not what the caller decodes (`json()`) |
 //! | [`GatewayError::Other`] | — | a failure with no gateway meaning |
 //! | [`GatewayError::CircuitOpen`] | — | the host's [`circuit`] is open: failed at once, never sent |
 //!
@@ -163,9 +195,10 @@
 //! # Cargo features
 //!
 //! `default-tls` (default), `native-tls`, `http2`, `charset`, `system-proxy` pass through to
-//! reqwest; `json`, `form`, `query` enable the request builder's methods of those names;
-//! `websocket` enables [`Client::websocket`](crate::Client); `backoff` lets the `backoff` crate
-//! drive the retry schedule.
+//! reqwest; `json`, `form`, `query` enable the request builder's methods of those names (and
+//! `json` the response's `json()`); `websocket` enables `Client::websocket`; `middleware`
+//! the reqwest-middleware adapter; `metrics` the metrics; `backoff` lets the `backoff` crate
+//! drive the retry schedule; `full` is every feature but `native-tls`.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -42,6 +42,19 @@
 //! [`gateway_error`]); its responses are the same as the tower stack's (the attempts made are
 //! on them: [`attempts`](crate::attempts)).
 //!
+//! **Backtraces.** reqwest-middleware's errors are `anyhow::Error`s, and anyhow captures a
+//! backtrace for each one it makes when `RUST_BACKTRACE` or `RUST_LIB_BACKTRACE` is set: with
+//! `RUST_BACKTRACE=1`, every failed request through the chain pays for one (the first took
+//! 160–230 ms, to load the unwind tables). No error of this crate's asks for it, and the
+//! chain's error type leaves no way to skip it; set `RUST_LIB_BACKTRACE=0` beside
+//! `RUST_BACKTRACE=1` to keep panics' backtraces without it. The [`Client`](crate::Client)
+//! never captures one.
+//!
+//! **Where it goes in the chain.** Middlewares before it run once per logical request (a
+//! `reqwest-tracing` `TracingMiddleware` there makes one span per logical request); those
+//! after it run once per attempt (a `TracingMiddleware` there makes a span per attempt). See
+//! `examples/middleware.rs`.
+//!
 //! Not in the middleware (use [`Client`](crate::Client) or the tower layers for them):
 //! fallback servers, the circuit per host and hedging. And one difference: the chain's client
 //! is not known to tell this crate of redirects (see [`redirect`](crate::redirect)), so no

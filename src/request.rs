@@ -56,6 +56,9 @@ pub struct RequestOptions {
     pub attempt_timeout: Option<Duration>,
     /// The deadline instead of the deadline layer's (`Duration::ZERO`: none).
     pub deadline: Option<Duration>,
+    /// Sent to the server its URL names and no other: a fallback layer neither re-targets it
+    /// to the primary nor fails it over (to reach one replica of several, say).
+    pub this_server_only: bool,
 }
 
 /// What the layers set for the layers below them.

@@ -254,7 +254,7 @@ fn handshake_failure(err: GatewayError) -> GatewayError {
     let during_handshake = err.origin() == Origin::Transport
         && matches!(
             err.kind(),
-            ErrorKind::PrematureExit | ErrorKind::ExecuteRequest
+            ErrorKind::ConnectionClosed | ErrorKind::InvalidResponse
         );
     if !during_handshake {
         return err;

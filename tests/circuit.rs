@@ -73,7 +73,7 @@ impl Upstream {
                 let dead = req.url().host_str() == Some("dead.test");
                 match *this.mode.lock().unwrap() {
                     Mode::Fail if dead || req.url().host_str() == Some("a.test") => Err(
-                        GatewayError::new(ErrorKind::ForwarderConnection, "connection refused"),
+                        GatewayError::new(ErrorKind::ConnectFailed, "connection refused"),
                     ),
                     Mode::Answer404 => Ok(reqwest::Response::from(
                         http::Response::builder().status(404).body("").unwrap(),
@@ -106,7 +106,7 @@ async fn closed_open_half_open_closed() {
     let mut svc = circuit.layer(upstream.service());
     for _ in 0..3 {
         let err = send(&mut svc, "http://a.test/").await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::ForwarderConnection);
+        assert_eq!(err.kind(), ErrorKind::ConnectFailed);
     }
     assert!(circuit.is_open(&"http://a.test/x".parse().unwrap()));
     // Open: fails at once, nothing sent.
@@ -116,7 +116,7 @@ async fn closed_open_half_open_closed() {
     assert!(err.to_string().contains("circuit"), "{err}");
     assert_eq!(
         err.last_cause().map(GatewayError::kind),
-        Some(ErrorKind::ForwarderConnection)
+        Some(ErrorKind::ConnectFailed)
     );
     assert_eq!(upstream.calls(), 3);
     // Still open just before the cool-down ends.
@@ -146,7 +146,7 @@ async fn a_failed_probe_opens_it_again_for_longer() {
     tokio::time::advance(Duration::from_secs(11)).await;
     // The probe fails: open again, now for 20 s.
     let err = send(&mut svc, "http://a.test/").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ForwarderConnection);
+    assert_eq!(err.kind(), ErrorKind::ConnectFailed);
     assert_eq!(upstream.calls(), 4);
     tokio::time::advance(Duration::from_secs(11)).await;
     assert_eq!(
@@ -297,7 +297,7 @@ async fn memory_is_bounded_and_open_circuits_are_kept() {
     // makes room is tests/circuit_evidence.rs.)
     let circuit = CircuitLayer::new().consecutive_failures(1).max_hosts(2);
     let mut svc = circuit.layer(service_fn(|_req: Request| async {
-        Err::<reqwest::Response, _>(GatewayError::new(ErrorKind::ForwarderConnection, "refused"))
+        Err::<reqwest::Response, _>(GatewayError::new(ErrorKind::ConnectFailed, "refused"))
     }));
     for host in ["a", "b", "c"] {
         let _ = send(&mut svc, &format!("http://{host}.test/")).await;
@@ -347,7 +347,7 @@ async fn the_client_fails_fast_on_a_dead_host() {
         .unwrap();
     for _ in 0..2 {
         let err = client.get(&dead).send().await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::ForwarderConnection);
+        assert_eq!(err.kind(), ErrorKind::ConnectFailed);
     }
     let err = client.get(&dead).send().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::CircuitOpen, "{err}");
@@ -483,7 +483,7 @@ async fn a_success_admitted_before_the_host_was_tracked_counts() {
                 g.notified().await;
                 return Ok(ok());
             }
-            Err(GatewayError::new(ErrorKind::ForwarderConnection, "refused"))
+            Err(GatewayError::new(ErrorKind::ConnectFailed, "refused"))
         }
     });
     let svc = tower::ServiceBuilder::new()
@@ -513,7 +513,7 @@ async fn a_stale_circuit_makes_room_for_a_new_host() {
         .max_open_for(Duration::from_secs(2))
         .max_hosts(1);
     let mut svc = circuit.layer(service_fn(|_req: Request| async {
-        Err::<reqwest::Response, _>(GatewayError::new(ErrorKind::ForwarderConnection, "refused"))
+        Err::<reqwest::Response, _>(GatewayError::new(ErrorKind::ConnectFailed, "refused"))
     }));
     let _ = send(&mut svc, "http://a.test/").await;
     assert!(circuit.is_open(&"http://a.test/".parse().unwrap()));
@@ -539,7 +539,7 @@ async fn the_clients_early_refusal_is_the_layers_refusal() {
         .build()
         .unwrap();
     let first = client.get(&dead).send().await.unwrap_err();
-    assert_eq!(first.kind(), ErrorKind::ForwarderConnection, "{first}");
+    assert_eq!(first.kind(), ErrorKind::ConnectFailed, "{first}");
     // The same circuit (clones share their hosts) in a plain stack over a service that must
     // never be called.
     let called = Arc::new(AtomicU32::new(0));
@@ -571,7 +571,7 @@ async fn the_clients_early_refusal_is_the_layers_refusal() {
     assert_eq!(by_client.server(), by_layer.server());
     assert_eq!(
         by_client.last_cause().map(GatewayError::kind),
-        Some(ErrorKind::ForwarderConnection)
+        Some(ErrorKind::ConnectFailed)
     );
     assert_eq!(
         by_client.last_cause().map(GatewayError::kind),

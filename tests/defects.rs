@@ -255,7 +255,7 @@ async fn a_post_answered_522_is_not_resent() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ForwarderConnection, "{err}");
+    assert_eq!(err.kind(), ErrorKind::ConnectFailed, "{err}");
     assert!(!err.is_request_unsent());
     assert_eq!(server.hits(), 1);
 }
@@ -327,7 +327,7 @@ async fn a_408_is_retried_by_the_idempotency_rules() {
 }
 
 #[tokio::test]
-async fn a_truncated_body_surfaces_as_a_premature_exit() {
+async fn a_truncated_body_surfaces_as_a_closed_connection() {
     let server = FaultServer::start(Fault::Raw(
         b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc".to_vec(),
     ))
@@ -335,5 +335,5 @@ async fn a_truncated_body_surfaces_as_a_premature_exit() {
     let response = Client::new().get(server.url("/")).send().await.unwrap();
     let err = response.bytes().await.unwrap_err();
     let cause = gateway_cause(&err).expect("a GatewayError in the chain");
-    assert_eq!(cause.kind(), ErrorKind::PrematureExit, "{cause}");
+    assert_eq!(cause.kind(), ErrorKind::ConnectionClosed, "{cause}");
 }

@@ -62,7 +62,7 @@ async fn dns_failure_is_connectivity() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NoServer, "{err}");
+    assert_eq!(err.kind(), ErrorKind::NameNotResolved, "{err}");
     assert_eq!(err.diagnosis().cause(), LikelyCause::NetworkConnectivity);
 }
 
@@ -75,17 +75,17 @@ async fn transport_faults() {
     let cases = [
         (
             reset.url("/"),
-            ErrorKind::PrematureExit,
+            ErrorKind::ConnectionClosed,
             LikelyCause::UpstreamOutage,
         ),
         (
             garbage.url("/"),
-            ErrorKind::ExecuteRequest,
+            ErrorKind::InvalidResponse,
             LikelyCause::BackendMisconfiguration,
         ),
         (
             hang.url("/"),
-            ErrorKind::CgiTimeout,
+            ErrorKind::TimedOut,
             LikelyCause::UpstreamOutage,
         ),
     ];
@@ -124,7 +124,7 @@ async fn deadline_diagnoses_its_last_cause() {
             async move {
                 if n == 1 {
                     return Err(GatewayError::new(
-                        ErrorKind::ForwarderConnection,
+                        ErrorKind::ConnectFailed,
                         "connection refused",
                     ));
                 }
@@ -143,7 +143,7 @@ async fn deadline_diagnoses_its_last_cause() {
     );
     assert_eq!(
         err.last_cause().map(GatewayError::kind),
-        Some(ErrorKind::ForwarderConnection)
+        Some(ErrorKind::ConnectFailed)
     );
     let d = err.diagnosis();
     assert_eq!(
@@ -179,13 +179,14 @@ fn every_variant_has_a_diagnosis() {
     use ErrorKind::*;
     use LikelyCause::*;
     let cases = [
-        (CgiTimeout, UpstreamOutage),
-        (PrematureExit, UpstreamOutage),
-        (ForwarderConnection, BackendMisconfiguration),
-        (NoServer, NetworkConnectivity),
+        (TimedOut, UpstreamOutage),
+        (ConnectionClosed, UpstreamOutage),
+        (ConnectFailed, BackendMisconfiguration),
+        (NameNotResolved, NetworkConnectivity),
+        (NoHealthyServer, UpstreamOutage),
         (WebSocket, BackendMisconfiguration),
-        (ForwardedRequest, NetworkConnectivity),
-        (ExecuteRequest, BackendMisconfiguration),
+        (SendFailed, NetworkConnectivity),
+        (InvalidResponse, BackendMisconfiguration),
         (BadGateway, Unknown),
         (ServiceUnavailable, Unknown),
         (DeadlineExceeded, UpstreamOutage),

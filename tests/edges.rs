@@ -44,7 +44,7 @@ async fn a_post_redirected_to_a_dead_address_is_delivered_once() {
             .await
             .unwrap_err();
         assert_eq!(server.hits(), 1, "{status}: the POST was sent again");
-        assert_eq!(err.kind(), ErrorKind::ForwarderConnection, "{err}");
+        assert_eq!(err.kind(), ErrorKind::ConnectFailed, "{err}");
         assert!(!err.is_request_unsent(), "{status}: the POST was delivered");
         assert!(err.details().followed_redirect());
         let dead_port = dead.rsplit(':').next().unwrap().trim_end_matches("/done");
@@ -73,7 +73,7 @@ async fn a_post_redirected_to_itself_then_refused_by_a_gateway_is_not_resent() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NoServer, "{err}");
+    assert_eq!(err.kind(), ErrorKind::NoHealthyServer, "{err}");
     assert!(err.details().followed_redirect());
     assert!(!err.is_request_unsent());
     assert_eq!(
@@ -103,7 +103,7 @@ async fn a_post_redirected_to_a_silent_host_times_out_once() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::CgiTimeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
     assert!(err.details().followed_redirect());
     assert_eq!(server.hits(), 1, "the POST was sent again");
     let silent_port = silent.addr.port().to_string();
@@ -163,11 +163,7 @@ async fn rejected_certificates_are_not_retried_and_name_the_failed_check() {
     for (leaf, evidence, suggestion) in cases {
         let server = TlsServer::start(&pki, leaf, &[b"http/1.1"], |_| async {}).await;
         let err = client.get(server.url("/")).send().await.unwrap_err();
-        assert_eq!(
-            err.kind(),
-            ErrorKind::ForwarderConnection,
-            "{leaf:?}: {err}"
-        );
+        assert_eq!(err.kind(), ErrorKind::ConnectFailed, "{leaf:?}: {err}");
         assert_eq!(err.attempts(), 1, "{leaf:?}: retried: {err}");
         assert_eq!(server.connections(), 1, "{leaf:?}");
         assert!(err.details().is_permanent());
@@ -212,7 +208,7 @@ async fn https_to_a_plain_http_port_says_the_port_does_not_speak_tls() {
     });
     let url = format!("https://{addr}/");
     let err = Client::new().get(url).send().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ForwarderConnection, "{err}");
+    assert_eq!(err.kind(), ErrorKind::ConnectFailed, "{err}");
     assert!(err.to_string().contains("does not speak TLS"), "{err}");
     assert_eq!(err.attempts(), 1, "not retried: {err}");
     let diagnosis = err.diagnosis();

@@ -79,7 +79,7 @@ async fn fails_over_in_order_and_reports_every_cause() {
         .build()
         .unwrap();
     let err = client.get(format!("{first}/x")).send().await.unwrap_err();
-    assert!(matches!(err, GatewayError::NoServer(_)), "{err:?}");
+    assert!(matches!(err, GatewayError::NoHealthyServer(_)), "{err:?}");
     let kinds: Vec<ErrorKind> = err
         .details()
         .causes()
@@ -88,14 +88,15 @@ async fn fails_over_in_order_and_reports_every_cause() {
         .collect();
     assert_eq!(
         kinds,
-        [ErrorKind::ForwarderConnection, ErrorKind::PrematureExit]
+        [ErrorKind::ConnectFailed, ErrorKind::ConnectionClosed]
     );
     assert!(
         err.to_string().contains("all 2 servers tried failed"),
         "{err}"
     );
     assert!(
-        err.to_string().contains("last: 502.2 premature exit"),
+        err.to_string()
+            .contains("last: 502.2 connection closed early"),
         "{err}"
     );
 }
@@ -119,7 +120,7 @@ async fn a_post_that_may_have_arrived_is_not_sent_to_another_server() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::PrematureExit);
+    assert_eq!(err.kind(), ErrorKind::ConnectionClosed);
     assert_eq!(primary.hits(), 1);
     assert!(backup.received_requests().await.unwrap().is_empty());
 }
@@ -246,7 +247,7 @@ fn by_host(
         let failing = down.lock().unwrap().contains(&host.as_str());
         async move {
             if failing {
-                Err(GatewayError::new(ErrorKind::ForwarderConnection, "refused"))
+                Err(GatewayError::new(ErrorKind::ConnectFailed, "refused"))
             } else {
                 Ok(reqwest::Response::from(http::Response::new(Bytes::from(
                     host,
@@ -349,7 +350,7 @@ async fn never_ejects_every_server() {
             .unwrap_err();
         assert!(matches!(
             err.kind(),
-            ErrorKind::NoServer | ErrorKind::ForwarderConnection
+            ErrorKind::NoHealthyServer | ErrorKind::ConnectFailed
         ));
     }
     assert!(
@@ -493,4 +494,54 @@ async fn a_path_alone_is_relative_to_the_primary() {
         .unwrap();
     let response = client.get("/items?page=2").send().await.unwrap();
     assert_eq!(response.text().await.unwrap(), "relative");
+}
+
+/// `this_server_only()` reaches one replica itself: not re-targeted to the healthy primary,
+/// and not failed over when that replica fails.
+#[tokio::test]
+async fn one_replica_can_be_asked_directly() {
+    let primary = ok_server().await;
+    let replica = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("replica"))
+        .mount(&replica)
+        .await;
+    let dead = refused_url("").await;
+    let client = Client::builder()
+        .retry(fast().max_attempts(2))
+        .fallback_servers([primary.uri(), replica.uri(), dead.clone()])
+        .build()
+        .unwrap();
+    let url = format!("{}/health", replica.uri());
+    // By default the fallback layer starts at the primary.
+    let body = client.get(&url).send().await.unwrap().text().await.unwrap();
+    assert_eq!(body, "ok");
+    let body = client
+        .get(&url)
+        .this_server_only()
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "replica");
+    // A dead replica asked directly fails as itself, after its own retries: no failover.
+    let primary_hits = primary.received_requests().await.unwrap().len();
+    let err = client
+        .get(format!("{dead}/health"))
+        .this_server_only()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        reqwest_resilience::ErrorKind::ConnectFailed,
+        "{err}"
+    );
+    assert_eq!(err.attempts(), 2);
+    assert_eq!(
+        primary.received_requests().await.unwrap().len(),
+        primary_hits
+    );
 }

@@ -46,7 +46,7 @@ async fn server(fault: Fault) -> FaultServer {
 #[tokio::test]
 async fn refused() {
     let err = fails(&refused_url("/").await).await;
-    assert_eq!(err.kind(), ErrorKind::ForwarderConnection);
+    assert_eq!(err.kind(), ErrorKind::ConnectFailed);
     assert_eq!(err.attempts(), 3);
 }
 
@@ -54,21 +54,21 @@ async fn refused() {
 async fn reset_after_the_request() {
     let s = server(Fault::Reset).await;
     let err = fails(&s.url("/")).await;
-    assert_eq!(err.kind(), ErrorKind::PrematureExit);
+    assert_eq!(err.kind(), ErrorKind::ConnectionClosed);
     assert_eq!(s.hits(), 3);
 }
 
 #[tokio::test]
 async fn closed_without_an_answer() {
     let s = server(Fault::CloseAfterRequest).await;
-    assert_eq!(fails(&s.url("/")).await.kind(), ErrorKind::PrematureExit);
+    assert_eq!(fails(&s.url("/")).await.kind(), ErrorKind::ConnectionClosed);
 }
 
 #[tokio::test]
 async fn non_http_garbage_is_not_retried() {
     let s = server(Fault::Garbage).await;
     let err = fails(&s.url("/")).await;
-    assert_eq!(err.kind(), ErrorKind::ExecuteRequest);
+    assert_eq!(err.kind(), ErrorKind::InvalidResponse);
     assert_eq!(s.hits(), 1);
 }
 
@@ -76,7 +76,7 @@ async fn non_http_garbage_is_not_retried() {
 async fn oversized_headers() {
     let s = server(Fault::OversizedHeaders).await;
     let err = fails(&s.url("/")).await;
-    assert_eq!(err.kind(), ErrorKind::ExecuteRequest, "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::InvalidResponse, "{err:?}");
 }
 
 #[tokio::test]
@@ -91,7 +91,7 @@ async fn truncated_502_then_reset() {
 async fn hang_times_out_every_attempt() {
     let s = server(Fault::Hang).await;
     let err = fails(&s.url("/")).await;
-    assert_eq!(err.kind(), ErrorKind::CgiTimeout);
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
     assert_eq!(err.attempts(), 3);
 }
 
@@ -133,7 +133,7 @@ async fn slow_bytes_within_the_timeout_succeed() {
 }
 
 #[tokio::test]
-async fn slow_bytes_past_the_timeout_are_a_cgi_timeout() {
+async fn slow_bytes_past_the_timeout_are_timed_out() {
     let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
     let s = server(Fault::Slow(answer, Duration::from_millis(50))).await;
     let err = client()
@@ -142,7 +142,7 @@ async fn slow_bytes_past_the_timeout_are_a_cgi_timeout() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::CgiTimeout);
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
 }
 
 #[tokio::test]

@@ -132,7 +132,7 @@ async fn a_post_is_never_hedged() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::CgiTimeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
     assert_eq!(server.requests(), 1, "a POST is delivered once");
 }
 
@@ -167,7 +167,7 @@ async fn a_streamed_body_is_never_hedged() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::CgiTimeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
     assert_eq!(server.requests(), 1);
 }
 
@@ -192,14 +192,20 @@ async fn a_fast_answer_sends_no_hedge() {
 #[tokio::test]
 async fn no_hedge_without_budget() {
     let server = SlowFirst::start().await;
-    let policy = hedging(50).budget(RetryBudget::new(0, 5, 10, 0));
+    let policy = hedging(50).budget(
+        RetryBudget::new()
+            .capacity(0)
+            .retry_cost(5)
+            .timeout_retry_cost(10)
+            .success_reward(0),
+    );
     let client = Client::builder()
         .retry(policy)
         .attempt_timeout(Duration::from_millis(400))
         .build()
         .unwrap();
     let err = client.get(&server.url).send().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::CgiTimeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
     assert_eq!(server.requests(), 1, "an empty budget pays for no hedge");
 }
 

@@ -205,7 +205,12 @@ async fn the_budget_bounds_retries_in_an_outage() {
         .respond_with(wiremock::ResponseTemplate::new(502).insert_header("server", "nginx/1.22.1"))
         .mount(&server)
         .await;
-    let budget = RetryBudget::new(50, 5, 10, 1).per_client();
+    let budget = RetryBudget::new()
+        .capacity(50)
+        .retry_cost(5)
+        .timeout_retry_cost(10)
+        .success_reward(1)
+        .per_client();
     let client = Client::builder()
         .retry(
             RetryPolicy::default()

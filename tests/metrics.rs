@@ -185,7 +185,7 @@ fn a_give_up_and_a_circuit_opening_are_counted() {
     let give_ups = capture.named("reqwest_resilience.give_ups");
     assert_eq!(give_ups.len(), 2);
     assert_eq!(give_ups[0].0["reason"], "attempts");
-    assert_eq!(give_ups[0].0["error.type"], "forwarder_connection");
+    assert_eq!(give_ups[0].0["error.type"], "connect_failed");
     let transitions = capture.named("reqwest_resilience.circuit.transitions");
     assert_eq!(transitions.len(), 1);
     assert_eq!(transitions[0].0["state"], "open");
@@ -195,6 +195,6 @@ fn a_give_up_and_a_circuit_opening_are_counted() {
     assert_eq!(durations.len(), 4);
     for (labels, _) in durations {
         assert!(!labels.contains_key("http.response.status_code"));
-        assert_eq!(labels["error.type"], "forwarder_connection");
+        assert_eq!(labels["error.type"], "connect_failed");
     }
 }

@@ -63,7 +63,7 @@ async fn its_errors_carry_the_gateway_error() {
     let client = chain(ResilienceMiddleware::new().retry(fast()), &counting);
     let err = client.get(&dead).send().await.unwrap_err();
     let gateway = gateway_error(&err).expect("a GatewayError inside");
-    assert_eq!(gateway.kind(), ErrorKind::ForwarderConnection);
+    assert_eq!(gateway.kind(), ErrorKind::ConnectFailed);
     assert_eq!(gateway.substatus(), Some(Substatus::ForwarderConnection));
     assert_eq!(gateway.attempts(), 3);
     assert_eq!(counting.0.load(Ordering::SeqCst), 3);
@@ -126,7 +126,7 @@ async fn the_attempt_timeout_and_the_deadline_bound_a_silent_server() {
     assert_eq!(gateway.kind(), ErrorKind::DeadlineExceeded, "{gateway}");
     assert_eq!(
         gateway.last_cause().map(|c| c.kind()),
-        Some(ErrorKind::CgiTimeout)
+        Some(ErrorKind::TimedOut)
     );
     assert!(
         counting.0.load(Ordering::SeqCst) >= 2,
@@ -264,7 +264,7 @@ async fn a_failure_after_an_unseen_redirect_says_where_to_look() {
         .build();
     let err = client.get(redirecting.uri()).send().await.unwrap_err();
     let gateway = gateway_error(&err).expect("the adapter's error");
-    assert_eq!(gateway.kind(), ErrorKind::ForwarderConnection, "{gateway}");
+    assert_eq!(gateway.kind(), ErrorKind::ConnectFailed, "{gateway}");
     assert!(gateway.details().redirects_unseen());
     assert!(
         !gateway.is_request_unsent(),
@@ -302,7 +302,7 @@ async fn an_error_wrapped_by_reqwest_retry_keeps_its_cause() {
         .build();
     let err = client.get(&dead).send().await.unwrap_err();
     let gateway = gateway_error(&err).expect("the adapter's error");
-    assert_eq!(gateway.kind(), ErrorKind::ForwarderConnection, "{gateway}");
+    assert_eq!(gateway.kind(), ErrorKind::ConnectFailed, "{gateway}");
     assert_eq!(
         counting.0.load(Ordering::SeqCst),
         3,

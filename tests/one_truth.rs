@@ -49,7 +49,12 @@ async fn is_retryable_answers_whether_the_request_may_be_sent_again() {
 async fn a_per_request_policy_shares_the_clients_budget() {
     let dead = support::refused_url("/").await;
     // Two retries' worth of budget for the whole client.
-    let budget = RetryBudget::new(10, 5, 5, 0).per_client();
+    let budget = RetryBudget::new()
+        .capacity(10)
+        .retry_cost(5)
+        .timeout_retry_cost(5)
+        .success_reward(0)
+        .per_client();
     let client = Client::builder()
         .retry(zero().budget(budget.clone()))
         .build()
@@ -92,7 +97,7 @@ async fn per_request_options_survive_build_and_execute() {
         .build()
         .unwrap();
     let err = client.execute(request).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::CgiTimeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
     assert_eq!(err.attempts(), 1);
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
@@ -115,7 +120,7 @@ async fn unsent_is_the_whole_requests() {
     });
     let client = Client::builder().retry(zero()).build().unwrap();
     let err = client.get(&url).send().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ForwarderConnection, "{err}");
+    assert_eq!(err.kind(), ErrorKind::ConnectFailed, "{err}");
     assert!(err.attempts() >= 2, "{err}");
     assert!(
         !err.is_request_unsent(),

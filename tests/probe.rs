@@ -94,9 +94,9 @@ async fn refused_server() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("attempt 1: GET http://127.0.0.1:"), "{out}");
     assert!(out.contains("attempt 3:"), "{out}");
-    assert!(out.contains("error forwarder_connection"), "{out}");
+    assert!(out.contains("error connect_failed"), "{out}");
     assert!(
-        out.contains("result: 502.3 forwarder connection error: connection refused"),
+        out.contains("result: 502.3 could not connect: connection refused"),
         "{out}"
     );
     assert!(out.contains("diagnosis: Reported by this client's own connection. Likely cause: backend misconfiguration."), "{out}");

@@ -172,7 +172,7 @@ proptest! {
             }
             async move {
                 if primary {
-                    Err(GatewayError::new(ErrorKind::ForwarderConnection, "down"))
+                    Err(GatewayError::new(ErrorKind::ConnectFailed, "down"))
                 } else {
                     Ok(reqwest::Response::from(http::Response::new(Bytes::new())))
                 }

@@ -57,7 +57,7 @@ async fn a_proxy_that_cannot_reach_the_origin_is_a_failure_behind_it() {
     let origin = refused_url("/x").await;
     let address = format!("http://127.0.0.1:{}", proxy.port());
     let err = client_via(&address).get(&origin).send().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ForwarderConnection, "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::ConnectFailed, "{err:?}");
     assert_eq!(err.gateway(), Some(Gateway::Tinyproxy));
     let d = err.diagnosis();
     assert_eq!(
@@ -79,7 +79,7 @@ async fn an_unreachable_proxy_is_proxy_misconfiguration() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ForwarderConnection, "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::ConnectFailed, "{err:?}");
     let d = err.diagnosis();
     assert!(matches!(d.hop(), Hop::ForwardProxy { .. }), "{d}");
     assert_eq!(d.cause(), LikelyCause::ProxyMisconfiguration, "{d}");
@@ -96,7 +96,7 @@ async fn a_proxy_refusing_the_tunnel_is_proxy_misconfiguration() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ForwarderConnection, "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::ConnectFailed, "{err:?}");
     let d = err.diagnosis();
     assert_eq!(
         d.cause(),

@@ -190,7 +190,7 @@ async fn check(gateway: Running, expected: &[(&str, &[ErrorKind])], hop: Option<
                     failures.push(format!("{case}: expected {kinds:?}, got {err}"));
                 }
                 if err.origin() == reqwest_resilience::Origin::Transport
-                    && kinds.contains(&ExecuteRequest)
+                    && kinds.contains(&InvalidResponse)
                 {
                     continue;
                 }
@@ -229,8 +229,8 @@ async fn nginx_answers_classify() {
         ("rst", &[BadGateway]),
         ("fin", &[BadGateway]),
         // nginx relays a non-HTTP answer as an HTTP/0.9 body: our transport sees the garbage.
-        ("garbage", &[ExecuteRequest]),
-        ("hang", &[CgiTimeout]),
+        ("garbage", &[InvalidResponse]),
+        ("hang", &[TimedOut]),
         ("dns", &[BadGateway]),
     ];
     check(gw, expected, Some(Gateway::Nginx)).await;
@@ -244,13 +244,13 @@ async fn haproxy_answers_classify() {
     let expected: &[(&str, &[ErrorKind])] = &[
         (
             "refused",
-            &[NoServer, ForwarderConnection, ServiceUnavailable],
+            &[NoHealthyServer, ConnectFailed, ServiceUnavailable],
         ),
-        ("rst", &[PrematureExit]),
-        ("fin", &[PrematureExit]),
-        ("garbage", &[PrematureExit]),
-        ("hang", &[CgiTimeout]),
-        ("dns", &[NoServer]),
+        ("rst", &[ConnectionClosed]),
+        ("fin", &[ConnectionClosed]),
+        ("garbage", &[ConnectionClosed]),
+        ("hang", &[TimedOut]),
+        ("dns", &[NoHealthyServer]),
     ];
     check(gw, expected, Some(Gateway::HaProxy)).await;
 }
@@ -265,7 +265,7 @@ async fn caddy_answers_classify() {
         ("rst", &[BadGateway]),
         ("fin", &[BadGateway]),
         ("garbage", &[BadGateway]),
-        ("hang", &[CgiTimeout]),
+        ("hang", &[TimedOut]),
         ("dns", &[BadGateway]),
     ];
     check(gw, expected, Some(Gateway::Caddy)).await;
@@ -279,14 +279,14 @@ async fn apache_answers_classify() {
     let expected: &[(&str, &[ErrorKind])] = &[
         // mod_proxy answers a refused backend with its generic 503 page.
         ("refused", &[ServiceUnavailable]),
-        ("rst", &[PrematureExit]),
-        ("fin", &[PrematureExit]),
+        ("rst", &[ConnectionClosed]),
+        ("fin", &[ConnectionClosed]),
         // Apache relays a non-HTTP answer as an HTTP/0.9 body with status 200: not a failure
         // anyone downstream can see.
         ("garbage", &[]),
         // Its page for a backend that timed out is the same "Error reading from remote server".
-        ("hang", &[PrematureExit]),
-        ("dns", &[NoServer]),
+        ("hang", &[ConnectionClosed]),
+        ("dns", &[NameNotResolved]),
     ];
     check(gw, expected, Some(Gateway::Apache)).await;
 }

@@ -85,7 +85,7 @@ async fn the_deadline_and_an_attempt_timeout_override_reach_below_a_spawn() {
         .oneshot(request(None, Some(Duration::from_millis(200))))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::CgiTimeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
     assert_eq!(
         started.elapsed(),
         Duration::from_millis(200),

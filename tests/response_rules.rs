@@ -111,9 +111,13 @@ async fn the_response_predicate_sees_status_and_headers() {
 async fn a_status_rule_draws_from_the_budget() {
     let server = server(ResponseTemplate::new(500), ResponseTemplate::new(200)).await;
     // An empty bucket: no retry may be paid for.
-    let policy = fast()
-        .retry_on_status([500])
-        .budget(RetryBudget::new(0, 5, 10, 0));
+    let policy = fast().retry_on_status([500]).budget(
+        RetryBudget::new()
+            .capacity(0)
+            .retry_cost(5)
+            .timeout_retry_cost(10)
+            .success_reward(0),
+    );
     let response = client(policy).get(server.uri()).send().await.unwrap();
     assert_eq!(response.status(), 500);
     assert_eq!(hits(&server).await, 1);

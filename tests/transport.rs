@@ -20,13 +20,10 @@ fn client() -> Client {
 }
 
 #[tokio::test]
-async fn refused_connection_is_forwarder_connection_and_unsent() {
+async fn refused_connection_is_connect_failed_and_unsent() {
     let url = refused_url("/x?token=s3cret").await;
     let err = client().get(&url).send().await.unwrap_err();
-    assert!(
-        matches!(err, GatewayError::ForwarderConnection(_)),
-        "{err:?}"
-    );
+    assert!(matches!(err, GatewayError::ConnectFailed(_)), "{err:?}");
     assert_eq!(err.substatus(), Some(Substatus::ForwarderConnection));
     assert_eq!(err.origin(), Origin::Transport);
     assert_eq!(err.status().as_u16(), 502);
@@ -39,30 +36,30 @@ async fn refused_connection_is_forwarder_connection_and_unsent() {
 }
 
 #[tokio::test]
-async fn reset_after_request_is_premature_exit() {
+async fn reset_after_request_is_a_closed_connection() {
     let server = FaultServer::start(Fault::Reset).await;
     let err = client().get(server.url("/")).send().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::PrematureExit, "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::ConnectionClosed, "{err:?}");
     assert!(!err.is_request_unsent());
     assert_eq!(server.hits(), 1);
 }
 
 #[tokio::test]
-async fn close_without_answer_is_premature_exit() {
+async fn close_without_answer_is_a_closed_connection() {
     let server = FaultServer::start(Fault::CloseAfterRequest).await;
     let err = client().get(server.url("/")).send().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::PrematureExit, "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::ConnectionClosed, "{err:?}");
 }
 
 #[tokio::test]
-async fn garbage_answer_is_execute_request() {
+async fn garbage_answer_is_an_invalid_response() {
     let server = FaultServer::start(Fault::Garbage).await;
     let err = client().get(server.url("/")).send().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ExecuteRequest, "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::InvalidResponse, "{err:?}");
 }
 
 #[tokio::test]
-async fn hang_with_reqwest_timeout_is_cgi_timeout() {
+async fn hang_with_reqwest_timeout_is_timed_out() {
     let server = FaultServer::start(Fault::Hang).await;
     let client = Client::builder()
         .no_retry()
@@ -70,7 +67,7 @@ async fn hang_with_reqwest_timeout_is_cgi_timeout() {
         .build()
         .unwrap();
     let err = client.get(server.url("/")).send().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::CgiTimeout, "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err:?}");
 }
 
 #[tokio::test]
@@ -84,7 +81,7 @@ async fn truncated_502_body_still_classifies() {
 }
 
 #[tokio::test]
-async fn unresolvable_host_is_no_server() {
+async fn unresolvable_host_is_name_not_resolved() {
     let client = Client::builder()
         .no_retry()
         .reqwest_builder(support::unresolving().connect_timeout(Duration::from_secs(5)))
@@ -95,7 +92,7 @@ async fn unresolvable_host_is_no_server() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NoServer, "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::NameNotResolved, "{err:?}");
     assert!(err.is_request_unsent());
 }
 
@@ -124,10 +121,7 @@ async fn iis_page_becomes_an_error_with_its_snapshot() {
         .send()
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, GatewayError::ForwarderConnection(_)),
-        "{err:?}"
-    );
+    assert!(matches!(err, GatewayError::ConnectFailed(_)), "{err:?}");
     assert_eq!(err.origin(), Origin::Upstream);
     assert_eq!(
         err.gateway(),
@@ -138,10 +132,7 @@ async fn iis_page_becomes_an_error_with_its_snapshot() {
     assert_eq!(snapshot.body_text_lossy(), IIS_502_3);
     assert!(snapshot.is_body_complete());
     assert!(err.details().evidence().unwrap().contains("0x80072efd"));
-    assert!(
-        err.to_string()
-            .starts_with("502.3 forwarder connection error")
-    );
+    assert!(err.to_string().starts_with("502.3 could not connect"));
 }
 
 #[tokio::test]
@@ -194,6 +185,6 @@ async fn plain_503_and_504_are_classified() {
         .unwrap_err();
     assert!(matches!(e503, GatewayError::ServiceUnavailable(_)));
     assert_eq!(e503.status().as_u16(), 503);
-    assert!(matches!(e504, GatewayError::CgiTimeout(_)));
+    assert!(matches!(e504, GatewayError::TimedOut(_)));
     assert_eq!(e504.status().as_u16(), 504);
 }

@@ -26,185 +26,189 @@ const CASES: &[Case] = &[
     case(
         "glibc",
         "connect() failed: Connection refused",
-        ForwarderConnection,
+        ConnectFailed,
     ),
-    case("glibc", "Connection reset by peer", PrematureExit),
-    case("glibc", "Connection timed out", ForwarderConnection),
-    case("glibc", "No route to host", ForwarderConnection),
-    case("glibc", "Network is unreachable", ForwarderConnection),
-    case("glibc", "Name or service not known", NoServer),
-    case("glibc", "Temporary failure in name resolution", NoServer),
-    case("glibc", "write: Broken pipe", ForwardedRequest),
+    case("glibc", "Connection reset by peer", ConnectionClosed),
+    case("glibc", "Connection timed out", ConnectFailed),
+    case("glibc", "No route to host", ConnectFailed),
+    case("glibc", "Network is unreachable", ConnectFailed),
+    case("glibc", "Name or service not known", NameNotResolved),
+    case(
+        "glibc",
+        "Temporary failure in name resolution",
+        NameNotResolved,
+    ),
+    case("glibc", "write: Broken pipe", SendFailed),
     // errno names
-    case("errno", "upstream error: ECONNREFUSED", ForwarderConnection),
-    case("errno", "upstream error: ECONNRESET", PrematureExit),
-    case("errno", "upstream error: ETIMEDOUT", CgiTimeout),
-    case("errno", "upstream error: EHOSTUNREACH", ForwarderConnection),
+    case("errno", "upstream error: ECONNREFUSED", ConnectFailed),
+    case("errno", "upstream error: ECONNRESET", ConnectionClosed),
+    case("errno", "upstream error: ETIMEDOUT", TimedOut),
+    case("errno", "upstream error: EHOSTUNREACH", ConnectFailed),
     // Go net / net/http
     case(
         "go",
         "dial tcp 10.0.0.5:8080: connect: connection refused",
-        ForwarderConnection,
+        ConnectFailed,
     ),
     case(
         "go",
         "dial tcp: lookup backend.internal on 127.0.0.11:53: no such host",
-        NoServer,
+        NameNotResolved,
     ),
     case(
         "go",
         "read tcp 10.0.0.2:41234->10.0.0.5:8080: read: connection reset by peer",
-        PrematureExit,
+        ConnectionClosed,
     ),
-    case("go", "context deadline exceeded", CgiTimeout),
+    case("go", "context deadline exceeded", TimedOut),
     case(
         "go",
         "net/http: timeout awaiting response headers",
-        CgiTimeout,
+        TimedOut,
     ),
-    case(
-        "go",
-        "dial tcp 10.0.0.5:8080: i/o timeout",
-        ForwarderConnection,
-    ),
+    case("go", "dial tcp 10.0.0.5:8080: i/o timeout", ConnectFailed),
     case(
         "go",
         "malformed HTTP response \"\\x00\\x00\"",
-        ExecuteRequest,
+        InvalidResponse,
     ),
     // Node.js
     case(
         "node",
         "Error: connect ECONNREFUSED 127.0.0.1:3000",
-        ForwarderConnection,
+        ConnectFailed,
     ),
     case(
         "node",
         "Error: getaddrinfo ENOTFOUND api.internal",
-        NoServer,
+        NameNotResolved,
     ),
     case(
         "node",
         "Error: getaddrinfo EAI_AGAIN api.internal",
-        NoServer,
+        NameNotResolved,
     ),
-    case("node", "Error: socket hang up", PrematureExit),
-    case("node", "Error: read ECONNRESET", PrematureExit),
+    case("node", "Error: socket hang up", ConnectionClosed),
+    case("node", "Error: read ECONNRESET", ConnectionClosed),
     // Python
     case(
         "python",
         "ConnectionRefusedError: [Errno 111] Connection refused",
-        ForwarderConnection,
+        ConnectFailed,
     ),
     case(
         "python",
         "http.client.RemoteDisconnected: Remote end closed connection without response",
-        PrematureExit,
+        ConnectionClosed,
     ),
     case(
         "python",
         "socket.gaierror: [Errno -2] Name or service not known",
-        NoServer,
+        NameNotResolved,
     ),
     case(
         "python",
         "requests.exceptions.ReadTimeout: HTTPConnectionPool(host='api', port=80): Read timed out.",
-        CgiTimeout,
+        TimedOut,
     ),
     // Java
     case(
         "java",
         "java.net.ConnectException: Connection refused",
-        ForwarderConnection,
+        ConnectFailed,
     ),
     case(
         "java",
         "java.net.UnknownHostException: backend.internal",
-        NoServer,
+        NameNotResolved,
     ),
     case(
         "java",
         "java.net.SocketTimeoutException: Read timed out",
-        CgiTimeout,
+        TimedOut,
     ),
     case(
         "java",
         "java.net.SocketException: Connection reset",
-        PrematureExit,
+        ConnectionClosed,
     ),
     case(
         "java",
         "java.net.NoRouteToHostException: No route to host",
-        ForwarderConnection,
+        ConnectFailed,
     ),
     // .NET
     case(
         ".net",
         "No connection could be made because the target machine actively refused it.",
-        ForwarderConnection,
+        ConnectFailed,
     ),
-    case(".net", "No such host is known.", NoServer),
+    case(".net", "No such host is known.", NameNotResolved),
     case(
         ".net",
         "An existing connection was forcibly closed by the remote host.",
-        PrematureExit,
+        ConnectionClosed,
     ),
-    case(".net", "The response ended prematurely.", PrematureExit),
+    case(".net", "The response ended prematurely.", ConnectionClosed),
     // Rust std::io / hyper
     case(
         "rust",
         "error trying to connect: tcp connect error: Connection refused (os error 111)",
-        ForwarderConnection,
+        ConnectFailed,
     ),
     case(
         "rust",
         "connection closed before message completed",
-        PrematureExit,
+        ConnectionClosed,
     ),
     // curl
     case(
         "curl",
         "curl: (7) Failed to connect to api port 80: Connection refused",
-        ForwarderConnection,
+        ConnectFailed,
     ),
     case(
         "curl",
         "curl: (6) Could not resolve host: api.internal",
-        NoServer,
+        NameNotResolved,
     ),
-    case("curl", "curl: (52) Empty reply from server", PrematureExit),
+    case(
+        "curl",
+        "curl: (52) Empty reply from server",
+        ConnectionClosed,
+    ),
     case(
         "curl",
         "curl: (28) Operation timed out after 5001 milliseconds",
-        CgiTimeout,
+        TimedOut,
     ),
     // proxies' plain English
     case(
         "plain",
         "Request failed: could not connect to upstream",
-        ForwarderConnection,
+        ConnectFailed,
     ),
     case(
         "plain",
         "The backend closed the connection before answering",
-        PrematureExit,
+        ConnectionClosed,
     ),
-    case("plain", "The upstream server timed out", CgiTimeout),
+    case("plain", "The upstream server timed out", TimedOut),
     // edges of punctuation, and phrases hidden by a longer one
     case(
         "python",
         "urllib3.exceptions.ConnectTimeoutError: Connection to api timed out. (connect timeout=5)",
-        ForwarderConnection,
+        ConnectFailed,
     ),
     case(
         "nginx",
         "api.internal could not be resolved (3: Host not found)",
-        NoServer,
+        NameNotResolved,
     ),
     case(
         "node",
         "Error: connect ETIMEDOUT 10.0.0.5:443",
-        ForwarderConnection,
+        ConnectFailed,
     ),
 ];
 
@@ -352,7 +356,7 @@ fn pages_without_such_evidence_stay_what_they_are() {
 fn a_phrase_broken_across_lines_still_counts() {
     let page = "<p>upstream said:\n   connection\n      refused</p>";
     let c = classify_response(StatusCode::BAD_GATEWAY, &HeaderMap::new(), page.as_bytes()).unwrap();
-    assert_eq!(c.kind, ForwarderConnection, "{:?}", c.evidence);
+    assert_eq!(c.kind, ConnectFailed, "{:?}", c.evidence);
 }
 
 #[test]
@@ -360,10 +364,10 @@ fn the_failure_nearest_the_start_of_the_exchange_wins() {
     let none = HeaderMap::new();
     let page = "retries exhausted: last error: context deadline exceeded; first error: dial tcp: lookup api on 10.0.0.2:53: no such host; then connection refused";
     let c = classify_response(StatusCode::BAD_GATEWAY, &none, page.as_bytes()).unwrap();
-    assert_eq!(c.kind, NoServer, "{:?}", c.evidence);
+    assert_eq!(c.kind, NameNotResolved, "{:?}", c.evidence);
     let page = "read: connection reset by peer (after: i/o timeout)";
     let c = classify_response(StatusCode::BAD_GATEWAY, &none, page.as_bytes()).unwrap();
-    assert_eq!(c.kind, PrematureExit, "{:?}", c.evidence);
+    assert_eq!(c.kind, ConnectionClosed, "{:?}", c.evidence);
 }
 
 #[test]
@@ -376,7 +380,7 @@ fn the_diagnosis_names_the_text_it_matched() {
         true,
     );
     let err = reqwest_resilience::GatewayError::from_response(snapshot).unwrap();
-    assert_eq!(err.kind(), ForwarderConnection);
+    assert_eq!(err.kind(), ConnectFailed);
     assert!(!err.is_request_unsent());
     let diagnosis = err.diagnosis().to_string();
     assert!(

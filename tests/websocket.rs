@@ -119,7 +119,7 @@ async fn a_connection_closed_mid_handshake_is_websocket() {
     assert_eq!(err.kind(), ErrorKind::WebSocket, "{err:?}");
     assert_eq!(
         err.last_cause().map(GatewayError::kind),
-        Some(ErrorKind::PrematureExit)
+        Some(ErrorKind::ConnectionClosed)
     );
     assert_eq!(server.hits(), 3);
 }
@@ -133,7 +133,7 @@ async fn refused_keeps_its_transport_cause() {
         .connect()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ForwarderConnection);
+    assert_eq!(err.kind(), ErrorKind::ConnectFailed);
 }
 
 #[tokio::test]

@@ -28,16 +28,33 @@ impl GatewayError {
     ///   [`ErrorKind::Other`](crate::ErrorKind::Other), never retryable: sending the request
     ///   again brings the same body.
     pub fn from_reqwest(err: reqwest::Error) -> GatewayError {
+        // A body this crate bounds or reads fails with its own cause below reqwest's error (the
+        // deadline, the attempt timeout, a reset mid-body): that cause is the answer.
+        if let Some(ours) = own_cause(&err) {
+            return ours;
+        }
         if let Some(status) = err.status() {
             return from_status_error(err, status);
         }
-        if err.is_decode() && !cut_off_below(&err) {
-            let mut details = Details::new(
-                crate::ErrorKind::Other,
+        if err.is_builder() {
+            // The reason is the innermost source ("relative URL without a base"): said in the
+            // message, not two `source()` levels down.
+            let message = format!("the request could not be built: {}", reason(&err));
+            let details = Details::new(
+                crate::ErrorKind::InvalidRequest,
                 Origin::Local,
-                "the response body arrived whole but could not be decoded".into(),
+                message.into(),
             )
             .with_source(Arc::new(err.without_url()));
+            return GatewayError::from_details(details);
+        }
+        if err.is_decode() && !cut_off_below(&err) {
+            let message = format!(
+                "the response body arrived whole but could not be decoded: {}",
+                reason(&err)
+            );
+            let mut details = Details::new(crate::ErrorKind::Decode, Origin::Local, message.into())
+                .with_source(Arc::new(err.without_url()));
             details.clear_unsent();
             return GatewayError::from_details(details);
         }
@@ -50,6 +67,39 @@ impl GatewayError {
         }
         GatewayError::from_details(details)
     }
+}
+
+/// What went wrong, in the words of the innermost error of `err`'s chain (reqwest's own
+/// message, "builder error" or "error decoding response body", says only where).
+fn reason(err: &reqwest::Error) -> String {
+    let mut innermost: &dyn std::error::Error = err;
+    while let Some(next) = innermost.source() {
+        innermost = next;
+    }
+    let text = innermost.to_string();
+    // reqwest's own text may name the URL, with its query: never shown.
+    if std::ptr::addr_eq(innermost, err) {
+        return err
+            .to_string()
+            .split(" for url")
+            .next()
+            .unwrap_or("")
+            .to_owned();
+    }
+    text
+}
+
+/// The `GatewayError` in `err`'s source chain, if a body of this crate's put it there.
+fn own_cause(err: &reqwest::Error) -> Option<GatewayError> {
+    use std::error::Error as _;
+    let mut source = err.source();
+    while let Some(e) = source {
+        if let Some(ours) = e.downcast_ref::<GatewayError>() {
+            return Some(ours.clone());
+        }
+        source = e.source();
+    }
+    None
 }
 
 /// A status error (`error_for_status`): its status judged as a response's would be.

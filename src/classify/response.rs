@@ -34,9 +34,9 @@ use http::{HeaderMap, StatusCode};
 /// 6. a network-error text as a runtime prints it, anywhere in the page (see the
 ///    [module docs](super#how-a-5xx-response-is-read-in-order)): what refines an unknown
 ///    proxy's 502, 503 or 504;
-/// 7. the status alone: 504 → [`ErrorKind::CgiTimeout`], 502 → [`ErrorKind::BadGateway`],
+/// 7. the status alone: 504 → [`ErrorKind::TimedOut`], 502 → [`ErrorKind::BadGateway`],
 ///    503 → [`ErrorKind::ServiceUnavailable`] (an AWS ALB's 503 means no registered target:
-///    [`ErrorKind::NoServer`]).
+///    [`ErrorKind::NoHealthyServer`]).
 ///
 /// [`Classification::request_unsent`] is set only when the page comes from a product
 /// identified by its response headers, at the status that product uses for a request it could
@@ -49,7 +49,7 @@ use http::{HeaderMap, StatusCode};
 ///
 /// let page = b"<h3>HTTP Error 502.3 - Bad Gateway</h3><td>0x80072efd</td>";
 /// let c = classify_response(StatusCode::BAD_GATEWAY, &HeaderMap::new(), page).unwrap();
-/// assert_eq!(c.kind, ErrorKind::ForwarderConnection);
+/// assert_eq!(c.kind, ErrorKind::ConnectFailed);
 ///
 /// let ok = classify_response(StatusCode::OK, &HeaderMap::new(), b"fine");
 /// assert!(ok.is_none());
@@ -180,7 +180,7 @@ fn iis_page(text: &str) -> Option<Classification> {
     if substatus == Substatus::WebSocket && text.contains("ancm") {
         // ASP.NET Core Module reuses 502.5 for "process failed to start": the backend exited.
         return Some(Classification::new(
-            ErrorKind::PrematureExit,
+            ErrorKind::ConnectionClosed,
             Some(Gateway::Iis),
             format!("{evidence}: ANCM out-of-process startup failure"),
         ));
@@ -189,8 +189,8 @@ fn iis_page(text: &str) -> Option<Classification> {
     let found = Classification::new(kind, Some(Gateway::Iis), evidence);
     let cannot_connect = matches!(hresult, Some(("0x80072efd", _)) | Some(("0x80072ee7", _)));
     Some(match kind {
-        ErrorKind::NoServer => found.unsent(),
-        ErrorKind::ForwarderConnection if cannot_connect => found.unsent(),
+        ErrorKind::NoHealthyServer => found.unsent(),
+        ErrorKind::ConnectFailed if cannot_connect => found.unsent(),
         _ => found,
     })
 }
@@ -222,12 +222,13 @@ fn squid(headers: &HeaderMap) -> Option<Classification> {
     let value = headers.get("x-squid-error")?.to_str().ok()?.trim();
     let code = value.split_whitespace().next().unwrap_or("");
     let (kind, unsent) = match code {
-        "ERR_CONNECT_FAIL" | "ERR_SECURE_CONNECT_FAIL" => (ErrorKind::ForwarderConnection, true),
-        "ERR_DNS_FAIL" | "ERR_CANNOT_FORWARD" => (ErrorKind::NoServer, true),
-        "ERR_READ_TIMEOUT" | "ERR_LIFETIME_EXP" => (ErrorKind::CgiTimeout, false),
-        "ERR_ZERO_SIZE_OBJECT" | "ERR_READ_ERROR" => (ErrorKind::PrematureExit, false),
-        "ERR_WRITE_ERROR" => (ErrorKind::ForwardedRequest, false),
-        "ERR_INVALID_RESP" => (ErrorKind::ExecuteRequest, false),
+        "ERR_CONNECT_FAIL" | "ERR_SECURE_CONNECT_FAIL" => (ErrorKind::ConnectFailed, true),
+        "ERR_DNS_FAIL" => (ErrorKind::NameNotResolved, true),
+        "ERR_CANNOT_FORWARD" => (ErrorKind::NoHealthyServer, true),
+        "ERR_READ_TIMEOUT" | "ERR_LIFETIME_EXP" => (ErrorKind::TimedOut, false),
+        "ERR_ZERO_SIZE_OBJECT" | "ERR_READ_ERROR" => (ErrorKind::ConnectionClosed, false),
+        "ERR_WRITE_ERROR" => (ErrorKind::SendFailed, false),
+        "ERR_INVALID_RESP" => (ErrorKind::InvalidResponse, false),
         _ => return None,
     };
     let found = Classification::new(
@@ -246,7 +247,7 @@ fn envoy(code: u16, text: &str) -> Option<Classification> {
     let t = text.trim_start();
     if code == 503 && t.starts_with("no healthy upstream") {
         let c = Classification::new(
-            ErrorKind::NoServer,
+            ErrorKind::NoHealthyServer,
             Some(Gateway::Envoy),
             "no healthy upstream",
         );
@@ -254,7 +255,7 @@ fn envoy(code: u16, text: &str) -> Option<Classification> {
     }
     if code == 504 && t.starts_with("upstream request timeout") {
         return Some(Classification::new(
-            ErrorKind::CgiTimeout,
+            ErrorKind::TimedOut,
             Some(Gateway::Envoy),
             "upstream request timeout",
         ));
@@ -268,16 +269,16 @@ fn envoy(code: u16, text: &str) -> Option<Classification> {
         .map(|rest| rest.split(['\n', ',', '<']).next().unwrap_or("").trim())
         .unwrap_or("");
     let (kind, unsent) = if reason.contains("connection failure") {
-        (ErrorKind::ForwarderConnection, true)
+        (ErrorKind::ConnectFailed, true)
     } else if reason.contains("connection timeout") {
-        (ErrorKind::ForwarderConnection, false)
+        (ErrorKind::ConnectFailed, false)
     } else if reason.contains("overflow") {
         (ErrorKind::ServiceUnavailable, false)
     } else if reason.contains("protocol error") {
-        (ErrorKind::ExecuteRequest, false)
+        (ErrorKind::InvalidResponse, false)
     } else {
         // connection termination, remote reset, local reset, refused stream reset…
-        (ErrorKind::PrematureExit, false)
+        (ErrorKind::ConnectionClosed, false)
     };
     let found = Classification::new(
         kind,
@@ -292,46 +293,48 @@ fn cloudflare(code: u16, text: &str) -> Option<Classification> {
     let cf = Some(Gateway::Cloudflare);
     let (kind, unsent, what) = match code {
         520 => (
-            ErrorKind::PrematureExit,
+            ErrorKind::ConnectionClosed,
             false,
             "520 unknown or empty response from origin",
         ),
         521 => (
-            ErrorKind::ForwarderConnection,
+            ErrorKind::ConnectFailed,
             true,
             "521 origin refused the connection",
         ),
         // The connection may have been made and the request sent before the timeout.
         522 => (
-            ErrorKind::ForwarderConnection,
+            ErrorKind::ConnectFailed,
             false,
             "522 connection to origin timed out",
         ),
-        523 => (ErrorKind::NoServer, true, "523 origin unreachable"),
+        523 => (ErrorKind::NoHealthyServer, true, "523 origin unreachable"),
         524 => (
-            ErrorKind::CgiTimeout,
+            ErrorKind::TimedOut,
             false,
             "524 origin did not answer in time",
         ),
         525 => (
-            ErrorKind::ForwarderConnection,
+            ErrorKind::ConnectFailed,
             true,
             "525 TLS handshake with origin failed",
         ),
         526 => (
-            ErrorKind::ForwarderConnection,
+            ErrorKind::ConnectFailed,
             true,
             "526 invalid origin certificate",
         ),
         527 => (
-            ErrorKind::ForwarderConnection,
+            ErrorKind::ConnectFailed,
             false,
             "527 Railgun connection error",
         ),
         530 => {
             let number = cloudflare_1xxx(text);
             let (kind, unsent) = match number {
-                Some(1016) | Some(1033) => (ErrorKind::NoServer, true),
+                // 1016: origin DNS error; 1033: the tunnel to the origin is down.
+                Some(1016) => (ErrorKind::NameNotResolved, true),
+                Some(1033) => (ErrorKind::NoHealthyServer, true),
                 _ => (ErrorKind::BadGateway, false),
             };
             let evidence = match number {
@@ -368,21 +371,21 @@ fn haproxy(code: u16, text: &str) -> Option<Classification> {
     let hp = Some(Gateway::HaProxy);
     if code == 503 && text.contains("no server is available to handle this request") {
         return Some(Classification::new(
-            ErrorKind::NoServer,
+            ErrorKind::NoHealthyServer,
             hp,
             "HAProxy: no server is available",
         ));
     }
     if code == 502 && text.contains("the server returned an invalid or incomplete response") {
         return Some(Classification::new(
-            ErrorKind::PrematureExit,
+            ErrorKind::ConnectionClosed,
             hp,
             "HAProxy: invalid or incomplete response",
         ));
     }
     if code == 504 && text.contains("the server didn't respond in time") {
         return Some(Classification::new(
-            ErrorKind::CgiTimeout,
+            ErrorKind::TimedOut,
             hp,
             "HAProxy: server did not respond in time",
         ));
@@ -402,7 +405,7 @@ fn tinyproxy(code: u16, hop: Option<Gateway>, text: &str) -> Option<Classificati
     if text.contains("unable to connect") {
         return Some(
             Classification::new(
-                ErrorKind::ForwarderConnection,
+                ErrorKind::ConnectFailed,
                 tp,
                 "Tinyproxy: unable to connect to the server",
             )
@@ -418,7 +421,7 @@ fn apache(code: u16, text: &str) -> Option<Classification> {
     let ap = Some(Gateway::Apache);
     if matches!(code, 500 | 502) && text.contains("dns lookup failure for") {
         return Some(Classification::new(
-            ErrorKind::NoServer,
+            ErrorKind::NameNotResolved,
             ap,
             "Apache mod_proxy: DNS lookup failure",
         ));
@@ -443,9 +446,9 @@ fn apache(code: u16, text: &str) -> Option<Classification> {
         .map(|rest| strip_tags(rest.split("</p>").next().unwrap_or(rest)))
         .unwrap_or_default();
     let kind = if reason.contains("error reading from remote server") {
-        ErrorKind::PrematureExit
+        ErrorKind::ConnectionClosed
     } else if reason.contains("timeout") || reason.contains("timed out") {
-        ErrorKind::CgiTimeout
+        ErrorKind::TimedOut
     } else {
         ErrorKind::BadGateway
     };
@@ -533,10 +536,10 @@ pub(super) fn runtime_error_text_for_bench(text: &str) -> Option<Classification>
 
 fn by_status(code: u16, hop: Option<Gateway>) -> Option<Classification> {
     let found = match code {
-        504 => Classification::new(ErrorKind::CgiTimeout, hop, "status 504 Gateway Timeout"),
+        504 => Classification::new(ErrorKind::TimedOut, hop, "status 504 Gateway Timeout"),
         502 => Classification::new(ErrorKind::BadGateway, hop, "status 502 Bad Gateway"),
         503 if hop == Some(Gateway::AwsAlb) => Classification::new(
-            ErrorKind::NoServer,
+            ErrorKind::NoHealthyServer,
             hop,
             "AWS ALB 503: no registered target",
         ),
@@ -599,7 +602,7 @@ mod tests {
         let reset = "upstream connect error or disconnect/reset before headers. reset reason: ";
         assert_eq!(
             classify(503, &format!("{reset}remote connection failure")),
-            Some(ErrorKind::ForwarderConnection)
+            Some(ErrorKind::ConnectFailed)
         );
         assert_eq!(
             classify(503, &format!("{reset}overflow")),
@@ -607,24 +610,24 @@ mod tests {
         );
         assert_eq!(
             classify(502, &format!("{reset}protocol error")),
-            Some(ErrorKind::ExecuteRequest)
+            Some(ErrorKind::InvalidResponse)
         );
         assert_eq!(
             classify(
                 503,
                 "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: connection termination"
             ),
-            Some(ErrorKind::PrematureExit)
+            Some(ErrorKind::ConnectionClosed)
         );
     }
 
     #[test]
     fn cloudflare_codes() {
-        assert_eq!(classify(522, ""), Some(ErrorKind::ForwarderConnection));
-        assert_eq!(classify(523, ""), Some(ErrorKind::NoServer));
+        assert_eq!(classify(522, ""), Some(ErrorKind::ConnectFailed));
+        assert_eq!(classify(523, ""), Some(ErrorKind::NoHealthyServer));
         assert_eq!(
             classify(530, "<title>x | 1016: Origin DNS error</title>"),
-            Some(ErrorKind::NoServer)
+            Some(ErrorKind::NameNotResolved)
         );
         assert_eq!(classify(530, "nothing"), Some(ErrorKind::BadGateway));
     }
@@ -638,7 +641,7 @@ mod tests {
         };
         assert_eq!(
             classify(502, &page("Error reading from remote server")),
-            Some(ErrorKind::PrematureExit)
+            Some(ErrorKind::ConnectionClosed)
         );
         assert_eq!(
             classify(502, &page("something new")),
@@ -650,7 +653,7 @@ mod tests {
         let mut apache = HeaderMap::new();
         apache.insert("server", "Apache/2.4.62 (Debian)".parse().unwrap());
         let c = classify_response(StatusCode::INTERNAL_SERVER_ERROR, &apache, dns.as_bytes());
-        assert_eq!(c.map(|c| c.kind), Some(ErrorKind::NoServer));
+        assert_eq!(c.map(|c| c.kind), Some(ErrorKind::NameNotResolved));
         let busy = "<h1>Service Unavailable</h1><p>The server is temporarily unable to service your\nrequest due to maintenance downtime or capacity\nproblems. Please try again later.</p>";
         let c = classify_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -681,7 +684,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("x-squid-error", "ERR_DNS_FAIL 0".parse().unwrap());
         let c = classify_response(StatusCode::SERVICE_UNAVAILABLE, &headers, b"").unwrap();
-        assert_eq!(c.kind, ErrorKind::NoServer);
+        assert_eq!(c.kind, ErrorKind::NameNotResolved);
         assert!(!c.request_unsent, "no Server header names Squid");
         assert_eq!(c.gateway, Some(Gateway::Squid));
         headers.insert("server", "squid/5.7".parse().unwrap());
@@ -723,7 +726,7 @@ mod tests {
             b"<h1>503 Service Unavailable</h1>\nNo server is available to handle this request.",
         )
         .unwrap();
-        assert_eq!(c.kind, ErrorKind::NoServer);
+        assert_eq!(c.kind, ErrorKind::NoHealthyServer);
         assert!(!c.request_unsent);
         // Envoy's reset text with `server: envoy` but relayed from the origin (it carries
         // `x-envoy-upstream-service-time`) proves nothing either.
@@ -732,7 +735,7 @@ mod tests {
         relayed.insert("server", "envoy".parse().unwrap());
         relayed.insert("x-envoy-upstream-service-time", "3".parse().unwrap());
         let c = classify_response(StatusCode::SERVICE_UNAVAILABLE, &relayed, reset).unwrap();
-        assert_eq!(c.kind, ErrorKind::ForwarderConnection);
+        assert_eq!(c.kind, ErrorKind::ConnectFailed);
         assert!(!c.request_unsent);
         relayed.remove("x-envoy-upstream-service-time");
         let c = classify_response(StatusCode::SERVICE_UNAVAILABLE, &relayed, reset).unwrap();

@@ -10,18 +10,18 @@ use std::io;
 /// | what failed | kind |
 /// |---|---|
 /// | the request could not be built (bad URL, bad header) | [`ErrorKind::InvalidRequest`] |
-/// | the proxy answered `407` to `CONNECT`, or another non-200 | [`ErrorKind::ForwarderConnection`] (request unsent, permanent) |
-/// | the proxy closed the connection during `CONNECT` | [`ErrorKind::ForwarderConnection`] (request unsent) |
-/// | a certificate this client rejects (expired, not yet valid, wrong name, untrusted issuer, revoked, bad signature) | [`ErrorKind::ForwarderConnection`] (request unsent, permanent, TLS), the failed check named |
-/// | the server answered something that is not TLS (`https://` to a plain-HTTP port) | [`ErrorKind::ForwarderConnection`] (request unsent, permanent, TLS) |
-/// | name resolution | [`ErrorKind::NoServer`] (request unsent) |
-/// | connection refused, other connect errors, another TLS handshake failure | [`ErrorKind::ForwarderConnection`] (request unsent) |
-/// | connect timeout | [`ErrorKind::ForwarderConnection`] (request unsent) |
-/// | timeout after connecting | [`ErrorKind::CgiTimeout`] |
-/// | reset or close before a complete response, a truncated body, an HTTP/2 GOAWAY | [`ErrorKind::PrematureExit`] |
-/// | an HTTP/2 stream refused before processing (`REFUSED_STREAM`) | [`ErrorKind::PrematureExit`] (request unsent) |
-/// | writing the request or its body failed | [`ErrorKind::ForwardedRequest`] |
-/// | a malformed response (bad status line, bad headers, headers too large) | [`ErrorKind::ExecuteRequest`] |
+/// | the proxy answered `407` to `CONNECT`, or another non-200 | [`ErrorKind::ConnectFailed`] (request unsent, permanent) |
+/// | the proxy closed the connection during `CONNECT` | [`ErrorKind::ConnectFailed`] (request unsent) |
+/// | a certificate this client rejects (expired, not yet valid, wrong name, untrusted issuer, revoked, bad signature) | [`ErrorKind::ConnectFailed`] (request unsent, permanent, TLS), the failed check named |
+/// | the server answered something that is not TLS (`https://` to a plain-HTTP port) | [`ErrorKind::ConnectFailed`] (request unsent, permanent, TLS) |
+/// | name resolution | [`ErrorKind::NameNotResolved`] (request unsent) |
+/// | connection refused, other connect errors, another TLS handshake failure | [`ErrorKind::ConnectFailed`] (request unsent) |
+/// | connect timeout | [`ErrorKind::ConnectFailed`] (request unsent) |
+/// | timeout after connecting | [`ErrorKind::TimedOut`] |
+/// | reset or close before a complete response, a truncated body, an HTTP/2 GOAWAY | [`ErrorKind::ConnectionClosed`] |
+/// | an HTTP/2 stream refused before processing (`REFUSED_STREAM`) | [`ErrorKind::ConnectionClosed`] (request unsent) |
+/// | writing the request or its body failed | [`ErrorKind::SendFailed`] |
+/// | a malformed response (bad status line, bad headers, headers too large) | [`ErrorKind::InvalidResponse`] |
 /// | a redirect loop or policy error | [`ErrorKind::Other`] |
 ///
 /// TLS failures are read from the TLS library's own error types (rustls's `Error` and
@@ -51,7 +51,7 @@ pub fn classify_transport(err: &reqwest::Error) -> Classification {
 pub(crate) fn classify_chain(err: &(dyn StdError + 'static)) -> Option<Classification> {
     let facts = Facts::gather(Some(err));
     let found = conclude(Flags::default(), &facts);
-    (found.kind != ErrorKind::ExecuteRequest || facts.parse).then_some(found)
+    (found.kind != ErrorKind::InvalidResponse || facts.parse).then_some(found)
 }
 
 /// What reqwest itself says about its error.
@@ -75,7 +75,7 @@ fn conclude(flags: Flags, facts: &Facts) -> Classification {
     }
     if facts.tunnel_auth {
         return found(
-            ForwarderConnection,
+            ConnectFailed,
             "the proxy requires authentication (407 to CONNECT)",
         )
         .unsent()
@@ -84,7 +84,7 @@ fn conclude(flags: Flags, facts: &Facts) -> Classification {
     }
     if facts.tunnel_unsuccessful {
         return found(
-            ForwarderConnection,
+            ConnectFailed,
             "the proxy refused the CONNECT tunnel (an answer other than 200 or 407: an access rule, or it cannot reach the server)",
         )
         .unsent()
@@ -96,7 +96,7 @@ fn conclude(flags: Flags, facts: &Facts) -> Classification {
     }
     if facts.tunnel_eof {
         return found(
-            ForwarderConnection,
+            ConnectFailed,
             "the proxy closed the connection during the CONNECT tunnel",
         )
         .unsent();
@@ -105,11 +105,11 @@ fn conclude(flags: Flags, facts: &Facts) -> Classification {
     // server. (The same library errors later, mid-response, are the response's.)
     let connecting = flags.connect || facts.connect;
     if let (Some(check), true) = (facts.certificate, connecting) {
-        return found(ForwarderConnection, check).unsent().permanent().tls();
+        return found(ConnectFailed, check).unsent().permanent().tls();
     }
     if facts.not_tls && connecting {
         return found(
-            ForwarderConnection,
+            ConnectFailed,
             "TLS handshake failed: the server does not speak TLS on this port (plain HTTP?)",
         )
         .unsent()
@@ -118,51 +118,49 @@ fn conclude(flags: Flags, facts: &Facts) -> Classification {
     }
     if connecting {
         return if facts.dns {
-            found(NoServer, "DNS resolution failed").unsent()
+            found(NameNotResolved, "DNS resolution failed").unsent()
         } else if facts.refused {
-            found(ForwarderConnection, "connection refused").unsent()
+            found(ConnectFailed, "connection refused").unsent()
         } else if flags.timeout || facts.timed_out {
-            found(ForwarderConnection, "connect timed out").unsent()
+            found(ConnectFailed, "connect timed out").unsent()
         } else if facts.tls {
-            found(ForwarderConnection, "TLS handshake failed")
-                .unsent()
-                .tls()
+            found(ConnectFailed, "TLS handshake failed").unsent().tls()
         } else {
-            found(ForwarderConnection, "could not connect").unsent()
+            found(ConnectFailed, "could not connect").unsent()
         };
     }
     if facts.refused_stream {
         // RFC 9113 §8.7: a refused stream was not processed, so it is safe to send again.
         return found(
-            PrematureExit,
+            ConnectionClosed,
             "the server refused the HTTP/2 stream before processing it",
         )
         .unsent();
     }
     if flags.timeout || facts.timed_out {
-        found(CgiTimeout, "timed out waiting for the response")
+        found(TimedOut, "timed out waiting for the response")
     } else if facts.parse {
-        found(ExecuteRequest, "malformed response")
+        found(InvalidResponse, "malformed response")
     } else if facts.body_write {
-        found(ForwardedRequest, "writing the request body failed")
+        found(SendFailed, "writing the request body failed")
     } else if facts.broken_pipe {
-        found(ForwardedRequest, "writing the request failed (broken pipe)")
+        found(SendFailed, "writing the request failed (broken pipe)")
     } else if facts.reset {
-        found(PrematureExit, "connection reset by the server")
+        found(ConnectionClosed, "connection reset by the server")
     } else if facts.goaway {
         found(
-            PrematureExit,
+            ConnectionClosed,
             "the server closed the HTTP/2 connection (GOAWAY or connection error)",
         )
     } else if facts.incomplete {
         found(
-            PrematureExit,
+            ConnectionClosed,
             "connection closed before a complete response",
         )
     } else if flags.body {
-        found(PrematureExit, "response body incomplete or undecodable")
+        found(ConnectionClosed, "response body incomplete or undecodable")
     } else {
-        found(ExecuteRequest, "the request failed during execution")
+        found(InvalidResponse, "the request failed during execution")
     }
 }
 
@@ -375,16 +373,16 @@ mod tests {
     fn http2_refused_stream_code_not_from_a_reset_is_no_proof() {
         let err = h2::Error::from(h2::Reason::REFUSED_STREAM);
         let c = conclude(Flags::default(), &Facts::gather(Some(&err)));
-        assert_eq!(c.kind, ErrorKind::PrematureExit);
+        assert_eq!(c.kind, ErrorKind::ConnectionClosed);
         assert!(!c.request_unsent);
     }
 
     #[cfg(feature = "http2")]
     #[test]
-    fn http2_connection_errors_are_a_premature_exit_that_may_have_arrived() {
+    fn http2_connection_errors_are_a_closed_connection_that_may_have_arrived() {
         let err = h2::Error::from(h2::Reason::INTERNAL_ERROR);
         let c = conclude(Flags::default(), &Facts::gather(Some(&err)));
-        assert_eq!(c.kind, ErrorKind::PrematureExit);
+        assert_eq!(c.kind, ErrorKind::ConnectionClosed);
         assert!(!c.request_unsent);
     }
 
@@ -396,23 +394,20 @@ mod tests {
             ..Flags::default()
         };
         let c = conclude(connect, &Facts::gather(Some(&refused)));
-        assert_eq!(
-            (c.kind, c.request_unsent),
-            (ErrorKind::ForwarderConnection, true)
-        );
+        assert_eq!((c.kind, c.request_unsent), (ErrorKind::ConnectFailed, true));
         let dns = classify_text(connect, "dns error: failed to lookup address information");
-        assert_eq!(dns.kind, ErrorKind::NoServer);
+        assert_eq!(dns.kind, ErrorKind::NameNotResolved);
         let timeout = Flags {
             timeout: true,
             ..Flags::default()
         };
         assert_eq!(
             classify_text(timeout, "operation timed out").kind,
-            ErrorKind::CgiTimeout
+            ErrorKind::TimedOut
         );
         assert_eq!(
             classify_text(Flags::default(), "something else").kind,
-            ErrorKind::ExecuteRequest
+            ErrorKind::InvalidResponse
         );
     }
 }

@@ -138,6 +138,29 @@ impl RequestBuilder {
         self.option(|o| o.deadline = Some(deadline))
     }
 
+    /// Sends this request to the server its URL names and no other, bypassing the client's
+    /// [fallback servers](crate::ClientBuilder::fallback_servers): no re-targeting to the
+    /// primary, no failover (to reach one replica of several, say). Retries, timeouts and the
+    /// deadline still apply; a circuit, if the client has one, still judges that host.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), reqwest_resilience::GatewayError> {
+    /// let client = reqwest_resilience::Client::builder()
+    ///     .fallback_servers(["http://10.0.0.1:8080", "http://10.0.0.2:8080"])
+    ///     .build()
+    ///     .unwrap();
+    /// // Asks the second replica itself, even while the first one is healthy.
+    /// let health = client
+    ///     .get("http://10.0.0.2:8080/health")
+    ///     .this_server_only()
+    ///     .send()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn this_server_only(self) -> RequestBuilder {
+        self.option(|o| o.this_server_only = true)
+    }
+
     /// Builds the request without sending it: this crate's [`Request`], which carries the
     /// per-request options ([`timeout`](Self::timeout), [`deadline`](Self::deadline),
     /// [`retry`](Self::retry), [`no_retry`](Self::no_retry), [`idempotent`](Self::idempotent))
@@ -177,7 +200,10 @@ fn invalid(err: reqwest::Error) -> GatewayError {
     let mut error = GatewayError::from_reqwest(err);
     if error.kind() != ErrorKind::InvalidRequest {
         // A reqwest builder error is always a problem of the request as given.
-        error = GatewayError::new(ErrorKind::InvalidRequest, error.to_string());
+        error = GatewayError::new(
+            ErrorKind::InvalidRequest,
+            error.details().message().to_owned(),
+        );
     }
     error
 }

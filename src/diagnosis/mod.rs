@@ -18,7 +18,7 @@
 //! use reqwest_resilience::{ErrorKind, GatewayError};
 //! use reqwest_resilience::diagnosis::LikelyCause;
 //!
-//! let err = GatewayError::new(ErrorKind::CgiTimeout, "no answer in 2s");
+//! let err = GatewayError::new(ErrorKind::TimedOut, "no answer in 2s");
 //! let diagnosis = err.diagnosis();
 //! assert_eq!(diagnosis.cause(), LikelyCause::UpstreamOutage);
 //! println!("{diagnosis}");

@@ -12,7 +12,9 @@ pub(super) fn diagnose(err: &GatewayError) -> Diagnosis {
     match err.kind() {
         ErrorKind::DeadlineExceeded => deadline(err),
         ErrorKind::CircuitOpen => circuit_open(err),
-        ErrorKind::NoServer if !err.details().causes().is_empty() => every_server_failed(err),
+        ErrorKind::NoHealthyServer if !err.details().causes().is_empty() => {
+            every_server_failed(err)
+        }
         ErrorKind::InvalidRequest => Diagnosis {
             hop: Hop::OwnTransport,
             cause: LikelyCause::Unknown,
@@ -120,38 +122,42 @@ fn own_side(err: &GatewayError) -> Diagnosis {
     }
     let hop = Hop::OwnTransport;
     match err.kind() {
-        ErrorKind::ForwarderConnection if said.contains("timed out") => {
+        ErrorKind::ConnectFailed if said.contains("timed out") => {
             make(hop, LikelyCause::NetworkConnectivity, CHECK_NETWORK, err)
         }
-        ErrorKind::ForwarderConnection if d.is_tls_failure() => tls_failure(hop, err),
-        ErrorKind::ForwarderConnection => make(
+        ErrorKind::ConnectFailed if d.is_tls_failure() => tls_failure(hop, err),
+        ErrorKind::ConnectFailed => make(
             hop,
             LikelyCause::BackendMisconfiguration,
             "that a server is running and listening at that address and port",
             err,
         ),
-        ErrorKind::NoServer => make(
+        ErrorKind::NameNotResolved => make(
             hop,
             LikelyCause::NetworkConnectivity,
             "the host name and this machine's DNS resolution",
             err,
         ),
-        ErrorKind::CgiTimeout => make(
+        ErrorKind::NoHealthyServer => make(
+            hop,
+            LikelyCause::UpstreamOutage,
+            "whether any of the servers is up; each one's failure is in the error's causes",
+            err,
+        ),
+        ErrorKind::TimedOut => make(
             hop,
             LikelyCause::UpstreamOutage,
             "whether the server is overloaded or stuck; wait and retry, or raise the timeout if it is just slow",
             err,
         ),
-        ErrorKind::PrematureExit => make(
+        ErrorKind::ConnectionClosed => make(
             hop,
             LikelyCause::UpstreamOutage,
             "the server's logs: it closed the connection early (restarting, crashing or overloaded)",
             err,
         ),
-        ErrorKind::ForwardedRequest => {
-            make(hop, LikelyCause::NetworkConnectivity, CHECK_NETWORK, err)
-        }
-        ErrorKind::ExecuteRequest => make(
+        ErrorKind::SendFailed => make(hop, LikelyCause::NetworkConnectivity, CHECK_NETWORK, err),
+        ErrorKind::InvalidResponse => make(
             hop,
             LikelyCause::BackendMisconfiguration,
             "that the port speaks HTTP (not TLS or another protocol) and the server's answers are valid",
@@ -204,30 +210,34 @@ fn upstream(err: &GatewayError) -> Diagnosis {
     let said = d.evidence().unwrap_or("").to_ascii_lowercase();
     let dns = said.contains("dns") || said.contains("1016") || said.contains("name not resolved");
     let (cause, suggestion): (LikelyCause, Cow<'static, str>) = match err.kind() {
-        ErrorKind::ForwarderConnection if said.contains("timed out") || said.contains("timeout") => {
+        ErrorKind::ConnectFailed if said.contains("timed out") || said.contains("timeout") => {
             (LikelyCause::NetworkConnectivity, CHECK_NETWORK.into())
         }
-        ErrorKind::ForwarderConnection if said.contains("tls") || said.contains("certificate") => (
+        ErrorKind::ConnectFailed if said.contains("tls") || said.contains("certificate") => (
             LikelyCause::BackendMisconfiguration,
             "the origin's TLS certificate and the gateway's TLS settings toward it".into(),
         ),
-        ErrorKind::ForwarderConnection => (LikelyCause::BackendMisconfiguration, CHECK_BACKEND.into()),
-        ErrorKind::NoServer if dns => (
+        ErrorKind::ConnectFailed => (LikelyCause::BackendMisconfiguration, CHECK_BACKEND.into()),
+        ErrorKind::NameNotResolved => (
             LikelyCause::ProxyMisconfiguration,
             "the upstream host name the proxy or gateway is configured with, and its DNS".into(),
         ),
-        ErrorKind::NoServer => (
+        ErrorKind::NoHealthyServer if dns => (
+            LikelyCause::ProxyMisconfiguration,
+            "the upstream host name the proxy or gateway is configured with, and its DNS".into(),
+        ),
+        ErrorKind::NoHealthyServer => (
             LikelyCause::BackendMisconfiguration,
             "that the gateway's upstream pool has healthy, registered servers".into(),
         ),
-        ErrorKind::CgiTimeout | ErrorKind::PrematureExit | ErrorKind::ServiceUnavailable => {
+        ErrorKind::TimedOut | ErrorKind::ConnectionClosed | ErrorKind::ServiceUnavailable => {
             (LikelyCause::UpstreamOutage, CHECK_OUTAGE.into())
         }
-        ErrorKind::ExecuteRequest => (
+        ErrorKind::InvalidResponse => (
             LikelyCause::BackendMisconfiguration,
             "that the server behind the gateway answers valid HTTP on the port the gateway uses".into(),
         ),
-        ErrorKind::ForwardedRequest => (LikelyCause::NetworkConnectivity, CHECK_NETWORK.into()),
+        ErrorKind::SendFailed => (LikelyCause::NetworkConnectivity, CHECK_NETWORK.into()),
         ErrorKind::WebSocket => (
             LikelyCause::ProxyMisconfiguration,
             "that the gateway passes WebSocket upgrades (Upgrade and Connection headers) to the server".into(),

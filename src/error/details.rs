@@ -212,7 +212,7 @@ impl Details {
     }
 
     /// Earlier failures of the same logical request that led to this one, oldest first: the
-    /// last cause of an exceeded deadline, or each server's failure behind a `NoServer`.
+    /// last cause of an exceeded deadline, or each server's failure behind a `NoHealthyServer`.
     pub fn causes(&self) -> &[GatewayError] {
         self.causes.as_deref().unwrap_or(&[])
     }

@@ -10,20 +10,37 @@ use http::StatusCode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// 502.1: see [`GatewayError::CgiTimeout`](super::GatewayError::CgiTimeout).
-    CgiTimeout,
-    /// 502.2: see [`GatewayError::PrematureExit`](super::GatewayError::PrematureExit).
-    PrematureExit,
-    /// 502.3: see [`GatewayError::ForwarderConnection`](super::GatewayError::ForwarderConnection).
-    ForwarderConnection,
-    /// 502.4: see [`GatewayError::NoServer`](super::GatewayError::NoServer).
-    NoServer,
-    /// 502.5: see [`GatewayError::WebSocket`](super::GatewayError::WebSocket).
+    /// No answer in time (502.1): see [`GatewayError::TimedOut`](super::GatewayError::TimedOut).
+    #[doc(alias = "CgiTimeout")]
+    TimedOut,
+    /// The connection closed before a complete response (502.2): see
+    /// [`GatewayError::ConnectionClosed`](super::GatewayError::ConnectionClosed).
+    #[doc(alias = "PrematureExit")]
+    ConnectionClosed,
+    /// Could not connect (502.3): see
+    /// [`GatewayError::ConnectFailed`](super::GatewayError::ConnectFailed).
+    #[doc(alias = "ForwarderConnection")]
+    ConnectFailed,
+    /// The server's name did not resolve (502.4): see
+    /// [`GatewayError::NameNotResolved`](super::GatewayError::NameNotResolved).
+    #[doc(alias = "NoServer")]
+    #[doc(alias = "DNS")]
+    NameNotResolved,
+    /// No server left to send to (502.4): see
+    /// [`GatewayError::NoHealthyServer`](super::GatewayError::NoHealthyServer).
+    #[doc(alias = "NoServer")]
+    NoHealthyServer,
+    /// A WebSocket upgrade failed (502.5): see
+    /// [`GatewayError::WebSocket`](super::GatewayError::WebSocket).
     WebSocket,
-    /// 502.6: see [`GatewayError::ForwardedRequest`](super::GatewayError::ForwardedRequest).
-    ForwardedRequest,
-    /// 502.7: see [`GatewayError::ExecuteRequest`](super::GatewayError::ExecuteRequest).
-    ExecuteRequest,
+    /// Sending the request failed (502.6): see
+    /// [`GatewayError::SendFailed`](super::GatewayError::SendFailed).
+    #[doc(alias = "ForwardedRequest")]
+    SendFailed,
+    /// A malformed or protocol-violating response (502.7): see
+    /// [`GatewayError::InvalidResponse`](super::GatewayError::InvalidResponse).
+    #[doc(alias = "ExecuteRequest")]
+    InvalidResponse,
     /// A 502 whose cause nothing tells.
     BadGateway,
     /// A 503 whose cause nothing tells.
@@ -32,6 +49,10 @@ pub enum ErrorKind {
     DeadlineExceeded,
     /// The request could not be built or sent as given; never retried.
     InvalidRequest,
+    /// The response arrived whole but its body could not be decoded as asked (`json()` of a
+    /// body that is not that JSON); never retried: see
+    /// [`GatewayError::Decode`](super::GatewayError::Decode).
+    Decode,
     /// A failure with no gateway meaning (e.g. a redirect loop); never retried.
     Other,
     /// The host's circuit is open: see [`GatewayError::CircuitOpen`](super::GatewayError::CircuitOpen).
@@ -42,13 +63,13 @@ impl ErrorKind {
     /// The 502 substatus this kind stands for, if any.
     pub fn substatus(self) -> Option<Substatus> {
         Some(match self {
-            ErrorKind::CgiTimeout => Substatus::CgiTimeout,
-            ErrorKind::PrematureExit => Substatus::PrematureExit,
-            ErrorKind::ForwarderConnection => Substatus::ForwarderConnection,
-            ErrorKind::NoServer => Substatus::NoServer,
+            ErrorKind::TimedOut => Substatus::CgiTimeout,
+            ErrorKind::ConnectionClosed => Substatus::PrematureExit,
+            ErrorKind::ConnectFailed => Substatus::ForwarderConnection,
+            ErrorKind::NameNotResolved | ErrorKind::NoHealthyServer => Substatus::NoServer,
             ErrorKind::WebSocket => Substatus::WebSocket,
-            ErrorKind::ForwardedRequest => Substatus::ForwardedRequest,
-            ErrorKind::ExecuteRequest => Substatus::ExecuteRequest,
+            ErrorKind::SendFailed => Substatus::ForwardedRequest,
+            ErrorKind::InvalidResponse => Substatus::ExecuteRequest,
             _ => return None,
         })
     }
@@ -56,13 +77,13 @@ impl ErrorKind {
     /// The kind for a substatus.
     pub fn from_substatus(s: Substatus) -> ErrorKind {
         match s {
-            Substatus::CgiTimeout => ErrorKind::CgiTimeout,
-            Substatus::PrematureExit => ErrorKind::PrematureExit,
-            Substatus::ForwarderConnection => ErrorKind::ForwarderConnection,
-            Substatus::NoServer => ErrorKind::NoServer,
+            Substatus::CgiTimeout => ErrorKind::TimedOut,
+            Substatus::PrematureExit => ErrorKind::ConnectionClosed,
+            Substatus::ForwarderConnection => ErrorKind::ConnectFailed,
+            Substatus::NoServer => ErrorKind::NoHealthyServer,
             Substatus::WebSocket => ErrorKind::WebSocket,
-            Substatus::ForwardedRequest => ErrorKind::ForwardedRequest,
-            Substatus::ExecuteRequest => ErrorKind::ExecuteRequest,
+            Substatus::ForwardedRequest => ErrorKind::SendFailed,
+            Substatus::ExecuteRequest => ErrorKind::InvalidResponse,
         }
     }
 
@@ -91,12 +112,13 @@ impl ErrorKind {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorKind::CgiTimeout
-                | ErrorKind::PrematureExit
-                | ErrorKind::ForwarderConnection
-                | ErrorKind::NoServer
+            ErrorKind::TimedOut
+                | ErrorKind::ConnectionClosed
+                | ErrorKind::ConnectFailed
+                | ErrorKind::NameNotResolved
+                | ErrorKind::NoHealthyServer
                 | ErrorKind::WebSocket
-                | ErrorKind::ForwardedRequest
+                | ErrorKind::SendFailed
                 | ErrorKind::BadGateway
                 | ErrorKind::ServiceUnavailable
         )
@@ -105,37 +127,41 @@ impl ErrorKind {
     /// A stable snake-case name, used as OpenTelemetry's `error.type`.
     pub fn name(self) -> &'static str {
         match self {
-            ErrorKind::CgiTimeout => "cgi_timeout",
-            ErrorKind::PrematureExit => "premature_exit",
-            ErrorKind::ForwarderConnection => "forwarder_connection",
-            ErrorKind::NoServer => "no_server",
+            ErrorKind::TimedOut => "timed_out",
+            ErrorKind::ConnectionClosed => "connection_closed",
+            ErrorKind::ConnectFailed => "connect_failed",
+            ErrorKind::NameNotResolved => "name_not_resolved",
+            ErrorKind::NoHealthyServer => "no_healthy_server",
             ErrorKind::WebSocket => "websocket",
-            ErrorKind::ForwardedRequest => "forwarded_request",
-            ErrorKind::ExecuteRequest => "execute_request",
+            ErrorKind::SendFailed => "send_failed",
+            ErrorKind::InvalidResponse => "invalid_response",
             ErrorKind::BadGateway => "bad_gateway",
             ErrorKind::ServiceUnavailable => "service_unavailable",
             ErrorKind::DeadlineExceeded => "deadline_exceeded",
             ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::Decode => "decode",
             ErrorKind::Other => "other",
             ErrorKind::CircuitOpen => "circuit_open",
         }
     }
 
     /// The short label used at the start of the error's `Display`, e.g.
-    /// `"502.3 forwarder connection error"` or `"503 service unavailable"`.
+    /// `"502.3 could not connect"` or `"503 service unavailable"`.
     pub fn label(self) -> &'static str {
         match self {
-            ErrorKind::CgiTimeout => "502.1 CGI application timeout",
-            ErrorKind::PrematureExit => "502.2 premature exit",
-            ErrorKind::ForwarderConnection => "502.3 forwarder connection error",
-            ErrorKind::NoServer => "502.4 no server",
+            ErrorKind::TimedOut => "502.1 timed out",
+            ErrorKind::ConnectionClosed => "502.2 connection closed early",
+            ErrorKind::ConnectFailed => "502.3 could not connect",
+            ErrorKind::NameNotResolved => "502.4 name not resolved",
+            ErrorKind::NoHealthyServer => "502.4 no healthy server",
             ErrorKind::WebSocket => "502.5 WebSocket failure",
-            ErrorKind::ForwardedRequest => "502.6 forwarded request failure",
-            ErrorKind::ExecuteRequest => "502.7 execute request failure",
+            ErrorKind::SendFailed => "502.6 sending the request failed",
+            ErrorKind::InvalidResponse => "502.7 invalid response",
             ErrorKind::BadGateway => "502 bad gateway",
             ErrorKind::ServiceUnavailable => "503 service unavailable",
             ErrorKind::DeadlineExceeded => "deadline exceeded",
             ErrorKind::InvalidRequest => "invalid request",
+            ErrorKind::Decode => "response body could not be decoded",
             ErrorKind::Other => "request failed",
             ErrorKind::CircuitOpen => "503 circuit open",
         }

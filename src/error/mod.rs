@@ -8,19 +8,28 @@
 //!
 //! | variant | substatus | upstream answer | our own transport |
 //! |---|---|---|---|
-//! | [`CgiTimeout`](GatewayError::CgiTimeout) | 502.1 | IIS 502.1; any gateway's 504; Envoy `upstream request timeout`; Cloudflare 524; Squid `ERR_READ_TIMEOUT` | response head not received in time; our attempt timeout |
-//! | [`PrematureExit`](GatewayError::PrematureExit) | 502.2 | IIS 502.2; HAProxy "invalid or incomplete response"; Envoy `connection termination`; Cloudflare 520; Apache "Error reading from remote server"; ANCM 502.5 startup failure | reset or close before a complete response; a truncated body |
-//! | [`ForwarderConnection`](GatewayError::ForwarderConnection) | 502.3 | IIS 502.3 / ARR 0x80072efd; Envoy `remote connection failure`; Cloudflare 521, 522, 525, 526; Squid `ERR_CONNECT_FAIL`; Tinyproxy "Unable to connect" | connection refused, connect timeout, TLS handshake failure |
-//! | [`NoServer`](GatewayError::NoServer) | 502.4 | IIS 502.4; Envoy `no healthy upstream`; HAProxy "No server is available"; ALB 503; Cloudflare 523, 530/1016; Squid `ERR_DNS_FAIL`; Apache "DNS lookup failure" | DNS failure; no healthy fallback server left |
+//! | [`TimedOut`](GatewayError::TimedOut) | 502.1 | IIS 502.1; any gateway's 504; Envoy `upstream request timeout`; Cloudflare 524; Squid `ERR_READ_TIMEOUT` | response head not received in time; our attempt timeout |
+//! | [`ConnectionClosed`](GatewayError::ConnectionClosed) | 502.2 | IIS 502.2; HAProxy "invalid or incomplete response"; Envoy `connection termination`; Cloudflare 520; Apache "Error reading from remote server"; ANCM 502.5 startup failure | reset or close before a complete response; a truncated body |
+//! | [`ConnectFailed`](GatewayError::ConnectFailed) | 502.3 | IIS 502.3 / ARR 0x80072efd; Envoy `remote connection failure`; Cloudflare 521, 522, 525, 526; Squid `ERR_CONNECT_FAIL`; Tinyproxy "Unable to connect" | connection refused, connect timeout, TLS handshake failure |
+//! | [`NameNotResolved`](GatewayError::NameNotResolved) | 502.4 | Cloudflare 530/1016; Squid `ERR_DNS_FAIL`; Apache "DNS lookup failure"; a runtime's DNS error text in a gateway's page | DNS failure |
+//! | [`NoHealthyServer`](GatewayError::NoHealthyServer) | 502.4 | IIS 502.4; Envoy `no healthy upstream`; HAProxy "No server is available"; ALB 503; Cloudflare 523, 530/1033; nginx "no live upstreams" | every fallback server failed or is ejected |
 //! | [`WebSocket`](GatewayError::WebSocket) | 502.5 | IIS 502.5 (not ANCM's startup page) | a failed upgrade handshake |
-//! | [`ForwardedRequest`](GatewayError::ForwardedRequest) | 502.6 | IIS 502.6; Squid `ERR_WRITE_ERROR` | writing the request or its body failed |
-//! | [`ExecuteRequest`](GatewayError::ExecuteRequest) | 502.7 | IIS 502.7; Envoy `protocol error`; Squid `ERR_INVALID_RESP` | a malformed or protocol-violating response |
+//! | [`SendFailed`](GatewayError::SendFailed) | 502.6 | IIS 502.6; Squid `ERR_WRITE_ERROR` | writing the request or its body failed |
+//! | [`InvalidResponse`](GatewayError::InvalidResponse) | 502.7 | IIS 502.7; Envoy `protocol error`; Squid `ERR_INVALID_RESP` | a malformed or protocol-violating response |
 //! | [`BadGateway`](GatewayError::BadGateway) | — | a 502 nothing explains (nginx, Caddy, ALB, Google); Varnish "Backend fetch failed" | — |
 //! | [`ServiceUnavailable`](GatewayError::ServiceUnavailable) | — | a 503 nothing explains | — |
 //! | [`DeadlineExceeded`](GatewayError::DeadlineExceeded) | — | — | the total deadline ran out (carries the last cause) |
 //! | [`InvalidRequest`](GatewayError::InvalidRequest) | — | — | bad URL, builder error: never retried |
+//! | [`Decode`](GatewayError::Decode) | — | — | a whole body that is not what the caller decodes (`json()`) |
 //! | [`Other`](GatewayError::Other) | — | — | a failure with no gateway meaning, e.g. a redirect loop |
 //! | [`CircuitOpen`](GatewayError::CircuitOpen) | — | — | the host's [circuit](crate::circuit) is open: failed at once without touching the network |
+//!
+//! The variants are named by cause, as a Rust caller matches; each 502 cause keeps its IIS
+//! substatus ([`GatewayError::substatus`], [`Substatus`]), and the IIS names stay searchable in
+//! the docs (`CgiTimeout` finds [`TimedOut`](GatewayError::TimedOut)). IIS's 502.4 "no server"
+//! is two variants here, because a caller acts differently on each: a name that does not
+//! resolve (fix the name or DNS) and a pool with no server left (wait, or look at each
+//! server's failure).
 //!
 //! Why these mappings follow from the IIS definitions:
 //!
@@ -34,8 +43,9 @@
 //!   the hop could not open a connection. Refused connections, connect timeouts and failed TLS
 //!   handshakes all happen before a request is delivered. ARR also reports some upstream
 //!   *timeouts* (0x80072ee2) as 502.3; when a page names its substatus, we keep it.
-//! - 502.4 is "no server": nothing to forward to. A name that does not resolve, or a pool with no
-//!   healthy member, leaves no server.
+//! - 502.4 is "no server": nothing to forward to. A name that does not resolve
+//!   ([`NameNotResolved`](GatewayError::NameNotResolved)), or a pool with no healthy member
+//!   ([`NoHealthyServer`](GatewayError::NoHealthyServer)), leaves no server.
 //! - 502.5 is "WebSocket failure" (ASP.NET Core Module reuses the code for a process that failed
 //!   to start; that page is read as 502.2, the process exited).
 //! - 502.6 "forwarded request failure" and 502.7 "execute request failure" are failures while the
@@ -73,41 +83,60 @@ use std::borrow::Cow;
 /// ```
 /// use reqwest_resilience::{ErrorKind, GatewayError, Substatus};
 ///
-/// let err = GatewayError::new(ErrorKind::ForwarderConnection, "connection refused");
+/// let err = GatewayError::new(ErrorKind::ConnectFailed, "connection refused");
 /// match &err {
-///     GatewayError::ForwarderConnection(_) => {}
+///     GatewayError::ConnectFailed(_) => {}
 ///     other => panic!("unexpected {other}"),
 /// }
 /// assert_eq!(err.substatus(), Some(Substatus::ForwarderConnection));
 /// assert_eq!(err.status().as_u16(), 502);
 /// assert!(err.is_retryable());
-/// assert_eq!(err.to_string(), "502.3 forwarder connection error: connection refused");
+/// assert_eq!(err.to_string(), "502.3 could not connect: connection refused");
 /// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum GatewayError {
-    /// 502.1: the server behind the hop did not answer in time (IIS 502.1, a gateway's 504, our
-    /// own per-attempt timeout).
+    /// No answer in time (502.1): the server behind the hop was reached but did not answer
+    /// before a timer fired. A gateway's 504 or IIS 502.1 ([`origin`](Self::origin)
+    /// `Upstream`), or this crate's own per-attempt timeout (`Local`).
+    #[doc(alias = "CgiTimeout")]
+    #[doc(alias = "504")]
+    #[doc(alias = "GatewayTimeout")]
     #[error(transparent)]
-    CgiTimeout(Box<Details>),
-    /// 502.2: the server closed or reset before a complete response.
+    TimedOut(Box<Details>),
+    /// The connection closed before a complete response (502.2): a reset, a close, a body cut
+    /// short, a server that exited while handling the request.
+    #[doc(alias = "PrematureExit")]
     #[error(transparent)]
-    PrematureExit(Box<Details>),
-    /// 502.3: the hop could not connect to the server (refused, connect timeout, TLS handshake).
+    ConnectionClosed(Box<Details>),
+    /// Could not connect (502.3): refused, connect timeout, TLS handshake failure; the request
+    /// was not delivered.
+    #[doc(alias = "ForwarderConnection")]
     #[error(transparent)]
-    ForwarderConnection(Box<Details>),
-    /// 502.4: there was no server to forward to (DNS failure, no healthy upstream left).
+    ConnectFailed(Box<Details>),
+    /// The server's name did not resolve (502.4): a DNS failure, here or at a gateway that
+    /// says so (Squid `ERR_DNS_FAIL`, Apache's "DNS lookup failure", Cloudflare 1016).
+    #[doc(alias = "NoServer")]
+    #[doc(alias = "DNS")]
     #[error(transparent)]
-    NoServer(Box<Details>),
-    /// 502.5: a WebSocket upgrade failed.
+    NameNotResolved(Box<Details>),
+    /// No server left to send to (502.4): every fallback server failed or is ejected (each
+    /// one's failure is in [`Details::causes`]), or a gateway says it has no healthy
+    /// upstream (Envoy, HAProxy, an AWS ALB's 503, IIS 502.4).
+    #[doc(alias = "NoServer")]
+    #[error(transparent)]
+    NoHealthyServer(Box<Details>),
+    /// A WebSocket upgrade failed (502.5).
     #[error(transparent)]
     WebSocket(Box<Details>),
-    /// 502.6: forwarding the request failed (writing the request or its body broke).
+    /// Sending the request failed (502.6): writing the request or its body broke.
+    #[doc(alias = "ForwardedRequest")]
     #[error(transparent)]
-    ForwardedRequest(Box<Details>),
-    /// 502.7: the request failed during execution (a malformed or protocol-violating response).
+    SendFailed(Box<Details>),
+    /// A malformed or protocol-violating response (502.7).
+    #[doc(alias = "ExecuteRequest")]
     #[error(transparent)]
-    ExecuteRequest(Box<Details>),
+    InvalidResponse(Box<Details>),
     /// A 502 whose cause nothing tells.
     #[error(transparent)]
     BadGateway(Box<Details>),
@@ -121,6 +150,12 @@ pub enum GatewayError {
     /// The request was invalid as given (bad URL, builder error); it was never sent.
     #[error(transparent)]
     InvalidRequest(Box<Details>),
+    /// The response arrived whole, but its body could not be decoded as the caller asked:
+    /// `json::<T>()` of a body that is not that JSON. The server answered; nothing is wrong
+    /// with the way there, so it is never retried. Its [`status`](Self::status) is 502 (the
+    /// answer could not be used); the `reqwest` error is its `source()`.
+    #[error(transparent)]
+    Decode(Box<Details>),
     /// A failure with no gateway meaning, such as a redirect loop.
     #[error(transparent)]
     Other(Box<Details>),
@@ -144,17 +179,19 @@ impl GatewayError {
         let kind = details.kind();
         let d = Box::new(details);
         match kind {
-            ErrorKind::CgiTimeout => GatewayError::CgiTimeout(d),
-            ErrorKind::PrematureExit => GatewayError::PrematureExit(d),
-            ErrorKind::ForwarderConnection => GatewayError::ForwarderConnection(d),
-            ErrorKind::NoServer => GatewayError::NoServer(d),
+            ErrorKind::TimedOut => GatewayError::TimedOut(d),
+            ErrorKind::ConnectionClosed => GatewayError::ConnectionClosed(d),
+            ErrorKind::ConnectFailed => GatewayError::ConnectFailed(d),
+            ErrorKind::NameNotResolved => GatewayError::NameNotResolved(d),
+            ErrorKind::NoHealthyServer => GatewayError::NoHealthyServer(d),
             ErrorKind::WebSocket => GatewayError::WebSocket(d),
-            ErrorKind::ForwardedRequest => GatewayError::ForwardedRequest(d),
-            ErrorKind::ExecuteRequest => GatewayError::ExecuteRequest(d),
+            ErrorKind::SendFailed => GatewayError::SendFailed(d),
+            ErrorKind::InvalidResponse => GatewayError::InvalidResponse(d),
             ErrorKind::BadGateway => GatewayError::BadGateway(d),
             ErrorKind::ServiceUnavailable => GatewayError::ServiceUnavailable(d),
             ErrorKind::DeadlineExceeded => GatewayError::DeadlineExceeded(d),
             ErrorKind::InvalidRequest => GatewayError::InvalidRequest(d),
+            ErrorKind::Decode => GatewayError::Decode(d),
             ErrorKind::Other => GatewayError::Other(d),
             ErrorKind::CircuitOpen => GatewayError::CircuitOpen(d),
         }
@@ -163,17 +200,19 @@ impl GatewayError {
     /// The cause, without details.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            GatewayError::CgiTimeout(_) => ErrorKind::CgiTimeout,
-            GatewayError::PrematureExit(_) => ErrorKind::PrematureExit,
-            GatewayError::ForwarderConnection(_) => ErrorKind::ForwarderConnection,
-            GatewayError::NoServer(_) => ErrorKind::NoServer,
+            GatewayError::TimedOut(_) => ErrorKind::TimedOut,
+            GatewayError::ConnectionClosed(_) => ErrorKind::ConnectionClosed,
+            GatewayError::ConnectFailed(_) => ErrorKind::ConnectFailed,
+            GatewayError::NameNotResolved(_) => ErrorKind::NameNotResolved,
+            GatewayError::NoHealthyServer(_) => ErrorKind::NoHealthyServer,
             GatewayError::WebSocket(_) => ErrorKind::WebSocket,
-            GatewayError::ForwardedRequest(_) => ErrorKind::ForwardedRequest,
-            GatewayError::ExecuteRequest(_) => ErrorKind::ExecuteRequest,
+            GatewayError::SendFailed(_) => ErrorKind::SendFailed,
+            GatewayError::InvalidResponse(_) => ErrorKind::InvalidResponse,
             GatewayError::BadGateway(_) => ErrorKind::BadGateway,
             GatewayError::ServiceUnavailable(_) => ErrorKind::ServiceUnavailable,
             GatewayError::DeadlineExceeded(_) => ErrorKind::DeadlineExceeded,
             GatewayError::InvalidRequest(_) => ErrorKind::InvalidRequest,
+            GatewayError::Decode(_) => ErrorKind::Decode,
             GatewayError::Other(_) => ErrorKind::Other,
             GatewayError::CircuitOpen(_) => ErrorKind::CircuitOpen,
         }
@@ -182,17 +221,19 @@ impl GatewayError {
     /// The details every variant carries.
     pub fn details(&self) -> &Details {
         match self {
-            GatewayError::CgiTimeout(d)
-            | GatewayError::PrematureExit(d)
-            | GatewayError::ForwarderConnection(d)
-            | GatewayError::NoServer(d)
+            GatewayError::TimedOut(d)
+            | GatewayError::ConnectionClosed(d)
+            | GatewayError::ConnectFailed(d)
+            | GatewayError::NameNotResolved(d)
+            | GatewayError::NoHealthyServer(d)
             | GatewayError::WebSocket(d)
-            | GatewayError::ForwardedRequest(d)
-            | GatewayError::ExecuteRequest(d)
+            | GatewayError::SendFailed(d)
+            | GatewayError::InvalidResponse(d)
             | GatewayError::BadGateway(d)
             | GatewayError::ServiceUnavailable(d)
             | GatewayError::DeadlineExceeded(d)
             | GatewayError::InvalidRequest(d)
+            | GatewayError::Decode(d)
             | GatewayError::Other(d)
             | GatewayError::CircuitOpen(d) => d,
         }
@@ -200,17 +241,19 @@ impl GatewayError {
 
     pub(crate) fn details_mut(&mut self) -> &mut Details {
         match self {
-            GatewayError::CgiTimeout(d)
-            | GatewayError::PrematureExit(d)
-            | GatewayError::ForwarderConnection(d)
-            | GatewayError::NoServer(d)
+            GatewayError::TimedOut(d)
+            | GatewayError::ConnectionClosed(d)
+            | GatewayError::ConnectFailed(d)
+            | GatewayError::NameNotResolved(d)
+            | GatewayError::NoHealthyServer(d)
             | GatewayError::WebSocket(d)
-            | GatewayError::ForwardedRequest(d)
-            | GatewayError::ExecuteRequest(d)
+            | GatewayError::SendFailed(d)
+            | GatewayError::InvalidResponse(d)
             | GatewayError::BadGateway(d)
             | GatewayError::ServiceUnavailable(d)
             | GatewayError::DeadlineExceeded(d)
             | GatewayError::InvalidRequest(d)
+            | GatewayError::Decode(d)
             | GatewayError::Other(d)
             | GatewayError::CircuitOpen(d) => d,
         }
@@ -296,7 +339,7 @@ impl GatewayError {
     }
 }
 
-/// A duration as a person reads it: `183 ms`, `12.4 s`, `5 min 3 s`.
+/// A duration as a person reads it: `183 ms`, `2 s`, `12.4 s`, `5 min 3 s`.
 pub(crate) struct Shown(pub(crate) std::time::Duration);
 
 impl std::fmt::Display for Shown {
@@ -328,11 +371,13 @@ pub(crate) fn push_duration(out: &mut String, d: std::time::Duration) {
         push_int(out, ms);
         out.push_str(" ms");
     } else if ms < 60_000 {
-        // Tenths rounded as `{:.1}` rounds them.
+        // Tenths rounded as `{:.1}` rounds them; whole seconds without them.
         let tenths = (ms + 50) / 100;
         push_int(out, tenths / 10);
-        out.push('.');
-        push_int(out, tenths % 10);
+        if tenths % 10 != 0 {
+            out.push('.');
+            push_int(out, tenths % 10);
+        }
         out.push_str(" s");
     } else {
         let secs = d.as_secs();
@@ -350,10 +395,11 @@ mod tests {
         let shown = |ms| super::Shown(std::time::Duration::from_millis(ms)).to_string();
         assert_eq!(shown(0), "0 ms");
         assert_eq!(shown(183), "183 ms");
-        assert_eq!(shown(1_000), "1.0 s");
-        assert_eq!(shown(1_049), "1.0 s");
+        assert_eq!(shown(1_000), "1 s");
+        assert_eq!(shown(1_049), "1 s");
         assert_eq!(shown(1_050), "1.1 s");
-        assert_eq!(shown(29_950), "30.0 s");
+        assert_eq!(shown(29_950), "30 s");
+        assert_eq!(shown(2_345), "2.3 s");
         assert_eq!(shown(60_000), "1 min 0 s");
         assert_eq!(shown(303_000), "5 min 3 s");
     }
@@ -363,7 +409,7 @@ mod tests {
     #[test]
     fn an_error_report_prints_each_line_once() {
         use std::error::Error as _;
-        let cause = GatewayError::new(ErrorKind::ForwarderConnection, "connection refused");
+        let cause = GatewayError::new(ErrorKind::ConnectFailed, "connection refused");
         let details = Details::new(
             ErrorKind::DeadlineExceeded,
             Origin::Local,
@@ -390,13 +436,14 @@ mod tests {
     #[test]
     fn every_kind_round_trips_through_its_variant() {
         for kind in [
-            ErrorKind::CgiTimeout,
-            ErrorKind::PrematureExit,
-            ErrorKind::ForwarderConnection,
-            ErrorKind::NoServer,
+            ErrorKind::TimedOut,
+            ErrorKind::ConnectionClosed,
+            ErrorKind::ConnectFailed,
+            ErrorKind::NameNotResolved,
+            ErrorKind::NoHealthyServer,
             ErrorKind::WebSocket,
-            ErrorKind::ForwardedRequest,
-            ErrorKind::ExecuteRequest,
+            ErrorKind::SendFailed,
+            ErrorKind::InvalidResponse,
             ErrorKind::BadGateway,
             ErrorKind::ServiceUnavailable,
             ErrorKind::DeadlineExceeded,

@@ -12,6 +12,11 @@ use std::str::FromStr;
 /// assert_eq!(s, Substatus::ForwarderConnection);
 /// assert_eq!(s.code(), "502.3");
 /// assert_eq!(s.to_string(), "502.3 forwarder connection error");
+/// // The error variant for it is named by its cause:
+/// assert_eq!(
+///     reqwest_resilience::ErrorKind::from_substatus(s),
+///     reqwest_resilience::ErrorKind::ConnectFailed
+/// );
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -75,7 +80,8 @@ impl Substatus {
         Substatus::ALL.get(usize::from(n).checked_sub(1)?).copied()
     }
 
-    /// A short description in lower case, e.g. `"forwarder connection error"`.
+    /// IIS's own short description, e.g. `"forwarder connection error"` (the error variants
+    /// are named by cause instead: [`ErrorKind::label`](crate::ErrorKind::label)).
     pub fn description(self) -> &'static str {
         match self {
             Substatus::CgiTimeout => "CGI application timeout",

@@ -16,7 +16,7 @@
 //! caller's opt-in, or a failure that proves the request never reached the server — and its
 //! body can be replayed. Otherwise that failure is returned as it is.
 //!
-//! When every server tried failed, the error is [`GatewayError::NoServer`] whose
+//! When every server tried failed, the error is [`GatewayError::NoHealthyServer`] whose
 //! [`causes`](crate::Details::causes) hold each server's failure in the order tried (its
 //! `Display` names the last); with only one server tried, that server's own error is returned.
 //!
@@ -177,7 +177,8 @@ where
         base.path_below(request.url())
             .map(|rest| (i, path_len - rest.len()))
     });
-    let Some((home, rest_at)) = found else {
+    let Some((home, rest_at)) = found.filter(|_| !request.options().this_server_only) else {
+        // Not for these servers, or for the one its URL names only: passed through as it is.
         return inner.ready().await?.call(request).await;
     };
     let opted_in = request.options().idempotent;
@@ -313,7 +314,7 @@ fn all_failed(
     match causes.len() {
         0 => {
             let details = Details::new(
-                ErrorKind::NoServer,
+                ErrorKind::NoHealthyServer,
                 Origin::Local,
                 "no healthy server left".into(),
             )
@@ -323,7 +324,7 @@ fn all_failed(
         1 => causes.remove(0),
         n if causes.iter().all(|c| c.kind() == ErrorKind::CircuitOpen) => {
             // Every server's circuit is open: fail fast, as one open circuit does (an open
-            // circuit is never retried), not as a transient `NoServer`.
+            // circuit is never retried), not as a transient `NoHealthyServer`.
             let mut details = Details::new(
                 ErrorKind::CircuitOpen,
                 Origin::Local,
@@ -340,7 +341,7 @@ fn all_failed(
             // Every server failed in a way that would repeat: retrying the chain cannot help.
             let permanent = causes.iter().all(|c| c.details().is_permanent());
             let mut details = Details::new(
-                ErrorKind::NoServer,
+                ErrorKind::NoHealthyServer,
                 Origin::Local,
                 format!("all {n} servers tried failed").into(),
             )

@@ -64,6 +64,14 @@ impl Scope {
     }
 }
 
+/// A budget's numbers, changed by name.
+struct Params {
+    capacity: u32,
+    retry_cost: u32,
+    timeout_retry_cost: u32,
+    success_reward: u32,
+}
+
 /// One host's tokens, and when it last paid for a retry.
 #[derive(Debug)]
 struct Bucket {
@@ -73,27 +81,74 @@ struct Bucket {
 
 impl Default for RetryBudget {
     fn default() -> Self {
-        RetryBudget::new(500, 5, 10, 1)
+        RetryBudget::new()
     }
 }
 
 impl RetryBudget {
-    /// Full buckets of `capacity` tokens, one per host; a retry costs `retry_cost`
-    /// (`timeout_retry_cost` after a timeout) and a first-attempt success adds
-    /// `success_reward`. Costs of zero are taken as 1.
-    pub fn new(
-        capacity: u32,
-        retry_cost: u32,
-        timeout_retry_cost: u32,
-        success_reward: u32,
-    ) -> Self {
+    /// The defaults, one full bucket per host: capacity 500 tokens, a retry costs 5 (10 after
+    /// a timeout), a first-attempt success adds 1. Change any of them by name:
+    ///
+    /// ```
+    /// use reqwest_resilience::retry::RetryBudget;
+    ///
+    /// let budget = RetryBudget::new().capacity(100).retry_cost(10);
+    /// assert_eq!(budget.available(), 100);
+    /// ```
+    pub fn new() -> Self {
         RetryBudget {
             inner: Arc::new(Inner {
-                capacity,
-                retry_cost: retry_cost.max(1),
-                timeout_retry_cost: timeout_retry_cost.max(1),
-                success_reward,
+                capacity: 500,
+                retry_cost: 5,
+                timeout_retry_cost: 10,
+                success_reward: 1,
                 scope: Scope::per_host(1024),
+            }),
+        }
+    }
+
+    /// The tokens a full bucket holds (500). A new, full budget.
+    pub fn capacity(self, tokens: u32) -> Self {
+        self.with(|i| i.capacity = tokens)
+    }
+
+    /// What a retry costs (5; at least 1). A new, full budget.
+    pub fn retry_cost(self, tokens: u32) -> Self {
+        self.with(|i| i.retry_cost = tokens.max(1))
+    }
+
+    /// What a retry after a timeout costs (10; at least 1): a timeout held a connection for
+    /// its whole length. A new, full budget.
+    pub fn timeout_retry_cost(self, tokens: u32) -> Self {
+        self.with(|i| i.timeout_retry_cost = tokens.max(1))
+    }
+
+    /// What a first-attempt success adds back (1). A new, full budget.
+    pub fn success_reward(self, tokens: u32) -> Self {
+        self.with(|i| i.success_reward = tokens)
+    }
+
+    /// The same parameters with `change` applied, and full buckets in the same scope.
+    fn with(&self, change: impl FnOnce(&mut Params)) -> Self {
+        let i = &self.inner;
+        let mut params = Params {
+            capacity: i.capacity,
+            retry_cost: i.retry_cost,
+            timeout_retry_cost: i.timeout_retry_cost,
+            success_reward: i.success_reward,
+        };
+        change(&mut params);
+        let scope = match &i.scope {
+            Scope::Client(_) => Scope::Client(AtomicU32::new(params.capacity)),
+            Scope::PerHost { max_hosts, .. } => Scope::per_host(*max_hosts),
+        };
+        RetryBudget {
+            inner: Arc::new(Inner {
+                capacity: params.capacity,
+                retry_cost: params.retry_cost,
+                timeout_retry_cost: params.timeout_retry_cost,
+                success_reward: params.success_reward,
+                scope,
             }),
         }
     }
@@ -292,7 +347,11 @@ mod tests {
 
     #[test]
     fn refunds_never_overfill() {
-        let budget = RetryBudget::new(10, 5, 10, 1);
+        let budget = RetryBudget::new()
+            .capacity(10)
+            .retry_cost(5)
+            .timeout_retry_cost(10)
+            .success_reward(1);
         budget.refund(|| Some(1), 100);
         budget.reward(|| Some(1));
         assert_eq!(budget.available(), 10);
@@ -303,18 +362,32 @@ mod tests {
 
     #[test]
     fn hosts_have_buckets_of_their_own_unless_per_client() {
-        let budget = RetryBudget::new(10, 5, 10, 0);
+        let budget = RetryBudget::new()
+            .capacity(10)
+            .retry_cost(5)
+            .timeout_retry_cost(10)
+            .success_reward(0);
         assert!(budget.try_withdraw(1, 5) && budget.try_withdraw(1, 5));
         assert!(!budget.try_withdraw(1, 5), "host 1 is dry");
         assert!(budget.try_withdraw(2, 5), "host 2 is not");
-        let client = RetryBudget::new(10, 5, 10, 0).per_client();
+        let client = RetryBudget::new()
+            .capacity(10)
+            .retry_cost(5)
+            .timeout_retry_cost(10)
+            .success_reward(0)
+            .per_client();
         assert!(client.try_withdraw(1, 5) && client.try_withdraw(1, 5));
         assert!(!client.try_withdraw(2, 5), "one bucket for all");
     }
 
     #[test]
     fn buckets_are_bounded() {
-        let budget = RetryBudget::new(10, 5, 10, 0).max_hosts(4);
+        let budget = RetryBudget::new()
+            .capacity(10)
+            .retry_cost(5)
+            .timeout_retry_cost(10)
+            .success_reward(0)
+            .max_hosts(4);
         for host in 0..100 {
             budget.try_withdraw(host, 5);
         }

@@ -284,7 +284,7 @@ where
                     ctx.seal(&mut err);
                     ctx.span.record("attempts", attempts_made);
                     #[cfg(feature = "metrics")]
-                    ctx.ended(Some((&err, None)));
+                    ctx.ended(Some((&err, refusal_reason(&err))));
                     return Poll::Ready(Err(err));
                 }
                 outcome => {
@@ -315,9 +315,15 @@ pub(crate) fn refused_before_loop(request: &Request, mut err: GatewayError) -> G
     #[cfg(feature = "metrics")]
     {
         crate::metrics::resends(request.method(), Some(request.url()), 0);
-        crate::metrics::give_up(err.kind().name(), None);
+        crate::metrics::give_up(err.kind().name(), refusal_reason(&err));
     }
     err
+}
+
+/// Why a request the crate refused itself was not retried: its open circuit.
+#[cfg(feature = "metrics")]
+fn refusal_reason(err: &GatewayError) -> Option<&'static str> {
+    (err.kind() == ErrorKind::CircuitOpen).then_some("circuit open")
 }
 
 /// Where the boxed loop starts: with a request to send, or with the first attempt's outcome.
@@ -589,7 +595,7 @@ impl<S> Loop<S> {
                     }
                 }
                 let before = *spent;
-                let next = policy.charge(next, err.kind() == ErrorKind::CgiTimeout, spent, host);
+                let next = policy.charge(next, err.kind() == ErrorKind::TimedOut, spent, host);
                 self.last_charge = *spent - before;
                 match next {
                     Next::RetryAfter(delay, reason) => {

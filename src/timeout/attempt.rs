@@ -37,7 +37,7 @@ impl AttemptTimeoutLayer {
     }
 
     /// Also bounds reading the response body by the same timer: a body still streaming when
-    /// it fires ends with an error (a `reqwest` body error whose source is a `CgiTimeout`).
+    /// it fires ends with an error (a `reqwest` body error whose source is a `TimedOut`).
     pub fn include_body(mut self, yes: bool) -> Self {
         self.include_body = yes;
         self
@@ -204,9 +204,13 @@ pub(crate) const PEEK_GRACE: Duration =
 /// The error of an attempt that had no response within `timeout`.
 pub(crate) fn timed_out(timeout: Duration, method: Method, url: &reqwest::Url) -> GatewayError {
     let mut details = Details::new(
-        ErrorKind::CgiTimeout,
+        ErrorKind::TimedOut,
         Origin::Local,
-        format!("no response within the attempt timeout of {timeout:?}").into(),
+        format!(
+            "no response within the attempt timeout of {}",
+            crate::error::Shown(timeout)
+        )
+        .into(),
     );
     details.set_method(method);
     details.set_server(url);

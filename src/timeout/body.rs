@@ -5,8 +5,8 @@
 //! A body error (the timer, or the connection failing mid-body: a reset, a close before the
 //! announced length) reaches the caller as the `reqwest::Error` reqwest makes of a body error,
 //! whose `source()` is the [`GatewayError`](crate::GatewayError): `DeadlineExceeded` or
-//! `CgiTimeout` for the timer (with an `io::Error` of kind `TimedOut` below it, so that
-//! `reqwest::Error::is_timeout()` is true), and the transport's cause — `PrematureExit` for a
+//! `TimedOut` for the timer (with an `io::Error` of kind `TimedOut` below it, so that
+//! `reqwest::Error::is_timeout()` is true), and the transport's cause — `ConnectionClosed` for a
 //! truncated or reset body — for the rest.
 
 use crate::error::{Details, ErrorKind, GatewayError, Origin};
@@ -33,11 +33,17 @@ impl Limit {
         let (kind, message) = match self {
             Limit::Deadline(total) => (
                 ErrorKind::DeadlineExceeded,
-                format!("deadline of {total:?} exceeded while reading the body"),
+                format!(
+                    "deadline of {} exceeded while reading the body",
+                    crate::error::Shown(total)
+                ),
             ),
             Limit::Attempt(timeout) => (
-                ErrorKind::CgiTimeout,
-                format!("the body did not arrive within the attempt timeout of {timeout:?}"),
+                ErrorKind::TimedOut,
+                format!(
+                    "the body did not arrive within the attempt timeout of {}",
+                    crate::error::Shown(timeout)
+                ),
             ),
         };
         let timed_out = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");

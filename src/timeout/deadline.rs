@@ -191,13 +191,12 @@ pub(crate) fn exceeded(
         0 => last.as_ref().map_or(0, GatewayError::attempts),
         n => n,
     };
-    let plural = if attempts == 1 { "" } else { "s" };
     let mut details = Details::new(
         ErrorKind::DeadlineExceeded,
         Origin::Local,
         format!(
-            "deadline of {:?} exceeded after {attempts} attempt{plural}",
-            deadline.total
+            "deadline of {} exceeded",
+            crate::error::Shown(deadline.total)
         )
         .into(),
     )

@@ -1,7 +1,7 @@
 //! Bounding time: a timeout per attempt and a deadline for the whole logical request.
 //!
 //! - [`AttemptTimeoutLayer`] bounds one attempt (connect and response head, and optionally the
-//!   body) and turns expiry into [`GatewayError::CgiTimeout`](crate::GatewayError::CgiTimeout)
+//!   body) and turns expiry into [`GatewayError::TimedOut`](crate::GatewayError::TimedOut)
 //!   with a local origin.
 //! - [`DeadlineLayer`] bounds everything inside it — every attempt, backoff pause and failover —
 //!   and turns expiry into [`GatewayError::DeadlineExceeded`](crate::GatewayError::DeadlineExceeded)
@@ -27,14 +27,16 @@
 //! [`include_body`](AttemptTimeoutLayer::include_body)) fails, when its timer fires mid-read,
 //! with the `reqwest::Error` reqwest makes of a body error: `is_timeout()` is true, and its
 //! `source()` is a [`GatewayError`](crate::GatewayError) of kind `DeadlineExceeded` (or
-//! `CgiTimeout` for the attempt timeout). A connection failing mid-body (a reset, a close
+//! `TimedOut` for the attempt timeout). A connection failing mid-body (a reset, a close
 //! before the announced length) ends the same way with the transport's cause, usually
-//! `PrematureExit`. For an idle limit between chunks of a long download, set reqwest's own
+//! `ConnectionClosed`. `GatewayError::from(err)`, or `?` in a function returning
+//! `Result<_, GatewayError>`, gives that cause itself: one error type from `send()` to the
+//! last byte. For an idle limit between chunks of a long download, set reqwest's own
 //! `read_timeout` on the `reqwest::ClientBuilder` given to
 //! [`ClientBuilder::reqwest_builder`](crate::ClientBuilder::reqwest_builder): it applies to
-//! every read, head and body; a head that does not come in time is then a `CgiTimeout`
+//! every read, head and body; a head that does not come in time is then a `TimedOut`
 //! attempt, retried like any other, and a body that stalls longer ends with reqwest's timeout
-//! error (its `source()` a `CgiTimeout` when the body passed through the deadline layer).
+//! error (its `source()` a `TimedOut` when the body passed through the deadline layer).
 //!
 //! # Order
 //!

@@ -35,6 +35,8 @@ pub enum Fault {
     Raw(Vec<u8>),
     /// Answer these exact bytes, then stall without closing.
     RawThenStall(Vec<u8>),
+    /// Answer these exact bytes, then reset (RST).
+    RawThenReset(Vec<u8>),
     /// Answer these bytes to the first request and the second to every later one, then close.
     FirstThen(Vec<u8>, Vec<u8>),
     /// Answer one byte at a time with this pause between bytes.
@@ -153,6 +155,12 @@ async fn serve(
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
                 .await;
             std::future::pending::<()>().await;
+        }
+        Fault::RawThenReset(bytes) => {
+            let _ = stream.write_all(&bytes).await;
+            let _ = stream.flush().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            reset(stream);
         }
         Fault::TruncatedBodyThenReset => {
             let _ = stream

@@ -1,0 +1,117 @@
+//! One error type from `send()` to the last byte: a body that fails while it is read gives,
+//! through `?` (`From<reqwest::Error> for GatewayError`), the `GatewayError` of what happened:
+//! truncation and resets as a closed connection, the deadline as the deadline, a body that
+//! arrived whole but is not what the caller decodes as a decode failure. Real TCP servers.
+
+mod support;
+
+use reqwest_resilience::{Client, ErrorKind, GatewayError};
+use std::time::Duration;
+use support::{Fault, FaultServer};
+
+/// What a handler writes: one `?` for the request, one for the body.
+async fn read(client: &Client, url: &str) -> Result<bytes::Bytes, GatewayError> {
+    let response = client.get(url).send().await?;
+    Ok(response.bytes().await?)
+}
+
+#[tokio::test]
+async fn a_body_cut_short_by_a_close_is_a_closed_connection() {
+    let server = FaultServer::start(Fault::Raw(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc".to_vec(),
+    ))
+    .await;
+    let err = read(&Client::new(), &server.url("/")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionClosed, "{err}");
+    assert!(!err.is_request_unsent(), "the request was answered: {err}");
+}
+
+#[tokio::test]
+async fn a_body_cut_short_by_a_reset_is_a_closed_connection() {
+    let server = FaultServer::start(Fault::RawThenReset(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc".to_vec(),
+    ))
+    .await;
+    let err = read(&Client::new(), &server.url("/")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionClosed, "{err}");
+}
+
+#[tokio::test]
+async fn the_deadline_firing_while_the_body_is_read_is_the_deadline() {
+    let server = FaultServer::start(Fault::RawThenStall(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc".to_vec(),
+    ))
+    .await;
+    let client = Client::builder()
+        .deadline(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let err = read(&client, &server.url("/")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+    // Durations read as people read them, not as `Debug` prints them (`300ms`, `164.010689ms`).
+    assert!(
+        err.to_string()
+            .contains("deadline of 300 ms exceeded while reading the body"),
+        "{err}"
+    );
+}
+
+/// The attempt timeout bounds the body too when asked to: its firing is the attempt's timeout.
+#[tokio::test]
+async fn the_attempt_timeout_firing_while_the_body_is_read_is_a_timeout() {
+    let server = FaultServer::start(Fault::RawThenStall(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc".to_vec(),
+    ))
+    .await;
+    let client = Client::builder()
+        .attempt_timeout(Duration::from_millis(300))
+        .attempt_timeout_includes_body(true)
+        .build()
+        .unwrap();
+    let err = read(&client, &server.url("/")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    assert!(
+        err.to_string()
+            .contains("the body did not arrive within the attempt timeout of 300 ms"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_chunked_body_that_stops_is_a_closed_connection() {
+    let server = FaultServer::start(Fault::Raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n".to_vec(),
+    ))
+    .await;
+    let client = Client::new();
+    let mut response = client.get(server.url("/")).send().await.unwrap();
+    let mut got = Vec::new();
+    let err = loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => got.extend_from_slice(&chunk),
+            Ok(None) => panic!("the body ended cleanly"),
+            Err(err) => break GatewayError::from(err),
+        }
+    };
+    assert_eq!(got, b"hello");
+    assert_eq!(err.kind(), ErrorKind::ConnectionClosed, "{err}");
+}
+
+#[tokio::test]
+async fn a_whole_body_that_is_not_json_is_a_decode_failure() {
+    let server = FaultServer::start(Fault::Raw(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nContent-Type: application/json\r\n\r\nnot json"
+            .to_vec(),
+    ))
+    .await;
+    let client = Client::new();
+    let response = client.get(server.url("/")).send().await.unwrap();
+    let err: GatewayError = response
+        .json::<serde_json::Value>()
+        .await
+        .unwrap_err()
+        .into();
+    assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+    assert!(!err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("decode"), "{err}");
+}
