@@ -628,3 +628,92 @@ async fn the_client_probes_when_the_cool_down_ends() {
     assert_eq!(server.received_requests().await.unwrap().len(), 2);
     assert!(client.get(&url).send().await.is_ok(), "closed again");
 }
+
+/// Fails `n` requests to `a.test` through `svc`, each its own logical request (no layer above
+/// tracks them, so each failure is judged at once).
+async fn fail<S>(svc: &mut S, upstream: &Upstream, n: u32)
+where
+    S: Service<Request, Response = reqwest::Response, Error = GatewayError>,
+{
+    upstream.set(Mode::Fail);
+    for _ in 0..n {
+        let _ = send(svc, "http://a.test/").await;
+    }
+}
+
+fn is_open(circuit: &CircuitLayer) -> bool {
+    circuit.is_open(&"http://a.test/".parse().unwrap())
+}
+
+/// Each parameter of the ratio rule takes effect, and setting one keeps the others.
+#[tokio::test(start_paused = true)]
+async fn the_ratio_rules_parameters_take_effect() {
+    // The minimum volume: 3 failures open a circuit whose minimum is 3, not the default's 10.
+    for (circuit, opens) in [
+        (CircuitLayer::new().minimum_throughput(3), true),
+        (CircuitLayer::new(), false),
+    ] {
+        let upstream = Upstream::new(Mode::Fail);
+        let mut svc = circuit.layer(upstream.service());
+        fail(&mut svc, &upstream, 3).await;
+        assert_eq!(is_open(&circuit), opens);
+    }
+    // The ratio, kept when the minimum is set after it: 3 failures in 4 outcomes (75%) open a
+    // 70% circuit, not a 90% one.
+    for (circuit, opens) in [
+        (CircuitLayer::new().failure_ratio(0.7).minimum_throughput(4), true),
+        (CircuitLayer::new().failure_ratio(0.9).minimum_throughput(4), false),
+    ] {
+        let upstream = Upstream::new(Mode::Succeed);
+        let mut svc = circuit.layer(upstream.service());
+        fail(&mut svc, &upstream, 1).await;
+        upstream.set(Mode::Succeed);
+        assert!(send(&mut svc, "http://a.test/").await.is_ok());
+        fail(&mut svc, &upstream, 2).await;
+        assert_eq!(is_open(&circuit), opens, "{circuit:?}");
+    }
+    // The window: two failures, then two more after the window has slid past the first
+    // ones, do not reach a minimum of 3 in a 1 s window; in the default 30 s window they do.
+    for (circuit, opens) in [
+        (
+            CircuitLayer::new()
+                .minimum_throughput(3)
+                .sampling_window(Duration::from_secs(1)),
+            false,
+        ),
+        (CircuitLayer::new().minimum_throughput(3), true),
+    ] {
+        let upstream = Upstream::new(Mode::Fail);
+        let mut svc = circuit.layer(upstream.service());
+        fail(&mut svc, &upstream, 2).await;
+        tokio::time::advance(Duration::from_secs(2)).await;
+        fail(&mut svc, &upstream, 2).await;
+        assert_eq!(is_open(&circuit), opens, "{circuit:?}");
+    }
+    // From a run-of-failures rule, setting a ratio parameter selects the ratio rule with the
+    // defaults for the others: 2 failures in a row no longer open it (minimum 3).
+    let circuit = CircuitLayer::new()
+        .consecutive_failures(2)
+        .minimum_throughput(3);
+    let upstream = Upstream::new(Mode::Fail);
+    let mut svc = circuit.layer(upstream.service());
+    fail(&mut svc, &upstream, 2).await;
+    assert!(!is_open(&circuit));
+    fail(&mut svc, &upstream, 1).await;
+    assert!(is_open(&circuit));
+}
+
+/// `counts_if` replaces the rule of what counts: failures it rejects never open the circuit.
+#[tokio::test(start_paused = true)]
+async fn counts_if_decides_what_counts() {
+    let circuit = layer().counts_if(|err| err.kind() != ErrorKind::ConnectFailed);
+    let upstream = Upstream::new(Mode::Fail);
+    let mut svc = circuit.layer(upstream.service());
+    fail(&mut svc, &upstream, 10).await;
+    assert!(!is_open(&circuit), "refused connects do not count here");
+    assert_eq!(upstream.calls(), 10);
+    let circuit = layer().counts_if(|err| err.kind() == ErrorKind::ConnectFailed);
+    let mut svc = circuit.layer(upstream.service());
+    fail(&mut svc, &upstream, 3).await;
+    assert!(is_open(&circuit));
+}

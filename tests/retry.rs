@@ -374,6 +374,25 @@ proptest! {
     }
 }
 
+/// The schedule is `base × multiplier^(retry-1)` up to the cap; a multiplier below 1, NaN or
+/// infinite is taken as 1 (a constant pause), never a shrinking or endless one.
+#[test]
+fn the_multiplier_sets_the_growth_and_bad_ones_are_one() {
+    let ms = |b: &ExponentialBackoff, retry| b.delay(retry, Duration::ZERO).unwrap().as_millis();
+    let base = ExponentialBackoff::new(Duration::from_millis(100))
+        .cap(Duration::from_secs(10))
+        .jitter(Jitter::None);
+    let triple = base.clone().multiplier(3.0);
+    assert_eq!([ms(&triple, 1), ms(&triple, 2), ms(&triple, 3)], [100, 300, 900]);
+    assert_eq!(ms(&triple, 10), 10_000, "capped");
+    for bad in [0.5, 0.0, -2.0, f64::NAN, f64::INFINITY] {
+        let b = base.clone().multiplier(bad);
+        assert_eq!([ms(&b, 1), ms(&b, 2), ms(&b, 5)], [100, 100, 100], "{bad}");
+    }
+    let one = base.clone().multiplier(1.0);
+    assert_eq!(ms(&one, 7), 100);
+}
+
 #[test]
 fn full_jitter_spreads_over_the_whole_range() {
     let backoff = ExponentialBackoff::new(Duration::from_millis(100)).cap(Duration::from_secs(10));
