@@ -1,40 +1,218 @@
-//! Metrics through the [`metrics`](https://docs.rs/metrics) facade (feature `metrics`).
+//! Metrics through the [`metrics`](https://docs.rs/metrics) facade, version 0.24 (feature
+//! `metrics`).
 //!
-//! With the feature on, the crate emits, to whatever recorder the application installed
-//! (a Prometheus or OpenTelemetry exporter, or your own), with OpenTelemetry's HTTP
-//! semantic-convention names and attributes where they exist:
+//! With the feature on, the crate emits, to whatever recorder the application installed (a
+//! Prometheus or OpenTelemetry exporter built on `metrics` 0.24, or your own), with
+//! OpenTelemetry's HTTP semantic-convention names and attributes where they exist, and the
+//! crate's own instruments in the `reqwest_resilience.` namespace:
 //!
-//! | name | kind | labels | what |
+//! | name | kind, unit | attributes | what |
 //! |---|---|---|---|
-//! | `http.client.request.duration` | histogram, seconds | `http.request.method`, `server.address`, `server.port`, `http.response.status_code` (when a response came), `error.type` (on failure) | each HTTP request put on the wire (each attempt, each hedge), to its response head or failure |
-//! | `http.client.request.resend_count` | histogram | `http.request.method`, `server.address` | per logical request: the requests sent beyond the first (retries and hedges) |
-//! | `reqwest_resilience.retries` | counter | `error.type` (`http_429`, `http_408`, `http_response` for a response rule) | retries decided |
-//! | `reqwest_resilience.give_ups` | counter | `error.type`, `reason` | failures returned, by why retrying stopped (`not_retryable`, `attempts`, `budget`, `not_idempotent`, `body_not_replayable`, `retry_after_too_long`, `circuit_open`, `deadline`, `backoff_ended`, `other`) |
-//! | `reqwest_resilience.retry_budget.available` | gauge | `server.address` | tokens left in the bucket a retry or hedge was charged to |
-//! | `reqwest_resilience.hedges` | counter | `server.address` | backup copies sent |
-//! | `reqwest_resilience.fallback.ejections`, `.restorations` | counters | `server.address` | fallback servers ejected and restored |
-//! | `reqwest_resilience.circuit.transitions` | counter | `server.address`, `state` (`open`, `half_open`, `closed`) | circuit state changes |
+//! | `http.client.request.duration` | histogram, `s` | `http.request.method`, `server.address`, `server.port`, `url.scheme`, `http.response.status_code` (when a response came), `error.type` (see below), `reqwest_resilience.cause` (a failure's cause) | each HTTP request put on the wire (each attempt, each hedge), exactly once, whatever ended it: its response head, its failure, its attempt timeout or the deadline (`error.type` `timeout`), a lost hedge race or the caller dropping it (`cancelled`) |
+//! | `reqwest_resilience.request.resends` | histogram, `{request}` | `http.request.method`, `server.address`, `server.port`, `url.scheme` | per logical request, however it ended (the deadline included): the requests sent beyond the first (retries and hedges); the last attempt's number is also each attempt span's `http.request.resend_count` |
+//! | `reqwest_resilience.retries` | counter, `{retry}` | `error.type` (a cause, or `http_429`, `http_408`, `http_response` for a response rule) | retries decided |
+//! | `reqwest_resilience.give_ups` | counter, `{request}` | `error.type`, `reason` (`not_retryable`, `attempts`, `budget`, `not_idempotent`, `body_not_replayable`, `retry_after_too_long`, `circuit_open`, `deadline`, `backoff_ended`, `other`) | failures returned, by why retrying stopped; a request that ends at its deadline counts here (`deadline_exceeded`, `deadline`) |
+//! | `reqwest_resilience.retry_budget.available` | gauge, `{token}` | `server.address`, `server.port`, `url.scheme` (none with a per-client budget) | the tokens left in a host's bucket, set whenever they move: a retry or a hedge withdrawn, a refund, a first-attempt success's reward |
+//! | `reqwest_resilience.hedges` | counter, `{request}` | `server.address`, `server.port`, `url.scheme` | backup copies sent |
+//! | `reqwest_resilience.fallback.ejections`, `reqwest_resilience.fallback.restorations` | counters, `{server}` | `server.address`, `server.port`, `url.scheme` | fallback servers ejected and restored |
+//! | `reqwest_resilience.circuit.transitions` | counter, `{transition}` | `server.address`, `server.port`, `url.scheme`, `state` (`open`, `half_open`, `closed`) | circuit state changes |
 //!
-//! Labels never carry credentials, paths or query strings; a method other than the nine
-//! standard ones is `_OTHER`. A request dropped before it ended (its attempt timeout fired, it
-//! lost a hedge race, the caller dropped it) records no duration. With the feature off, none of this
-//! is compiled. With it on and no recorder installed, the facade's calls are no-ops apart from
-//! building the labels (measured in BENCHMARKS.md).
+//! `error.type` on `http.client.request.duration` follows the conventions: the status code
+//! (`"404"`, `"502"`) when a response with an error status came (≥ 400), `timeout` when a
+//! timer ended the request, `cancelled` when it was dropped, and otherwise the cause's
+//! [`ErrorKind::name`](crate::ErrorKind::name) (`connect_failed`, `name_not_resolved`…); the
+//! crate's reading of a failed response is in `reqwest_resilience.cause` (`bad_gateway`,
+//! `connect_failed` for an IIS 502.3 page…).
+//!
+//! Every attribute has a bounded set of values: hosts and ports, never a path, a query, a
+//! credential or a value a user sends; a method other than the nine standard ones is
+//! `_OTHER`. With the feature off, none of this is compiled. With it on and no recorder
+//! installed, the facade's calls are no-ops apart from building the labels (measured in
+//! BENCHMARKS.md).
 //!
 //! ```no_run
-//! // Install any `metrics` recorder, e.g. a Prometheus exporter, once at start-up; then:
+//! // Install any `metrics` 0.24 recorder once at start-up, e.g.
+//! // metrics_exporter_prometheus::PrometheusBuilder::new().install().unwrap(); then:
 //! # async fn run() {
 //! let client = reqwest_resilience::Client::new();
 //! let _ = client.get("http://127.0.0.1:8080/").send().await;
 //! # }
 //! ```
-//! `cargo run --example metrics --features metrics` prints what a run records.
+//! `cargo run --example metrics --features metrics` prints what a run records, with
+//! `metrics-exporter-prometheus`.
 
-use std::time::Duration;
+use metrics::Label;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
-/// A host's `server.address` label from a URL (no credentials, no path).
-pub(crate) fn host(url: &reqwest::Url) -> String {
-    url.host_str().unwrap_or("").to_owned()
+/// Describes the instruments with their units, once, to the recorder of the first thread that
+/// records (a recorder installed later still gets the values, without the descriptions).
+fn describe() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use ::metrics::Unit;
+        ::metrics::describe_histogram!(
+            "http.client.request.duration",
+            Unit::Seconds,
+            "Duration of HTTP client requests."
+        );
+        ::metrics::describe_histogram!(
+            "reqwest_resilience.request.resends",
+            Unit::Count,
+            "Requests sent beyond the first for one logical request."
+        );
+        ::metrics::describe_counter!(
+            "reqwest_resilience.retries",
+            Unit::Count,
+            "Retries decided."
+        );
+        ::metrics::describe_counter!(
+            "reqwest_resilience.give_ups",
+            Unit::Count,
+            "Failures returned, by why retrying stopped."
+        );
+        ::metrics::describe_gauge!(
+            "reqwest_resilience.retry_budget.available",
+            Unit::Count,
+            "Tokens left in a host's retry budget."
+        );
+        ::metrics::describe_counter!(
+            "reqwest_resilience.hedges",
+            Unit::Count,
+            "Backup requests sent."
+        );
+        ::metrics::describe_counter!(
+            "reqwest_resilience.fallback.ejections",
+            Unit::Count,
+            "Fallback servers ejected."
+        );
+        ::metrics::describe_counter!(
+            "reqwest_resilience.fallback.restorations",
+            Unit::Count,
+            "Fallback servers restored."
+        );
+        ::metrics::describe_counter!(
+            "reqwest_resilience.circuit.transitions",
+            Unit::Count,
+            "Circuit state changes."
+        );
+    });
+}
+
+thread_local! {
+    /// Why the futures being dropped on this thread are dropped, while a layer drops them.
+    static ENDING: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// Runs `drop` (which drops futures with requests on the wire) with `why` as the `error.type`
+/// those requests record: a timer firing drops them as `timeout`; anything else (a lost hedge
+/// race, the caller) as `cancelled`.
+pub(crate) fn ending<R>(why: &'static str, drop: impl FnOnce() -> R) -> R {
+    let before = ENDING.replace(Some(why));
+    let out = drop();
+    ENDING.set(before);
+    out
+}
+
+/// Why a request is being dropped now.
+fn ending_reason() -> &'static str {
+    ENDING.get().unwrap_or("cancelled")
+}
+
+/// Whether a timer is dropping the requests being dropped now.
+pub(crate) fn ending_by_timer() -> bool {
+    ENDING.get() == Some("timeout")
+}
+
+/// A request on the wire, recorded exactly once: when it ends, or when it is dropped.
+pub(crate) struct OnWire {
+    started: Instant,
+    url: reqwest::Url,
+    method: reqwest::Method,
+    done: bool,
+}
+
+impl OnWire {
+    pub(crate) fn new(method: &reqwest::Method, url: &reqwest::Url) -> OnWire {
+        OnWire {
+            started: Instant::now(),
+            url: url.clone(),
+            method: method.clone(),
+            done: false,
+        }
+    }
+
+    /// Records the request's outcome.
+    pub(crate) fn finish(&mut self, outcome: &Result<reqwest::Response, crate::GatewayError>) {
+        let (status, error, cause) = match outcome {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (Some(status), None, None)
+            }
+            Err(err) => {
+                let status = err.response().map(|r| r.status().as_u16());
+                let error = match status {
+                    Some(_) => None,
+                    None if err.kind() == crate::ErrorKind::TimedOut => Some("timeout"),
+                    None => Some(err.kind().name()),
+                };
+                (status, error, Some(err.kind().name()))
+            }
+        };
+        self.record(status, error, cause);
+    }
+
+    fn record(
+        &mut self,
+        status: Option<u16>,
+        error: Option<&'static str>,
+        cause: Option<&'static str>,
+    ) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        attempt(
+            &self.method,
+            &self.url,
+            status,
+            error,
+            cause,
+            self.started.elapsed(),
+        );
+    }
+}
+
+impl Drop for OnWire {
+    fn drop(&mut self) {
+        if !self.done {
+            let why = ending_reason();
+            self.record(None, Some(why), None);
+        }
+    }
+}
+
+/// A host's identity as the crate keeps state for it: `server.address`, `server.port`,
+/// `url.scheme`.
+fn host_labels(url: &reqwest::Url) -> [Label; 3] {
+    [
+        Label::new("server.address", url.host_str().unwrap_or("").to_owned()),
+        Label::new(
+            "server.port",
+            url.port_or_known_default()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+        ),
+        Label::new("url.scheme", url.scheme().to_owned()),
+    ]
+}
+
+/// The host labels of a server as the crate shows it (`scheme://host:port/path`).
+fn shown_host_labels(server: &str) -> Vec<Label> {
+    match reqwest::Url::parse(server) {
+        Ok(url) => host_labels(&url).to_vec(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The method as OpenTelemetry labels it: the known ones by name, any other as `_OTHER` (a
@@ -55,55 +233,60 @@ fn method_label(method: &reqwest::Method) -> &'static str {
     }
 }
 
-/// One HTTP request put on the wire, ended (a request dropped before it ended, by a timeout
-/// or a lost hedge race, is not recorded).
-pub(crate) fn attempt(
+/// One HTTP request put on the wire, ended.
+fn attempt(
     method: &reqwest::Method,
-    url: Option<&reqwest::Url>,
+    url: &reqwest::Url,
     status: Option<u16>,
     error: Option<&'static str>,
+    cause: Option<&'static str>,
     took: Duration,
 ) {
-    let mut labels = vec![
-        ("http.request.method", method_label(method).to_owned()),
-        ("server.address", url.map(host).unwrap_or_default()),
-        (
-            "server.port",
-            url.and_then(reqwest::Url::port_or_known_default)
-                .map(|p| p.to_string())
-                .unwrap_or_default(),
-        ),
-    ];
+    describe();
+    let mut labels = Vec::with_capacity(7);
+    labels.push(Label::from_static_parts(
+        "http.request.method",
+        method_label(method),
+    ));
+    labels.extend(host_labels(url));
     if let Some(status) = status {
-        labels.push(("http.response.status_code", status.to_string()));
+        labels.push(Label::new("http.response.status_code", status.to_string()));
+        if status >= 400 && error.is_none() {
+            // The conventions: an error status is its own `error.type`.
+            labels.push(Label::new("error.type", status.to_string()));
+        }
     }
     if let Some(error) = error {
-        labels.push(("error.type", error.to_owned()));
+        labels.push(Label::from_static_parts("error.type", error));
     }
-    let labels: Vec<::metrics::Label> = labels
-        .into_iter()
-        .map(|(k, v)| ::metrics::Label::new(k, v))
-        .collect();
+    if let Some(cause) = cause {
+        labels.push(Label::from_static_parts("reqwest_resilience.cause", cause));
+    }
     ::metrics::histogram!("http.client.request.duration", labels).record(took.as_secs_f64());
 }
 
 /// A logical request ended after `attempts` requests on the wire.
-pub(crate) fn resends(method: &reqwest::Method, url: Option<&reqwest::Url>, attempts: u32) {
-    ::metrics::histogram!(
-        "http.client.request.resend_count",
-        "http.request.method" => method_label(method),
-        "server.address" => url.map(host).unwrap_or_default(),
-    )
-    .record(f64::from(attempts.saturating_sub(1)));
+pub(crate) fn resends(method: &reqwest::Method, url: &reqwest::Url, attempts: u32) {
+    describe();
+    let mut labels = Vec::with_capacity(4);
+    labels.push(Label::from_static_parts(
+        "http.request.method",
+        method_label(method),
+    ));
+    labels.extend(host_labels(url));
+    ::metrics::histogram!("reqwest_resilience.request.resends", labels)
+        .record(f64::from(attempts.saturating_sub(1)));
 }
 
 /// A retry was decided after a failure of this kind.
 pub(crate) fn retry(error_type: &'static str) {
+    describe();
     ::metrics::counter!("reqwest_resilience.retries", "error.type" => error_type).increment(1);
 }
 
 /// A failure was returned; `why` is the give-up reason, if retrying stopped for one.
 pub(crate) fn give_up(error_type: &'static str, why: Option<&str>) {
+    describe();
     ::metrics::counter!(
         "reqwest_resilience.give_ups",
         "error.type" => error_type,
@@ -138,22 +321,22 @@ fn reason_key(why: Option<&str>) -> &'static str {
     }
 }
 
-/// The tokens left in the bucket a retry or hedge to `url`'s host was charged to.
-pub(crate) fn budget(url: Option<&reqwest::Url>, available: u32) {
-    ::metrics::gauge!(
-        "reqwest_resilience.retry_budget.available",
-        "server.address" => url.map(host).unwrap_or_default(),
-    )
-    .set(f64::from(available));
+/// The tokens left in the bucket of `url`'s host (`per_host`), or in the client's one.
+pub(crate) fn budget(url: &reqwest::Url, per_host: bool, available: u32) {
+    describe();
+    let labels = if per_host {
+        host_labels(url).to_vec()
+    } else {
+        Vec::new()
+    };
+    ::metrics::gauge!("reqwest_resilience.retry_budget.available", labels)
+        .set(f64::from(available));
 }
 
 /// A hedge was sent to `url`'s host.
-pub(crate) fn hedge(url: Option<&reqwest::Url>) {
-    ::metrics::counter!(
-        "reqwest_resilience.hedges",
-        "server.address" => url.map(host).unwrap_or_default(),
-    )
-    .increment(1);
+pub(crate) fn hedge(url: &reqwest::Url) {
+    describe();
+    ::metrics::counter!("reqwest_resilience.hedges", host_labels(url).to_vec()).increment(1);
 }
 
 /// A fallback server was ejected (`true`) or restored.
@@ -163,25 +346,16 @@ pub(crate) fn fallback(server: &str, ejected: bool) {
     } else {
         "reqwest_resilience.fallback.restorations"
     };
-    ::metrics::counter!(name, "server.address" => host_of_display(server)).increment(1);
+    describe();
+    ::metrics::counter!(name, shown_host_labels(server)).increment(1);
 }
 
 /// A host's circuit changed state.
 pub(crate) fn circuit(server: Option<&str>, state: &'static str) {
-    ::metrics::counter!(
-        "reqwest_resilience.circuit.transitions",
-        "server.address" => server.map(host_of_display).unwrap_or_default(),
-        "state" => state,
-    )
-    .increment(1);
-}
-
-/// The host of a server as the crate shows it (`scheme://host:port/path`).
-fn host_of_display(server: &str) -> String {
-    reqwest::Url::parse(server)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_default()
+    describe();
+    let mut labels = server.map(shown_host_labels).unwrap_or_default();
+    labels.push(Label::from_static_parts("state", state));
+    ::metrics::counter!("reqwest_resilience.circuit.transitions", labels).increment(1);
 }
 
 #[cfg(test)]

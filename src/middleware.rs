@@ -175,10 +175,24 @@ impl Middleware for ResilienceMiddleware {
         }
         .instrument(span);
         let outcome = match deadline {
-            Some(d) => match tokio::time::timeout_at(d.at, attempts).await {
-                Ok(outcome) => crate::timeout::deadline::settle(outcome, &tracker, d, method),
-                Err(_) => Err(crate::timeout::deadline::exceeded(&tracker, d, method)),
-            },
+            Some(d) => {
+                // Kept in an `Option` so that the deadline drops the attempts in place (they
+                // then end as timed out), not when this function returns.
+                let mut attempts = std::pin::pin!(Some(attempts));
+                let run = std::future::poll_fn(|cx| match attempts.as_mut().as_pin_mut() {
+                    Some(running) => running.poll(cx),
+                    None => {
+                        std::task::Poll::Ready(Err(crate::boxed_future::polled_after_end("the")))
+                    }
+                });
+                match tokio::time::timeout_at(d.at, run).await {
+                    Ok(outcome) => crate::timeout::deadline::settle(outcome, &tracker, d, method),
+                    Err(_) => {
+                        crate::timeout::drop_timed_out(attempts.as_mut());
+                        Err(crate::timeout::deadline::exceeded(&tracker, d, method))
+                    }
+                }
+            }
             None => attempts.await,
         };
         outcome.map_err(reqwest_middleware::Error::middleware)
@@ -253,7 +267,7 @@ impl ResilienceMiddleware {
         let url = req.url().clone();
         let sent = crate::transport::Sent {
             #[cfg(feature = "metrics")]
-            metrics: (std::time::Instant::now(), url.clone()),
+            metrics: crate::metrics::OnWire::new(req.method(), &url),
             method: req.method().clone(),
             // The chain's client is not known to tell of redirects: a response for another
             // URL shows one, and no failure counts as proof that the request was unsent.

@@ -661,8 +661,14 @@ async fn the_ratio_rules_parameters_take_effect() {
     // The ratio, kept when the minimum is set after it: 3 failures in 4 outcomes (75%) open a
     // 70% circuit, not a 90% one.
     for (circuit, opens) in [
-        (CircuitLayer::new().failure_ratio(0.7).minimum_throughput(4), true),
-        (CircuitLayer::new().failure_ratio(0.9).minimum_throughput(4), false),
+        (
+            CircuitLayer::new().failure_ratio(0.7).minimum_throughput(4),
+            true,
+        ),
+        (
+            CircuitLayer::new().failure_ratio(0.9).minimum_throughput(4),
+            false,
+        ),
     ] {
         let upstream = Upstream::new(Mode::Succeed);
         let mut svc = circuit.layer(upstream.service());

@@ -382,14 +382,17 @@ fn the_multiplier_sets_the_growth_and_bad_ones_are_one() {
     let base = ExponentialBackoff::new(Duration::from_millis(100))
         .cap(Duration::from_secs(10))
         .jitter(Jitter::None);
-    let triple = base.clone().multiplier(3.0);
-    assert_eq!([ms(&triple, 1), ms(&triple, 2), ms(&triple, 3)], [100, 300, 900]);
+    let triple = base.multiplier(3.0);
+    assert_eq!(
+        [ms(&triple, 1), ms(&triple, 2), ms(&triple, 3)],
+        [100, 300, 900]
+    );
     assert_eq!(ms(&triple, 10), 10_000, "capped");
     for bad in [0.5, 0.0, -2.0, f64::NAN, f64::INFINITY] {
-        let b = base.clone().multiplier(bad);
+        let b = base.multiplier(bad);
         assert_eq!([ms(&b, 1), ms(&b, 2), ms(&b, 5)], [100, 100, 100], "{bad}");
     }
-    let one = base.clone().multiplier(1.0);
+    let one = base.multiplier(1.0);
     assert_eq!(ms(&one, 7), 100);
 }
 

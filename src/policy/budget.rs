@@ -299,36 +299,39 @@ impl RetryBudget {
         .unwrap_or(true)
     }
 
-    /// Gives back the tokens spent on a logical request whose retry succeeded.
-    pub(crate) fn refund(&self, host: impl FnOnce() -> Option<u64>, spent: u32) {
-        self.deposit(host, spent);
+    /// Gives back the tokens spent on a logical request whose retry succeeded. Whether a
+    /// bucket changed.
+    pub(crate) fn refund(&self, host: impl FnOnce() -> Option<u64>, spent: u32) -> bool {
+        self.deposit(host, spent)
     }
 
-    /// Rewards a success at the first attempt.
-    pub(crate) fn reward(&self, host: impl FnOnce() -> Option<u64>) {
-        if self.inner.success_reward > 0 {
-            self.deposit(host, self.inner.success_reward);
-        }
+    /// Rewards a success at the first attempt. Whether a bucket changed (a full one, or a host
+    /// with none, does not).
+    pub(crate) fn reward(&self, host: impl FnOnce() -> Option<u64>) -> bool {
+        self.inner.success_reward > 0 && self.deposit(host, self.inner.success_reward)
     }
 
     /// `host` is asked only when a host may have a bucket: while none has (no host ever
     /// needed a retry), a success costs one atomic load.
-    fn deposit(&self, host: impl FnOnce() -> Option<u64>, amount: u32) {
+    fn deposit(&self, host: impl FnOnce() -> Option<u64>, amount: u32) -> bool {
         let capacity = self.inner.capacity;
         let host = match &self.inner.scope {
-            Scope::PerHost { tracked, .. } if tracked.load(Ordering::Acquire) == 0 => return,
+            Scope::PerHost { tracked, .. } if tracked.load(Ordering::Acquire) == 0 => return false,
             Scope::PerHost { .. } => match host() {
                 Some(host) => host,
-                None => return,
+                None => return false,
             },
             Scope::Client(_) => 0,
         };
         // A host with no bucket is full: nothing to give back.
-        let _ = self.with_bucket(host, false, |tokens| {
-            let _ = tokens.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-                (t < capacity).then(|| t.saturating_add(amount).min(capacity))
-            });
-        });
+        self.with_bucket(host, false, |tokens| {
+            tokens
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                    (t < capacity).then(|| t.saturating_add(amount).min(capacity))
+                })
+                .is_ok()
+        })
+        .unwrap_or(false)
     }
 }
 

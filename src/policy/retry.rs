@@ -464,13 +464,12 @@ impl RetryPolicy {
 
     /// A success: the tokens its retries spent go back to the budget, or it earns a deposit.
     /// `host` (the request's host key) is asked only when a bucket per host may need it.
-    pub(crate) fn settle(&self, spent: u32, host: impl FnOnce() -> Option<u64>) {
-        if let Some(budget) = &self.budget {
-            if spent > 0 {
-                budget.refund(host, spent);
-            } else {
-                budget.reward(host);
-            }
+    /// Whether a bucket changed.
+    pub(crate) fn settle(&self, spent: u32, host: impl FnOnce() -> Option<u64>) -> bool {
+        match &self.budget {
+            Some(budget) if spent > 0 => budget.refund(host, spent),
+            Some(budget) => budget.reward(host),
+            None => false,
         }
     }
 }

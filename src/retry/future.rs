@@ -47,9 +47,47 @@ pub(crate) struct Loop<S> {
     /// What the latest retry cost the budget: given back if the crate refuses that retry
     /// itself (an open circuit), since nothing is sent.
     last_charge: u32,
-    /// The request's URL, for the metrics' labels.
+    /// The logical request's metrics, recorded once when it ends, or when it is dropped (at
+    /// its deadline, or by the caller).
     #[cfg(feature = "metrics")]
+    metrics: EndRecord,
+}
+
+/// What the metrics record when a logical request ends: its resends, and a give-up's reason.
+/// Recorded once: when the loop ends it, or when the loop is dropped unfinished (a deadline
+/// layer dropping it at its deadline records a give-up for the deadline).
+#[cfg(feature = "metrics")]
+struct EndRecord {
     url: reqwest::Url,
+    method: Method,
+    tracker: Arc<Tracker>,
+    ended: std::cell::Cell<bool>,
+}
+
+#[cfg(feature = "metrics")]
+impl EndRecord {
+    fn ended(&self, failed: Option<(&GatewayError, Option<&str>)>) {
+        if self.ended.replace(true) {
+            return;
+        }
+        crate::metrics::resends(&self.method, &self.url, self.tracker.attempts());
+        if let Some((err, why)) = failed {
+            crate::metrics::give_up(err.kind().name(), why);
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl Drop for EndRecord {
+    fn drop(&mut self) {
+        if self.ended.get() {
+            return;
+        }
+        crate::metrics::resends(&self.method, &self.url, self.tracker.attempts());
+        if crate::metrics::ending_by_timer() {
+            crate::metrics::give_up(ErrorKind::DeadlineExceeded.name(), Some("deadline"));
+        }
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -266,8 +304,13 @@ where
                     // (its cost is not refunded either).
                     if attempts_made == 1 {
                         let spare = &ctx.spare;
-                        ctx.policy
+                        let _moved = ctx
+                            .policy
                             .settle(0, || spare.as_ref().map(|r| crate::host::key(r.url())));
+                        #[cfg(feature = "metrics")]
+                        if _moved {
+                            ctx.budget_moved();
+                        }
                     }
                     ctx.span.record("attempts", attempts_made);
                     record_attempts(&mut response, ctx.tracker.attempts());
@@ -306,7 +349,10 @@ where
 pub(crate) fn refused_before_loop(request: &Request, mut err: GatewayError) -> GatewayError {
     let span = tracing::info_span!(
         "request",
+        otel.name = %request.method(),
         http.request.method = %request.method(),
+        server.address = request.url().host_str().unwrap_or(""),
+        server.port = request.url().port_or_known_default(),
         url.full = %DisplayUrl(request.url()),
         attempts = 0,
     );
@@ -314,7 +360,7 @@ pub(crate) fn refused_before_loop(request: &Request, mut err: GatewayError) -> G
     err.details_mut().set_attempts(0);
     #[cfg(feature = "metrics")]
     {
-        crate::metrics::resends(request.method(), Some(request.url()), 0);
+        crate::metrics::resends(request.method(), request.url(), 0);
         crate::metrics::give_up(err.kind().name(), refusal_reason(&err));
     }
     err
@@ -366,7 +412,10 @@ impl<S> Loop<S> {
         // Span fields borrow the request: nothing is formatted unless a subscriber records them.
         let span = tracing::info_span!(
             "request",
+            otel.name = %method,
             http.request.method = %method,
+            server.address = request.url().host_str().unwrap_or(""),
+            server.port = request.url().port_or_known_default(),
             url.full = %DisplayUrl(request.url()),
             attempts = tracing::field::Empty,
         );
@@ -393,7 +442,12 @@ impl<S> Loop<S> {
             hedged: false,
             last_charge: 0,
             #[cfg(feature = "metrics")]
-            url: request.url().clone(),
+            metrics: EndRecord {
+                url: request.url().clone(),
+                method: request.method().clone(),
+                tracker: request.tracker(),
+                ended: std::cell::Cell::new(false),
+            },
         }
     }
 
@@ -413,8 +467,11 @@ impl<S> Loop<S> {
         tracing::info_span!(
             parent: &self.span,
             "attempt",
+            otel.name = %self.method,
+            otel.kind = "client",
             http.request.method = %self.method,
             server.address = request.url().host_str().unwrap_or(""),
+            server.port = request.url().port_or_known_default(),
             url.full = %DisplayUrl(request.url()),
             http.request.resend_count = number - 1,
             http.response.status_code = tracing::field::Empty,
@@ -425,9 +482,15 @@ impl<S> Loop<S> {
     /// Metrics at the end of the logical request: its resends, and a give-up's reason.
     #[cfg(feature = "metrics")]
     fn ended(&self, failed: Option<(&GatewayError, Option<&str>)>) {
-        crate::metrics::resends(&self.method, Some(&self.url), self.tracker.attempts());
-        if let Some((err, why)) = failed {
-            crate::metrics::give_up(err.kind().name(), why);
+        self.metrics.ended(failed);
+    }
+
+    /// Sets the budget gauge of the request's host to what its bucket holds now.
+    #[cfg(feature = "metrics")]
+    fn budget_moved(&self) {
+        if let Some(budget) = &self.policy.budget {
+            let url = &self.metrics.url;
+            crate::metrics::budget(url, budget.is_per_host(), budget.available_for(url));
         }
     }
 
@@ -435,9 +498,7 @@ impl<S> Loop<S> {
     #[cfg(feature = "metrics")]
     fn retried(&self, error_type: &'static str) {
         crate::metrics::retry(error_type);
-        if let Some(budget) = &self.policy.budget {
-            crate::metrics::budget(Some(&self.url), budget.available_for(&self.url));
-        }
+        self.budget_moved();
     }
 
     /// Marks an error the request ends with as one that must not be sent again when the
@@ -462,6 +523,8 @@ impl<S> Loop<S> {
         let host = self.host();
         if let Some(budget) = &self.policy.budget {
             budget.refund(|| host, budget.cost(false));
+            #[cfg(feature = "metrics")]
+            self.budget_moved();
         }
     }
 
@@ -505,7 +568,11 @@ impl<S> Loop<S> {
                     // Retries are refunded; a first attempt's success is rewarded, unless a
                     // hedge went out (its cost is never refunded).
                     if *spent > 0 || !self.hedged {
-                        policy.settle(*spent, || host);
+                        let _moved = policy.settle(*spent, || host);
+                        #[cfg(feature = "metrics")]
+                        if _moved {
+                            self.budget_moved();
+                        }
                     }
                 } else {
                     // A 429, a 408 or a status the user's rules name is not a gateway
@@ -563,6 +630,8 @@ impl<S> Loop<S> {
                         if self.last_charge > 0 {
                             budget.refund(|| host, self.last_charge);
                             *spent = spent.saturating_sub(self.last_charge);
+                            #[cfg(feature = "metrics")]
+                            self.budget_moved();
                         }
                     }
                     self.last_charge = 0;
@@ -676,7 +745,10 @@ where
             "hedging: no answer yet, a backup copy is sent"
         );
         #[cfg(feature = "metrics")]
-        crate::metrics::hedge(Some(&self.url));
+        {
+            crate::metrics::hedge(&self.metrics.url);
+            self.budget_moved();
+        }
         let call = {
             let _entered = span.enter();
             self.service.call(copy)
@@ -771,6 +843,8 @@ where
             let host = self.host();
             if let Some(budget) = &self.policy.budget {
                 budget.refund(|| host, budget.cost(false));
+                #[cfg(feature = "metrics")]
+                self.budget_moved();
             }
         }
         let span = if winner == 0 { span } else { hedge_span };

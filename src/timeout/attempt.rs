@@ -105,7 +105,7 @@ where
         let method = request.method().clone();
         let url = request.url().clone();
         ResponseFuture {
-            inner: self.inner.call(request),
+            inner: Some(self.inner.call(request)),
             sleep: tokio::time::sleep_until(ends(started, timeout)),
             timeout,
             cut,
@@ -124,8 +124,9 @@ where
 pin_project_lite::pin_project! {
     /// The future of [`AttemptTimeout`]: the inner call, raced against the attempt's timer.
     pub struct ResponseFuture<F> {
+        // `None` once the timer fired: dropped then, not when this future is.
         #[pin]
-        inner: F,
+        inner: Option<F>,
         #[pin]
         sleep: Sleep,
         timeout: Duration,
@@ -162,7 +163,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let timeout = *this.timeout;
-        if let Poll::Ready(outcome) = this.inner.poll(cx) {
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            return Poll::Ready(Err(crate::boxed_future::polled_after_end(
+                "the attempt timeout's",
+            )));
+        };
+        if let Poll::Ready(outcome) = inner.poll(cx) {
             return Poll::Ready(match outcome {
                 Ok(response) if *this.include_body => Ok(body::bound(
                     response,
@@ -183,6 +189,7 @@ where
                 .reset(tokio::time::Instant::now() + PEEK_GRACE);
             ready!(this.sleep.as_mut().poll(cx));
         }
+        super::drop_timed_out(this.inner);
         let mut err = timed_out(timeout, this.method.clone(), this.url);
         if *this.cut {
             err.details_mut().set_cut_by_deadline();

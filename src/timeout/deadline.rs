@@ -99,7 +99,7 @@ where
         let tracker = request.tracker();
         let method = request.method().clone();
         ResponseFuture {
-            inner: self.inner.call(request),
+            inner: Some(self.inner.call(request)),
             sleep: tokio::time::sleep_until(deadline.at),
             tracker,
             deadline,
@@ -111,8 +111,9 @@ where
 pin_project_lite::pin_project! {
     /// The future of [`Deadline`]: the inner call, raced against the deadline.
     pub struct ResponseFuture<F> {
+        // `None` once the deadline passed: dropped then, not when this future is.
         #[pin]
-        inner: F,
+        inner: Option<F>,
         #[pin]
         sleep: Sleep,
         tracker: Arc<Tracker>,
@@ -136,8 +137,11 @@ where
     type Output = Result<reqwest::Response, GatewayError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Poll::Ready(outcome) = this.inner.poll(cx) {
+        let mut this = self.project();
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            return Poll::Ready(Err(crate::boxed_future::polled_after_end("the deadline's")));
+        };
+        if let Poll::Ready(outcome) = inner.poll(cx) {
             return Poll::Ready(settle(
                 outcome,
                 this.tracker,
@@ -146,6 +150,7 @@ where
             ));
         }
         ready!(this.sleep.poll(cx));
+        super::drop_timed_out(this.inner);
         Poll::Ready(Err(exceeded(
             this.tracker,
             *this.deadline,

@@ -69,3 +69,12 @@ pub(crate) fn zero_is_off(limit: std::time::Duration) -> std::time::Duration {
         limit
     }
 }
+
+/// Drops a timed-out inner future now, in place, so that the requests it had on the wire end
+/// as timed out (their metrics say `timeout`) and their connections close at once.
+pub(crate) fn drop_timed_out<F>(mut inner: std::pin::Pin<&mut Option<F>>) {
+    #[cfg(feature = "metrics")]
+    crate::metrics::ending("timeout", || inner.set(None));
+    #[cfg(not(feature = "metrics"))]
+    inner.set(None);
+}

@@ -76,7 +76,7 @@ impl Future for ResponseFuture {
             (Ok(response), _sent) if !response.status().is_server_error() => {
                 let outcome = Ok(response);
                 #[cfg(feature = "metrics")]
-                if let Some((sent, _)) = &_sent {
+                if let Some((mut sent, _)) = _sent {
                     sent.record(&outcome);
                 }
                 Poll::Ready(outcome)

@@ -101,7 +101,7 @@ impl Service<Request> for Transport {
         crate::credentials::apply(&mut request);
         let sent = Sent {
             #[cfg(feature = "metrics")]
-            metrics: (std::time::Instant::now(), request.url().clone()),
+            metrics: crate::metrics::OnWire::new(request.method(), request.url()),
             method: request.method().clone(),
             // Which URL was sent to, for a client that does not tell of redirects: a failure
             // at another one came after a followed redirect.
@@ -118,9 +118,10 @@ impl Service<Request> for Transport {
 
 /// What the transport keeps of a request it sent, to report its failure.
 pub(crate) struct Sent {
-    /// When it was sent and where, for `http.client.request.duration`.
+    /// When it was sent and where, for `http.client.request.duration` (recorded once, when it
+    /// ends or when it is dropped).
     #[cfg(feature = "metrics")]
-    pub(crate) metrics: (std::time::Instant, reqwest::Url),
+    pub(crate) metrics: crate::metrics::OnWire,
     pub(crate) method: reqwest::Method,
     pub(crate) sent_to: Option<u64>,
     pub(crate) redirects_before: u32,
@@ -131,16 +132,8 @@ pub(crate) struct Sent {
 impl Sent {
     /// Records the request's `http.client.request.duration`, by how it ended.
     #[cfg(feature = "metrics")]
-    pub(crate) fn record(&self, outcome: &Result<reqwest::Response, GatewayError>) {
-        let (status, error) = match outcome {
-            Ok(response) => (Some(response.status().as_u16()), None),
-            Err(err) => (
-                err.response().map(|r| r.status().as_u16()),
-                Some(err.kind().name()),
-            ),
-        };
-        let (started, url) = &self.metrics;
-        crate::metrics::attempt(&self.method, Some(url), status, error, started.elapsed());
+    pub(crate) fn record(&mut self, outcome: &Result<reqwest::Response, GatewayError>) {
+        self.metrics.finish(outcome);
     }
 }
 
@@ -148,7 +141,7 @@ impl Sent {
 /// reading the start of its body).
 pub(crate) async fn judge(
     outcome: Result<reqwest::Response, reqwest::Error>,
-    sent: Sent,
+    #[cfg_attr(not(feature = "metrics"), allow(unused_mut))] mut sent: Sent,
     tracker: Arc<Tracker>,
 ) -> Result<reqwest::Response, GatewayError> {
     let Sent {
