@@ -49,8 +49,28 @@ pub(crate) fn sending<F: Future>(
 /// ```
 pub fn tracking(policy: reqwest::redirect::Policy) -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(move |attempt| {
+        // A request carrying the deadline header does not follow a redirect to another host:
+        // reqwest would copy the header there (see `timeout::DeadlineHeader`).
+        let carries = SENDING
+            .try_with(|tracker| tracker.carries_deadline_header())
+            .unwrap_or(false);
+        if carries
+            && attempt
+                .previous()
+                .last()
+                .is_some_and(|previous| !same_host(previous, attempt.url()))
+        {
+            return attempt.stop();
+        }
         // Asked at all: the request before this one was delivered and answered.
         let _ = SENDING.try_with(|tracker| tracker.note_redirect(attempt.url()));
         policy.redirect(attempt)
     })
+}
+
+/// The same scheme, host and port.
+fn same_host(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
 }

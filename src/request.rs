@@ -220,6 +220,12 @@ pub(crate) struct Tracker {
     /// Failed attempts not charged to their host's circuit yet, one per host: charged when the
     /// logical request ends (this tracker is dropped), forgiven if the host answers it.
     pending: Mutex<Vec<Box<dyn HostCharge>>>,
+    /// The fallback server this request's latest copy went to, plus one (0: none yet), so that
+    /// a balancing fallback layer sends a hedge elsewhere.
+    balanced_to: std::sync::atomic::AtomicUsize,
+    /// Whether this request's attempts carry the deadline header: a redirect to another host
+    /// is then not followed (reqwest would copy the header to it).
+    deadline_header: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Tracker {
@@ -254,6 +260,27 @@ pub(crate) struct OpenCircuit {
 }
 
 impl Tracker {
+    /// Notes that this request's attempts carry the deadline header.
+    pub(crate) fn note_deadline_header(&self) {
+        self.deadline_header.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this request's attempts carry the deadline header.
+    pub(crate) fn carries_deadline_header(&self) -> bool {
+        self.deadline_header.load(Ordering::Relaxed)
+    }
+
+    /// Notes the fallback server (by index) this request's copy goes to.
+    pub(crate) fn note_balanced(&self, server: usize) {
+        self.balanced_to
+            .store(server.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// The fallback server this request's latest copy went to.
+    pub(crate) fn balanced_to(&self) -> Option<usize> {
+        self.balanced_to.load(Ordering::Relaxed).checked_sub(1)
+    }
+
     /// Counts one more request put on the wire; returns how many now.
     pub(crate) fn count_send(&self) -> u32 {
         self.sends.fetch_add(1, Ordering::Relaxed) + 1

@@ -41,6 +41,7 @@ pub struct ClientBuilder {
     circuit: Option<crate::circuit::CircuitLayer>,
     proxy: Option<String>,
     redirect: Option<std::sync::Arc<reqwest::redirect::Policy>>,
+    deadline_header: Option<std::sync::Arc<crate::timeout::DeadlineHeader>>,
     #[cfg(feature = "websocket")]
     websocket_client: Option<reqwest::Client>,
 }
@@ -84,6 +85,7 @@ impl Default for ClientBuilder {
             circuit: None,
             proxy: None,
             redirect: None,
+            deadline_header: None,
             #[cfg(feature = "websocket")]
             websocket_client: None,
         }
@@ -232,6 +234,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Tells each server how long the caller will still wait: `header` on every attempt, with
+    /// the time the deadline leaves when it is sent; an attempt that would carry less than
+    /// the header's minimum is not sent, and a redirect to another host is not followed (see
+    /// [`DeadlineHeader`](crate::timeout::DeadlineHeader)). Off by default.
+    pub fn propagate_deadline(mut self, header: crate::timeout::DeadlineHeader) -> ClientBuilder {
+        self.deadline_header = Some(std::sync::Arc::new(header));
+        self
+    }
+
     /// A circuit per host (see [`circuit`](crate::circuit)): once a host fails most of its
     /// logical requests, requests to it fail at once with
     /// [`GatewayError::CircuitOpen`](crate::GatewayError::CircuitOpen) until a probe after the
@@ -309,6 +320,7 @@ impl ClientBuilder {
             attempt,
             proxies: proxies.map(std::sync::Arc::new),
             redirects_tracked: tracked,
+            deadline_header: self.deadline_header,
         };
         let stack = layers.stack(reqwest.clone());
         #[cfg(feature = "websocket")]
@@ -342,6 +354,7 @@ struct Layers {
     attempt: Option<AttemptTimeoutLayer>,
     proxies: Option<std::sync::Arc<ProxyMap>>,
     redirects_tracked: bool,
+    deadline_header: Option<std::sync::Arc<crate::timeout::DeadlineHeader>>,
 }
 
 impl Layers {
@@ -355,7 +368,8 @@ impl Layers {
             .service(
                 Transport::new(reqwest)
                     .with_proxy_map(self.proxies.clone())
-                    .redirects_tracked(self.redirects_tracked),
+                    .redirects_tracked(self.redirects_tracked)
+                    .with_deadline_header(self.deadline_header.clone()),
             );
         // Behind fallback servers the fallback layer decides what an open circuit means (the
         // next server), so the client refuses early only without one.

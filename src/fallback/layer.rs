@@ -1,3 +1,4 @@
+use super::balance::{Balance, Loads};
 use super::target::{BaseUrl, CredentialRule, InvalidBaseUrl};
 use super::{Fallback, Shared};
 use crate::health::{EjectionRules, Pool};
@@ -45,6 +46,8 @@ impl FallbackLayer {
             servers: servers.into_iter().map(|u| u.as_ref().to_owned()).collect(),
             rules: EjectionRules::default(),
             credentials: CredentialRule::default(),
+            balance: Balance::default(),
+            decay: Duration::from_secs(10),
         }
     }
 }
@@ -56,6 +59,8 @@ pub struct FallbackBuilder {
     servers: Vec<String>,
     rules: EjectionRules,
     credentials: CredentialRule,
+    balance: Balance,
+    decay: Duration,
 }
 
 impl std::fmt::Debug for FallbackBuilder {
@@ -73,6 +78,7 @@ impl std::fmt::Debug for FallbackBuilder {
             .field("servers", &shown)
             .field("rules", &self.rules)
             .field("credentials", &self.credentials)
+            .field("balance", &self.balance)
             .finish()
     }
 }
@@ -123,6 +129,30 @@ impl FallbackBuilder {
         self
     }
 
+    /// How the server a request goes to first is picked (default
+    /// [`Balance::PrimaryFirst`]; see [`Balance`] for when to choose which).
+    ///
+    /// ```
+    /// use reqwest_resilience::fallback::{Balance, FallbackLayer};
+    ///
+    /// let replicas = FallbackLayer::builder(["http://10.0.0.1:8080", "http://10.0.0.2:8080"])
+    ///     .balance(Balance::P2cPeakEwma)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn balance(mut self, balance: Balance) -> Self {
+        self.balance = balance;
+        self
+    }
+
+    /// With [`Balance::P2cPeakEwma`], how fast a server's latency estimate forgets (default
+    /// 10 s, as tower's and Finagle's): a server that was slow is tried again after about
+    /// this long without traffic. At least 1 ms.
+    pub fn balance_decay(mut self, decay: Duration) -> Self {
+        self.decay = decay.max(Duration::from_millis(1));
+        self
+    }
+
     /// The primary server's URL as given (credentials included: it is only used to build
     /// requests to that same server).
     pub(crate) fn primary(&self) -> Option<&str> {
@@ -140,11 +170,16 @@ impl FallbackBuilder {
             return Err(InvalidBaseUrl::empty());
         }
         let pool = Pool::new(servers.len(), self.rules);
+        let loads = match self.balance {
+            Balance::PrimaryFirst => None,
+            Balance::P2cPeakEwma => Some(Loads::new(servers.len(), self.decay)),
+        };
         Ok(FallbackLayer {
             shared: Arc::new(Shared {
                 servers,
                 pool,
                 credentials: self.credentials,
+                loads,
             }),
         })
     }

@@ -71,9 +71,11 @@
 //! failure that came after a redirect (the server answered). A failure that would repeat on
 //! the same server (a rejected certificate) is not retried there but may fail over.
 
+mod balance;
 mod layer;
 mod target;
 
+pub use balance::Balance;
 pub use layer::{FallbackBuilder, FallbackLayer};
 pub use target::InvalidBaseUrl;
 
@@ -92,6 +94,8 @@ struct Shared {
     servers: Vec<BaseUrl>,
     pool: Pool,
     credentials: target::CredentialRule,
+    /// The servers' loads, when balancing ([`Balance::P2cPeakEwma`]).
+    loads: Option<balance::Loads>,
 }
 
 /// Sends requests to the first healthy of several servers; see the [module docs](self).
@@ -201,7 +205,21 @@ where
         0
     };
     let deadline = original.as_ref().and_then(|r| r.state().deadline);
-    for i in (0..n).map(|k| (k + first) % n) {
+    // Balancing: the order by load, servers out last (for their probes); a hedge avoids the
+    // server its first copy went to. Primary-first: in the order given.
+    let mut balanced = shared.loads.as_ref().map(|loads| {
+        let (live, out): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| !pool.is_ejected(i));
+        let avoid = if hedge { tracker.balanced_to() } else { None };
+        let mut order = loads.order(&live, avoid);
+        order.extend(out);
+        order.into_iter()
+    });
+    let mut in_order = (0..n).map(|k| (k + first) % n);
+    let mut next = || match &mut balanced {
+        Some(order) => order.next(),
+        None => in_order.next(),
+    };
+    while let Some(i) = next() {
         let base = &shared.servers[i];
         if !causes.is_empty() && deadline.is_some_and(|d| d.remaining().is_zero()) {
             // The caller's deadline is over: no other server is tried (the deadline layer
@@ -244,9 +262,20 @@ where
             http.response.status_code = tracing::field::Empty,
             error.type = tracing::field::Empty,
         );
+        if !hedge {
+            tracker.note_balanced(i);
+        }
+        let flight = shared.loads.as_ref().map(|loads| loads.start(i));
         let outcome = async { inner.ready().await?.call(this).await }
             .instrument(span.clone())
             .await;
+        if let Some(flight) = flight {
+            match &outcome {
+                Ok(_) => flight.answered(),
+                Err(err) if counts_against_health(err) => flight.failed(),
+                Err(_) => drop(flight),
+            }
+        }
         match &outcome {
             Ok(response) => span.record("http.response.status_code", response.status().as_u16()),
             Err(err) => span

@@ -50,9 +50,11 @@
 pub(crate) mod attempt;
 pub(crate) mod body;
 pub(crate) mod deadline;
+mod propagate;
 
 pub use attempt::{AttemptTimeout, AttemptTimeoutLayer};
 pub use deadline::{Deadline, DeadlineLayer};
+pub use propagate::DeadlineHeader;
 
 /// The futures of the timeout services.
 pub mod future {

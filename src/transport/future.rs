@@ -48,6 +48,17 @@ impl ResponseFuture {
     }
 }
 
+impl ResponseFuture {
+    /// A future that fails with `err` (nothing was sent).
+    pub(super) fn failed(err: GatewayError) -> ResponseFuture {
+        ResponseFuture {
+            state: State::Judging {
+                future: BoxedFuture::failed(err),
+            },
+        }
+    }
+}
+
 impl std::fmt::Debug for ResponseFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()

@@ -5,11 +5,12 @@ mod peek;
 
 pub use peek::BODY_PEEK_WAIT;
 
-use crate::error::GatewayError;
+use crate::error::{Details, ErrorKind, GatewayError, Origin};
 use crate::proxy::ProxyMap;
 use crate::request::{Request, Tracker};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tower_service::Service;
 
 /// A `tower::Service<`[`Request`]`>` that sends each request once with a `reqwest::Client`.
@@ -38,6 +39,7 @@ pub struct Transport {
     client: reqwest::Client,
     proxies: Option<Arc<ProxyMap>>,
     redirects_tracked: bool,
+    deadline_header: Option<Arc<crate::timeout::DeadlineHeader>>,
 }
 
 impl Transport {
@@ -47,7 +49,24 @@ impl Transport {
             client,
             proxies: None,
             redirects_tracked: false,
+            deadline_header: None,
         }
+    }
+
+    /// Puts `header` on each request sent, with the time its deadline leaves (see
+    /// [`DeadlineHeader`](crate::timeout::DeadlineHeader)); an attempt below its minimum is not
+    /// sent.
+    pub fn propagate_deadline(mut self, header: crate::timeout::DeadlineHeader) -> Transport {
+        self.deadline_header = Some(Arc::new(header));
+        self
+    }
+
+    pub(crate) fn with_deadline_header(
+        mut self,
+        header: Option<Arc<crate::timeout::DeadlineHeader>>,
+    ) -> Transport {
+        self.deadline_header = header;
+        self
     }
 
     /// Declares that `client` tells this crate about redirects: it was built with
@@ -96,6 +115,18 @@ impl Service<Request> for Transport {
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         let tracker = request.tracker();
+        if let (Some(header), Some(deadline)) = (&self.deadline_header, request.state().deadline) {
+            let left = deadline.remaining();
+            if left.is_zero() || left < header.minimum {
+                return ResponseFuture::failed(too_little_left(&request, left, header.minimum));
+            }
+            let value = header.value(left);
+            request
+                .inner_mut()
+                .headers_mut()
+                .insert(header.name.clone(), value);
+            tracker.note_deadline_header();
+        }
         let mut request = request.into_inner();
         // Credentials still written in the URL go to this URL's server, as a header.
         crate::credentials::apply(&mut request);
@@ -114,6 +145,25 @@ impl Service<Request> for Transport {
         let call = crate::redirect::sending(tracker.clone(), (&self.client).call(request));
         ResponseFuture::new(call, sent, tracker)
     }
+}
+
+/// The error of an attempt not sent because its deadline leaves less than the deadline
+/// header's minimum.
+fn too_little_left(request: &Request, left: Duration, minimum: Duration) -> GatewayError {
+    let mut details = Details::new(
+        ErrorKind::DeadlineExceeded,
+        Origin::Local,
+        format!(
+            "the deadline leaves {}, less than the {} an attempt needs: not sent",
+            crate::error::Shown(left),
+            crate::error::Shown(minimum)
+        )
+        .into(),
+    )
+    .with_request_unsent(true);
+    details.set_method(request.method().clone());
+    details.set_server(request.url());
+    GatewayError::from_details(details)
 }
 
 /// What the transport keeps of a request it sent, to report its failure.
