@@ -98,47 +98,64 @@ impl Loads {
         z ^ (z >> 31)
     }
 
-    /// The order to try the servers in: the less loaded of two picked at random among
-    /// `candidates` first (never `avoid`, when there is another), then the rest from the least
-    /// loaded.
-    pub(super) fn order(&self, candidates: &[usize], avoid: Option<usize>) -> Vec<usize> {
+    /// The order to try the `n` servers in: the less loaded of two picked at random among those
+    /// in (not `out`) first, never `avoid` when there is another; then the others in, from the
+    /// least loaded; then those out (for their probes), `avoid` last of all. Each server's load
+    /// is worked out once; one allocation.
+    pub(super) fn order(
+        &self,
+        n: usize,
+        out: impl Fn(usize) -> bool,
+        avoid: Option<usize>,
+    ) -> Vec<usize> {
         let now = self.now();
-        let mut order: Vec<usize> = candidates.to_vec();
-        let pickable: Vec<usize> = match avoid {
-            Some(a) if candidates.iter().any(|&c| c != a) => {
-                candidates.iter().copied().filter(|&c| c != a).collect()
-            }
-            _ => candidates.to_vec(),
-        };
-        let first = match pickable.len() {
-            0 => return order,
-            1 => pickable[0],
-            n => {
-                let r = self.random();
-                let a = (r % n as u64) as usize;
-                // A second, different one.
-                let b = (a + 1 + ((r >> 32) % (n as u64 - 1)) as usize) % n;
-                let (a, b) = (pickable[a], pickable[b]);
-                if self.load(b, now) < self.load(a, now) {
-                    b
+        // (rank, load, index): rank 0 for servers that may be picked, 1 for `avoid` while in,
+        // 2 for servers out.
+        let mut servers: Vec<(u8, f64, usize)> = (0..n)
+            .map(|i| {
+                let rank = if out(i) {
+                    2
+                } else if Some(i) == avoid {
+                    1
                 } else {
-                    a
+                    0
+                };
+                (rank, self.load(i, now), i)
+            })
+            .collect();
+        let pickable = servers.iter().filter(|s| s.0 == 0).count();
+        if pickable >= 2 {
+            // Two different random positions among the pickable ones (listed first once
+            // sorted by rank; the sort below keeps it stable for ties).
+            servers.sort_by_key(|s| s.0);
+            let r = self.random();
+            let a = (r % pickable as u64) as usize;
+            let b = (a + 1 + ((r >> 32) % (pickable as u64 - 1)) as usize) % pickable;
+            let first = if servers[b].1 < servers[a].1 { b } else { a };
+            // The pick goes to the front (rank below every other).
+            servers[first].0 = 0;
+            for (k, s) in servers.iter_mut().enumerate() {
+                if k != first && s.0 == 0 {
+                    s.0 = 1;
+                } else if s.0 == 1 && Some(s.2) == avoid {
+                    // `avoid` after every other server in.
+                    s.0 = 2;
+                } else if s.0 == 2 && Some(s.2) == avoid {
+                    s.0 = 4;
+                } else if s.0 == 2 {
+                    s.0 = 3;
                 }
             }
-        };
-        order.retain(|&i| i != first);
-        order.sort_by(|&x, &y| self.load(x, now).total_cmp(&self.load(y, now)));
-        order.insert(0, first);
-        if let Some(a) = avoid {
-            // The avoided server last: a hedge's first copy is still running there.
-            if let Some(at) = order.iter().position(|&i| i == a) {
-                if at != order.len() - 1 && order.len() > 1 {
-                    let x = order.remove(at);
-                    order.push(x);
+        } else {
+            for s in &mut servers {
+                // The only one in (if any) first, then the rest as ranked; `avoid` last.
+                if Some(s.2) == avoid {
+                    s.0 = 4;
                 }
             }
         }
-        order
+        servers.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)));
+        servers.into_iter().map(|s| s.2).collect()
     }
 
     /// A request goes to server `i`: counted in flight until the guard is dropped.
@@ -216,11 +233,13 @@ mod tests {
             slow.answered();
         }
         // Every pick avoids server 2 while a less loaded one is in the pair.
-        let firsts: Vec<usize> = (0..300).map(|_| loads.order(&[0, 1, 2], None)[0]).collect();
+        let firsts: Vec<usize> = (0..300)
+            .map(|_| loads.order(3, |_| false, None)[0])
+            .collect();
         assert!(firsts.iter().all(|&f| f != 2), "{firsts:?}");
         assert!(firsts.contains(&0) && firsts.contains(&1));
         // The others are ordered by load: the slow one last.
-        assert_eq!(*loads.order(&[0, 1, 2], None).last().unwrap(), 2);
+        assert_eq!(*loads.order(3, |_| false, None).last().unwrap(), 2);
         // A long time later its estimate has decayed below the others': it is tried again.
         tokio::time::advance(Duration::from_secs(120)).await;
         for i in [0, 1] {
@@ -228,7 +247,9 @@ mod tests {
             tokio::time::advance(Duration::from_millis(1)).await;
             fast.answered();
         }
-        let firsts: Vec<usize> = (0..300).map(|_| loads.order(&[0, 1, 2], None)[0]).collect();
+        let firsts: Vec<usize> = (0..300)
+            .map(|_| loads.order(3, |_| false, None)[0])
+            .collect();
         assert!(firsts.contains(&2), "{firsts:?}");
     }
 
@@ -237,7 +258,7 @@ mod tests {
         let loads = Loads::new(2, Duration::from_secs(10));
         let busy: Vec<_> = (0..5).map(|_| loads.start(0)).collect();
         for _ in 0..50 {
-            assert_eq!(loads.order(&[0, 1], None), [1, 0]);
+            assert_eq!(loads.order(2, |_| false, None), [1, 0]);
         }
         drop(busy);
         assert_eq!(loads.servers[0].in_flight.load(Ordering::Relaxed), 0);
@@ -247,12 +268,13 @@ mod tests {
     fn a_hedge_avoids_its_first_copys_server() {
         let loads = Loads::new(3, Duration::from_secs(10));
         for _ in 0..100 {
-            let order = loads.order(&[0, 1, 2], Some(1));
+            let order = loads.order(3, |_| false, Some(1));
             assert_ne!(order[0], 1);
             assert_eq!(order.last(), Some(&1));
             assert_eq!(order.len(), 3);
         }
-        // With no other candidate, the avoided one is still tried.
-        assert_eq!(loads.order(&[1], Some(1)), [1]);
+        // With no other server in, the avoided one is still tried, after those out (which
+        // are tried only if their probe is due).
+        assert_eq!(loads.order(3, |i| i != 1, Some(1)), [0, 2, 1]);
     }
 }

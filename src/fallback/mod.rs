@@ -208,11 +208,8 @@ where
     // Balancing: the order by load, servers out last (for their probes); a hedge avoids the
     // server its first copy went to. Primary-first: in the order given.
     let mut balanced = shared.loads.as_ref().map(|loads| {
-        let (live, out): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| !pool.is_ejected(i));
         let avoid = if hedge { tracker.balanced_to() } else { None };
-        let mut order = loads.order(&live, avoid);
-        order.extend(out);
-        order.into_iter()
+        loads.order(n, |i| pool.is_ejected(i), avoid).into_iter()
     });
     let mut in_order = (0..n).map(|k| (k + first) % n);
     let mut next = || match &mut balanced {
