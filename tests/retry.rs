@@ -291,6 +291,20 @@ async fn budget_lets_every_recoverable_request_through() {
     assert_eq!(total, requests + requests * 3 / 10);
 }
 
+/// A budget is per host by default and per client when asked; each setter keeps the scope and
+/// gives a full bucket of the new capacity.
+#[test]
+fn a_budget_says_its_scope_and_setters_keep_it() {
+    assert!(RetryBudget::new().is_per_host());
+    assert!(!RetryBudget::new().per_client().is_per_host());
+    let client = RetryBudget::new().per_client().capacity(40).retry_cost(7);
+    assert!(!client.is_per_host());
+    assert_eq!(client.available(), 40);
+    let per_host = RetryBudget::new().max_hosts(3).capacity(60);
+    assert!(per_host.is_per_host());
+    assert_eq!(per_host.available(), 60);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_shared_budget_is_shared_by_clones() {
     let budget = RetryBudget::new()
