@@ -24,6 +24,11 @@
 //! crate's reading of a failed response is in `reqwest_resilience.cause` (`bad_gateway`,
 //! `connect_failed` for an IIS 502.3 page…).
 //!
+//! Known gaps: a host's bucket forgotten to make room (past `RetryBudget::max_hosts`) leaves
+//! its gauge at its last value until the host's next retry; the instruments' descriptions and
+//! units go to the recorder in place at the first recording only (install the exporter before
+//! the first request).
+//!
 //! Every attribute has a bounded set of values: hosts and ports, never a path, a query, a
 //! credential or a value a user sends; a method other than the nine standard ones is
 //! `_OTHER`. With the feature off, none of this is compiled. With it on and no recorder
@@ -108,10 +113,15 @@ thread_local! {
 /// those requests record: a timer firing drops them as `timeout`; anything else (a lost hedge
 /// race, the caller) as `cancelled`.
 pub(crate) fn ending<R>(why: &'static str, drop: impl FnOnce() -> R) -> R {
-    let before = ENDING.replace(Some(why));
-    let out = drop();
-    ENDING.set(before);
-    out
+    /// Restores the reason before, even if a drop panics.
+    struct Restore(Option<&'static str>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ENDING.set(self.0);
+        }
+    }
+    let _restore = Restore(ENDING.replace(Some(why)));
+    drop()
 }
 
 /// Why a request is being dropped now.
@@ -122,6 +132,15 @@ fn ending_reason() -> &'static str {
 /// Whether a timer is dropping the requests being dropped now.
 pub(crate) fn ending_by_timer() -> bool {
     ENDING.get() == Some("timeout")
+}
+
+/// `error.type` of a failure with no response, by the conventions: `timeout` for a timer's,
+/// else the cause's name.
+pub(crate) fn error_type_of(err: &crate::GatewayError) -> &'static str {
+    match err.kind() {
+        crate::ErrorKind::TimedOut | crate::ErrorKind::DeadlineExceeded => "timeout",
+        kind => kind.name(),
+    }
 }
 
 /// A request on the wire, recorded exactly once: when it ends, or when it is dropped.
@@ -144,22 +163,20 @@ impl OnWire {
 
     /// Records the request's outcome.
     pub(crate) fn finish(&mut self, outcome: &Result<reqwest::Response, crate::GatewayError>) {
-        let (status, error, cause) = match outcome {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                (Some(status), None, None)
-            }
-            Err(err) => {
-                let status = err.response().map(|r| r.status().as_u16());
-                let error = match status {
-                    Some(_) => None,
-                    None if err.kind() == crate::ErrorKind::TimedOut => Some("timeout"),
-                    None => Some(err.kind().name()),
-                };
-                (status, error, Some(err.kind().name()))
-            }
+        match outcome {
+            Ok(response) => self.record(Some(response.status().as_u16()), None, None),
+            Err(err) => self.finish_err(err),
+        }
+    }
+
+    /// Records the request's failure.
+    pub(crate) fn finish_err(&mut self, err: &crate::GatewayError) {
+        let status = err.response().map(|r| r.status().as_u16());
+        let error = match status {
+            Some(_) => None,
+            None => Some(error_type_of(err)),
         };
-        self.record(status, error, cause);
+        self.record(status, error, Some(err.kind().name()));
     }
 
     fn record(

@@ -148,6 +148,11 @@ impl Middleware for ResilienceMiddleware {
         request.state_mut().deadline = deadline;
         let tracker = request.tracker();
         let method = request.method().clone();
+        let may_resend = crate::idempotency::may_resend(
+            request.method(),
+            request.headers(),
+            request.options().idempotent,
+        );
         let mut decisions = Loop::new((), self.policy.clone(), &mut request);
         let span = decisions.span();
         let attempts = async {
@@ -186,7 +191,9 @@ impl Middleware for ResilienceMiddleware {
                     }
                 });
                 match tokio::time::timeout_at(d.at, run).await {
-                    Ok(outcome) => crate::timeout::deadline::settle(outcome, &tracker, d, method),
+                    Ok(outcome) => {
+                        crate::timeout::deadline::settle(outcome, &tracker, d, method, may_resend)
+                    }
                     Err(_) => {
                         crate::timeout::drop_timed_out(attempts.as_mut());
                         Err(crate::timeout::deadline::exceeded(&tracker, d, method))
@@ -197,6 +204,21 @@ impl Middleware for ResilienceMiddleware {
         };
         outcome.map_err(reqwest_middleware::Error::middleware)
     }
+}
+
+/// Polls the exchange in `slot` for at most `limit` (it stays in place when the time is up).
+async fn run_for<F>(
+    mut slot: std::pin::Pin<&mut Option<F>>,
+    limit: Duration,
+) -> Result<Result<reqwest::Response, GatewayError>, tokio::time::error::Elapsed>
+where
+    F: std::future::Future<Output = Result<reqwest::Response, GatewayError>>,
+{
+    let polled = std::future::poll_fn(|cx| match slot.as_mut().as_pin_mut() {
+        Some(running) => running.poll(cx),
+        None => std::task::Poll::Ready(Err(crate::boxed_future::polled_after_end("the"))),
+    });
+    tokio::time::timeout(limit, polled).await
 }
 
 /// Another middleware's error, kept whole as the `source()` of the `GatewayError` it becomes:
@@ -285,10 +307,16 @@ impl ResilienceMiddleware {
                     crate::transport::judge(Err(err), sent, tracker.clone()).await
                 }
                 Err(reqwest_middleware::Error::Middleware(err)) => {
-                    Err(match err.downcast::<GatewayError>() {
+                    #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
+                    let mut sent = sent;
+                    let err = match err.downcast::<GatewayError>() {
                         Ok(gateway) => gateway,
-                        Err(other) => foreign(other, sent.method),
-                    })
+                        Err(other) => foreign(other, sent.method.clone()),
+                    };
+                    // A later middleware's failure ends this request on the wire too.
+                    #[cfg(feature = "metrics")]
+                    sent.metrics.finish_err(&err);
+                    Err(err)
                 }
             }
         };
@@ -296,19 +324,22 @@ impl ResilienceMiddleware {
             return exchange.await;
         };
         let heads = tracker.heads();
-        let mut exchange = std::pin::pin!(exchange);
-        let outcome = match tokio::time::timeout(timeout, exchange.as_mut()).await {
+        // In an `Option`, so that a timer that fires drops the exchange in place: its request
+        // then ends as timed out (its metrics say so) and its connection closes at once.
+        let mut exchange = std::pin::pin!(Some(exchange));
+        let outcome = match run_for(exchange.as_mut(), timeout).await {
             Ok(outcome) => Ok(outcome),
             // A response head arrived in time and the start of a 5xx's body is being read:
             // that read's outcome is this attempt's, as with the tower attempt timeout.
-            Err(_) if tracker.heads() != heads => {
-                tokio::time::timeout(PEEK_GRACE, exchange.as_mut()).await
-            }
+            Err(_) if tracker.heads() != heads => run_for(exchange.as_mut(), PEEK_GRACE).await,
             Err(elapsed) => Err(elapsed),
         };
         match outcome {
             Ok(outcome) => outcome,
-            Err(_) => Err(timed_out(timeout, method, &url)),
+            Err(_) => {
+                crate::timeout::drop_timed_out(exchange.as_mut());
+                Err(timed_out(timeout, method, &url))
+            }
         }
     }
 }

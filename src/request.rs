@@ -73,6 +73,9 @@ pub(crate) struct State {
     pub(crate) health_judged: bool,
     /// A hedge's backup copy: a fallback layer sends it to the next server.
     pub(crate) hedge: bool,
+    /// When this attempt's own timer fires (the attempt timeout layer's), for a deadline
+    /// header: the server is told the sooner of this and the deadline.
+    pub(crate) attempt_ends: Option<tokio::time::Instant>,
 }
 
 impl Request {

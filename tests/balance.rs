@@ -132,3 +132,70 @@ async fn a_hedge_goes_to_another_server_than_its_first_copy() {
         assert!(counts.iter().all(|&c| c <= round), "{counts:?}");
     }
 }
+
+/// A replica ejected for a blip comes back: once its ejection time is up it is picked again
+/// (its probe), and, answering, takes its share.
+#[tokio::test]
+async fn an_ejected_replica_is_probed_and_comes_back() {
+    let blip = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(502).insert_header("server", "nginx"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&blip)
+        .await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200))
+        .with_priority(2)
+        .mount(&blip)
+        .await;
+    let ok1 = server(ResponseTemplate::new(200)).await;
+    let ok2 = server(ResponseTemplate::new(200)).await;
+    let client = client(&[&blip, &ok1, &ok2], Balance::P2cPeakEwma, |b| {
+        b.consecutive_failures(1)
+            .base_ejection(Duration::from_millis(100))
+            .balance_decay(Duration::from_millis(100))
+    });
+    // Until the blip's one failure, then past its ejection and its latency's decay.
+    while hits(&blip).await == 0 {
+        client.get("/warm").send().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = hits(&blip).await;
+    for i in 0..90 {
+        client.get(format!("/items/{i}")).send().await.unwrap();
+    }
+    assert!(
+        hits(&blip).await - before >= 5,
+        "the restored replica took {} of 90",
+        hits(&blip).await - before
+    );
+}
+
+/// A replica whose requests never finish in time (the deadline cuts them) is the slowest of
+/// all, not an unknown: it stays at a small share.
+#[tokio::test]
+async fn a_replica_cut_off_by_deadlines_stays_at_a_small_share() {
+    let slow = server(ResponseTemplate::new(200).set_delay(Duration::from_millis(300))).await;
+    let fast1 = server(ResponseTemplate::new(200)).await;
+    let fast2 = server(ResponseTemplate::new(200)).await;
+    let urls: Vec<String> = [&slow, &fast1, &fast2].iter().map(|s| s.uri()).collect();
+    let client = Client::builder()
+        .no_retry()
+        .deadline(Duration::from_millis(100))
+        .fallback(
+            FallbackLayer::builder(urls)
+                .balance(Balance::P2cPeakEwma)
+                .balance_decay(Duration::from_millis(300)),
+        )
+        .build()
+        .unwrap();
+    for i in 0..100 {
+        let _ = client.get(format!("/items/{i}")).send().await;
+    }
+    assert!(
+        hits(&slow).await <= 10,
+        "the slow replica took {}",
+        hits(&slow).await
+    );
+}

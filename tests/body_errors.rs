@@ -115,3 +115,59 @@ async fn a_whole_body_that_is_not_json_is_a_decode_failure() {
     assert!(!err.is_retryable(), "{err}");
     assert!(err.to_string().contains("decode"), "{err}");
 }
+
+/// A body error is the logical request's: a POST whose body was cut short was delivered (it was
+/// answered), so it may not be sent again; its method and its attempt are said.
+#[tokio::test]
+async fn a_posts_body_cut_short_says_it_may_not_be_sent_again() {
+    let server = FaultServer::start(Fault::Raw(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc".to_vec(),
+    ))
+    .await;
+    let client = Client::new();
+    let post = async {
+        let response = client.post(server.url("/pay")).body("x").send().await?;
+        Ok::<_, GatewayError>(response.bytes().await?)
+    };
+    let err = post.await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionClosed, "{err}");
+    assert!(!err.is_retryable(), "a delivered POST: {err:?}");
+    assert!(err.is_transient(), "the cause itself is transient");
+    assert_eq!(err.attempts(), 1, "{err:?}");
+    assert_eq!(err.details().method(), Some(&reqwest::Method::POST));
+    // A GET's may be sent again.
+    let get = async {
+        let response = client.get(server.url("/x")).send().await?;
+        Ok::<_, GatewayError>(response.bytes().await?)
+    };
+    assert!(get.await.unwrap_err().is_retryable());
+}
+
+/// `?` on an upload's error never takes a cause of another request's out of its chain: a
+/// response body forwarded as a request body fails with the upload's own cause.
+#[tokio::test]
+async fn a_forwarded_body_does_not_carry_another_requests_cause() {
+    let download = FaultServer::start(Fault::RawThenStall(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc".to_vec(),
+    ))
+    .await;
+    let upload = FaultServer::start(Fault::Hang).await;
+    let short = Client::builder()
+        .deadline(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let response = short.get(download.url("/")).send().await.unwrap();
+    let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+    let err = plain
+        .put(upload.url("/"))
+        .body(reqwest::Body::from(response))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .unwrap_err();
+    let err = GatewayError::from(err);
+    assert!(
+        !err.to_string().contains("deadline of 200 ms"),
+        "the download's deadline is not the upload's: {err}"
+    );
+}

@@ -394,3 +394,24 @@ fn a_prometheus_exporter_renders_the_series() {
         "{text}"
     );
 }
+
+/// Through the reqwest-middleware adapter too: an attempt its timer ends records `timeout`.
+#[test]
+fn the_middleware_records_its_timeouts_as_timeouts() {
+    use reqwest_resilience::middleware::ResilienceMiddleware;
+    let capture = Capture::default();
+    capturing(&capture, || async {
+        let hang = support::FaultServer::start(support::Fault::Hang).await;
+        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(
+                ResilienceMiddleware::new()
+                    .retry(RetryPolicy::never())
+                    .attempt_timeout(Duration::from_millis(100)),
+            )
+            .build();
+        assert!(client.get(hang.url("/")).send().await.is_err());
+    });
+    let durations = capture.named("http.client.request.duration");
+    assert_eq!(durations.len(), 1, "{durations:?}");
+    assert_eq!(durations[0].0["error.type"], "timeout");
+}

@@ -79,8 +79,9 @@ async fn request_and_attempt_spans_carry_the_conventions_attributes() {
         "{}",
         attempts[0]
     );
+    // The conventions: an error status is its own error.type.
     assert!(
-        attempts[0].contains("error.type=\"service_unavailable\""),
+        attempts[0].contains("error.type=\"503\""),
         "{}",
         attempts[0]
     );
@@ -94,6 +95,14 @@ async fn request_and_attempt_spans_carry_the_conventions_attributes() {
         .find(|l| l.contains("request{") && !l.contains("attempt{") && l.contains("close"))
         .unwrap_or_else(|| panic!("no request span closed in {text}"));
     assert!(request.contains("attempts=2"), "{request}");
+    assert!(
+        request.contains("http.response.status_code=200"),
+        "{request}"
+    );
+    assert!(
+        request.contains("http.response.status_code=200"),
+        "{request}"
+    );
     assert!(
         request.contains(&format!("server.port={port}")),
         "{request}"

@@ -25,14 +25,31 @@ impl GatewayError {
     ///   be (a 502, 503, 504 or CDN code is that gateway failure; a 404 or an application's
     ///   500 is [`ErrorKind::Other`](crate::ErrorKind::Other)), and keeps its status;
     /// - a **decode error** of a body that arrived whole (JSON that does not parse) is
-    ///   [`ErrorKind::Other`](crate::ErrorKind::Other), never retryable: sending the request
+    ///   [`ErrorKind::Decode`](crate::ErrorKind::Decode), never retryable: sending the request
     ///   again brings the same body.
+    ///
+    /// A body error of a body this crate bounded (the deadline layer's, on by default) is the
+    /// cause it carries: the deadline, the attempt timeout, a reset or a truncation, with the
+    /// request's method and attempts, and — for a request that may not be sent twice — not
+    /// retryable.
     pub fn from_reqwest(err: reqwest::Error) -> GatewayError {
-        // A body this crate bounds or reads fails with its own cause below reqwest's error (the
-        // deadline, the attempt timeout, a reset mid-body): that cause is the answer.
-        if let Some(ours) = own_cause(&err) {
-            return ours;
+        // A body this crate bounds fails with its own cause below reqwest's body error (the
+        // deadline, the attempt timeout, a reset mid-body): that cause is the answer. Only a
+        // body or decode error's: another error's chain may hold a cause of another request's
+        // (a response body forwarded as an upload fails with the download's cause).
+        // (reqwest reports a body's timeout as a timeout error; an upload's failure is a
+        // request error, whatever its chain holds.)
+        if (err.is_body() || err.is_decode() || err.is_timeout()) && !err.is_request() {
+            if let Some(ours) = own_cause(&err) {
+                return ours;
+            }
         }
+        GatewayError::from_reqwest_sent(err)
+    }
+
+    /// [`from_reqwest`](Self::from_reqwest) for an error of this crate's own sending (the
+    /// transport): classified by what reqwest says, never by a cause found in its chain.
+    pub(crate) fn from_reqwest_sent(err: reqwest::Error) -> GatewayError {
         if let Some(status) = err.status() {
             return from_status_error(err, status);
         }
@@ -90,7 +107,7 @@ fn reason(err: &reqwest::Error) -> String {
 }
 
 /// The `GatewayError` in `err`'s source chain, if a body of this crate's put it there.
-fn own_cause(err: &reqwest::Error) -> Option<GatewayError> {
+pub(crate) fn own_cause(err: &reqwest::Error) -> Option<GatewayError> {
     use std::error::Error as _;
     let mut source = err.source();
     while let Some(e) = source {

@@ -36,7 +36,7 @@
 //! own status does): it informs the cause and the diagnosis, never the licence to resend a
 //! request that is not idempotent.
 
-mod convert;
+pub(crate) mod convert;
 mod response;
 mod transport;
 mod vocabulary;

@@ -236,8 +236,10 @@ impl ClientBuilder {
 
     /// Tells each server how long the caller will still wait: `header` on every attempt, with
     /// the time the deadline leaves when it is sent; an attempt that would carry less than
-    /// the header's minimum is not sent, and a redirect to another host is not followed (see
-    /// [`DeadlineHeader`](crate::timeout::DeadlineHeader)). Off by default.
+    /// the header's minimum is not sent, and — on a reqwest client the crate builds — a
+    /// redirect to another host is not followed (with [`reqwest_client`](Self::reqwest_client),
+    /// that client's redirect policy decides, and may carry the header along). See
+    /// [`DeadlineHeader`](crate::timeout::DeadlineHeader). Off by default.
     pub fn propagate_deadline(mut self, header: crate::timeout::DeadlineHeader) -> ClientBuilder {
         self.deadline_header = Some(std::sync::Arc::new(header));
         self

@@ -339,6 +339,31 @@ impl GatewayError {
     }
 }
 
+/// Records an outcome on a span by OpenTelemetry's HTTP conventions: the response's status
+/// when one came (a failure read from a response included), and `error.type` — the status code
+/// for an error status (≥ 400), `timeout` for a timer's failure, else the cause's name.
+pub(crate) fn record_outcome(
+    span: &tracing::Span,
+    ok_status: Option<StatusCode>,
+    err: Option<&GatewayError>,
+) {
+    let status = ok_status.or_else(|| err.and_then(|e| e.response()).map(|r| r.status()));
+    if let Some(status) = status {
+        span.record("http.response.status_code", status.as_u16());
+        if status.as_u16() >= 400 {
+            span.record("error.type", status.as_str());
+            return;
+        }
+    }
+    if let Some(err) = err {
+        let error_type = match err.kind() {
+            ErrorKind::TimedOut | ErrorKind::DeadlineExceeded => "timeout",
+            kind => kind.name(),
+        };
+        span.record("error.type", error_type);
+    }
+}
+
 /// A duration as a person reads it: `183 ms`, `2 s`, `12.4 s`, `5 min 3 s`.
 pub(crate) struct Shown(pub(crate) std::time::Duration);
 

@@ -64,7 +64,13 @@ impl Loads {
                 .collect(),
             decay_ns: decay.as_nanos().max(1) as f64,
             epoch: tokio::time::Instant::now(),
-            seed: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
+            // Per instance: clients started together do not all pick alike.
+            seed: AtomicU64::new({
+                use std::hash::{BuildHasher, Hasher};
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish()
+            }),
         }
     }
 
@@ -100,8 +106,9 @@ impl Loads {
 
     /// The order to try the `n` servers in: the less loaded of two picked at random among those
     /// in (not `out`) first, never `avoid` when there is another; then the others in, from the
-    /// least loaded; then those out (for their probes), `avoid` last of all. Each server's load
-    /// is worked out once; one allocation.
+    /// least loaded; then `avoid` if it is in and another was picked; then those out (tried
+    /// only when their admission lets them). With fewer than two to pick from, `avoid` goes
+    /// last of all. Each server's load is worked out once; one allocation.
     pub(super) fn order(
         &self,
         n: usize,
@@ -165,6 +172,7 @@ impl Loads {
             loads: self,
             index: i,
             started: tokio::time::Instant::now(),
+            observed: false,
         }
     }
 
@@ -174,13 +182,15 @@ impl Loads {
         let s = &self.servers[i];
         let now = self.now();
         let rtt = rtt.as_nanos() as f64;
-        let current = self.cost(i, now);
-        let next = if rtt > current {
+        // The stored estimate, blended once by the time since it was set (as tower's
+        // `PeakEwma`): decaying it first as well would count that time twice.
+        let stored = f64::from_bits(s.cost.load(Ordering::Relaxed));
+        let next = if rtt > stored {
             rtt
         } else {
             let elapsed = now.saturating_sub(s.stamp.load(Ordering::Relaxed)) as f64;
             let w = (-elapsed / self.decay_ns).exp();
-            current * w + rtt * (1.0 - w)
+            stored * w + rtt * (1.0 - w)
         };
         // Two stores, not one transaction: a racing observation may win either; both are
         // estimates of the same server.
@@ -189,22 +199,26 @@ impl Loads {
     }
 }
 
-/// A request in flight to one server; dropped without a verdict (cancelled), it only leaves
-/// the count.
+/// A request in flight to one server. Dropped without a verdict (the deadline cut it, it lost
+/// a hedge race, the caller went away), its time so far is observed as its latency, as tower's
+/// `PeakEwma` does: a server whose requests never finish is the slowest of all, not unknown.
 pub(super) struct InFlight<'a> {
     loads: &'a Loads,
     index: usize,
     started: tokio::time::Instant,
+    observed: bool,
 }
 
 impl InFlight<'_> {
-    /// The server answered (or failed in a way that says nothing of its load).
-    pub(super) fn answered(self) {
+    /// The server answered.
+    pub(super) fn answered(mut self) {
+        self.observed = true;
         self.loads.observe(self.index, self.started.elapsed());
     }
 
-    /// The server failed in a way that counts against it: seen as slow.
-    pub(super) fn failed(self) {
+    /// The server failed in a way that counts against it (or shed load): seen as slow.
+    pub(super) fn failed(mut self) {
+        self.observed = true;
         let rtt = self.started.elapsed().max(FAILURE_PENALTY);
         self.loads.observe(self.index, rtt);
     }
@@ -212,6 +226,9 @@ impl InFlight<'_> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
+        if !self.observed {
+            self.loads.observe(self.index, self.started.elapsed());
+        }
         self.loads.servers[self.index]
             .in_flight
             .fetch_sub(1, Ordering::Relaxed);

@@ -3,7 +3,9 @@
 //! [`FallbackLayer`] knows an ordered list of base URLs: a primary and its fallbacks (scheme,
 //! host, port and an optional path prefix). A request to any of them is sent to the first
 //! healthy server in that order — the primary whenever it is healthy — and, on a gateway
-//! failure, to the next one, each server at most once per call. The path below the prefix and
+//! failure, to the next one, each server at most once per call. With
+//! [`Balance::P2cPeakEwma`] the order is by load instead (see [`Balance`]); everything else
+//! below holds the same. The path below the prefix and
 //! the query are kept; scheme, host, port and prefix are swapped; an explicit `Host` header is
 //! rewritten to match. Requests to other hosts pass through untouched. Through the
 //! [`Client`](crate::Client), a request may also be given as a path alone (`/items?page=2`),
@@ -209,7 +211,11 @@ where
     // server its first copy went to. Primary-first: in the order given.
     let mut balanced = shared.loads.as_ref().map(|loads| {
         let avoid = if hedge { tracker.balanced_to() } else { None };
-        loads.order(n, |i| pool.is_ejected(i), avoid).into_iter()
+        // Out: ejected with time still to serve. A server whose ejection time is up is in,
+        // to be picked for its probe like any other.
+        loads
+            .order(n, |i| pool.ejected_for(i).is_some(), avoid)
+            .into_iter()
     });
     let mut in_order = (0..n).map(|k| (k + first) % n);
     let mut next = || match &mut balanced {
@@ -268,16 +274,20 @@ where
             .await;
         if let Some(flight) = flight {
             match &outcome {
+                // A server shedding load answers fast: not a cheap one.
+                Ok(response) if response.status() == http::StatusCode::TOO_MANY_REQUESTS => {
+                    flight.failed()
+                }
                 Ok(_) => flight.answered(),
                 Err(err) if counts_against_health(err) => flight.failed(),
+                // No verdict (the deadline cut it, an answer-like failure): its time so far
+                // is still what it took (dropped, it is recorded the same way).
                 Err(_) => drop(flight),
             }
         }
         match &outcome {
-            Ok(response) => span.record("http.response.status_code", response.status().as_u16()),
-            Err(err) => span
-                .record("http.response.status_code", err.status().as_u16())
-                .record("error.type", err.kind().name()),
+            Ok(response) => crate::error::record_outcome(&span, Some(response.status()), None),
+            Err(err) => crate::error::record_outcome(&span, None, Some(err)),
         };
         drop(span);
         let mut err = match outcome {

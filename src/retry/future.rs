@@ -72,7 +72,15 @@ impl EndRecord {
         }
         crate::metrics::resends(&self.method, &self.url, self.tracker.attempts());
         if let Some((err, why)) = failed {
-            crate::metrics::give_up(err.kind().name(), why);
+            // An attempt timer the deadline cut short: the deadline layer above turns it into
+            // the deadline's error, which is what the caller gets.
+            let error_type = if err.kind() == ErrorKind::TimedOut && err.details().cut_by_deadline()
+            {
+                ErrorKind::DeadlineExceeded.name()
+            } else {
+                err.kind().name()
+            };
+            crate::metrics::give_up(error_type, why);
         }
     }
 }
@@ -294,7 +302,7 @@ where
                         .policy
                         .retries_response(response.status(), response.headers()) =>
                 {
-                    attempt_span.record("http.response.status_code", response.status().as_u16());
+                    crate::error::record_outcome(&attempt_span, Some(response.status()), None);
                     if let (Some((host, started)), Some(delay)) =
                         (ctx.learning, ctx.policy.hedge_after.as_ref())
                     {
@@ -313,6 +321,7 @@ where
                         }
                     }
                     ctx.span.record("attempts", attempts_made);
+                    crate::error::record_outcome(&ctx.span, Some(response.status()), None);
                     record_attempts(&mut response, ctx.tracker.attempts());
                     #[cfg(feature = "metrics")]
                     ctx.ended(None);
@@ -321,11 +330,11 @@ where
                 // A failure this policy never retries (an invalid request, an open circuit, a
                 // 502.7…): ended here too, without moving into the loop.
                 Err(mut err) if !ctx.policy.retries_cause(&err) => {
-                    attempt_span.record("http.response.status_code", err.status().as_u16());
-                    attempt_span.record("error.type", err.kind().name());
+                    crate::error::record_outcome(&attempt_span, None, Some(&err));
                     err.details_mut().set_attempts(ctx.tracker.attempts());
                     ctx.seal(&mut err);
                     ctx.span.record("attempts", attempts_made);
+                    crate::error::record_outcome(&ctx.span, None, Some(&err));
                     #[cfg(feature = "metrics")]
                     ctx.ended(Some((&err, refusal_reason(&err))));
                     return Poll::Ready(Err(err));
@@ -355,6 +364,7 @@ pub(crate) fn refused_before_loop(request: &Request, mut err: GatewayError) -> G
         server.port = request.url().port_or_known_default(),
         url.full = %DisplayUrl(request.url()),
         attempts = 0,
+        error.type = err.kind().name(),
     );
     drop(span);
     err.details_mut().set_attempts(0);
@@ -418,6 +428,8 @@ impl<S> Loop<S> {
             server.port = request.url().port_or_known_default(),
             url.full = %DisplayUrl(request.url()),
             attempts = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
         );
         // A copy is kept for the next attempt; a streamed body cannot be copied.
         let spare = if policy.max_attempts > 1 {
@@ -561,7 +573,7 @@ impl<S> Loop<S> {
         let tracker = &self.tracker;
         let (delay, next) = match outcome {
             Ok(mut response) => {
-                attempt_span.record("http.response.status_code", response.status().as_u16());
+                crate::error::record_outcome(&attempt_span, Some(response.status()), None);
                 drop(attempt_span);
                 let mut retry = None;
                 if !policy.retries_response(response.status(), response.headers()) {
@@ -610,6 +622,7 @@ impl<S> Loop<S> {
                     Some(next) => next,
                     None => {
                         self.span.record("attempts", attempt);
+                        crate::error::record_outcome(&self.span, Some(response.status()), None);
                         record_attempts(&mut response, tracker.attempts());
                         #[cfg(feature = "metrics")]
                         self.ended(None);
@@ -618,8 +631,7 @@ impl<S> Loop<S> {
                 }
             }
             Err(mut err) => {
-                attempt_span.record("http.response.status_code", err.status().as_u16());
-                attempt_span.record("error.type", err.kind().name());
+                crate::error::record_outcome(&attempt_span, None, Some(&err));
                 // The attempt ends here: the pause before the next one is not part of it.
                 drop(attempt_span);
                 if err.kind() == ErrorKind::CircuitOpen && attempt > 1 {
@@ -639,6 +651,7 @@ impl<S> Loop<S> {
                         earlier.details_mut().set_attempts(tracker.attempts());
                         let why = err.details().message().to_owned();
                         self.span.record("attempts", tracker.attempts());
+                        crate::error::record_outcome(&self.span, None, Some(&earlier));
                         #[cfg(feature = "metrics")]
                         self.ended(Some((&earlier, Some("circuit open"))));
                         self.seal(&mut earlier);
@@ -702,6 +715,7 @@ impl<S> Loop<S> {
                             tracing::warn!(attempt, error.type = err.kind().name(), error = %err, why = %why, "giving up");
                         }
                         self.span.record("attempts", attempt);
+                        crate::error::record_outcome(&self.span, None, Some(&err));
                         #[cfg(feature = "metrics")]
                         self.ended(Some((&err, why.as_deref())));
                         self.seal(&mut err);

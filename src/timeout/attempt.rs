@@ -104,7 +104,15 @@ where
         let tracker = request.tracker();
         let method = request.method().clone();
         let url = request.url().clone();
+        let may_resend = crate::idempotency::may_resend(
+            request.method(),
+            request.headers(),
+            request.options().idempotent,
+        );
+        // Below, a deadline header tells the server this attempt's own end, if sooner.
+        request.state_mut().attempt_ends = Some(ends(started, timeout));
         ResponseFuture {
+            may_resend,
             inner: Some(self.inner.call(request)),
             sleep: tokio::time::sleep_until(ends(started, timeout)),
             timeout,
@@ -143,6 +151,8 @@ pin_project_lite::pin_project! {
         started: Instant,
         method: Method,
         url: reqwest::Url,
+        // Whether the request may be sent again: a body error says so.
+        may_resend: bool,
     }
 }
 
@@ -174,6 +184,11 @@ where
                     response,
                     ends(*this.started, timeout),
                     body::Limit::Attempt(timeout),
+                    body::Owner {
+                        method: this.method.clone(),
+                        may_resend: *this.may_resend,
+                        attempts: this.tracker.attempts(),
+                    },
                 )),
                 other => other,
             });

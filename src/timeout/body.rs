@@ -53,8 +53,39 @@ impl Limit {
     }
 }
 
+/// The logical request a bounded body belongs to: what its body errors must say of it (the
+/// body arrived after the request was delivered, so a request that may not be resent says so).
+pub(crate) struct Owner {
+    pub(crate) method: reqwest::Method,
+    pub(crate) may_resend: bool,
+    /// The request's attempts when its response came (a count, not the tracker: holding the
+    /// tracker would keep the logical request open, and its circuit verdict pending, for as
+    /// long as the caller keeps the body).
+    pub(crate) attempts: u32,
+}
+
+impl Owner {
+    /// `err` as a failure of this request: delivered, its method, its attempts, and not to be
+    /// sent again unless the request may be.
+    fn own(&self, mut err: GatewayError) -> GatewayError {
+        let details = err.details_mut();
+        details.clear_unsent();
+        details.set_method(self.method.clone());
+        details.set_attempts(self.attempts.max(1));
+        if !self.may_resend {
+            details.forbid_resend();
+        }
+        err
+    }
+}
+
 /// The same response, its body ending with `limit`'s error if still streaming at `ends`.
-pub(crate) fn bound(response: reqwest::Response, ends: Instant, limit: Limit) -> reqwest::Response {
+pub(crate) fn bound(
+    response: reqwest::Response,
+    ends: Instant,
+    limit: Limit,
+    owner: Owner,
+) -> reqwest::Response {
     let (url, parts, body) = split(response);
     let body = TimedBody {
         inner: body,
@@ -62,6 +93,7 @@ pub(crate) fn bound(response: reqwest::Response, ends: Instant, limit: Limit) ->
         ends,
         limit,
         done: false,
+        owner,
     };
     rebuild(url, parts, body)
 }
@@ -76,6 +108,7 @@ pin_project_lite::pin_project! {
         ends: Instant,
         limit: Limit,
         done: bool,
+        owner: Owner,
     }
 }
 
@@ -92,7 +125,8 @@ impl HttpBody for TimedBody {
             return Poll::Ready(None);
         }
         if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
-            return Poll::Ready(frame.map(|f| f.map_err(cause)));
+            let owner = &*this.owner;
+            return Poll::Ready(frame.map(|f| f.map_err(|e| cause(e, owner))));
         }
         if *this.ends <= Instant::now() || {
             let ends = *this.ends;
@@ -102,7 +136,7 @@ impl HttpBody for TimedBody {
             sleep.as_mut().poll(cx).is_ready()
         } {
             *this.done = true;
-            return Poll::Ready(Some(Err(Box::new(this.limit.error()))));
+            return Poll::Ready(Some(Err(Box::new(this.owner.own(this.limit.error())))));
         }
         Poll::Pending
     }
@@ -118,10 +152,10 @@ impl HttpBody for TimedBody {
 
 /// A body error from below as this crate's cause (already one, when an inner layer bounded
 /// the body too).
-fn cause(err: reqwest::Error) -> BoxError {
-    use std::error::Error as _;
-    if let Some(ours) = err.source().and_then(|s| s.downcast_ref::<GatewayError>()) {
-        return Box::new(ours.clone());
+fn cause(err: reqwest::Error, owner: &Owner) -> BoxError {
+    // This body's own chain: an inner bounded body's cause is in it.
+    if let Some(ours) = crate::classify::convert::own_cause(&err) {
+        return Box::new(ours);
     }
-    Box::new(GatewayError::from_reqwest(err))
+    Box::new(owner.own(GatewayError::from_reqwest_sent(err)))
 }

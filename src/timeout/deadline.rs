@@ -98,7 +98,13 @@ where
         request.state_mut().deadline = Some(deadline);
         let tracker = request.tracker();
         let method = request.method().clone();
+        let may_resend = crate::idempotency::may_resend(
+            request.method(),
+            request.headers(),
+            request.options().idempotent,
+        );
         ResponseFuture {
+            may_resend,
             inner: Some(self.inner.call(request)),
             sleep: tokio::time::sleep_until(deadline.at),
             tracker,
@@ -119,6 +125,8 @@ pin_project_lite::pin_project! {
         tracker: Arc<Tracker>,
         deadline: DeadlineAt,
         method: Method,
+        // Whether the request may be sent again: a body error says so.
+        may_resend: bool,
     }
 }
 
@@ -147,6 +155,7 @@ where
                 this.tracker,
                 *this.deadline,
                 this.method.clone(),
+                *this.may_resend,
             ));
         }
         ready!(this.sleep.poll(cx));
@@ -165,9 +174,10 @@ where
 /// by the deadline layer and the reqwest-middleware adapter.
 pub(crate) fn settle(
     outcome: Result<reqwest::Response, GatewayError>,
-    tracker: &Tracker,
+    tracker: &Arc<Tracker>,
     deadline: DeadlineAt,
     method: Method,
+    may_resend: bool,
 ) -> Result<reqwest::Response, GatewayError> {
     match outcome {
         Err(err) if Instant::now() >= deadline.at => {
@@ -178,6 +188,11 @@ pub(crate) fn settle(
             response,
             deadline.at,
             super::body::Limit::Deadline(deadline.total),
+            super::body::Owner {
+                method,
+                may_resend,
+                attempts: tracker.attempts(),
+            },
         )),
         other => other,
     }

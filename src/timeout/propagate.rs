@@ -11,8 +11,11 @@ use std::time::Duration;
 /// [`ClientBuilder::propagate_deadline`](crate::ClientBuilder::propagate_deadline).
 ///
 /// - The value is the deadline of the logical request (a deadline layer's, or the request's
-///   own `.deadline(..)`) less the time already spent, retries and pauses included; a request
-///   without a deadline carries no header.
+///   own `.deadline(..)`) less the time already spent, retries and pauses included — or the
+///   attempt timeout's time left, when that ends the attempt sooner (as Envoy sends its
+///   per-try timeout); a request without a deadline carries no header. It is worked out when
+///   the attempt is handed to reqwest: the connection's setup (pool wait, connect, TLS) still
+///   comes off it.
 /// - An attempt that would carry less than [`minimum`](Self::minimum) is not sent at all: it
 ///   fails as [`DeadlineExceeded`](crate::GatewayError::DeadlineExceeded), unsent.
 /// - It goes only where the request is addressed: its own server, or the fallback servers you

@@ -55,7 +55,9 @@ impl Transport {
 
     /// Puts `header` on each request sent, with the time its deadline leaves (see
     /// [`DeadlineHeader`](crate::timeout::DeadlineHeader)); an attempt below its minimum is not
-    /// sent.
+    /// sent. Redirects to another host are refused only when `client` was built with
+    /// [`redirect::tracking`](crate::redirect::tracking); otherwise its redirect policy decides
+    /// (reqwest's default follows them, header included).
     pub fn propagate_deadline(mut self, header: crate::timeout::DeadlineHeader) -> Transport {
         self.deadline_header = Some(Arc::new(header));
         self
@@ -116,10 +118,21 @@ impl Service<Request> for Transport {
     fn call(&mut self, mut request: Request) -> Self::Future {
         let tracker = request.tracker();
         if let (Some(header), Some(deadline)) = (&self.deadline_header, request.state().deadline) {
+            // The deadline's time left decides whether to send; the header says the sooner of
+            // that and this attempt's own timer (the server need not work past either).
             let left = deadline.remaining();
             if left.is_zero() || left < header.minimum {
-                return ResponseFuture::failed(too_little_left(&request, left, header.minimum));
+                return ResponseFuture::failed(too_little_left(
+                    &request,
+                    &tracker,
+                    left,
+                    header.minimum,
+                ));
             }
+            let left = match request.state().attempt_ends {
+                Some(ends) => left.min(ends.saturating_duration_since(tokio::time::Instant::now())),
+                None => left,
+            };
             let value = header.value(left);
             request
                 .inner_mut()
@@ -149,7 +162,15 @@ impl Service<Request> for Transport {
 
 /// The error of an attempt not sent because its deadline leaves less than the deadline
 /// header's minimum.
-fn too_little_left(request: &Request, left: Duration, minimum: Duration) -> GatewayError {
+fn too_little_left(
+    request: &Request,
+    tracker: &Tracker,
+    left: Duration,
+    minimum: Duration,
+) -> GatewayError {
+    // Nothing was sent: not an attempt (as an open circuit's refusal), and the request's last
+    // real failure, if any, is its cause.
+    tracker.note_refused();
     let mut details = Details::new(
         ErrorKind::DeadlineExceeded,
         Origin::Local,
@@ -160,9 +181,11 @@ fn too_little_left(request: &Request, left: Duration, minimum: Duration) -> Gate
         )
         .into(),
     )
-    .with_request_unsent(true);
+    .with_request_unsent(true)
+    .with_causes(tracker.last_failure().into_iter().collect());
     details.set_method(request.method().clone());
     details.set_server(request.url());
+    details.set_attempts(tracker.attempts());
     GatewayError::from_details(details)
 }
 
@@ -229,7 +252,7 @@ pub(crate) async fn judge(
             named_as_requested = true;
             let proxy = err.url().and_then(proxy_for);
             let redirected = tracker.redirects() != redirects_before;
-            (Err(GatewayError::from_reqwest(err)), redirected, proxy)
+            (Err(GatewayError::from_reqwest_sent(err)), redirected, proxy)
         }
     };
     let outcome = outcome.map_err(|mut err| {
