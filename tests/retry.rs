@@ -323,6 +323,9 @@ async fn a_shared_budget_is_shared_by_clones() {
     let _ = b.oneshot(get("http://a.test/")).await;
     assert_eq!(budget.available(), 0);
     assert_eq!(calls.load(Ordering::SeqCst), 4); // 1 + 2 retries, then 1 + 0
+    // Per host: a.test's bucket is dry, another host's is full.
+    assert_eq!(budget.available_for(&"http://a.test/x".parse().unwrap()), 0);
+    assert_eq!(budget.available_for(&"http://b.test/".parse().unwrap()), 10);
 }
 
 #[tokio::test(start_paused = true)]
