@@ -5,8 +5,6 @@ mod support;
 
 use reqwest_resilience::retry::{ExponentialBackoff, RetryPolicy};
 use reqwest_resilience::{Client, GatewayError};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::{Fault, FaultServer, refused_url};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -21,19 +19,6 @@ const SECRETS: [&str; 7] = [
     // base64("alice:SECRET-PASS-4"), the Authorization header reqwest makes from the URL.
     "YWxpY2U6U0VDUkVULVBBU1MtNA",
 ];
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn with_secrets(url: &str) -> String {
     let url = url.replacen("http://", "http://alice:SECRET-PASS-4@", 1);
@@ -63,7 +48,7 @@ fn everything_about(err: &GatewayError) -> String {
 
 #[tokio::test]
 async fn secrets_never_leak() {
-    let capture = Capture::default();
+    let capture = support::LogCapture::default();
     let writer = capture.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -104,7 +89,7 @@ async fn secrets_never_leak() {
     assert_eq!(errors.len(), 5, "every case should fail");
 
     let mut text: String = errors.iter().map(everything_about).collect();
-    text.push_str(&String::from_utf8_lossy(&capture.0.lock().unwrap()));
+    text.push_str(&capture.text());
     assert!(text.contains("retrying"), "the logs were not captured");
     for secret in SECRETS {
         assert!(!text.contains(secret), "{secret} leaked:\n{text}");

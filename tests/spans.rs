@@ -2,30 +2,17 @@
 //! and one `attempt` span per request on the wire, with the conventions' attributes (and
 //! `otel.name` / `otel.kind` for tracing-opentelemetry), no query or credential in them.
 
+mod support;
+
 use reqwest_resilience::Client;
 use reqwest_resilience::retry::{ExponentialBackoff, RetryPolicy};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn request_and_attempt_spans_carry_the_conventions_attributes() {
-    let capture = Capture::default();
+    let capture = support::LogCapture::default();
     let writer = capture.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::INFO)
@@ -55,7 +42,7 @@ async fn request_and_attempt_spans_carry_the_conventions_attributes() {
         .send()
         .await
         .unwrap();
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let text = capture.text();
     let port = server.address().port();
     let attempts: Vec<&str> = text
         .lines()

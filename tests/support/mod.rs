@@ -284,3 +284,26 @@ pub async fn nginx_502() -> wiremock::MockServer {
         .await;
     server
 }
+
+/// What a `tracing` fmt subscriber writes, kept in memory (its writer: `move || capture.clone()`).
+#[derive(Clone, Default)]
+#[allow(dead_code)]
+pub struct LogCapture(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[allow(dead_code)]
+impl LogCapture {
+    /// Everything written so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
