@@ -199,3 +199,66 @@ async fn a_replica_cut_off_by_deadlines_stays_at_a_small_share() {
         hits(&slow).await
     );
 }
+
+/// A hedge avoids its first copy's server even when load alone would send it back there: the
+/// first copy's server is much cheaper than the other (paused time, a scripted service).
+#[tokio::test(start_paused = true)]
+async fn a_hedge_avoids_the_first_copys_server_even_when_it_is_the_cheaper() {
+    use reqwest_resilience::retry::{RetryLayer, RetryPolicy};
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tower::{ServiceBuilder, ServiceExt};
+
+    let slow_everywhere = Arc::new(AtomicBool::new(false));
+    let calls: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let (slow, seen) = (slow_everywhere.clone(), calls.clone());
+    let inner = tower::service_fn(move |req: reqwest_resilience::Request| {
+        let host = req.url().host_str().unwrap_or("").to_owned();
+        let (slow, seen) = (slow.clone(), seen.clone());
+        async move {
+            *seen.lock().unwrap().entry(host.clone()).or_default() += 1;
+            // Before: a answers in 1 ms, b in 100 ms. Then both in 200 ms.
+            let delay = match (slow.load(Ordering::SeqCst), host.as_str()) {
+                (true, _) => 200,
+                (false, "a.test") => 1,
+                _ => 100,
+            };
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            Ok::<_, reqwest_resilience::GatewayError>(reqwest::Response::from(http::Response::new(
+                "",
+            )))
+        }
+    });
+    let layer = FallbackLayer::builder(["http://a.test", "http://b.test"])
+        .balance(Balance::P2cPeakEwma)
+        .build()
+        .unwrap();
+    let get = || {
+        reqwest_resilience::Request::from(reqwest::Request::new(
+            reqwest::Method::GET,
+            "http://a.test/x".parse().unwrap(),
+        ))
+    };
+    let warm = ServiceBuilder::new()
+        .layer(RetryLayer::new(RetryPolicy::never()))
+        .layer(layer.clone())
+        .service(inner.clone());
+    // Until both have been seen: a cheap, b dear.
+    while calls.lock().unwrap().len() < 2 {
+        warm.clone().oneshot(get()).await.unwrap();
+    }
+    slow_everywhere.store(true, Ordering::SeqCst);
+    calls.lock().unwrap().clear();
+    let hedged = ServiceBuilder::new()
+        .layer(RetryLayer::new(
+            RetryPolicy::default().hedge_after(Duration::from_millis(30)),
+        ))
+        .layer(layer)
+        .service(inner);
+    let response = hedged.oneshot(get()).await.unwrap();
+    assert_eq!(reqwest_resilience::attempts(&response), 2, "hedged");
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.get("a.test"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("b.test"), Some(&1), "{calls:?}");
+}
