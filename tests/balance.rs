@@ -165,6 +165,15 @@ async fn an_ejected_replica_is_probed_and_comes_back() {
     for i in 0..90 {
         client.get(format!("/items/{i}")).send().await.unwrap();
     }
+    // Picked again once its time was up: its probe, at least (before the fix, never).
+    assert!(hits(&blip).await > before, "never probed");
+    // Restored, and once its probe's latency (a new connection's) has decayed too, it takes
+    // its share like the others.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = hits(&blip).await;
+    for i in 0..90 {
+        client.get(format!("/items/{i}")).send().await.unwrap();
+    }
     assert!(
         hits(&blip).await - before >= 5,
         "the restored replica took {} of 90",
