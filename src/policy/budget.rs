@@ -339,6 +339,51 @@ impl RetryBudget {
 mod tests {
     use super::*;
 
+    fn tokens(budget: &RetryBudget, host: u64) -> Option<u32> {
+        budget
+            .existing(host)
+            .map(|b| b.tokens.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn a_reward_deposits_and_says_whether_it_did() {
+        let budget = RetryBudget::new()
+            .capacity(100)
+            .retry_cost(5)
+            .success_reward(1);
+        assert!(!budget.reward(|| Some(1)), "no bucket yet: nothing to add");
+        assert!(budget.try_withdraw(1, 5));
+        assert_eq!(tokens(&budget, 1), Some(95));
+        assert!(budget.reward(|| Some(1)));
+        assert_eq!(tokens(&budget, 1), Some(96));
+        for _ in 0..10 {
+            budget.reward(|| Some(1));
+        }
+        assert_eq!(tokens(&budget, 1), Some(100), "never past the capacity");
+        assert!(!budget.reward(|| Some(1)), "a full bucket does not move");
+        let none = RetryBudget::new().capacity(100).success_reward(0);
+        assert!(none.try_withdraw(1, 5));
+        assert!(!none.reward(|| Some(1)), "a reward of zero moves nothing");
+        assert_eq!(tokens(&none, 1), Some(95));
+    }
+
+    #[test]
+    fn full_buckets_are_forgotten_first() {
+        let budget = RetryBudget::new()
+            .capacity(10)
+            .retry_cost(5)
+            .success_reward(0)
+            .max_hosts(2);
+        assert!(budget.try_withdraw(1, 5)); // host 1: 5 left
+        assert!(budget.try_withdraw(2, 5)); // host 2: 5 left, then full again
+        assert!(budget.refund(|| Some(2), 5));
+        assert_eq!(tokens(&budget, 2), Some(10));
+        // A third host: the full bucket (host 2) makes room, not host 1's.
+        assert!(budget.try_withdraw(3, 5));
+        assert_eq!(tokens(&budget, 1), Some(5), "a bucket with a debt is kept");
+        assert_eq!(tokens(&budget, 2), None, "the full one was forgotten");
+    }
+
     #[test]
     fn a_full_outage_dries_the_bucket() {
         let budget = RetryBudget::default();
