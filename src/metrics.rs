@@ -12,7 +12,7 @@
 //! | `reqwest_resilience.request.resends` | histogram, `{request}` | `http.request.method`, `server.address`, `server.port`, `url.scheme` | per logical request, however it ended (the deadline included): the requests sent beyond the first (retries and hedges); the last attempt's number is also each attempt span's `http.request.resend_count` |
 //! | `reqwest_resilience.retries` | counter, `{retry}` | `error.type` (a cause, or `http_429`, `http_408`, `http_response` for a response rule) | retries decided |
 //! | `reqwest_resilience.give_ups` | counter, `{request}` | `error.type`, `reason` (`not_retryable`, `attempts`, `budget`, `not_idempotent`, `body_not_replayable`, `retry_after_too_long`, `circuit_open`, `deadline`, `backoff_ended`, `other`) | failures returned, by why retrying stopped; a request that ends at its deadline counts here (`deadline_exceeded`, `deadline`) |
-//! | `reqwest_resilience.retry_budget.available` | gauge, `{token}` | `server.address`, `server.port`, `url.scheme` (none with a per-client budget) | the tokens left in a host's bucket, set whenever they move: a retry or a hedge withdrawn, a refund, a first-attempt success's reward |
+//! | `reqwest_resilience.retry_budget.available` | gauge, `{token}` | `server.address`, `server.port`, `url.scheme` (none with a per-client budget) | the tokens left in a host's bucket, set whenever they move: a retry or a hedge withdrawn, a refund, a first-attempt success's reward, the bucket forgotten (back to the capacity) |
 //! | `reqwest_resilience.hedges` | counter, `{request}` | `server.address`, `server.port`, `url.scheme` | backup copies sent |
 //! | `reqwest_resilience.fallback.ejections`, `reqwest_resilience.fallback.restorations` | counters, `{server}` | `server.address`, `server.port`, `url.scheme` | fallback servers ejected and restored |
 //! | `reqwest_resilience.circuit.transitions` | counter, `{transition}` | `server.address`, `server.port`, `url.scheme`, `state` (`open`, `half_open`, `closed`) | circuit state changes |
@@ -24,8 +24,8 @@
 //! crate's reading of a failed response is in `reqwest_resilience.cause` (`bad_gateway`,
 //! `connect_failed` for an IIS 502.3 page…).
 //!
-//! Known gaps: a host's bucket forgotten to make room (past `RetryBudget::max_hosts`) leaves
-//! its gauge at its last value until the host's next retry; the instruments' descriptions and
+//! A host's bucket forgotten to make room (past `RetryBudget::max_hosts`) sets its gauge back
+//! to the capacity: its next bucket starts full. Known gap: the instruments' descriptions and
 //! units go to the recorder in place at the first recording only (install the exporter before
 //! the first request).
 //!

@@ -415,3 +415,49 @@ fn the_middleware_records_its_timeouts_as_timeouts() {
     assert_eq!(durations.len(), 1, "{durations:?}");
     assert_eq!(durations[0].0["error.type"], "timeout");
 }
+
+/// A host's bucket forgotten to make room (one bucket at most here) sets its gauge back to the
+/// capacity: its next bucket starts full.
+#[test]
+fn a_forgotten_bucket_resets_its_gauge() {
+    use reqwest_resilience::retry::RetryBudget;
+    let capture = Capture::default();
+    let (first_port, second_port) = capturing(&capture, || async {
+        let mut ports = Vec::new();
+        // Both kept until the end: a port freed could be the next server's.
+        let mut servers = Vec::new();
+        let client = Client::builder()
+            .retry(fast().budget(RetryBudget::new().max_hosts(1)))
+            .build()
+            .unwrap();
+        for _ in 0..2 {
+            let server = MockServer::start().await;
+            Mock::given(path("/"))
+                .respond_with(ResponseTemplate::new(502))
+                .up_to_n_times(1)
+                .with_priority(1)
+                .mount(&server)
+                .await;
+            Mock::given(path("/"))
+                .respond_with(ResponseTemplate::new(503).insert_header("server", "envoy"))
+                .with_priority(2)
+                .mount(&server)
+                .await;
+            // Retried twice, never answered: the bucket keeps its debt.
+            let _ = client.get(server.uri()).send().await;
+            ports.push(server.address().port());
+            servers.push(server);
+        }
+        (ports[0], ports[1])
+    });
+    let gauge = capture.named("reqwest_resilience.retry_budget.available");
+    let for_port = |port: u16| -> Vec<f64> {
+        gauge
+            .iter()
+            .filter(|(l, _)| l["server.port"] == port.to_string())
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    assert_eq!(for_port(first_port), [495.0, 490.0, 500.0], "{gauge:?}");
+    assert_eq!(for_port(second_port), [495.0, 490.0], "{gauge:?}");
+}

@@ -77,6 +77,10 @@ struct Params {
 struct Bucket {
     tokens: AtomicU32,
     used: std::sync::atomic::AtomicU64,
+    /// The host as its metrics name it, once a gauge was set for it: a bucket forgotten to
+    /// make room resets its gauge (the host's next bucket starts full).
+    #[cfg(feature = "metrics")]
+    shown: std::sync::OnceLock<reqwest::Url>,
 }
 
 impl Default for RetryBudget {
@@ -272,13 +276,19 @@ impl RetryBudget {
                             .min_by_key(|(_, b)| b.used.load(Ordering::Relaxed))
                             .map(|(k, _)| *k);
                         if let Some(oldest) = oldest {
-                            map.remove(&oldest);
+                            let _forgotten = map.remove(&oldest);
+                            #[cfg(feature = "metrics")]
+                            if let Some(url) = _forgotten.as_ref().and_then(|b| b.shown.get()) {
+                                crate::metrics::budget(url, true, capacity);
+                            }
                         }
                     }
                 }
                 let bucket = Arc::new(Bucket {
                     tokens: AtomicU32::new(self.inner.capacity),
                     used: std::sync::atomic::AtomicU64::new(now),
+                    #[cfg(feature = "metrics")]
+                    shown: std::sync::OnceLock::new(),
                 });
                 map.insert(host, bucket.clone());
                 tracked.store(map.len(), Ordering::Release);
@@ -287,6 +297,14 @@ impl RetryBudget {
         };
         drop(map);
         Some(f(&bucket.tokens))
+    }
+
+    /// Names the bucket of `url`'s host for its gauge (see [`Bucket::shown`]).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn note_url(&self, url: &reqwest::Url) {
+        if let Some(bucket) = self.existing(crate::host::key(url)) {
+            bucket.shown.get_or_init(|| url.clone());
+        }
     }
 
     /// Takes `cost` tokens from `host`'s bucket if it has that many.

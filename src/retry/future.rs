@@ -502,6 +502,7 @@ impl<S> Loop<S> {
     fn budget_moved(&self) {
         if let Some(budget) = &self.policy.budget {
             let url = &self.metrics.url;
+            budget.note_url(url);
             crate::metrics::budget(url, budget.is_per_host(), budget.available_for(url));
         }
     }
