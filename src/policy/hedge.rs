@@ -148,6 +148,74 @@ mod tests {
         assert_eq!(delay.for_host(3), Duration::from_millis(5));
     }
 
+    fn delay_us(latencies: &Latencies, host: u64) -> Option<u32> {
+        latencies.delay(host).map(|d| d.as_micros() as u32)
+    }
+
+    #[test]
+    fn only_a_percentile_learns() {
+        assert!(!HedgeDelay::Fixed(Duration::from_millis(20)).learns());
+        let learning = HedgeDelay::Percentile {
+            percentile: 50.0,
+            min: Duration::ZERO,
+            max: Duration::from_secs(1),
+            latencies: Arc::default(),
+        };
+        assert!(learning.learns());
+    }
+
+    #[test]
+    fn warm_at_sixteen_samples_and_not_before() {
+        let latencies = Latencies::default();
+        for _ in 0..8 {
+            latencies.record(1, Duration::from_millis(3), 50.0);
+        }
+        assert_eq!(delay_us(&latencies, 1), None, "8 samples: not warm");
+        for _ in 8..16 {
+            latencies.record(1, Duration::from_millis(3), 50.0);
+        }
+        assert_eq!(delay_us(&latencies, 1), Some(3_000), "16: warm");
+    }
+
+    #[test]
+    fn the_ring_keeps_the_latest_samples() {
+        let latencies = Latencies::default();
+        for _ in 0..SAMPLES {
+            latencies.record(1, Duration::from_millis(10), 50.0);
+        }
+        assert_eq!(delay_us(&latencies, 1), Some(10_000));
+        // A full ring of newer samples replaces every older one.
+        for _ in 0..SAMPLES {
+            latencies.record(1, Duration::from_millis(50), 50.0);
+        }
+        assert_eq!(delay_us(&latencies, 1), Some(50_000));
+        let hosts = latencies.hosts.lock().unwrap();
+        assert_eq!(hosts[&1].samples.len(), SAMPLES, "bounded");
+    }
+
+    #[test]
+    fn the_percentile_is_read_off_the_sorted_samples() {
+        for (percentile, want) in [(0.0, 1_000), (50.0, 9_000), (100.0, 16_000)] {
+            let latencies = Latencies::default();
+            for ms in 1..=16u64 {
+                latencies.record(1, Duration::from_millis(17 - ms), percentile);
+            }
+            assert_eq!(delay_us(&latencies, 1), Some(want), "p{percentile}");
+        }
+    }
+
+    #[test]
+    fn known_hosts_are_not_forgotten_while_there_is_room() {
+        let latencies = Latencies::default();
+        // Two hosts recording in turn: each keeps its ring and warms up.
+        for _ in 0..WARM {
+            latencies.record(1, Duration::from_millis(2), 50.0);
+            latencies.record(2, Duration::from_millis(7), 50.0);
+        }
+        assert_eq!(delay_us(&latencies, 1), Some(2_000));
+        assert_eq!(delay_us(&latencies, 2), Some(7_000));
+    }
+
     #[test]
     fn hosts_are_bounded() {
         let latencies = Latencies::default();
