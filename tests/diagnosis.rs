@@ -52,7 +52,7 @@ async fn refused_points_at_the_backend_with_the_address() {
 }
 
 #[tokio::test]
-async fn dns_failure_is_connectivity() {
+async fn dns_failure_is_dns() {
     let err = Client::builder()
         .no_retry()
         .reqwest_builder(support::unresolving())
@@ -63,7 +63,7 @@ async fn dns_failure_is_connectivity() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NameNotResolved, "{err}");
-    assert_eq!(err.diagnosis().cause(), LikelyCause::NetworkConnectivity);
+    assert_eq!(err.diagnosis().cause(), LikelyCause::Dns);
 }
 
 #[tokio::test]
@@ -182,7 +182,7 @@ fn every_variant_has_a_diagnosis() {
         (TimedOut, UpstreamOutage),
         (ConnectionClosed, UpstreamOutage),
         (ConnectFailed, BackendMisconfiguration),
-        (NameNotResolved, NetworkConnectivity),
+        (NameNotResolved, Dns),
         (NoHealthyServer, UpstreamOutage),
         (WebSocket, BackendMisconfiguration),
         (SendFailed, NetworkConnectivity),
@@ -211,7 +211,15 @@ fn every_variant_has_a_diagnosis() {
     assert_eq!(ws.diagnosis().cause(), ProxyMisconfiguration);
     let plain = upstream(503, &[], "down for maintenance");
     assert_eq!(plain.diagnosis().hop(), &Hop::Origin);
-    assert_eq!(plain.diagnosis().cause(), UpstreamOutage);
+    assert_eq!(plain.diagnosis().cause(), Overload);
+    // A connection attempt that got no answer at all: dropped packets, as a firewall does.
+    let silent = GatewayError::new(ConnectFailed, "tcp connect error: connect timed out");
+    assert_eq!(
+        silent.diagnosis().cause(),
+        Firewall,
+        "{}",
+        silent.diagnosis()
+    );
     let bad = upstream(502, &[("server", "nginx")], "");
     assert_eq!(bad.diagnosis().hop(), &Hop::Gateway(Some(Gateway::Nginx)));
     assert_eq!(bad.diagnosis().cause(), Unknown);

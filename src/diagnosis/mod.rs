@@ -10,6 +10,9 @@
 //! | temporary upstream outage | wait and retry, or contact the provider |
 //! | proxy misconfiguration | the proxy's settings: address, credentials, access rules, upstream address |
 //! | backend misconfiguration | that the application servers are configured and running |
+//! | DNS | the host name and the resolver of the machine that failed to resolve it |
+//! | firewall | a firewall or security group dropping connections to that address and port |
+//! | overload | the server's capacity: it answered that it cannot take the request now |
 //!
 //! Its `Display` is a short paragraph for a log line or a terminal; like the errors, it never
 //! contains credentials or query strings.
@@ -73,7 +76,7 @@ impl fmt::Display for Hop {
     }
 }
 
-/// The likely cause, among the four of the 502 guidance.
+/// The likely cause, among the classic ones of the 502 guidance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LikelyCause {
@@ -85,6 +88,15 @@ pub enum LikelyCause {
     ProxyMisconfiguration,
     /// The application servers are not configured or not running as the hop expects.
     BackendMisconfiguration,
+    /// This machine could not resolve the server's host name: the name is wrong or the
+    /// resolver fails. (A gateway failing to resolve its configured upstream is a
+    /// [`ProxyMisconfiguration`](LikelyCause::ProxyMisconfiguration).)
+    Dns,
+    /// A connection attempt got no answer at all (no refusal, no reset): packets dropped on
+    /// the way, as a firewall or a security group does, or a host that is down.
+    Firewall,
+    /// The server answered that it cannot take the request now (`503 Service Unavailable`).
+    Overload,
     /// Nothing tells.
     Unknown,
 }
@@ -97,6 +109,9 @@ impl LikelyCause {
             LikelyCause::UpstreamOutage => "temporary upstream outage",
             LikelyCause::ProxyMisconfiguration => "proxy misconfiguration",
             LikelyCause::BackendMisconfiguration => "backend misconfiguration",
+            LikelyCause::Dns => "DNS",
+            LikelyCause::Firewall => "firewall",
+            LikelyCause::Overload => "overload",
             LikelyCause::Unknown => "unknown",
         }
     }
@@ -151,6 +166,22 @@ impl fmt::Display for Diagnosis {
         }
         Ok(())
     }
+}
+
+/// The forward proxy a request to `url` goes through when nothing else is configured: the
+/// environment's (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`) and, with the
+/// `system-proxy` feature, the platform's, decided by the same matcher reqwest uses. Shown as
+/// scheme, host and port, never with credentials; `None` when the request goes direct.
+///
+/// ```
+/// let url = reqwest::Url::parse("http://127.0.0.1:9/").unwrap();
+/// // Loopback is rarely proxied; either way no credentials are shown.
+/// if let Some(proxy) = reqwest_resilience::diagnosis::environment_proxy(&url) {
+///     assert!(!proxy.contains('@'));
+/// }
+/// ```
+pub fn environment_proxy(url: &reqwest::Url) -> Option<String> {
+    crate::proxy::ProxyMap::from_system().for_url(url)
 }
 
 impl crate::GatewayError {

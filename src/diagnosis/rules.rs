@@ -122,9 +122,12 @@ fn own_side(err: &GatewayError) -> Diagnosis {
     }
     let hop = Hop::OwnTransport;
     match err.kind() {
-        ErrorKind::ConnectFailed if said.contains("timed out") => {
-            make(hop, LikelyCause::NetworkConnectivity, CHECK_NETWORK, err)
-        }
+        ErrorKind::ConnectFailed if said.contains("timed out") => make(
+            hop,
+            LikelyCause::Firewall,
+            "a firewall or security group dropping connections to that address and port, routing, or a host that is down",
+            err,
+        ),
         ErrorKind::ConnectFailed if d.is_tls_failure() => tls_failure(hop, err),
         ErrorKind::ConnectFailed => make(
             hop,
@@ -134,8 +137,8 @@ fn own_side(err: &GatewayError) -> Diagnosis {
         ),
         ErrorKind::NameNotResolved => make(
             hop,
-            LikelyCause::NetworkConnectivity,
-            "the host name and this machine's DNS resolution",
+            LikelyCause::Dns,
+            "the host name, and this machine's DNS resolution (resolv.conf, the resolver, /etc/hosts)",
             err,
         ),
         ErrorKind::NoHealthyServer => make(
@@ -230,9 +233,13 @@ fn upstream(err: &GatewayError) -> Diagnosis {
             LikelyCause::BackendMisconfiguration,
             "that the gateway's upstream pool has healthy, registered servers".into(),
         ),
-        ErrorKind::TimedOut | ErrorKind::ConnectionClosed | ErrorKind::ServiceUnavailable => {
+        ErrorKind::TimedOut | ErrorKind::ConnectionClosed => {
             (LikelyCause::UpstreamOutage, CHECK_OUTAGE.into())
         }
+        ErrorKind::ServiceUnavailable => (
+            LikelyCause::Overload,
+            "the server's load and capacity (or a maintenance window); retry after the time it gives in Retry-After, if any".into(),
+        ),
         ErrorKind::InvalidResponse => (
             LikelyCause::BackendMisconfiguration,
             "that the server behind the gateway answers valid HTTP on the port the gateway uses".into(),
