@@ -7,25 +7,10 @@ mod support;
 use reqwest_resilience::classify::Gateway;
 use reqwest_resilience::diagnosis::{Hop, LikelyCause};
 use reqwest_resilience::{Client, ErrorKind};
-use std::process::Command;
 use std::time::Duration;
-use support::process::{Running, binary, free_port, start, temp_dir};
+use support::gateways::tinyproxy;
 use support::refused_url;
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// Starts tinyproxy with these extra configuration lines.
-fn tinyproxy(extra: &str) -> Running {
-    let bin = binary("tinyproxy", &["/usr/bin/tinyproxy"]);
-    let (port, dir) = (free_port(), temp_dir("tinyproxy"));
-    let conf = format!(
-        "Port {port}\nListen 127.0.0.1\nTimeout 5\nAllow 127.0.0.1\nMaxClients 20\nLogLevel Critical\n{extra}\n"
-    );
-    let path = dir.join("tinyproxy.conf");
-    std::fs::write(&path, conf).expect("write config");
-    let mut cmd = Command::new(bin);
-    cmd.arg("-d").arg("-c").arg(&path);
-    start(cmd, port, dir)
-}
 
 fn client_via(proxy: &str) -> Client {
     Client::builder()

@@ -236,6 +236,11 @@ fn upstream(err: &GatewayError) -> Diagnosis {
         ErrorKind::TimedOut | ErrorKind::ConnectionClosed => {
             (LikelyCause::UpstreamOutage, CHECK_OUTAGE.into())
         }
+        // A gateway's 503 says its upstream is unavailable; the origin's own says it cannot
+        // take the request now.
+        ErrorKind::ServiceUnavailable if product.is_some() => {
+            (LikelyCause::UpstreamOutage, CHECK_OUTAGE.into())
+        }
         ErrorKind::ServiceUnavailable => (
             LikelyCause::Overload,
             "the server's load and capacity (or a maintenance window); retry after the time it gives in Retry-After, if any".into(),

@@ -46,6 +46,11 @@ impl Pki {
         reqwest::Certificate::from_pem(self.ca.pem().as_bytes()).expect("CA PEM")
     }
 
+    /// The CA certificate as PEM text (for a `--cacert` file).
+    pub fn ca_pem(&self) -> String {
+        self.ca.pem()
+    }
+
     /// A certificate chain and key for `leaf`.
     pub fn leaf(&self, leaf: Leaf) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
         let names = match leaf {
