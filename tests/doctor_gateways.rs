@@ -76,7 +76,7 @@ fn expected_cause(kind: ErrorKind) -> Option<&'static str> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test doctor_gateways -- --ignored"]
+#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy --test doctor_gateways -- --ignored"]
 async fn doctor_behind_nginx() {
     let up = Upstreams::start().await;
     let expected: Expected = &[
@@ -89,7 +89,7 @@ async fn doctor_behind_nginx() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test doctor_gateways -- --ignored"]
+#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy --test doctor_gateways -- --ignored"]
 async fn doctor_behind_haproxy() {
     let up = Upstreams::start().await;
     let expected: Expected = &[
@@ -105,7 +105,7 @@ async fn doctor_behind_haproxy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test doctor_gateways -- --ignored"]
+#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy --test doctor_gateways -- --ignored"]
 async fn doctor_behind_caddy() {
     let up = Upstreams::start().await;
     let expected: Expected = &[
@@ -118,7 +118,7 @@ async fn doctor_behind_caddy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test doctor_gateways -- --ignored"]
+#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy --test doctor_gateways -- --ignored"]
 async fn doctor_behind_apache() {
     let up = Upstreams::start().await;
     let expected: Expected = &[
@@ -131,7 +131,7 @@ async fn doctor_behind_apache() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test doctor_gateways -- --ignored"]
+#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy --test doctor_gateways -- --ignored"]
 async fn doctor_through_tinyproxy_from_the_environment() {
     let proxy = tinyproxy("");
     let address = format!("http://127.0.0.1:{}", proxy.port());

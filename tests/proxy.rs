@@ -1,6 +1,6 @@
 //! A real forward proxy (Debian's `tinyproxy`) on loopback: its failures are told apart from
 //! failures behind it. The tests that start tinyproxy are `#[ignore]`d; run them with
-//! `cargo test --features full --test real_gateways --test proxy -- --ignored` (a missing tinyproxy then fails them).
+//! `cargo test --features full --test real_gateways --test proxy --test doctor_gateways -- --ignored` (a missing tinyproxy then fails them).
 
 mod support;
 
@@ -22,7 +22,7 @@ fn client_via(proxy: &str) -> Client {
 }
 
 #[tokio::test]
-#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy -- --ignored"]
+#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy --test doctor_gateways -- --ignored"]
 async fn requests_pass_through_a_healthy_proxy() {
     let proxy = tinyproxy("");
     let origin = MockServer::start().await;
@@ -36,7 +36,7 @@ async fn requests_pass_through_a_healthy_proxy() {
 }
 
 #[tokio::test]
-#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy -- --ignored"]
+#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy --test doctor_gateways -- --ignored"]
 async fn a_proxy_that_cannot_reach_the_origin_is_a_failure_behind_it() {
     let proxy = tinyproxy("");
     let origin = refused_url("/x").await;
@@ -72,7 +72,7 @@ async fn an_unreachable_proxy_is_proxy_misconfiguration() {
 }
 
 #[tokio::test]
-#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy -- --ignored"]
+#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy --test doctor_gateways -- --ignored"]
 async fn a_proxy_refusing_the_tunnel_is_proxy_misconfiguration() {
     // Only CONNECT to port 443 is allowed: a tunnel to any other port is refused (403).
     let proxy = tinyproxy("ConnectPort 443");
@@ -92,7 +92,7 @@ async fn a_proxy_refusing_the_tunnel_is_proxy_misconfiguration() {
 }
 
 #[tokio::test]
-#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy -- --ignored"]
+#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy --test doctor_gateways -- --ignored"]
 async fn a_proxy_demanding_credentials_is_proxy_misconfiguration() {
     let proxy = tinyproxy("BasicAuth alice s3cret-proxy-pass");
     let address = format!("http://bob:wrong-pass@127.0.0.1:{}", proxy.port());

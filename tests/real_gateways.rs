@@ -3,7 +3,7 @@
 //!
 //! Needs the Debian packages `nginx-light`, `haproxy`, `caddy` and `apache2`: the tests are
 //! `#[ignore]`d (a plain `cargo test` lists them as ignored, with the reason) and run with
-//! `cargo test --features full --test real_gateways --test proxy -- --ignored` (as `.ci/run` does), where a missing binary fails
+//! `cargo test --features full --test real_gateways --test proxy --test doctor_gateways -- --ignored` (as `.ci/run` does), where a missing binary fails
 //! the test.
 
 mod support;
@@ -71,7 +71,7 @@ fn check_upstream_origin(err: &GatewayError, failures: &mut Vec<String>, case: &
 use ErrorKind::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy -- --ignored"]
+#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy --test doctor_gateways -- --ignored"]
 async fn nginx_answers_classify() {
     let up = Upstreams::start().await;
     let gw = nginx(&up);
@@ -88,7 +88,7 @@ async fn nginx_answers_classify() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy -- --ignored"]
+#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy --test doctor_gateways -- --ignored"]
 async fn haproxy_answers_classify() {
     let up = Upstreams::start().await;
     let gw = haproxy(&up);
@@ -107,7 +107,7 @@ async fn haproxy_answers_classify() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy -- --ignored"]
+#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy --test doctor_gateways -- --ignored"]
 async fn caddy_answers_classify() {
     let up = Upstreams::start().await;
     let gw = caddy(&up);
@@ -123,7 +123,7 @@ async fn caddy_answers_classify() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy -- --ignored"]
+#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy --test doctor_gateways -- --ignored"]
 async fn apache_answers_classify() {
     let up = Upstreams::start().await;
     let gw = apache(&up);

@@ -256,7 +256,13 @@ fn upstream(err: &GatewayError) -> Diagnosis {
         ),
         _ => (
             LikelyCause::Unknown,
-            "the gateway's error log: its answer gives no cause".into(),
+            match product {
+                Some(p) => format!(
+                    "{p}'s error log: its answer gives no cause, the log names the upstream and why it failed (refused, reset, timed out, not resolved); and that the servers it forwards to are running and reachable from it"
+                )
+                .into(),
+                None => "the gateway's error log: its answer gives no cause".into(),
+            },
         ),
     };
     let mut diagnosis = make(hop, cause, suggestion, err);

@@ -95,10 +95,30 @@ async fn walk_all(args: &Args, report: &mut Report) -> Outcome {
         let took = started.elapsed();
         match sent {
             Err(err) => {
+                // A gateway's error page is an answer: show it as one, then the crate's reading.
+                let text = match err.response() {
+                    Some(page) => {
+                        let mut line = format!("answered {} in {}", page.status(), shown::ms(took));
+                        for name in ["server", "via"] {
+                            if let Some(value) =
+                                page.headers().get(name).and_then(|v| v.to_str().ok())
+                            {
+                                line.push_str(&format!("; {name}: {value}"));
+                            }
+                        }
+                        format!("{line} → {}", err.kind().label())
+                    }
+                    None => format!("no answer: {err}"),
+                };
                 report.step(
                     "http",
-                    format!("no answer: {err}"),
-                    json!({ "ok": false, "ms": took.as_secs_f64() * 1000.0, "error": err.kind().name() }),
+                    text,
+                    json!({
+                        "ok": false,
+                        "ms": took.as_secs_f64() * 1000.0,
+                        "status": err.response().map(|page| page.status().as_u16()),
+                        "error": err.kind().name(),
+                    }),
                 );
                 return verdict_error(report, index, &url, &err);
             }

@@ -112,9 +112,10 @@ pub async fn run(args: &Args, report: &mut Report) {
         return;
     };
     report.line(format!(
-        "repeat: {} requests through the crate's default client (retry policy, deadline {})",
+        "repeat: {} request{} through the crate's default client (retry policy, deadline {:.1} s)",
         args.repeat,
-        shown::ms(args.deadline)
+        if args.repeat == 1 { "" } else { "s" },
+        args.deadline.as_secs_f64()
     ));
     let mut runs = Vec::new();
     for n in 1..=args.repeat {
