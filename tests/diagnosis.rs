@@ -222,7 +222,16 @@ fn every_variant_has_a_diagnosis() {
     );
     let bad = upstream(502, &[("server", "nginx")], "");
     assert_eq!(bad.diagnosis().hop(), &Hop::Gateway(Some(Gateway::Nginx)));
-    assert_eq!(bad.diagnosis().cause(), Unknown);
+    assert_eq!(bad.diagnosis().cause(), UpstreamOutage);
+    assert!(bad.diagnosis().suggestion().contains("nginx forwards to"));
+    // An unnamed gateway's 502 gives no cause.
+    let unnamed = upstream(502, &[], "");
+    assert_eq!(
+        unnamed.diagnosis().cause(),
+        Unknown,
+        "{}",
+        unnamed.diagnosis()
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod support;
 
 use doctor_run::{doctor, doctor_json, steps, verdict};
 
+use std::process::Command;
 use support::tls::{Leaf, Pki, TlsServer};
 use support::{Fault, FaultServer, refused_url};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -196,12 +197,16 @@ async fn an_unreachable_proxy_from_the_environment_is_the_proxys_hop() {
     assert_eq!(verdict(&doc, "cause"), "proxy misconfiguration");
     assert!(!doc.to_string().contains("pr0xy-secret"));
     // NO_PROXY takes the proxy away, as reqwest decides.
-    let (_, text) = doctor(
+    let (code, text) = doctor(
         &["--timeout", "2", "http://127.0.0.1:9/"],
         &[("HTTP_PROXY", proxy.as_str()), ("NO_PROXY", "127.0.0.1")],
     )
     .await;
     assert!(text.contains("NO_PROXY excludes it"), "{text}");
+    assert_eq!(
+        code, 6,
+        "went direct, to a port where nothing listens: {text}"
+    );
 }
 
 #[tokio::test]
@@ -227,6 +232,25 @@ async fn a_proxy_that_answers_with_its_own_error_page_is_named() {
     );
     assert_eq!(verdict(&doc, "failed_hop_kind"), "forward_proxy");
     assert_eq!(verdict(&doc, "variant"), "ConnectFailed");
+    assert_eq!(verdict(&doc, "gateway"), "Squid");
+}
+
+#[tokio::test]
+async fn a_proxy_that_wants_credentials_is_the_proxys_hop_not_the_origins() {
+    let proxy = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(
+            ResponseTemplate::new(407).insert_header("proxy-authenticate", "Basic realm=\"p\""),
+        )
+        .mount(&proxy)
+        .await;
+    let env = [("HTTP_PROXY", proxy.uri())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, doc) = doctor_json(&["http://origin.test/"], &env).await;
+    assert_eq!(code, 4, "{doc:#}");
+    assert_eq!(verdict(&doc, "failed_hop_kind"), "forward_proxy");
+    assert_eq!(verdict(&doc, "cause"), "proxy misconfiguration");
+    assert_eq!(verdict(&doc, "status"), 407);
 }
 
 #[tokio::test]
@@ -332,4 +356,180 @@ async fn repeat_shows_the_default_clients_attempts_and_backoff() {
     assert_eq!(runs[0]["outcome"], "ok");
     assert_eq!(runs[1]["attempts"].as_array().unwrap().len(), 1);
     assert_eq!(server.received_requests().await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn credentials_stay_behind_on_a_redirect_to_another_host() {
+    let other = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&other)
+        .await;
+    let first = MockServer::start().await;
+    // Same server first (credentials kept), then `localhost`: another host.
+    let elsewhere = format!("http://localhost:{}/landing", other.address().port());
+    Mock::given(wiremock::matchers::path("/start"))
+        .respond_with(ResponseTemplate::new(302).insert_header("location", "/next"))
+        .mount(&first)
+        .await;
+    Mock::given(wiremock::matchers::path("/next"))
+        .respond_with(ResponseTemplate::new(307).insert_header("location", elsewhere.as_str()))
+        .mount(&first)
+        .await;
+    let url = format!("{}/start", first.uri());
+    let args = [
+        url.as_str(),
+        "-H",
+        "Authorization: Bearer t0ken",
+        "-H",
+        "Cookie: sid=c00kie",
+        "-H",
+        "X-Trace: kept",
+    ];
+    let (code, text) = doctor(&args, &[]).await;
+    assert_eq!(code, 0, "{text}");
+    let seen_first = first.received_requests().await.unwrap();
+    assert_eq!(seen_first.len(), 2);
+    assert!(
+        seen_first
+            .iter()
+            .all(|r| r.headers.contains_key("authorization"))
+    );
+    let seen_other = other.received_requests().await.unwrap();
+    assert_eq!(seen_other.len(), 1, "{text}");
+    assert!(!seen_other[0].headers.contains_key("authorization"));
+    assert!(!seen_other[0].headers.contains_key("cookie"));
+    assert!(seen_other[0].headers.contains_key("x-trace"));
+}
+
+#[tokio::test]
+async fn redirects_are_followed_as_reqwest_follows_them() {
+    let server = MockServer::start().await;
+    let uri = server.uri();
+    // 301 turns a PUT into a GET; 303 keeps a HEAD a HEAD; 307 keeps the method.
+    for (path, method, expected) in [
+        ("/moved", "PUT", "GET"),
+        ("/see-other", "HEAD", "HEAD"),
+        ("/keep", "DELETE", "DELETE"),
+    ] {
+        server.reset().await;
+        for (from, status, to) in [
+            ("/moved", 301, "/landed"),
+            ("/see-other", 303, "/landed"),
+            ("/keep", 307, "/landed"),
+        ] {
+            Mock::given(wiremock::matchers::path(from))
+                .respond_with(ResponseTemplate::new(status).insert_header("location", to))
+                .mount(&server)
+                .await;
+        }
+        Mock::given(wiremock::matchers::path("/landed"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&server)
+            .await;
+        let url = format!("{uri}{path}");
+        let (code, text) = doctor(&["-X", method, &url], &[]).await;
+        assert_eq!(code, 0, "{text}");
+        let seen = server.received_requests().await.unwrap();
+        let landed = seen
+            .iter()
+            .find(|r| r.url.path() == "/landed")
+            .expect("followed");
+        assert_eq!(landed.method.as_str(), expected, "{path} with {method}");
+    }
+    server.reset().await;
+    for (from, status, to) in [
+        ("/loop-a", 302, "/loop-b"),
+        ("/loop-b", 302, "/loop-a"),
+        ("/not-modified", 304, "/landed"),
+    ] {
+        Mock::given(wiremock::matchers::path(from))
+            .respond_with(ResponseTemplate::new(status).insert_header("location", to))
+            .mount(&server)
+            .await;
+    }
+    let (code, text) = doctor(&[&format!("{uri}/loop-a")], &[]).await;
+    assert_eq!(code, 10, "{text}");
+    assert!(text.contains("a redirect loop"), "{text}");
+    // A 304 is an answer, not a redirect to follow.
+    let (code, text) = doctor(&[&format!("{uri}/not-modified")], &[]).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("hop 2"), "{text}");
+    let (code, _) = doctor(&["--max-redirects", "18446744073709551615", &uri], &[]).await;
+    assert_eq!(code, 2, "out of range is a wrong command line");
+}
+
+#[tokio::test]
+async fn a_name_that_does_not_resolve_is_dns() {
+    let (code, doc) = doctor_json(&["--timeout", "3", "http://no-such-host.invalid/"], &[]).await;
+    assert_eq!(code, 5, "{doc:#}");
+    assert_eq!(steps(&doc, 1, "dns")[0]["ok"], false);
+    assert_eq!(verdict(&doc, "outcome"), "dns_failed");
+}
+
+#[tokio::test]
+async fn tls_failures_after_the_connection_are_tls_not_connect() {
+    // Accepts, reads the ClientHello, closes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closing = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf).await;
+        }
+    });
+    let (code, doc) = doctor_json(&[&format!("https://{closing}/")], &[]).await;
+    assert_eq!(code, 7, "{doc:#}");
+    assert_eq!(steps(&doc, 1, "connect")[0]["ok"], true);
+    assert_eq!(steps(&doc, 1, "tls")[0]["ok"], false);
+    // Accepts and never answers the handshake.
+    let hang = FaultServer::start(Fault::Hang).await;
+    let url = hang.url("/").replacen("http://", "https://", 1);
+    let (code, doc) = doctor_json(&["--timeout", "1", &url], &[]).await;
+    assert_eq!(code, 7, "{doc:#}");
+    assert_eq!(steps(&doc, 1, "tls")[0]["check"], "no_answer", "{doc:#}");
+}
+
+#[tokio::test]
+async fn a_connection_that_gets_no_answer_is_a_firewall() {
+    // A listener whose accept queue is full drops new SYNs, as a firewall does.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let _listener = socket.listen(0).unwrap();
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300)) {
+            Ok(stream) => held.push(stream),
+            Err(_) => break,
+        }
+    }
+    let (code, doc) = doctor_json(&["--timeout", "1", &format!("http://{addr}/")], &[]).await;
+    assert_eq!(code, 6, "{doc:#}");
+    assert_eq!(
+        steps(&doc, 1, "connect")[0]["error"],
+        "no_answer",
+        "{doc:#}"
+    );
+    assert_eq!(verdict(&doc, "cause"), "firewall", "{doc:#}");
+    drop(held);
+}
+
+#[tokio::test]
+async fn a_closed_pipe_ends_the_output_not_the_program() {
+    let hang = FaultServer::start(Fault::Hang).await;
+    let url = hang.url("/");
+    let code = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway-doctor"))
+            .args(["--timeout", "1", &url])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take());
+        child.wait().expect("wait").code()
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(8), "no panic on a closed pipe");
 }

@@ -14,7 +14,7 @@ mod support;
 
 use doctor_run::{doctor, doctor_json, steps, verdict};
 use reqwest_resilience::ErrorKind::{self, *};
-use support::gateways::{Upstreams, apache, caddy, haproxy, nginx, tinyproxy};
+use support::gateways::{Upstreams, apache, caddy, haproxy, nginx, tinyproxy, tinyproxy_allowing};
 use support::process::Running;
 use support::refused_url;
 
@@ -59,6 +59,16 @@ async fn check(gateway: Running, name: &str, expected: Expected<'_>) {
         if steps(&doc, 1, "connect").first().map(|s| &s["ok"]) != Some(&true.into()) {
             failures.push(format!("{case}: the gateway itself was reachable: {doc:#}"));
         }
+        // The text says the same.
+        let (text_code, text) = doctor(&["--timeout", "10", &url], &[]).await;
+        let hop_line = format!("failed   the gateway in front of the server ({name})");
+        let cause_line = format!(
+            "cause    {}",
+            verdict(&doc, "cause").as_str().unwrap_or("?")
+        );
+        if text_code != code || !text.contains(&hop_line) || !text.contains(&cause_line) {
+            failures.push(format!("{case}: the text disagrees with --json:\n{text}"));
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -67,10 +77,11 @@ async fn check(gateway: Running, name: &str, expected: Expected<'_>) {
 /// on the page's words).
 fn expected_cause(kind: ErrorKind) -> Option<&'static str> {
     match kind {
-        TimedOut | ConnectionClosed | ServiceUnavailable => Some("temporary upstream outage"),
+        TimedOut | ConnectionClosed | ServiceUnavailable | BadGateway => {
+            Some("temporary upstream outage")
+        }
         ConnectFailed | NoHealthyServer => Some("backend misconfiguration"),
         NameNotResolved => Some("proxy misconfiguration"),
-        BadGateway => Some("unknown"),
         _ => None,
     }
 }
@@ -149,4 +160,24 @@ async fn doctor_through_tinyproxy_from_the_environment() {
         text.contains(&format!("{address} (from HTTP_PROXY) accepts connections")),
         "{text}"
     );
+    assert!(
+        text.contains("failed   the forward proxy (Tinyproxy)"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the gateway binaries (apt-get install nginx-light haproxy caddy apache2 tinyproxy); run with: cargo test --features full --test real_gateways --test proxy --test doctor_gateways -- --ignored"]
+async fn doctor_through_a_proxy_that_refuses_this_client() {
+    // tinyproxy allowing another address only: its own 403, not the origin's.
+    let proxy = tinyproxy_allowing("10.9.9.9", "");
+    let address = format!("http://127.0.0.1:{}", proxy.port());
+    let (code, doc) = doctor_json(
+        &["http://origin.test/"],
+        &[("HTTP_PROXY", address.as_str())],
+    )
+    .await;
+    assert_eq!(code, 4, "{doc:#}");
+    assert_eq!(verdict(&doc, "failed_hop_kind"), "forward_proxy");
+    assert_eq!(verdict(&doc, "cause"), "proxy misconfiguration");
 }

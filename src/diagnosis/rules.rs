@@ -254,15 +254,20 @@ fn upstream(err: &GatewayError) -> Diagnosis {
             LikelyCause::ProxyMisconfiguration,
             "that the gateway passes WebSocket upgrades (Upgrade and Connection headers) to the server".into(),
         ),
+        // A named gateway's plain 502: it got no valid answer from its upstream and its page
+        // does not say why. The classic reading is an upstream that is down or not answering;
+        // its error log tells which.
+        ErrorKind::BadGateway if product.is_some() => (
+            LikelyCause::UpstreamOutage,
+            format!(
+                "that the servers {} forwards to are running and reachable from it; its error log names the upstream and why it failed (refused, reset, timed out, not resolved)",
+                product.map_or("the gateway", |p| p.name())
+            )
+            .into(),
+        ),
         _ => (
             LikelyCause::Unknown,
-            match product {
-                Some(p) => format!(
-                    "{p}'s error log: its answer gives no cause, the log names the upstream and why it failed (refused, reset, timed out, not resolved); and that the servers it forwards to are running and reachable from it"
-                )
-                .into(),
-                None => "the gateway's error log: its answer gives no cause".into(),
-            },
+            "the gateway's error log: its answer gives no cause".into(),
         ),
     };
     let mut diagnosis = make(hop, cause, suggestion, err);

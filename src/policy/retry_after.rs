@@ -96,5 +96,15 @@ mod tests {
             retry_after(&with("x-ratelimit-reset", "1700000010"), now),
             Some(Duration::from_secs(10))
         );
+        // Exactly 1,000,000,000 is not "past" it: still a number of seconds, not a time.
+        assert_eq!(
+            retry_after(&with("x-ratelimit-reset", "1000000000"), now),
+            Some(Duration::from_secs(1_000_000_000))
+        );
+        assert_eq!(
+            retry_after(&with("x-ratelimit-reset", "1000000001"), now),
+            Some(Duration::ZERO),
+            "a Unix time in the past means no pause"
+        );
     }
 }

@@ -162,12 +162,17 @@ pub fn apache(up: &Upstreams) -> Running {
     start(cmd, port, dir)
 }
 
-/// Starts tinyproxy with these extra configuration lines.
+/// Starts tinyproxy, serving loopback clients, with these extra configuration lines.
 pub fn tinyproxy(extra: &str) -> Running {
+    tinyproxy_allowing("127.0.0.1", extra)
+}
+
+/// Starts tinyproxy serving only clients from `allow`, with these extra configuration lines.
+pub fn tinyproxy_allowing(allow: &str, extra: &str) -> Running {
     let bin = binary("tinyproxy", &["/usr/bin/tinyproxy"]);
     let (port, dir) = (free_port(), temp_dir("tinyproxy"));
     let conf = format!(
-        "Port {port}\nListen 127.0.0.1\nTimeout 5\nAllow 127.0.0.1\nMaxClients 20\nLogLevel Critical\n{extra}\n"
+        "Port {port}\nListen 127.0.0.1\nTimeout 5\nAllow {allow}\nMaxClients 20\nLogLevel Critical\n{extra}\n"
     );
     let path = dir.join("tinyproxy.conf");
     std::fs::write(&path, conf).expect("write config");

@@ -5,8 +5,12 @@
 use crate::outcome::Outcome;
 use crate::report::Report;
 use crate::{Args, repeat, shown, tls, walk};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
+use reqwest::header::{
+    AUTHORIZATION, COOKIE, HeaderMap, HeaderName, HeaderValue, LOCATION, PROXY_AUTHORIZATION,
+    WWW_AUTHENTICATE,
+};
 use reqwest::{Method, StatusCode, Url};
+use reqwest_resilience::classify::Gateway;
 use reqwest_resilience::diagnosis::Hop;
 use reqwest_resilience::{Client, GatewayError};
 use rustls::pki_types::CertificateDer;
@@ -18,7 +22,8 @@ pub async fn diagnose(args: Args) -> u8 {
     let mut report = Report::new(args.json);
     let outcome = walk_all(&args, &mut report).await;
     if args.repeat > 0 && outcome != Outcome::Local {
-        repeat::run(&args, &mut report).await;
+        let headers = parse_headers(&args.headers).unwrap_or_default();
+        repeat::run(&args, &headers, &mut report).await;
     }
     report.finish();
     outcome.code()
@@ -63,6 +68,14 @@ async fn walk_all(args: &Args, report: &mut Report) -> Outcome {
             Err(why) => return local(report, why),
         },
     };
+    if let Some(proxy) = &args.proxy {
+        if !walk::usable_proxy_scheme(proxy) {
+            return local(
+                report,
+                "--proxy takes an http, https, socks4, socks4a, socks5 or socks5h URL".into(),
+            );
+        }
+    }
     let client = match client(args, &roots) {
         Ok(client) => client,
         Err(why) => return local(report, why),
@@ -71,19 +84,32 @@ async fn walk_all(args: &Args, report: &mut Report) -> Outcome {
     report.set("method", json!(method.as_str()));
 
     let mut previous: Option<String> = None;
-    for index in 1..=args.max_redirects + 1 {
+    let mut visited: Vec<Url> = Vec::new();
+    let mut headers = headers;
+    let max_redirects = args.max_redirects as usize;
+    for index in 1..=max_redirects + 1 {
         let authority = format!("{}://{}", url.scheme(), shown::authority(&url));
         let same_server = previous.as_deref() == Some(authority.as_str());
+        if previous.is_some() && !same_server {
+            // As reqwest does on a redirect to another host: credentials stay behind.
+            for name in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, WWW_AUTHENTICATE] {
+                headers.remove(name);
+            }
+        }
         let note = match (index, same_server) {
             (1, _) => "",
             (_, true) => " (a redirect's target, same server)",
             (_, false) => " (a redirect's target)",
         };
         report.hop(index, &shown::url(&url), note);
-        if !same_server {
-            below_http(args, report, &url, &roots).await;
-        }
+        // Where the doctor's own steps saw the request stop, before HTTP.
+        let (stopped, proxied) = if same_server {
+            (None, proxy_applies(args, &url))
+        } else {
+            below_http(args, report, &url, &roots).await
+        };
         previous = Some(authority);
+        visited.push(url.clone());
 
         report.waiting(format!("{method} {}…", shown::url(&url)));
         let started = Instant::now();
@@ -93,121 +119,168 @@ async fn walk_all(args: &Args, report: &mut Report) -> Outcome {
             .send()
             .await;
         let took = started.elapsed();
-        match sent {
+        let response = match sent {
             Err(err) => {
-                // A gateway's error page is an answer: show it as one, then the crate's reading.
-                let text = match err.response() {
-                    Some(page) => {
-                        let mut line = format!("answered {} in {}", page.status(), shown::ms(took));
-                        for name in ["server", "via"] {
-                            if let Some(value) =
-                                page.headers().get(name).and_then(|v| v.to_str().ok())
-                            {
-                                line.push_str(&format!("; {name}: {value}"));
-                            }
-                        }
-                        format!("{line} → {}", err.kind().label())
-                    }
-                    None => format!("no answer: {err}"),
-                };
-                report.step(
-                    "http",
-                    text,
-                    json!({
-                        "ok": false,
-                        "ms": took.as_secs_f64() * 1000.0,
-                        "status": err.response().map(|page| page.status().as_u16()),
-                        "error": err.kind().name(),
-                    }),
-                );
-                return verdict_error(report, index, &url, &err);
+                report.step("http", failure_line(&err, took), failure_json(&err, took));
+                return verdict_error(report, index, &url, &err, stopped);
             }
-            Ok(response) => {
-                let status = response.status();
-                let text = answer_line(&response, took);
-                let location = response
-                    .headers()
-                    .get(LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|loc| url.join(loc).ok());
-                report.step(
-                    "http",
-                    text,
-                    json!({
-                        "ok": true,
-                        "status": status.as_u16(),
-                        "version": format!("{:?}", response.version()),
-                        "ms_to_headers": took.as_secs_f64() * 1000.0,
-                        "server": header(&response, "server"),
-                        "via": header(&response, "via"),
-                    }),
-                );
-                match location {
-                    Some(next) if status.is_redirection() && index <= args.max_redirects => {
-                        report.line(format!(
-                            "  redirect {} → {}",
-                            status.as_u16(),
-                            shown::url(&next)
-                        ));
-                        if status == StatusCode::SEE_OTHER
-                            || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
-                                && method == Method::POST)
-                        {
-                            method = Method::GET;
-                        }
-                        url = next;
-                    }
-                    Some(_) if status.is_redirection() => {
-                        let why = format!("more than {} redirects", args.max_redirects);
-                        report.line(format!("verdict: {} — {why}", Outcome::Other.words()));
-                        report.set(
-                            "verdict",
-                            json!({ "outcome": Outcome::Other.name(), "exit_code": Outcome::Other.code(), "hop_index": index, "message": why }),
-                        );
-                        return Outcome::Other;
-                    }
-                    _ => return verdict_answer(report, index, &url, status),
-                }
-            }
+            Ok(response) => response,
+        };
+        let status = response.status();
+        report.step(
+            "http",
+            answer_line(&response, took),
+            json!({
+                "ok": true,
+                "status": status.as_u16(),
+                "version": format!("{:?}", response.version()),
+                "ms_to_headers": took.as_secs_f64() * 1000.0,
+                "server": header(&response, "server"),
+                "via": header(&response, "via"),
+            }),
+        );
+        if proxied && proxy_answered_itself(&response) {
+            return verdict_proxy_answer(report, index, &url, &response);
         }
+        // The redirects reqwest follows, and how it changes the method.
+        let followed = matches!(
+            status,
+            StatusCode::MOVED_PERMANENTLY
+                | StatusCode::FOUND
+                | StatusCode::SEE_OTHER
+                | StatusCode::TEMPORARY_REDIRECT
+                | StatusCode::PERMANENT_REDIRECT
+        );
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|loc| url.join(loc).ok());
+        let Some(next) = location.filter(|_| followed) else {
+            return verdict_answer(report, index, &url, status);
+        };
+        report.line(format!(
+            "  redirect {} → {}",
+            status.as_u16(),
+            shown::url(&next)
+        ));
+        let stop = if visited.contains(&next) {
+            Some(format!(
+                "a redirect loop: {} leads back to {}",
+                shown::url(&url),
+                shown::url(&next)
+            ))
+        } else if index > max_redirects {
+            Some(format!("more than {max_redirects} redirects"))
+        } else if !matches!(next.scheme(), "http" | "https") {
+            Some(format!("a redirect to the scheme {}", next.scheme()))
+        } else {
+            None
+        };
+        if let Some(why) = stop {
+            report.line(format!(
+                "verdict: {} — {why} (exit {})",
+                Outcome::Other.words(),
+                Outcome::Other.code()
+            ));
+            report.set(
+                "verdict",
+                json!({ "outcome": Outcome::Other.name(), "exit_code": Outcome::Other.code(), "hop_index": index, "message": why }),
+            );
+            return Outcome::Other;
+        }
+        if matches!(
+            status,
+            StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND | StatusCode::SEE_OTHER
+        ) && !matches!(method, Method::GET | Method::HEAD)
+        {
+            method = Method::GET;
+        }
+        url = next;
     }
     Outcome::Other
 }
 
-/// Proxy, then (direct only) name resolution, TCP connections and, for https, TLS.
+/// Whether a forward proxy applies to `url` (`--proxy`, else the environment's).
+fn proxy_applies(args: &Args, url: &Url) -> bool {
+    args.proxy.is_some() || reqwest_resilience::diagnosis::environment_proxy(url).is_some()
+}
+
+/// An answer the forward proxy gave itself: `407`, or an answer carrying a forward proxy's
+/// signature, as the crate identifies it.
+fn proxy_answered_itself(response: &reqwest::Response) -> bool {
+    response.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED
+        || (!response.status().is_success()
+            && Gateway::from_headers(response.headers()).is_some_and(Gateway::is_forward_proxy))
+}
+
+fn failure_line(err: &GatewayError, took: std::time::Duration) -> String {
+    // A gateway's error page is an answer: show it as one, then the crate's reading.
+    match err.response() {
+        Some(page) => {
+            let mut line = format!("answered {} in {}", page.status(), shown::ms(took));
+            for name in ["server", "via"] {
+                if let Some(value) = page.headers().get(name).and_then(|v| v.to_str().ok()) {
+                    line.push_str(&format!("; {name}: {value}"));
+                }
+            }
+            format!("{line} → {}", err.kind().label())
+        }
+        None => format!("no answer: {err}"),
+    }
+}
+
+fn failure_json(err: &GatewayError, took: std::time::Duration) -> Value {
+    json!({
+        "ok": false,
+        "ms": took.as_secs_f64() * 1000.0,
+        "status": err.response().map(|page| page.status().as_u16()),
+        "error": err.kind().name(),
+    })
+}
+
+/// Proxy, then (direct only) name resolution, TCP connections and, for https, TLS. Returns
+/// where these steps saw the request stop, if they did, and whether a proxy applies.
 async fn below_http(
     args: &Args,
     report: &mut Report,
     url: &Url,
     roots: &[CertificateDer<'static>],
-) {
-    let proxy = walk::proxy(report, url, args.proxy.as_deref(), args.timeout).await;
+) -> (Option<Outcome>, bool) {
+    let (proxy, answers) = walk::proxy(report, url, args.proxy.as_deref(), args.timeout).await;
     if proxy.is_some() {
         report.step(
             "dns",
             "done by the proxy (not from here)",
             json!({ "ok": null, "by_proxy": true }),
         );
-        return;
+        return ((!answers).then_some(Outcome::Proxy), true);
     }
-    let stream = walk::dns_and_connect(report, url, args.timeout).await;
-    if url.scheme() == "https" {
-        match stream {
-            Some(stream) => {
-                let host = url.host_str().unwrap_or("").trim_matches(['[', ']']);
-                tls::handshake(report, stream, host, roots, args.timeout).await;
+    let stream = match walk::dns_and_connect(report, url, args.timeout).await {
+        Ok(stream) => stream,
+        Err(stopped) => {
+            if url.scheme() == "https" {
+                report.step("tls", "not tried: no connection", json!({ "ok": null }));
             }
-            None => report.step("tls", "not tried: no connection", json!({ "ok": null })),
+            return (Some(stopped), false);
+        }
+    };
+    if url.scheme() == "https" {
+        let host = url.host_str().unwrap_or("").trim_matches(['[', ']']);
+        if tls::handshake(report, stream, host, roots, args.timeout).await == Some(false) {
+            return (Some(Outcome::Tls), false);
         }
     }
+    (None, false)
 }
 
 /// The crate's client for the walk: one attempt, no redirect followed by it (the walk follows
-/// them, hop by hop), `--timeout` per attempt, `--cacert` and `--proxy` applied.
+/// them, hop by hop), `--cacert` and `--proxy` applied. The connection gets `--timeout`, the
+/// attempt twice that: a hang while connecting is told from a hang after it, every time.
 pub fn client(args: &Args, roots: &[CertificateDer<'static>]) -> Result<Client, String> {
     builder(args, roots)?
         .no_retry()
-        .attempt_timeout(args.timeout)
+        .attempt_timeout(args.timeout * 2)
         .no_deadline()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -282,6 +355,47 @@ fn answer_line(response: &reqwest::Response, took: std::time::Duration) -> Strin
 }
 
 /// The verdict on an answer the crate returned as the origin's.
+/// The verdict on an answer the forward proxy gave itself (a `407`, or its own error page).
+fn verdict_proxy_answer(
+    report: &mut Report,
+    index: usize,
+    url: &Url,
+    response: &reqwest::Response,
+) -> Outcome {
+    let outcome = Outcome::Proxy;
+    let status = response.status();
+    let product = Gateway::from_headers(response.headers());
+    let check = if status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+        "the proxy credentials (user name and password in the proxy URL)"
+    } else {
+        "the proxy's access rules for this client, host and port, and its logs"
+    };
+    report.line(format!(
+        "verdict: {} (exit {}) — it answered {} itself{}",
+        outcome.words(),
+        outcome.code(),
+        status.as_u16(),
+        product.map(|p| format!(" ({p})")).unwrap_or_default()
+    ));
+    report.line("  cause    proxy misconfiguration");
+    report.line(format!("  check    {check}"));
+    report.set(
+        "verdict",
+        json!({
+            "outcome": outcome.name(),
+            "exit_code": outcome.code(),
+            "hop_index": index,
+            "url": shown::url(url),
+            "status": status.as_u16(),
+            "failed_hop_kind": "forward_proxy",
+            "gateway": product.map(|g| g.to_string()),
+            "cause": reqwest_resilience::diagnosis::LikelyCause::ProxyMisconfiguration.name(),
+            "check": check,
+        }),
+    );
+    outcome
+}
+
 fn verdict_answer(report: &mut Report, index: usize, url: &Url, status: StatusCode) -> Outcome {
     let outcome = if status.is_client_error() || status.is_server_error() {
         Outcome::OriginError
@@ -308,9 +422,17 @@ fn verdict_answer(report: &mut Report, index: usize, url: &Url, status: StatusCo
     outcome
 }
 
-/// The verdict on a failure: the crate's error and diagnosis, as they are.
-fn verdict_error(report: &mut Report, index: usize, url: &Url, err: &GatewayError) -> Outcome {
-    let outcome = Outcome::of_error(err);
+/// The verdict on a failure: the crate's error and diagnosis, as they are. The outcome class
+/// is where the doctor's own steps saw the request stop before HTTP (a lookup, every
+/// connection or the TLS handshake failed), else the crate's.
+fn verdict_error(
+    report: &mut Report,
+    index: usize,
+    url: &Url,
+    err: &GatewayError,
+    stopped: Option<Outcome>,
+) -> Outcome {
+    let outcome = stopped.unwrap_or_else(|| Outcome::of_error(err));
     let diagnosis = err.diagnosis();
     let hop_kind = match diagnosis.hop() {
         Hop::OwnTransport => "own_transport",
@@ -329,6 +451,18 @@ fn verdict_error(report: &mut Report, index: usize, url: &Url, err: &GatewayErro
         outcome.words(),
         outcome.code()
     ));
+    if let Some(step) = stopped {
+        report.line(format!(
+            "  seen     the doctor's own {} step failed, before HTTP",
+            match step {
+                Outcome::Dns => "name resolution",
+                Outcome::Connect => "connection",
+                Outcome::Tls => "TLS",
+                Outcome::Proxy => "proxy",
+                _ => "first",
+            }
+        ));
+    }
     report.line(format!("  error    {err}"));
     let substatus = err.substatus().map(|s| s.code());
     report.line(format!(

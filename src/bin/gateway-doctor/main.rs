@@ -67,13 +67,14 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
 
-    /// Follow at most this many redirects.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub max_redirects: usize,
+    /// Follow at most this many redirects (up to 100).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub max_redirects: u32,
 
-    /// Then send N requests through the crate's default client (its retry policy and
-    /// deadline) and show what it did: attempts, backoff, outcome.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// Then send N requests (up to 100) through the crate's default client — its retry
+    /// policy, `--deadline`, and `--timeout` per attempt — and show what it did: attempts,
+    /// backoff, outcome.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub repeat: u32,
 
     /// The deadline of each `--repeat` request, in seconds.
@@ -109,5 +110,7 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(exchange::diagnose(args));
+    // A name lookup still blocked in the resolver must not keep the process past its verdict.
+    runtime.shutdown_timeout(Duration::from_millis(100));
     ExitCode::from(code)
 }

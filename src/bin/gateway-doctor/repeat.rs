@@ -5,6 +5,7 @@
 use crate::outcome::Outcome;
 use crate::report::Report;
 use crate::{Args, exchange, shown, tls};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -83,7 +84,7 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Attempts {
     }
 }
 
-pub async fn run(args: &Args, report: &mut Report) {
+pub async fn run(args: &Args, headers: &HeaderMap, report: &mut Report) {
     let attempts = Attempts::default();
     let subscriber = tracing_subscriber::registry().with(attempts.clone());
     if tracing::subscriber::set_global_default(subscriber).is_err() {
@@ -96,6 +97,7 @@ pub async fn run(args: &Args, report: &mut Report) {
     };
     let client = match exchange::builder(args, &roots).and_then(|b| {
         b.deadline(args.deadline)
+            .attempt_timeout(args.timeout)
             .build()
             .map_err(|err| format!("cannot build the client: {err}"))
     }) {
@@ -112,10 +114,11 @@ pub async fn run(args: &Args, report: &mut Report) {
         return;
     };
     report.line(format!(
-        "repeat: {} request{} through the crate's default client (retry policy, deadline {:.1} s)",
+        "repeat: {} request{} through the crate's default client (retry policy, deadline {:.1} s, {:.1} s per attempt)",
         args.repeat,
         if args.repeat == 1 { "" } else { "s" },
-        args.deadline.as_secs_f64()
+        args.deadline.as_secs_f64(),
+        args.timeout.as_secs_f64()
     ));
     let mut runs = Vec::new();
     for n in 1..=args.repeat {
@@ -124,7 +127,11 @@ pub async fn run(args: &Args, report: &mut Report) {
         }
         report.waiting(format!("request {n} of {}…", args.repeat));
         let started = Instant::now();
-        let sent = client.request(method.clone(), url.clone()).send().await;
+        let sent = client
+            .request(method.clone(), url.clone())
+            .headers(headers.clone())
+            .send()
+            .await;
         let took = started.elapsed();
         let seen: Vec<Attempt> = attempts
             .done

@@ -4,7 +4,7 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value, json};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 pub struct Report {
@@ -44,7 +44,10 @@ impl Report {
     /// One line of text output (nothing with `--json`), printed above the spinner.
     pub fn line(&self, text: impl AsRef<str>) {
         if !self.json {
-            self.spinner.suspend(|| println!("{}", text.as_ref()));
+            // A closed pipe (`| head`) ends the output, not the program.
+            self.spinner.suspend(|| {
+                let _ = writeln!(std::io::stdout().lock(), "{}", text.as_ref());
+            });
         }
     }
 
@@ -81,7 +84,9 @@ impl Report {
             self.doc.insert("hops".into(), Value::Array(self.hops));
             let doc = Value::Object(self.doc);
             match serde_json::to_string_pretty(&doc) {
-                Ok(text) => println!("{text}"),
+                Ok(text) => {
+                    let _ = writeln!(std::io::stdout().lock(), "{text}");
+                }
                 Err(err) => eprintln!("gateway-doctor: cannot write JSON: {err}"),
             }
         }

@@ -155,14 +155,15 @@ fn describe(der: &CertificateDer<'_>) -> Value {
 }
 
 /// The TLS handshake over `stream` with `host`, reported as one step (and one line per
-/// certificate); `extra_roots` come from `--cacert`.
+/// certificate); `extra_roots` come from `--cacert`. Returns whether the handshake and the
+/// certificate checks passed (`None`: not checked here).
 pub async fn handshake(
     report: &mut Report,
     stream: TcpStream,
     host: &str,
     extra_roots: &[CertificateDer<'static>],
     timeout: Duration,
-) {
+) -> Option<bool> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(native.certs);
@@ -181,7 +182,7 @@ pub async fn handshake(
                 format!("not checked: no trusted root certificates ({err})"),
                 json!({ "ok": false, "check": "no_roots", "error": err.to_string() }),
             );
-            return;
+            return None;
         }
     };
     let recording = Arc::new(Recording {
@@ -203,7 +204,7 @@ pub async fn handshake(
                 format!("not checked: {err}"),
                 json!({ "ok": false, "error": err.to_string() }),
             );
-            return;
+            return None;
         }
     };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -213,7 +214,7 @@ pub async fn handshake(
             format!("not checked: {host} is not a valid TLS server name"),
             json!({ "ok": false, "error": "bad server name" }),
         );
-        return;
+        return None;
     };
     report.waiting(format!("TLS handshake with {host}…"));
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
@@ -225,6 +226,7 @@ pub async fn handshake(
         .lock()
         .map(|chain| chain.iter().map(|c| describe(c)).collect())
         .unwrap_or_default();
+    let passed = matches!(result, Ok(Ok(_)));
     let (text, mut value) = match result {
         Err(_) => (
             format!(
@@ -308,4 +310,5 @@ pub async fn handshake(
             field("not_after"),
         ));
     }
+    Some(passed)
 }

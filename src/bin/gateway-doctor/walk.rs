@@ -2,6 +2,7 @@
 //! address. They are observations for the reader; the verdict comes from the crate's own
 //! classification of the real request (see `exchange`).
 
+use crate::outcome::Outcome;
 use crate::report::Report;
 use crate::shown;
 use reqwest::Url;
@@ -16,13 +17,13 @@ const MAX_ADDRESSES: usize = 8;
 
 /// The proxy a request to `url` goes through (`--proxy`, else the environment's, as reqwest
 /// decides), reported with where it comes from and whether it accepts a connection. Returns
-/// the proxy's shown address when one applies.
+/// the proxy's shown address when one applies, and whether it accepted a connection.
 pub async fn proxy(
     report: &mut Report,
     url: &Url,
     given: Option<&str>,
     timeout: Duration,
-) -> Option<String> {
+) -> (Option<String>, bool) {
     let (proxy, source) = match given {
         Some(given) => (Some(shown_proxy(given)), "--proxy".to_owned()),
         None => (
@@ -31,13 +32,20 @@ pub async fn proxy(
         ),
     };
     let Some(proxy) = proxy else {
+        let no_proxy = ["NO_PROXY", "no_proxy"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
         let text = if source.is_empty() {
             "none: the request goes direct".to_owned()
-        } else {
+        } else if no_proxy {
             format!("none for this host: NO_PROXY excludes it ({source} set)")
+        } else {
+            format!(
+                "none: {source} set but not used (not a usable proxy URL, or ignored as in a CGI environment)"
+            )
         };
         report.step("proxy", text, json!({ "proxy": null, "ok": true }));
-        return None;
+        return (None, true);
     };
     let Ok(parsed) = Url::parse(&proxy) else {
         report.step(
@@ -45,7 +53,7 @@ pub async fn proxy(
             format!("{proxy} (from {source}) is not a usable URL"),
             json!({ "proxy": proxy, "source": source, "ok": false, "error": "not a usable URL" }),
         );
-        return Some(proxy);
+        return (Some(proxy), false);
     };
     let host = parsed
         .host_str()
@@ -64,6 +72,7 @@ pub async fn proxy(
                 .map_err(|failure| failure.words()),
         },
     };
+    let ok = answer.is_ok();
     match answer {
         Ok(text) => report.step(
             "proxy",
@@ -76,7 +85,18 @@ pub async fn proxy(
             json!({ "proxy": proxy, "source": source, "ok": false, "error": why }),
         ),
     }
-    Some(proxy)
+    (Some(proxy), ok)
+}
+
+/// The proxy schemes reqwest accepts.
+pub fn usable_proxy_scheme(given: &str) -> bool {
+    match given.split_once("://") {
+        None => true, // reqwest reads a proxy without a scheme as http://
+        Some((scheme, _)) => matches!(
+            scheme.to_ascii_lowercase().as_str(),
+            "http" | "https" | "socks4" | "socks4a" | "socks5" | "socks5h"
+        ),
+    }
 }
 
 /// A proxy URL shown as scheme, host and port, as reqwest reads it (`http://` when no scheme
@@ -178,19 +198,19 @@ pub async fn connect(
 }
 
 /// Name resolution and a TCP connection to every address of `url`'s host; returns the first
-/// connection made (for the TLS step), if any.
+/// connection made (for the TLS step), or where the walk stopped (`Dns`, `Connect`).
 pub async fn dns_and_connect(
     report: &mut Report,
     url: &Url,
     timeout: Duration,
-) -> Option<TcpStream> {
+) -> Result<TcpStream, Outcome> {
     let Some(host) = url.host_str() else {
         report.step(
             "dns",
             "the URL has no host",
             json!({ "ok": false, "error": "no host" }),
         );
-        return None;
+        return Err(Outcome::Local);
     };
     let host = host.trim_matches(['[', ']']).to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
@@ -205,7 +225,7 @@ pub async fn dns_and_connect(
                 format!("{host} resolves to no address"),
                 json!({ "host": host, "ok": false, "error": "no address" }),
             );
-            return None;
+            return Err(Outcome::Dns);
         }
         Err(why) => {
             report.step(
@@ -213,7 +233,7 @@ pub async fn dns_and_connect(
                 format!("{host} did not resolve: {why}"),
                 json!({ "host": host, "ok": false, "error": why }),
             );
-            return None;
+            return Err(Outcome::Dns);
         }
     };
     let listed: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
@@ -253,5 +273,5 @@ pub async fn dns_and_connect(
             ),
         }
     }
-    first
+    first.ok_or(Outcome::Connect)
 }
