@@ -13,6 +13,7 @@ mod exchange;
 mod outcome;
 mod repeat;
 mod report;
+mod settings;
 mod shown;
 mod tls;
 mod walk;

@@ -4,7 +4,7 @@
 
 use crate::outcome::Outcome;
 use crate::report::Report;
-use crate::{Args, exchange, shown, tls};
+use crate::{Args, settings, shown, tls};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
@@ -95,7 +95,7 @@ pub async fn run(args: &Args, headers: &HeaderMap, report: &mut Report) {
         Some(path) => tls::read_cacert(path).unwrap_or_default(),
         None => Vec::new(),
     };
-    let client = match exchange::builder(args, &roots).and_then(|b| {
+    let client = match settings::builder(args, &roots).and_then(|b| {
         b.deadline(args.deadline)
             .attempt_timeout(args.timeout)
             .build()
