@@ -202,7 +202,7 @@ async fn an_unreachable_proxy_from_the_environment_is_the_proxys_hop() {
         &[("HTTP_PROXY", proxy.as_str()), ("NO_PROXY", "127.0.0.1")],
     )
     .await;
-    assert!(text.contains("NO_PROXY excludes it"), "{text}");
+    assert!(text.contains("NO_PROXY lists it"), "{text}");
     assert_eq!(
         code, 6,
         "went direct, to a port where nothing listens: {text}"
@@ -442,6 +442,7 @@ async fn redirects_are_followed_as_reqwest_follows_them() {
         ("/loop-a", 302, "/loop-b"),
         ("/loop-b", 302, "/loop-a"),
         ("/not-modified", 304, "/landed"),
+        ("/mail", 302, "mailto:s3cret@example.test"),
     ] {
         Mock::given(wiremock::matchers::path(from))
             .respond_with(ResponseTemplate::new(status).insert_header("location", to))
@@ -455,6 +456,10 @@ async fn redirects_are_followed_as_reqwest_follows_them() {
     let (code, text) = doctor(&[&format!("{uri}/not-modified")], &[]).await;
     assert_eq!(code, 0, "{text}");
     assert!(!text.contains("hop 2"), "{text}");
+    // reqwest follows http and https only: another scheme's Location is the answer.
+    let (code, text) = doctor(&[&format!("{uri}/mail")], &[]).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
     let (code, _) = doctor(&["--max-redirects", "18446744073709551615", &uri], &[]).await;
     assert_eq!(code, 2, "out of range is a wrong command line");
 }
@@ -504,7 +509,8 @@ async fn a_connection_that_gets_no_answer_is_a_firewall() {
             Err(_) => break,
         }
     }
-    let (code, doc) = doctor_json(&["--timeout", "1", &format!("http://{addr}/")], &[]).await;
+    let url = format!("http://{addr}/");
+    let (code, doc) = doctor_json(&["--timeout", "1", "--repeat", "1", &url], &[]).await;
     assert_eq!(code, 6, "{doc:#}");
     assert_eq!(
         steps(&doc, 1, "connect")[0]["error"],
@@ -512,6 +518,16 @@ async fn a_connection_that_gets_no_answer_is_a_firewall() {
         "{doc:#}"
     );
     assert_eq!(verdict(&doc, "cause"), "firewall", "{doc:#}");
+    // The default client's attempts meet the same silence, each a connection failure (the
+    // attempt's own timer never beats the connection's).
+    let run = &doc["repeat"][0];
+    assert_eq!(run["outcome"], "connect_failed", "{doc:#}");
+    let attempts = run["attempts"].as_array().unwrap();
+    assert!(!attempts.is_empty());
+    assert!(
+        attempts.iter().all(|a| a["error"] == "connect_failed"),
+        "{doc:#}"
+    );
     drop(held);
 }
 

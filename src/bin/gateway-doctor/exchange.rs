@@ -29,7 +29,11 @@ pub async fn diagnose(args: Args) -> u8 {
 
 /// A local problem: said once, as the verdict.
 fn local(report: &mut Report, why: String) -> Outcome {
-    report.line(format!("verdict: {} — {why}", Outcome::Local.words()));
+    report.line(format!(
+        "verdict: {} — {why} (exit {})",
+        Outcome::Local.words(),
+        Outcome::Local.code()
+    ));
     report.set(
         "verdict",
         json!({ "outcome": Outcome::Local.name(), "exit_code": Outcome::Local.code(), "message": why }),
@@ -93,6 +97,7 @@ async fn walk_all(args: &Args, report: &mut Report) -> Outcome {
             for name in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, WWW_AUTHENTICATE] {
                 headers.remove(name);
             }
+            headers.remove("cookie2");
         }
         let note = match (index, same_server) {
             (1, _) => "",
@@ -154,6 +159,9 @@ async fn walk_all(args: &Args, report: &mut Report) -> Outcome {
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|loc| url.join(loc).ok());
+        // reqwest follows http and https targets only; another scheme ends the walk with
+        // this answer, as reqwest returns it.
+        let location = location.filter(|next| matches!(next.scheme(), "http" | "https"));
         let Some(next) = location.filter(|_| followed) else {
             return verdict_answer(report, index, &url, status);
         };
@@ -170,8 +178,6 @@ async fn walk_all(args: &Args, report: &mut Report) -> Outcome {
             ))
         } else if index > max_redirects {
             Some(format!("more than {max_redirects} redirects"))
-        } else if !matches!(next.scheme(), "http" | "https") {
-            Some(format!("a redirect to the scheme {}", next.scheme()))
         } else {
             None
         };
@@ -442,7 +448,10 @@ fn verdict_error(
             "exit_code": outcome.code(),
             "hop_index": index,
             "url": shown::url(url),
-            "status": err.status().as_u16(),
+            // The status of an answer, when one came; `null` when nothing answered.
+            "status": err.response().map(|page| page.status().as_u16()),
+            "error_status": err.status().as_u16(),
+            "seen_step": stopped.map(Outcome::name),
             "variant": format!("{:?}", err.kind()),
             "error_type": err.kind().name(),
             "substatus": substatus,

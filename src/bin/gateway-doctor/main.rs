@@ -26,8 +26,8 @@ use std::time::Duration;
 /// What the exit status means; printed at the end of `--help`.
 const EXIT_CODES: &str = "\
 Exit status:
-  0   the server answered (2xx or 3xx)
-  1   the origin answered with an error of its own (4xx, 5xx)
+  0   the server answered (1xx, 2xx or 3xx)
+  1   the origin answered with an error of its own (4xx, or a 5xx returned as its answer)
   2   the command line is wrong
   3   a local problem: the URL, the CA file, the request as built
   4   the forward proxy failed (unreachable, refused, or its own error)
@@ -54,8 +54,8 @@ pub struct Args {
     #[arg(short = 'H', long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
 
-    /// Seconds each step may take: a name lookup, a connection, a TLS handshake, an HTTP
-    /// exchange.
+    /// Seconds each step may take: a name lookup, a connection, a TLS handshake; an HTTP
+    /// exchange (a request's attempt, with `--repeat` too) gets twice that.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
     pub timeout: Duration,
 
@@ -92,9 +92,9 @@ fn seconds(given: &str) -> Result<Duration, String> {
     given
         .parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
+        .filter(|s| s.is_finite() && *s >= 0.001 && *s < 86_400.0)
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("not a number of seconds between 0 and 86400: {given}"))
+        .ok_or_else(|| format!("not a number of seconds between 0.001 and 86400: {given}"))
 }
 
 fn main() -> ExitCode {

@@ -97,7 +97,7 @@ pub async fn run(args: &Args, headers: &HeaderMap, report: &mut Report) {
     };
     let client = match settings::builder(args, &roots).and_then(|b| {
         b.deadline(args.deadline)
-            .attempt_timeout(args.timeout)
+            .attempt_timeout(args.timeout * 2)
             .build()
             .map_err(|err| format!("cannot build the client: {err}"))
     }) {
@@ -118,7 +118,7 @@ pub async fn run(args: &Args, headers: &HeaderMap, report: &mut Report) {
         args.repeat,
         if args.repeat == 1 { "" } else { "s" },
         args.deadline.as_secs_f64(),
-        args.timeout.as_secs_f64()
+        (args.timeout * 2).as_secs_f64()
     ));
     let mut runs = Vec::new();
     for n in 1..=args.repeat {

@@ -44,9 +44,12 @@ impl Report {
     /// One line of text output (nothing with `--json`), printed above the spinner.
     pub fn line(&self, text: impl AsRef<str>) {
         if !self.json {
+            // What a server sent (a certificate's names, a page's words) cannot write lines
+            // or terminal escapes of its own.
+            let text = crate::shown::printable(text.as_ref());
             // A closed pipe (`| head`) ends the output, not the program.
             self.spinner.suspend(|| {
-                let _ = writeln!(std::io::stdout().lock(), "{}", text.as_ref());
+                let _ = writeln!(std::io::stdout().lock(), "{text}");
             });
         }
     }

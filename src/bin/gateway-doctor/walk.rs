@@ -38,10 +38,12 @@ pub async fn proxy(
         let text = if source.is_empty() {
             "none: the request goes direct".to_owned()
         } else if no_proxy {
-            format!("none for this host: NO_PROXY excludes it ({source} set)")
+            format!(
+                "none for this host: {source} set but not used (NO_PROXY lists it, the proxy URL is unusable, or a CGI environment)"
+            )
         } else {
             format!(
-                "none: {source} set but not used (not a usable proxy URL, or ignored as in a CGI environment)"
+                "none for this host: {source} set but not used (the proxy URL is unusable, or a CGI environment)"
             )
         };
         report.step("proxy", text, json!({ "proxy": null, "ok": true }));
