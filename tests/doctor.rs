@@ -549,3 +549,81 @@ async fn a_closed_pipe_ends_the_output_not_the_program() {
     .unwrap();
     assert_eq!(code, Some(8), "no panic on a closed pipe");
 }
+
+/// A forward proxy that opens `CONNECT` tunnels (and answers `407` when `password` is given
+/// and the request does not carry it), on loopback.
+async fn connect_proxy(password: Option<&'static str>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                if let Some(password) = password {
+                    let expected = format!("user:{password}");
+                    let token = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Proxy-Authorization: Basic "))
+                        .map(str::trim)
+                        .and_then(|t| {
+                            use base64::Engine as _;
+                            base64::engine::general_purpose::STANDARD.decode(t).ok()
+                        });
+                    if token.as_deref() != Some(expected.as_bytes()) {
+                        let _ = client
+                            .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"p\"\r\ncontent-length: 0\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                }
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                let _ = client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn through_a_tunnelling_proxy_the_origins_certificate_is_checked() {
+    let pki = Pki::new();
+    let (server, ca) = tls_server(&pki, Leaf::Expired).await;
+    let ca = ca.to_str().unwrap();
+    let proxy = connect_proxy(Some("pr0xy-pass")).await;
+    let with_credentials = format!("http://user:pr0xy-pass@{proxy}");
+    let env = [("HTTPS_PROXY", with_credentials.as_str())];
+    let (code, doc) = doctor_json(&["--cacert", ca, &server.url("/")], &env).await;
+    assert_eq!(code, 7, "{doc:#}");
+    assert_eq!(steps(&doc, 1, "tunnel")[0]["ok"], true, "{doc:#}");
+    assert_eq!(steps(&doc, 1, "tls")[0]["check"], "expired", "{doc:#}");
+    assert!(!doc.to_string().contains("pr0xy-pass"));
+    let (_, text) = doctor(&["--cacert", ca, &server.url("/")], &env).await;
+    assert!(
+        text.contains("tunnel") && text.contains(": open in"),
+        "{text}"
+    );
+    assert!(!text.contains("pr0xy-pass"), "{text}");
+
+    // Without the credentials the proxy refuses the tunnel: the proxy's hop.
+    let without = format!("http://{proxy}");
+    let env = [("HTTPS_PROXY", without.as_str())];
+    let (code, doc) = doctor_json(&["--cacert", ca, &server.url("/")], &env).await;
+    assert_eq!(code, 4, "{doc:#}");
+    assert_eq!(steps(&doc, 1, "tunnel")[0]["status"], 407, "{doc:#}");
+    assert_eq!(verdict(&doc, "failed_hop_kind"), "forward_proxy", "{doc:#}");
+}

@@ -5,7 +5,7 @@
 use crate::outcome::Outcome;
 use crate::report::Report;
 use crate::settings::{builder, parse_headers};
-use crate::{Args, repeat, shown, tls, walk};
+use crate::{Args, repeat, shown, tls, tunnel, walk};
 use reqwest::header::{AUTHORIZATION, COOKIE, LOCATION, PROXY_AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode, Url};
 use reqwest_resilience::classify::Gateway;
@@ -252,13 +252,37 @@ async fn below_http(
     roots: &[CertificateDer<'static>],
 ) -> (Option<Outcome>, bool) {
     let (proxy, answers) = walk::proxy(report, url, args.proxy.as_deref(), args.timeout).await;
-    if proxy.is_some() {
+    if let Some(proxy) = proxy {
         report.step(
             "dns",
             "done by the proxy (not from here)",
             json!({ "ok": null, "by_proxy": true }),
         );
-        return ((!answers).then_some(Outcome::Proxy), true);
+        if !answers {
+            return (Some(Outcome::Proxy), true);
+        }
+        // https through an HTTP proxy: the TLS session is the origin's, inside a tunnel.
+        let tunnelled = url.scheme() == "https" && proxy.starts_with("http://");
+        if let Some(proxy_url) = tunnelled
+            .then(|| tunnel::proxy_url(args.proxy.as_deref(), &proxy))
+            .flatten()
+        {
+            let target = shown::authority(url);
+            let Some(stream) = tunnel::open(report, &proxy_url, &target, args.timeout).await else {
+                return (Some(Outcome::Proxy), true);
+            };
+            let host = url.host_str().unwrap_or("").trim_matches(['[', ']']);
+            if tls::handshake(report, stream, host, roots, args.timeout).await == Some(false) {
+                return (Some(Outcome::Tls), true);
+            }
+        } else if url.scheme() == "https" {
+            report.step(
+                "tls",
+                "inside the proxy's own connection (not checked from here)",
+                json!({ "ok": null, "by_proxy": true }),
+            );
+        }
+        return (None, true);
     }
     let stream = match walk::dns_and_connect(report, url, args.timeout).await {
         Ok(stream) => stream,

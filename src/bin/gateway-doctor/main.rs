@@ -16,6 +16,7 @@ mod report;
 mod settings;
 mod shown;
 mod tls;
+mod tunnel;
 mod walk;
 
 use clap::Parser;
