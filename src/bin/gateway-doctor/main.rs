@@ -37,7 +37,7 @@ Exit status:
   7   the TLS handshake with the server failed (certificate, protocol)
   8   the server's connection failed after connecting (reset, closed, hang, not HTTP)
   9   a gateway in front of the server reported that its upstream failed
-  10  another failure (too many redirects, …)";
+  10  another failure (too many redirects, a redirect loop, …)";
 
 /// Walks a request to URL hop by hop and says which hop failed, the likely cause and what to
 /// check. Credentials, cookies and query strings are never printed.
@@ -74,7 +74,7 @@ pub struct Args {
     pub max_redirects: u32,
 
     /// Then send N requests (up to 100) through the crate's default client — its retry
-    /// policy, `--deadline`, and `--timeout` per attempt — and show what it did: attempts,
+    /// policy, `--deadline`, twice `--timeout` per attempt — and show what it did: attempts,
     /// backoff, outcome.
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub repeat: u32,
