@@ -517,6 +517,58 @@ mod tests {
         }
     }
 
+    #[test]
+    fn what_counts_against_a_servers_health() {
+        for kind in [
+            ErrorKind::ConnectFailed,
+            ErrorKind::TimedOut,
+            ErrorKind::BadGateway,
+            ErrorKind::ServiceUnavailable,
+        ] {
+            assert!(counts_against_health(&GatewayError::new(kind, "x")), "{kind:?}");
+        }
+        for kind in [
+            ErrorKind::InvalidRequest,
+            ErrorKind::DeadlineExceeded,
+            ErrorKind::Other,
+            ErrorKind::CircuitOpen,
+        ] {
+            assert!(!counts_against_health(&GatewayError::new(kind, "x")), "{kind:?}");
+        }
+        // Each of these marks makes a failure that would count say nothing of the server.
+        let mut redirected = GatewayError::new(ErrorKind::ConnectFailed, "x");
+        redirected.details_mut().set_redirected(None);
+        assert!(!counts_against_health(&redirected), "the redirect's target failed");
+        let mut cut = GatewayError::new(ErrorKind::TimedOut, "x");
+        cut.details_mut().set_cut_by_deadline();
+        assert!(!counts_against_health(&cut), "the caller's deadline");
+        let mut refused = GatewayError::new(ErrorKind::ConnectFailed, "x");
+        let marked = refused.details().clone().with_proxy_refused(true);
+        *refused.details_mut() = marked;
+        assert!(!counts_against_health(&refused), "the proxy refused it");
+    }
+
+    #[test]
+    fn a_window_counts_recent_outcomes_and_forgets_old_ones() {
+        const S: u64 = 1_000_000_000;
+        // Ten buckets of one second.
+        let window = Window::new(Duration::from_secs(10));
+        assert_eq!(window.totals(0), (0, 0), "nothing yet");
+        window.record(0, true);
+        window.record(S / 2, false);
+        window.record(3 * S, true);
+        assert_eq!(window.totals(3 * S), (2, 3));
+        // At 10.4 s the first second has slid out; the fourth is still in.
+        assert_eq!(window.totals(10 * S + 4 * S / 10), (1, 1));
+        // At 13.5 s everything has.
+        assert_eq!(window.totals(13 * S + S / 2), (0, 0));
+        // A bucket reused for a later second starts from zero.
+        window.record(10 * S + S / 5, false);
+        assert_eq!(window.totals(10 * S + S / 5), (1, 2));
+        window.clear();
+        assert_eq!(window.totals(10 * S + S / 5), (0, 0));
+    }
+
     fn fail(pool: &Pool, i: usize) -> Option<Duration> {
         let ticket = pool.admit(i);
         assert_ne!(ticket.admission, Admission::No, "server {i} not admitted");
