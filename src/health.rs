@@ -525,7 +525,10 @@ mod tests {
             ErrorKind::BadGateway,
             ErrorKind::ServiceUnavailable,
         ] {
-            assert!(counts_against_health(&GatewayError::new(kind, "x")), "{kind:?}");
+            assert!(
+                counts_against_health(&GatewayError::new(kind, "x")),
+                "{kind:?}"
+            );
         }
         for kind in [
             ErrorKind::InvalidRequest,
@@ -533,12 +536,18 @@ mod tests {
             ErrorKind::Other,
             ErrorKind::CircuitOpen,
         ] {
-            assert!(!counts_against_health(&GatewayError::new(kind, "x")), "{kind:?}");
+            assert!(
+                !counts_against_health(&GatewayError::new(kind, "x")),
+                "{kind:?}"
+            );
         }
         // Each of these marks makes a failure that would count say nothing of the server.
         let mut redirected = GatewayError::new(ErrorKind::ConnectFailed, "x");
         redirected.details_mut().set_redirected(None);
-        assert!(!counts_against_health(&redirected), "the redirect's target failed");
+        assert!(
+            !counts_against_health(&redirected),
+            "the redirect's target failed"
+        );
         let mut cut = GatewayError::new(ErrorKind::TimedOut, "x");
         cut.details_mut().set_cut_by_deadline();
         assert!(!counts_against_health(&cut), "the caller's deadline");
