@@ -7,16 +7,7 @@ mod support;
 use reqwest_resilience::Client;
 use support::{Fault, FaultServer, refused_url};
 
-const VARS: [&str; 8] = [
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
+use support::PROXY_VARS as VARS;
 
 /// A name, the environment, and whether reqwest is expected to use the proxy.
 type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, bool);

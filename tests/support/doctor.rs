@@ -5,16 +5,7 @@
 use serde_json::Value;
 use std::process::Command;
 
-const PROXY_VARS: [&str; 8] = [
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
+use crate::support::PROXY_VARS;
 
 /// Runs the doctor (in a blocking thread: the servers live on this runtime) with no proxy in
 /// its environment but `env`; returns its exit status and standard output.

@@ -342,6 +342,25 @@ fn answer_line(response: &reqwest::Response, took: std::time::Duration) -> Strin
 }
 
 /// The verdict on an answer the crate returned as the origin's.
+/// The fields every verdict has: its class, exit status, and the hop it ended at.
+fn verdict_fields(outcome: Outcome, index: usize, url: &Url) -> serde_json::Map<String, Value> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("outcome".into(), json!(outcome.name()));
+    fields.insert("exit_code".into(), json!(outcome.code()));
+    fields.insert("hop_index".into(), json!(index));
+    fields.insert("url".into(), json!(shown::url(url)));
+    fields
+}
+
+/// Sets the JSON verdict: the common fields and `more`.
+fn set_verdict(report: &mut Report, outcome: Outcome, index: usize, url: &Url, more: Value) {
+    let mut fields = verdict_fields(outcome, index, url);
+    if let Value::Object(more) = more {
+        fields.extend(more);
+    }
+    report.set("verdict", Value::Object(fields));
+}
+
 /// The verdict on an answer the forward proxy gave itself (a `407`, or its own error page).
 fn verdict_proxy_answer(
     report: &mut Report,
@@ -366,13 +385,12 @@ fn verdict_proxy_answer(
     ));
     report.line("  cause    proxy misconfiguration");
     report.line(format!("  check    {check}"));
-    report.set(
-        "verdict",
+    set_verdict(
+        report,
+        outcome,
+        index,
+        url,
         json!({
-            "outcome": outcome.name(),
-            "exit_code": outcome.code(),
-            "hop_index": index,
-            "url": shown::url(url),
             "status": status.as_u16(),
             "failed_hop_kind": "forward_proxy",
             "gateway": product.map(|g| g.to_string()),
@@ -396,13 +414,12 @@ fn verdict_answer(report: &mut Report, index: usize, url: &Url, status: StatusCo
         );
     }
     report.line(line);
-    report.set(
-        "verdict",
+    set_verdict(
+        report,
+        outcome,
+        index,
+        url,
         json!({
-            "outcome": outcome.name(),
-            "exit_code": outcome.code(),
-            "hop_index": index,
-            "url": shown::url(url),
             "status": status.as_u16(),
         }),
     );
@@ -465,13 +482,12 @@ fn verdict_error(
     for evidence in diagnosis.evidence() {
         report.line(format!("  evidence {evidence}"));
     }
-    report.set(
-        "verdict",
+    set_verdict(
+        report,
+        outcome,
+        index,
+        url,
         json!({
-            "outcome": outcome.name(),
-            "exit_code": outcome.code(),
-            "hop_index": index,
-            "url": shown::url(url),
             // The status of an answer, when one came; `null` when nothing answered.
             "status": err.response().map(|page| page.status().as_u16()),
             "error_status": err.status().as_u16(),
