@@ -303,6 +303,20 @@ impl Pool {
 
     /// A gateway failure from server `i`. Returns the ejection time when this ejected it.
     pub(crate) fn failure(&self, i: usize, ticket: Ticket) -> Option<Duration> {
+        self.judge_failure(i, ticket, false)
+    }
+
+    /// A request's second failed attempt on server `i`, charged before the request ends
+    /// because the server answers nothing at all in its window (see
+    /// [`answers_nothing`](Self::answers_nothing)). Under the ratio rule, the minimum volume
+    /// is then counted in attempts: each such request stands for its two unanswered attempts,
+    /// so half the minimum (rounded up) of them is enough, while the window still holds no
+    /// success. Otherwise as [`failure`](Self::failure).
+    pub(crate) fn unanswered_failure(&self, i: usize, ticket: Ticket) -> Option<Duration> {
+        self.judge_failure(i, ticket, true)
+    }
+
+    fn judge_failure(&self, i: usize, ticket: Ticket, unanswered: bool) -> Option<Duration> {
         let s = &self.servers[i];
         if ticket.is_probe() {
             // A failed probe goes straight back out, for longer, in the slot it holds.
@@ -320,6 +334,11 @@ impl Pool {
                 let now = self.now();
                 window.record(now, true);
                 let (failed, all) = window.totals(now);
+                let minimum = if unanswered && failed == all {
+                    minimum.div_ceil(2)
+                } else {
+                    minimum
+                };
                 all >= u64::from(minimum) && failed as f64 >= ratio * all as f64
             }
             (Trip::Consecutive(n), _) => {

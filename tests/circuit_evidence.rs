@@ -163,36 +163,62 @@ async fn the_circuit_never_opens_on_a_host_whose_logical_requests_all_succeed() 
     }
 }
 
-/// A dead host still opens the default circuit: ten logical requests that fail.
+/// A service behind the default circuit and a retry layer of `attempts` attempts, whose
+/// upstream answers the requests with the given ids (200) and refuses the others; and its
+/// count of calls.
+fn answering(
+    circuit: &CircuitLayer,
+    attempts: u32,
+    answered: &'static [u64],
+) -> (
+    impl Service<Request, Response = reqwest::Response, Error = GatewayError> + Clone,
+    Arc<AtomicU32>,
+) {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(fixed(1).max_attempts(attempts)))
+        .layer(circuit.clone())
+        .service(service_fn(move |req: Request| {
+            c.fetch_add(1, Ordering::SeqCst);
+            let id: u64 = req.headers()["x-id"].to_str().unwrap().parse().unwrap();
+            async move {
+                if answered.contains(&id) {
+                    Ok(reqwest::Response::from(http::Response::new("ok")))
+                } else {
+                    Err(refused())
+                }
+            }
+        }));
+    (svc, calls)
+}
+
+/// Sends request `id` to the dead host; its outcome's kind, or `None` for an answer.
+async fn send(
+    svc: &mut (impl Service<Request, Response = reqwest::Response, Error = GatewayError> + Clone),
+    id: u64,
+) -> Option<ErrorKind> {
+    let req = get("http://dead.test/", id);
+    svc.ready().await.unwrap().call(req).await.err().map(|e| e.kind())
+}
+
+fn dead_is_open(circuit: &CircuitLayer) -> bool {
+    circuit.is_open(&"http://dead.test/".parse().unwrap())
+}
+
+/// A dead host still opens the default circuit: while it has answered nothing, five requests
+/// whose retry failed there too (ten unanswered attempts) are enough.
 #[tokio::test(start_paused = true)]
 async fn a_dead_host_opens_the_default_circuit_after_the_minimum_volume() {
     let circuit = CircuitLayer::new();
-    let calls = Arc::new(AtomicU32::new(0));
-    let c = calls.clone();
-    let mut svc = ServiceBuilder::new()
-        .layer(RetryLayer::new(fixed(1).max_attempts(2)))
-        .layer(circuit.clone())
-        .service(service_fn(move |_req: Request| {
-            c.fetch_add(1, Ordering::SeqCst);
-            async { Err::<reqwest::Response, _>(refused()) }
-        }));
-    for id in 0..9 {
-        let err = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(get("http://dead.test/", id))
-            .await;
-        assert_eq!(err.unwrap_err().kind(), ErrorKind::ConnectFailed);
+    let (mut svc, calls) = answering(&circuit, 2, &[]);
+    for id in 0..4 {
+        assert_eq!(send(&mut svc, id).await, Some(ErrorKind::ConnectFailed));
+        assert!(!dead_is_open(&circuit), "open after {} requests", id + 1);
     }
-    assert!(!circuit.is_open(&"http://dead.test/".parse().unwrap()));
-    let _ = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(get("http://dead.test/", 19))
-        .await;
-    assert!(circuit.is_open(&"http://dead.test/".parse().unwrap()));
+    assert_eq!(send(&mut svc, 4).await, Some(ErrorKind::ConnectFailed));
+    assert!(dead_is_open(&circuit), "five requests, ten unanswered attempts");
+    assert_eq!(calls.load(Ordering::SeqCst), 10);
     let before = calls.load(Ordering::SeqCst);
     let err = svc
         .ready()
@@ -207,6 +233,43 @@ async fn a_dead_host_opens_the_default_circuit_after_the_minimum_volume() {
     assert_eq!(calls.load(Ordering::SeqCst), before, "failed fast");
     // The message says how long it stays open, not how long it has been.
     assert!(err.to_string().contains("open for another 30 s"), "{err}");
+}
+
+/// Requests of one attempt each are charged when they end, one outcome apiece: the full
+/// minimum volume of ten logical requests is needed, even from a host that answers nothing.
+#[tokio::test(start_paused = true)]
+async fn single_attempts_need_the_full_minimum_volume() {
+    let circuit = CircuitLayer::new();
+    let (mut svc, _) = answering(&circuit, 1, &[]);
+    for id in 0..9 {
+        assert_eq!(send(&mut svc, id).await, Some(ErrorKind::ConnectFailed));
+    }
+    assert!(!dead_is_open(&circuit), "nine outcomes are under the minimum");
+    send(&mut svc, 9).await;
+    assert!(dead_is_open(&circuit), "ten failed logical requests");
+}
+
+/// A host that answered a request in the window is not "down by every sign": its requests are
+/// judged when they end, against the full minimum volume, however their retries went.
+#[tokio::test(start_paused = true)]
+async fn a_host_that_answered_is_judged_by_the_full_minimum() {
+    let circuit = CircuitLayer::new();
+    // Request 0 fails once (the host's first counted failure: it is tracked from then on),
+    // request 1 is answered; then requests whose two attempts fail.
+    let (mut svc, _) = answering(&circuit, 2, &[1]);
+    assert_eq!(send(&mut svc, 0).await, Some(ErrorKind::ConnectFailed));
+    assert_eq!(send(&mut svc, 1).await, None);
+    for id in 2..9 {
+        assert_eq!(send(&mut svc, id).await, Some(ErrorKind::ConnectFailed));
+        assert!(
+            !dead_is_open(&circuit),
+            "open after {id} failed requests among {} outcomes",
+            id + 1
+        );
+    }
+    // Ten outcomes, nine of them failures.
+    send(&mut svc, 9).await;
+    assert!(dead_is_open(&circuit));
 }
 
 /// A server that answers after `delay`.
