@@ -199,7 +199,13 @@ async fn send(
     id: u64,
 ) -> Option<ErrorKind> {
     let req = get("http://dead.test/", id);
-    svc.ready().await.unwrap().call(req).await.err().map(|e| e.kind())
+    svc.ready()
+        .await
+        .unwrap()
+        .call(req)
+        .await
+        .err()
+        .map(|e| e.kind())
 }
 
 fn dead_is_open(circuit: &CircuitLayer) -> bool {
@@ -217,7 +223,10 @@ async fn a_dead_host_opens_the_default_circuit_after_the_minimum_volume() {
         assert!(!dead_is_open(&circuit), "open after {} requests", id + 1);
     }
     assert_eq!(send(&mut svc, 4).await, Some(ErrorKind::ConnectFailed));
-    assert!(dead_is_open(&circuit), "five requests, ten unanswered attempts");
+    assert!(
+        dead_is_open(&circuit),
+        "five requests, ten unanswered attempts"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 10);
     let before = calls.load(Ordering::SeqCst);
     let err = svc
@@ -244,7 +253,10 @@ async fn single_attempts_need_the_full_minimum_volume() {
     for id in 0..9 {
         assert_eq!(send(&mut svc, id).await, Some(ErrorKind::ConnectFailed));
     }
-    assert!(!dead_is_open(&circuit), "nine outcomes are under the minimum");
+    assert!(
+        !dead_is_open(&circuit),
+        "nine outcomes are under the minimum"
+    );
     send(&mut svc, 9).await;
     assert!(dead_is_open(&circuit), "ten failed logical requests");
 }
