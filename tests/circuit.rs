@@ -680,6 +680,7 @@ async fn the_ratio_rules_parameters_take_effect() {
     }
     // The window: two failures, then two more after the window has slid past the first
     // ones, do not reach a minimum of 3 in a 1 s window; in the default 30 s window they do.
+    // And the 1 s window keeps the minimum set before it: a third failure inside it opens.
     for (circuit, opens) in [
         (
             CircuitLayer::new()
@@ -695,6 +696,13 @@ async fn the_ratio_rules_parameters_take_effect() {
         tokio::time::advance(Duration::from_secs(2)).await;
         fail(&mut svc, &upstream, 2).await;
         assert_eq!(is_open(&circuit), opens, "{circuit:?}");
+        if !opens {
+            fail(&mut svc, &upstream, 1).await;
+            assert!(
+                is_open(&circuit),
+                "three failures in the window: {circuit:?}"
+            );
+        }
     }
     // From a run-of-failures rule, setting a ratio parameter selects the ratio rule with the
     // defaults for the others: 2 failures in a row no longer open it (minimum 3).
@@ -722,4 +730,55 @@ async fn counts_if_decides_what_counts() {
     let mut svc = circuit.layer(upstream.service());
     fail(&mut svc, &upstream, 3).await;
     assert!(is_open(&circuit));
+}
+
+/// The circuit tells its transitions as `INFO` events: opened (with the cool-down and the
+/// cause), half-open when its probe goes, closed when the probe is answered.
+#[tokio::test(start_paused = true)]
+async fn the_circuit_tells_when_it_opens_probes_and_closes() {
+    let capture = support::LogCapture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let circuit = CircuitLayer::new()
+        .minimum_throughput(3)
+        .open_for(Duration::from_secs(5));
+    let upstream = Upstream::new(Mode::Fail);
+    let mut svc = circuit.layer(upstream.service());
+    fail(&mut svc, &upstream, 2).await;
+    assert!(
+        !capture.text().contains("circuit opened"),
+        "{}",
+        capture.text()
+    );
+    fail(&mut svc, &upstream, 1).await;
+    let text = capture.text();
+    let opened: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("circuit opened"))
+        .collect();
+    assert_eq!(opened.len(), 1, "{text}");
+    for field in ["open_for_ms=5000", "error.type=\"connect_failed\""] {
+        assert!(
+            opened[0].contains(field),
+            "{field} missing in {}",
+            opened[0]
+        );
+    }
+    assert!(!text.contains("half-open"), "{text}");
+    tokio::time::advance(Duration::from_secs(6)).await;
+    upstream.set(Mode::Succeed);
+    assert!(send(&mut svc, "http://a.test/").await.is_ok());
+    let text = capture.text();
+    let probing = text.find("circuit half-open: probing");
+    let closed = text.find("circuit closed");
+    assert!(
+        matches!((probing, closed), (Some(p), Some(c)) if p < c),
+        "probe then close: {text}"
+    );
+    assert!(!is_open(&circuit));
 }
