@@ -645,6 +645,27 @@ mod tests {
         assert!(!pool.is_ejected(1));
     }
 
+    /// A request admitted before an ejection fails after the server was restored: its failure
+    /// is from before the outage ended and does not send the server out again.
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_from_before_an_ejection_is_no_verdict_after_the_restoration() {
+        let pool = Pool::uncapped(
+            1,
+            EjectionRules {
+                trip: Trip::Consecutive(1),
+                ..rules()
+            },
+        );
+        let old = pool.admit(0);
+        assert!(fail(&pool, 0).is_some(), "ejected");
+        tokio::time::advance(Duration::from_secs(31)).await;
+        let probe = pool.admit(0);
+        assert!(probe.is_probe());
+        assert!(pool.success(0, probe), "restored by its probe");
+        assert!(pool.failure(0, old).is_none());
+        assert!(!pool.is_ejected(0), "a stale failure ejected it again");
+    }
+
     /// Every interleaving of admissions, verdicts and time steps over two and three servers
     /// (a deterministic pseudo-random walk of 20,000 steps per size), checking after each step
     /// that the cap holds and never every server is out.
