@@ -645,6 +645,62 @@ mod tests {
         assert!(!pool.is_ejected(1));
     }
 
+    /// The cap on servers out at once: the configured share of the pool, at least one, never
+    /// all of them; a circuit's pool (one host) has no cap.
+    #[test]
+    fn at_most_the_configured_share_of_servers_is_out() {
+        for (servers, percent, max) in [
+            (10, 50, 5),
+            (10, 30, 3),
+            (4, 100, 3),
+            (10, 0, 1),
+            (2, 50, 1),
+            (1, 50, 0),
+        ] {
+            let pool = Pool::new(
+                servers,
+                EjectionRules {
+                    max_ejection_percent: percent,
+                    ..rules()
+                },
+            );
+            assert_eq!(pool.max_ejected(), max, "{percent}% of {servers}");
+        }
+        assert_eq!(Pool::uncapped(1, rules()).max_ejected(), 1);
+    }
+
+    /// A server holds nothing worth remembering (it may be forgotten) only while it is in,
+    /// with no failure counted and no probe out; successes alone leave it idle.
+    #[tokio::test(start_paused = true)]
+    async fn a_server_is_idle_only_with_nothing_to_remember() {
+        for trip in [Trip::RATIO, Trip::Consecutive(2)] {
+            let pool = Pool::uncapped(1, EjectionRules { trip, ..rules() });
+            assert!(pool.is_idle(0), "{trip:?}: a new server");
+            let t = pool.admit(0);
+            pool.success(0, t);
+            assert!(pool.is_idle(0), "{trip:?}: successes only");
+            fail(&pool, 0);
+            assert!(!pool.is_idle(0), "{trip:?}: a failure counted");
+        }
+        // Ejected, then probing: not idle either.
+        let pool = Pool::uncapped(
+            1,
+            EjectionRules {
+                trip: Trip::Consecutive(1),
+                ..rules()
+            },
+        );
+        fail(&pool, 0);
+        assert!(pool.is_ejected(0));
+        assert!(!pool.is_idle(0), "ejected");
+        tokio::time::advance(Duration::from_secs(31)).await;
+        let probe = pool.admit(0);
+        assert!(probe.is_probe());
+        // The ejection is not over until the probe's verdict.
+        assert!(!pool.is_idle(0), "probing");
+        pool.release_probe(0);
+    }
+
     /// A request admitted before an ejection fails after the server was restored: its failure
     /// is from before the outage ended and does not send the server out again.
     #[tokio::test(start_paused = true)]
