@@ -701,6 +701,38 @@ mod tests {
         pool.release_probe(0);
     }
 
+    /// The failures counted against a server (what an eviction weighs), under either rule.
+    #[tokio::test(start_paused = true)]
+    async fn the_failures_counted_against_a_server() {
+        for trip in [Trip::RATIO, Trip::Consecutive(5)] {
+            let pool = Pool::uncapped(1, EjectionRules { trip, ..rules() });
+            assert_eq!(pool.failures(0), 0, "{trip:?}");
+            fail(&pool, 0);
+            fail(&pool, 0);
+            assert_eq!(pool.failures(0), 2, "{trip:?}");
+        }
+    }
+
+    /// How much longer an ejected server stays out: its ejection's time, less the time passed.
+    #[tokio::test(start_paused = true)]
+    async fn an_ejection_counts_down() {
+        let pool = Pool::uncapped(
+            1,
+            EjectionRules {
+                trip: Trip::Consecutive(1),
+                ..rules()
+            },
+        );
+        assert_eq!(pool.ejected_for(0), None, "in");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(fail(&pool, 0), Some(Duration::from_secs(30)));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(pool.ejected_for(0), Some(Duration::from_secs(20)));
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert_eq!(pool.ejected_for(0), None, "its time is up");
+        assert!(pool.is_ejected(0), "until its probe's verdict");
+    }
+
     /// A request admitted before an ejection fails after the server was restored: its failure
     /// is from before the outage ended and does not send the server out again.
     #[tokio::test(start_paused = true)]
