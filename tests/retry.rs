@@ -892,3 +892,81 @@ async fn a_response_the_policy_retries_does_not_win_a_hedge_race() {
     assert_eq!(response.status(), 200, "the 429 waited for the other call");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// The policy's switches each take effect: `attempts()` says the count, and
+/// `retry_non_idempotent` resends a POST whose attempt timed out (by default it is not: the
+/// server may have acted on it).
+#[tokio::test(start_paused = true)]
+async fn the_policys_attempts_and_its_non_idempotent_switch() {
+    assert_eq!(RetryPolicy::default().attempts(), 3);
+    assert_eq!(RetryPolicy::default().max_attempts(5).attempts(), 5);
+    assert_eq!(RetryPolicy::never().attempts(), 1);
+    for (policy, sent) in [
+        (fast().no_budget(), 1),
+        (fast().no_budget().retry_non_idempotent(true), 3),
+    ] {
+        let calls = Arc::new(AtomicU32::new(0));
+        let inner = scripted(calls.clone(), |_| {
+            Some(GatewayError::new(ErrorKind::TimedOut, "slow"))
+        });
+        let post: reqwest_resilience::Request =
+            reqwest::Request::new(reqwest::Method::POST, "http://a.test/".parse().unwrap()).into();
+        let err = RetryLayer::new(policy)
+            .layer_on(inner)
+            .oneshot(post)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TimedOut);
+        assert_eq!(calls.load(Ordering::SeqCst), sent);
+    }
+}
+
+/// `honor_retry_after(false)`: the backoff sets the pause, not the 503's `Retry-After`.
+#[tokio::test(start_paused = true)]
+async fn retry_after_can_be_ignored() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = scripted(calls.clone(), |n| {
+        (n == 1).then(|| unavailable(&[("retry-after", "7")]))
+    });
+    let started = Instant::now();
+    RetryLayer::new(fast().honor_retry_after(false))
+        .layer_on(inner)
+        .oneshot(get("http://a.test/"))
+        .await
+        .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "paused {:?}",
+        started.elapsed()
+    );
+}
+
+/// A 408 and a 429 are retried by default and handed back at once when switched off.
+#[tokio::test(start_paused = true)]
+async fn the_408_and_429_switches_take_effect() {
+    for (status, policy, sent) in [
+        (408, fast().no_budget(), 3),
+        (408, fast().no_budget().retry_request_timeout(false), 1),
+        (429, fast().no_budget(), 3),
+        (429, fast().no_budget().retry_too_many_requests(false), 1),
+    ] {
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let inner = service_fn(move |_req: reqwest_resilience::Request| {
+            c.fetch_add(1, Ordering::SeqCst);
+            let response = http::Response::builder()
+                .status(status)
+                .body(Bytes::new())
+                .unwrap();
+            async move { Ok::<_, GatewayError>(reqwest::Response::from(response)) }
+        });
+        let response = RetryLayer::new(policy)
+            .layer_on(inner)
+            .oneshot(get("http://a.test/"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "handed back as the answer it is");
+        assert_eq!(calls.load(Ordering::SeqCst), sent, "{status}");
+    }
+}
