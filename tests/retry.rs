@@ -901,6 +901,11 @@ async fn the_policys_attempts_and_its_non_idempotent_switch() {
     assert_eq!(RetryPolicy::default().attempts(), 3);
     assert_eq!(RetryPolicy::default().max_attempts(5).attempts(), 5);
     assert_eq!(RetryPolicy::never().attempts(), 1);
+    assert!(
+        RetryPolicy::default().retry_budget().is_some(),
+        "a budget by default"
+    );
+    assert!(RetryPolicy::default().no_budget().retry_budget().is_none());
     for (policy, sent) in [
         (fast().no_budget(), 1),
         (fast().no_budget().retry_non_idempotent(true), 3),
@@ -969,4 +974,72 @@ async fn the_408_and_429_switches_take_effect() {
         assert_eq!(response.status(), status, "handed back as the answer it is");
         assert_eq!(calls.load(Ordering::SeqCst), sent, "{status}");
     }
+}
+
+/// With retries off there is no reason to give for not retrying.
+#[tokio::test(start_paused = true)]
+async fn a_single_attempt_policy_gives_no_reason() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = scripted(calls.clone(), |_| {
+        Some(GatewayError::new(ErrorKind::TimedOut, "slow"))
+    });
+    let err = RetryLayer::new(RetryPolicy::never())
+        .layer_on(inner)
+        .oneshot(get("http://a.test/"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.attempts(), 1);
+    assert_eq!(err.not_retried_because(), None, "{err}");
+}
+
+/// A `Retry-After` of exactly the most the policy waits is waited for; a second more is not.
+#[tokio::test(start_paused = true)]
+async fn retry_after_at_the_maximum_is_waited_for() {
+    for (asked, retried) in [("7", true), ("8", false)] {
+        let calls = Arc::new(AtomicU32::new(0));
+        let inner = scripted(calls.clone(), move |n| {
+            (n == 1).then(|| unavailable(&[("retry-after", asked)]))
+        });
+        let started = Instant::now();
+        let outcome = RetryLayer::new(fast().max_retry_after(Duration::from_secs(7)))
+            .layer_on(inner)
+            .oneshot(get("http://a.test/"))
+            .await;
+        assert_eq!(outcome.is_ok(), retried, "Retry-After: {asked}");
+        if retried {
+            assert_eq!(started.elapsed(), Duration::from_secs(7));
+        }
+    }
+}
+
+/// `Retry-After` sets the pause on a 503 or a 429, or on an answer the user's rules retry; on
+/// a gateway's 502 (retried as the gateway failure it is, even when the user also lists 502)
+/// the backoff does.
+#[tokio::test(start_paused = true)]
+async fn retry_after_on_a_gateways_502_is_not_a_pause() {
+    fn nginx_502() -> GatewayError {
+        let mut map = HeaderMap::new();
+        map.insert("retry-after", "5".parse().unwrap());
+        map.insert("server", "nginx/1.24.0".parse().unwrap());
+        let body = Bytes::from_static(
+            b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx/1.24.0</center></body></html>",
+        );
+        let snapshot = ResponseSnapshot::new(StatusCode::BAD_GATEWAY, map, body, true);
+        GatewayError::from_response(snapshot).unwrap()
+    }
+    assert_eq!(nginx_502().kind(), ErrorKind::BadGateway);
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = scripted(calls.clone(), |n| (n == 1).then(nginx_502));
+    let started = Instant::now();
+    RetryLayer::new(fast().retry_on_status([502]))
+        .layer_on(inner)
+        .oneshot(get("http://a.test/"))
+        .await
+        .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "paused {:?}",
+        started.elapsed()
+    );
 }
