@@ -1043,3 +1043,65 @@ async fn retry_after_on_a_gateways_502_is_not_a_pause() {
         started.elapsed()
     );
 }
+
+/// Inside the stack, a request says which attempt it is (0 before the first).
+#[tokio::test(start_paused = true)]
+async fn a_request_knows_its_attempt() {
+    assert_eq!(get("http://a.test/").attempts(), 0);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let inner = service_fn(move |req: reqwest_resilience::Request| {
+        let n = {
+            let mut seen = s.lock().unwrap();
+            seen.push(req.attempts());
+            seen.len()
+        };
+        async move {
+            if n < 3 {
+                Err(GatewayError::new(ErrorKind::BadGateway, "down"))
+            } else {
+                Ok(ok_response())
+            }
+        }
+    });
+    RetryLayer::new(fast())
+        .layer_on(inner)
+        .oneshot(get("http://a.test/"))
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), [1, 2, 3]);
+}
+
+/// A request that failed spends its retry's tokens for good; a first-attempt success adds the
+/// reward back.
+#[tokio::test(start_paused = true)]
+async fn a_first_attempt_success_earns_the_reward() {
+    let budget = RetryBudget::new()
+        .capacity(10)
+        .retry_cost(5)
+        .success_reward(1)
+        .per_client();
+    let policy = fast().max_attempts(2).budget(budget.clone());
+    let calls = Arc::new(AtomicU32::new(0));
+    let failing = scripted(calls.clone(), |_| {
+        Some(GatewayError::new(ErrorKind::BadGateway, "down"))
+    });
+    let err = RetryLayer::new(policy.clone())
+        .layer_on(failing)
+        .oneshot(get("http://a.test/"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.attempts(), 2);
+    assert_eq!(budget.available(), 5, "the retry's cost is spent");
+    let answering = scripted(calls.clone(), |_| None);
+    RetryLayer::new(policy)
+        .layer_on(answering)
+        .oneshot(get("http://a.test/"))
+        .await
+        .unwrap();
+    assert_eq!(
+        budget.available(),
+        6,
+        "a first-attempt success adds its reward"
+    );
+}
