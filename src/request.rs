@@ -284,9 +284,9 @@ impl Tracker {
         self.balanced_to.load(Ordering::Relaxed).checked_sub(1)
     }
 
-    /// Counts one more request put on the wire; returns how many now.
-    pub(crate) fn count_send(&self) -> u32 {
-        self.sends.fetch_add(1, Ordering::Relaxed) + 1
+    /// Counts one more request put on the wire.
+    pub(crate) fn count_send(&self) {
+        self.sends.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn sends(&self) -> u32 {
