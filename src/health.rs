@@ -283,8 +283,11 @@ impl Pool {
         if ticket.is_probe() {
             s.consecutive.store(0, Ordering::Release);
             if let Some(window) = &s.window {
-                // A restored server starts a new window: the outage's failures are over.
+                // A restored server starts a new window: the outage's failures are over, and
+                // its probe's answer is the first outcome in it (the host answered: it is not
+                // "answering nothing" while the next requests fail).
                 window.clear();
+                window.record(self.now(), false);
             }
             let restored = self.restore(i);
             s.probing.store(false, Ordering::Release);
@@ -303,20 +306,6 @@ impl Pool {
 
     /// A gateway failure from server `i`. Returns the ejection time when this ejected it.
     pub(crate) fn failure(&self, i: usize, ticket: Ticket) -> Option<Duration> {
-        self.judge_failure(i, ticket, false)
-    }
-
-    /// A request's second failed attempt on server `i`, charged before the request ends
-    /// because the server answers nothing at all in its window (see
-    /// [`answers_nothing`](Self::answers_nothing)). Under the ratio rule, the minimum volume
-    /// is then counted in attempts: each such request stands for its two unanswered attempts,
-    /// so half the minimum (rounded up) of them is enough, while the window still holds no
-    /// success. Otherwise as [`failure`](Self::failure).
-    pub(crate) fn unanswered_failure(&self, i: usize, ticket: Ticket) -> Option<Duration> {
-        self.judge_failure(i, ticket, true)
-    }
-
-    fn judge_failure(&self, i: usize, ticket: Ticket, unanswered: bool) -> Option<Duration> {
         let s = &self.servers[i];
         if ticket.is_probe() {
             // A failed probe goes straight back out, for longer, in the slot it holds.
@@ -334,11 +323,6 @@ impl Pool {
                 let now = self.now();
                 window.record(now, true);
                 let (failed, all) = window.totals(now);
-                let minimum = if unanswered && failed == all {
-                    minimum.div_ceil(2)
-                } else {
-                    minimum
-                };
                 all >= u64::from(minimum) && failed as f64 >= ratio * all as f64
             }
             (Trip::Consecutive(n), _) => {
@@ -699,6 +683,36 @@ mod tests {
         // The ejection is not over until the probe's verdict.
         assert!(!pool.is_idle(0), "probing");
         pool.release_probe(0);
+        // The moment between a probe's restoration of the server and the release of its slot:
+        // in, no failure, but its probe still out.
+        let pool = Pool::uncapped(1, rules());
+        pool.servers[0].probing.store(true, Ordering::Release);
+        assert!(!pool.is_idle(0), "a probe is out");
+    }
+
+    /// A probe's answer restores the server and is the first outcome of its new window: the
+    /// host has answered, so its next failures are not taken for a host that answers nothing.
+    #[tokio::test(start_paused = true)]
+    async fn a_probes_answer_starts_the_new_window() {
+        let pool = Pool::uncapped(
+            1,
+            EjectionRules {
+                trip: Trip::Ratio {
+                    ratio: 0.5,
+                    minimum: 1,
+                    window: Duration::from_secs(30),
+                },
+                ..rules()
+            },
+        );
+        assert!(fail(&pool, 0).is_some(), "ejected");
+        assert!(pool.answers_nothing(0));
+        tokio::time::advance(Duration::from_secs(31)).await;
+        let probe = pool.admit(0);
+        assert!(probe.is_probe());
+        assert!(pool.success(0, probe));
+        assert!(!pool.answers_nothing(0), "the probe answered");
+        assert_eq!(pool.failures(0), 0, "the outage's failures are forgotten");
     }
 
     /// The failures counted against a server (what an eviction weighs), under either rule.

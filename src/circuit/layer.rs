@@ -126,10 +126,7 @@ impl CircuitLayer {
     /// 10, at least 1): the first failures of a quiet client are not a 100% failure rate. An
     /// outcome is a logical request's (after its retries), so each failure counted already
     /// stands for every attempt the request made; that is why the default is lower than
-    /// attempt-counting breakers use (resilience4j and Polly: 100). While a host has answered
-    /// nothing at all in the window, its requests whose retry failed there too are charged
-    /// early and each stands for its two unanswered attempts: half this number of them (rounded
-    /// up) opens the circuit (see [the module docs](super#when-it-opens)).
+    /// attempt-counting breakers use (resilience4j and Polly: 100).
     pub fn minimum_throughput(self, n: u32) -> Self {
         let (ratio, _, window) = self.ratio_parts();
         self.ratio_rule(ratio, n.max(1), window)

@@ -35,14 +35,14 @@
 //! retry and deadline layers judges each call). One exception makes a dead host fail fast:
 //! under the ratio rule, a request whose retry fails on the same host too, while the host has
 //! answered nothing at all in the window, is charged at once instead of when it ends — else
-//! every request in flight would spend all its attempts before the first verdict. While the
-//! host has answered nothing, the minimum volume is counted in those unanswered attempts:
-//! each such request stands for two, so half of
-//! [`minimum_throughput`](CircuitLayer::minimum_throughput) of them (5 by default: 10
-//! attempts, not one answered) opens the circuit. So the circuit never opens on a host whose
-//! logical requests all succeed, unless the host answered none of the first two attempts of at
-//! least half the minimum volume of requests: a host that, by every sign, is down (tested
-//! under random concurrent schedules in `tests/circuit_evidence.rs`).
+//! every request in flight would spend all its attempts before the first verdict. So the
+//! circuit never opens on a host whose logical requests all succeed, unless the host answered
+//! none of at least [`minimum_throughput`](CircuitLayer::minimum_throughput) requests' first
+//! two attempts before any of its answers was seen: a host that, by every sign seen so far, is
+//! down (tested under random concurrent schedules in `tests/circuit_evidence.rs`). Answers
+//! still in flight are not seen: a host whose failures come back much faster than its answers
+//! can meet that bar by chance in a large first wave, which is why the bar is the whole
+//! minimum volume and not less.
 //!
 //! Fallback servers have circuits too: a fallback server whose circuit is open is skipped
 //! (nothing is sent, so even a POST moves on to the next one), and a single fallback server —
@@ -251,16 +251,13 @@ impl crate::request::HostCharge for Pending {
     /// The same request failed on the same host again (its retry did not help). Its latest
     /// failure is the cause kept; and when the host answers nothing at all in its window (no
     /// success from any request), the request is charged now rather than when it ends: a host
-    /// that is down is then failed fast once half the minimum volume of such requests (each
-    /// two unanswered attempts) is reached, instead of after every request in flight has spent
-    /// all its attempts. A host that
+    /// that is down is then failed fast once the minimum volume of such requests is reached,
+    /// instead of after every request in flight has spent all its attempts. A host that
     /// answers anything is not judged before its requests end.
     fn again(&mut self, err: GatewayError) {
         self.err = err;
         if !self.charged && self.entry.pool.answers_nothing(0) {
-            self.entry.set_last_cause(&self.err, self.registry.now());
-            let opened = self.entry.pool.unanswered_failure(0, self.ticket);
-            opened_by(&self.entry, opened, &self.err);
+            charge(&self.registry, &self.entry, self.ticket, &self.err);
             self.charged = true;
         }
     }
@@ -425,12 +422,7 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
 /// Charges a counted failure to the host's circuit, which may open it.
 fn charge(registry: &Registry, entry: &Entry, ticket: Ticket, err: &GatewayError) {
     entry.set_last_cause(err, registry.now());
-    opened_by(entry, entry.pool.failure(0, ticket), err);
-}
-
-/// Tells that a charge opened the host's circuit, for `cool_down`.
-fn opened_by(entry: &Entry, opened: Option<std::time::Duration>, err: &GatewayError) {
-    if let Some(cool_down) = opened {
+    if let Some(cool_down) = entry.pool.failure(0, ticket) {
         tracing::info!(
             host = entry.name.as_deref().unwrap_or(""),
             open_for_ms = cool_down.as_millis() as u64,
