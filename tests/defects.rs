@@ -337,3 +337,40 @@ async fn a_truncated_body_surfaces_as_a_closed_connection() {
     let cause = gateway_cause(&err).expect("a GatewayError in the chain");
     assert_eq!(cause.kind(), ErrorKind::ConnectionClosed, "{cause}");
 }
+
+/// An IIS "cannot connect" page (502.3, WinHTTP 0x80072efd) proves a POST never reached the
+/// backend only when IIS's own headers say IIS wrote it: the same page from an origin that
+/// does not name IIS is text it could have copied, and the POST is not sent again.
+#[tokio::test]
+async fn an_iis_page_without_iis_headers_never_licenses_resending_a_post() {
+    const PAGE: &str = "<html><head><title>502 - Web server received an invalid response</title></head><body><h3>HTTP Error 502.3 - Bad Gateway</h3><p>Error Code 0x80072efd</p></body></html>";
+    for (server, sent) in [(None, 1), (Some("Microsoft-IIS/10.0"), 2)] {
+        let upstream = MockServer::start().await;
+        let mut answer = ResponseTemplate::new(502).set_body_string(PAGE);
+        if let Some(server) = server {
+            answer = answer.insert_header("server", server);
+        }
+        Mock::given(method("POST"))
+            .respond_with(answer)
+            .mount(&upstream)
+            .await;
+        let client = Client::builder()
+            .retry(
+                RetryPolicy::default()
+                    .max_attempts(2)
+                    .backoff(ExponentialBackoff::new(Duration::from_millis(1))),
+            )
+            .build()
+            .unwrap();
+        let err = client
+            .post(format!("{}/orders", upstream.uri()))
+            .body("order")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectFailed, "{server:?}");
+        assert_eq!(err.is_request_unsent(), server.is_some(), "{server:?}");
+        let posts = upstream.received_requests().await.unwrap().len();
+        assert_eq!(posts, sent, "Server: {server:?}");
+    }
+}
