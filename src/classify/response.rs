@@ -746,6 +746,89 @@ mod tests {
         assert!(with(500, &[("server", "nginx")], TINYPROXY).is_none());
     }
 
+    /// Each product's own codes map to their cause, with the proof where the code gives one.
+    #[test]
+    fn squid_cloudflare_and_envoy_codes_map_to_their_causes() {
+        use ErrorKind::*;
+        let squid = [
+            ("ERR_CONNECT_FAIL 111", ConnectFailed, true),
+            ("ERR_SECURE_CONNECT_FAIL", ConnectFailed, true),
+            ("ERR_DNS_FAIL", NameNotResolved, true),
+            ("ERR_CANNOT_FORWARD", NoHealthyServer, true),
+            ("ERR_READ_TIMEOUT", TimedOut, false),
+            ("ERR_LIFETIME_EXP", TimedOut, false),
+            ("ERR_ZERO_SIZE_OBJECT", ConnectionClosed, false),
+            ("ERR_READ_ERROR", ConnectionClosed, false),
+            ("ERR_WRITE_ERROR", SendFailed, false),
+            ("ERR_INVALID_RESP", InvalidResponse, false),
+        ];
+        for (error, kind, unsent) in squid {
+            let found = with(
+                503,
+                &[("server", "squid/5.7"), ("x-squid-error", error)],
+                "",
+            )
+            .unwrap();
+            assert_eq!(
+                (found.kind, found.request_unsent),
+                (kind, unsent),
+                "{error}"
+            );
+            assert_eq!(found.gateway, Some(Gateway::Squid));
+            assert!(found.evidence.contains(error), "{}", found.evidence);
+        }
+        let cloudflare = [
+            (520, "", ConnectionClosed, false, "520"),
+            (521, "", ConnectFailed, true, "521"),
+            (522, "", ConnectFailed, false, "522"),
+            (523, "", NoHealthyServer, true, "523"),
+            (524, "", TimedOut, false, "524"),
+            (525, "", ConnectFailed, true, "525"),
+            (526, "", ConnectFailed, true, "526"),
+            (527, "", ConnectFailed, false, "527"),
+            (530, "error code 1016", NameNotResolved, true, "error 1016"),
+            (530, "error code 1033", NoHealthyServer, true, "error 1033"),
+            (530, "", BadGateway, false, "Cloudflare 530"),
+        ];
+        for (status, body, kind, unsent, evidence) in cloudflare {
+            let found = with(status, &[("server", "cloudflare")], body).unwrap();
+            assert_eq!(
+                (found.kind, found.request_unsent),
+                (kind, unsent),
+                "{status} {body}"
+            );
+            assert_eq!(found.gateway, Some(Gateway::Cloudflare));
+            assert!(found.evidence.contains(evidence), "{}", found.evidence);
+        }
+        const RESET: &str =
+            "upstream connect error or disconnect/reset before headers. reset reason: ";
+        let envoy = [
+            (503, "connection failure", ConnectFailed, true),
+            (503, "connection timeout", ConnectFailed, false),
+            (503, "overflow", ServiceUnavailable, false),
+            (502, "protocol error", InvalidResponse, false),
+            (503, "connection termination", ConnectionClosed, false),
+        ];
+        for (status, reason, kind, unsent) in envoy {
+            let found = with(status, &[("server", "envoy")], &format!("{RESET}{reason}")).unwrap();
+            assert_eq!(
+                (found.kind, found.request_unsent),
+                (kind, unsent),
+                "{reason}"
+            );
+            assert_eq!(
+                found.evidence,
+                format!("Envoy reset reason: {reason}"),
+                "{reason}"
+            );
+        }
+        let timeout = with(504, &[("server", "envoy")], "upstream request timeout").unwrap();
+        assert_eq!(
+            (timeout.kind, timeout.gateway, timeout.evidence.as_ref()),
+            (TimedOut, Some(Gateway::Envoy), "upstream request timeout")
+        );
+    }
+
     /// An IIS page's HRESULT is named in the evidence; ANCM's reuse of 502.5 is a backend that
     /// exited, and only 502.5.
     #[test]
