@@ -147,4 +147,25 @@ mod tests {
         }
         assert_eq!("502,4".parse(), Ok(Substatus::NoServer));
     }
+
+    /// Each substatus shows its code and IIS's own description, and no two share one.
+    #[test]
+    fn displays_the_code_and_iis_description() {
+        assert_eq!(
+            Substatus::ForwarderConnection.to_string(),
+            "502.3 forwarder connection error"
+        );
+        assert_eq!(
+            Substatus::CgiTimeout.description(),
+            "CGI application timeout"
+        );
+        let mut seen = std::collections::HashSet::new();
+        for s in Substatus::ALL {
+            let shown = s.to_string();
+            assert!(shown.starts_with(&format!("{} ", s.code())), "{shown}");
+            assert!(shown.ends_with(s.description()), "{shown}");
+            assert!(s.description().len() > 3, "{s:?}");
+            assert!(seen.insert(s.description()), "{s:?} shares a description");
+        }
+    }
 }
