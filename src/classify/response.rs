@@ -580,6 +580,18 @@ mod tests {
         }
     }
 
+    /// Status, headers, body; the cause, and whether the request is proved unsent.
+    type ProofCase<'a> = (u16, &'a [(&'a str, &'a str)], &'a str, ErrorKind, bool);
+    /// Status, headers, body; the cause, the product, and the evidence ("" for any).
+    type PageCase = (
+        u16,
+        Vec<(&'static str, &'static str)>,
+        String,
+        ErrorKind,
+        Option<Gateway>,
+        String,
+    );
+
     fn with(status: u16, headers: &[(&str, &str)], body: &str) -> Option<Classification> {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
@@ -604,7 +616,7 @@ mod tests {
         let iis = ("server", "Microsoft-IIS/10.0");
         let arr = ("x-powered-by", "ARR/3.0");
         let squid_err = ("x-squid-error", "ERR_CONNECT_FAIL 111");
-        let cases: &[(u16, &[(&str, &str)], &str, ErrorKind, bool)] = &[
+        let cases: &[ProofCase] = &[
             (
                 502,
                 &[iis],
@@ -842,7 +854,7 @@ mod tests {
             )
         };
         let long = "x".repeat(100);
-        let cases: Vec<(u16, Vec<(&str, &str)>, String, ErrorKind, Option<Gateway>, String)> = vec![
+        let cases: Vec<PageCase> = vec![
             (503, vec![], "<h1>503 Service Unavailable</h1>\nNo server is available to handle this request.".into(), NoHealthyServer, Some(Gateway::HaProxy), "HAProxy: no server is available".into()),
             (502, vec![], "<h1>502 Bad Gateway</h1>\nThe server returned an invalid or incomplete response.".into(), ConnectionClosed, Some(Gateway::HaProxy), "HAProxy: invalid or incomplete response".into()),
             (504, vec![], "<h1>504 Gateway Time-out</h1>\nThe server didn't respond in time.".into(), TimedOut, Some(Gateway::HaProxy), "HAProxy: server did not respond in time".into()),
