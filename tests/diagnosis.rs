@@ -49,6 +49,16 @@ async fn refused_points_at_the_backend_with_the_address() {
         "{d}"
     );
     assert!(!d.to_string().contains("s3cret"));
+    // One attempt: the message counts none.
+    assert_eq!(err.attempts(), 1);
+    assert!(!err.to_string().contains(" attempts"), "{err}");
+    // A refusal is not a TLS failure: nothing about certificates to check.
+    assert!(!err.details().is_tls_failure());
+    let shown = d.to_string().to_ascii_lowercase();
+    assert!(
+        !shown.contains("certificate") && !shown.contains("tls"),
+        "{d}"
+    );
 }
 
 #[tokio::test]
