@@ -272,3 +272,28 @@ async fn huge_settings_mean_no_limit_not_a_panic() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// A last cause without a message is named alone, not followed by empty parentheses.
+#[tokio::test(start_paused = true)]
+async fn a_last_cause_without_a_message_is_named_alone() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let inner = Inner::new(service_fn(move |_req: reqwest_resilience::Request| {
+        let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            if n == 1 {
+                Err(GatewayError::new(ErrorKind::ConnectFailed, ""))
+            } else {
+                std::future::pending::<()>().await;
+                Ok(reqwest::Response::from(http::Response::new(Bytes::new())))
+            }
+        }
+    }));
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_secs(2)))
+        .layer(RetryLayer::new(no_jitter(100)))
+        .service(inner);
+    let text = svc.oneshot(get()).await.unwrap_err().to_string();
+    assert!(text.contains("last: 502.3 could not connect"), "{text}");
+    assert!(!text.contains("()"), "{text}");
+}
