@@ -308,3 +308,24 @@ fn every_recognised_gateway_in_the_fixtures_is_named() {
         assert!(named.contains(expected), "{expected} never recognised");
     }
 }
+
+/// A bare `Transport` over a caller's reqwest client cannot see the redirects that client
+/// follows: a failure's diagnosis says the hop that failed may be a redirect's target. The
+/// crate's own client tracks its redirects, and says nothing of the kind.
+#[tokio::test]
+async fn a_transport_that_cannot_see_redirects_says_so() {
+    use tower::ServiceExt;
+    const UNSEEN: &str = "does not report the redirects it follows";
+    let url = refused_url("/x").await;
+    let request: reqwest_resilience::Request =
+        reqwest::Request::new(reqwest::Method::GET, url.parse().unwrap()).into();
+    let err = reqwest_resilience::Transport::new(reqwest::Client::new())
+        .oneshot(request)
+        .await
+        .unwrap_err();
+    let d = err.diagnosis();
+    assert!(d.evidence().iter().any(|e| e.contains(UNSEEN)), "{d}");
+    let err = client().get(&url).send().await.unwrap_err();
+    let d = err.diagnosis();
+    assert!(!d.evidence().iter().any(|e| e.contains(UNSEEN)), "{d}");
+}
