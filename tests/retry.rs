@@ -929,22 +929,26 @@ async fn the_policys_attempts_and_its_non_idempotent_switch() {
 /// `honor_retry_after(false)`: the backoff sets the pause, not the 503's `Retry-After`.
 #[tokio::test(start_paused = true)]
 async fn retry_after_can_be_ignored() {
+    let (calls, paused) = retried_once(fast().honor_retry_after(false), || {
+        unavailable(&[("retry-after", "7")])
+    })
+    .await;
+    assert_eq!(calls, 2);
+    assert!(paused < Duration::from_secs(1), "paused {paused:?}");
+}
+
+/// One GET through `policy` over an upstream whose first call fails with `first()` and whose
+/// next is answered: the calls made, and how long the request took (its pause).
+async fn retried_once(policy: RetryPolicy, first: fn() -> GatewayError) -> (u32, Duration) {
     let calls = Arc::new(AtomicU32::new(0));
-    let inner = scripted(calls.clone(), |n| {
-        (n == 1).then(|| unavailable(&[("retry-after", "7")]))
-    });
+    let inner = scripted(calls.clone(), move |n| (n == 1).then(first));
     let started = Instant::now();
-    RetryLayer::new(fast().honor_retry_after(false))
+    RetryLayer::new(policy)
         .layer_on(inner)
         .oneshot(get("http://a.test/"))
         .await
         .unwrap();
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "paused {:?}",
-        started.elapsed()
-    );
+    (calls.load(Ordering::SeqCst), started.elapsed())
 }
 
 /// A 408 and a 429 are retried by default and handed back at once when switched off.
@@ -1028,20 +1032,9 @@ async fn retry_after_on_a_gateways_502_is_not_a_pause() {
         GatewayError::from_response(snapshot).unwrap()
     }
     assert_eq!(nginx_502().kind(), ErrorKind::BadGateway);
-    let calls = Arc::new(AtomicU32::new(0));
-    let inner = scripted(calls.clone(), |n| (n == 1).then(nginx_502));
-    let started = Instant::now();
-    RetryLayer::new(fast().retry_on_status([502]))
-        .layer_on(inner)
-        .oneshot(get("http://a.test/"))
-        .await
-        .unwrap();
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "paused {:?}",
-        started.elapsed()
-    );
+    let (calls, paused) = retried_once(fast().retry_on_status([502]), nginx_502).await;
+    assert_eq!(calls, 2);
+    assert!(paused < Duration::from_secs(1), "paused {paused:?}");
 }
 
 /// Inside the stack, a request says which attempt it is (0 before the first).

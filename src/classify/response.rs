@@ -82,14 +82,12 @@ pub fn classify_response(
             found
         });
     }
-    if code == 502 {
-        if let Some(mut found) = iis_page(&text) {
-            // The page names the substatus; only IIS's own headers make it proof.
-            found.request_unsent = found.request_unsent && proves_unsent(code, headers, &found);
-            return Some(found);
-        }
-    }
-    let found = squid(headers)
+    // Each product's page in turn (an IIS page names its substatus, so it comes first); the
+    // proof below applies to every one of them alike.
+    let found = (code == 502)
+        .then(|| iis_page(&text))
+        .flatten()
+        .or_else(|| squid(headers))
         .or_else(|| envoy(code, &text))
         .or_else(|| cloudflare(code, &text))
         .or_else(|| haproxy(code, &text))
