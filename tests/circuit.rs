@@ -744,6 +744,9 @@ async fn the_circuit_tells_when_it_opens_probes_and_closes() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary hit the same callsites on other threads, with no subscriber;
+    // re-read every callsite's interest now that this thread has one.
+    tracing::callsite::rebuild_interest_cache();
     let circuit = CircuitLayer::new()
         .minimum_throughput(3)
         .open_for(Duration::from_secs(5));
@@ -772,6 +775,7 @@ async fn the_circuit_tells_when_it_opens_probes_and_closes() {
     assert!(!text.contains("half-open"), "{text}");
     tokio::time::advance(Duration::from_secs(6)).await;
     upstream.set(Mode::Succeed);
+    tracing::callsite::rebuild_interest_cache();
     assert!(send(&mut svc, "http://a.test/").await.is_ok());
     let text = capture.text();
     let probing = text.find("circuit half-open: probing");
