@@ -534,6 +534,10 @@ pub(crate) struct FastRefusal {
 impl FastRefusal {
     /// The open circuit's error for `request`, or `None` to send it through the stack.
     pub(crate) fn check(&self, request: &Request) -> Option<GatewayError> {
+        if !self.registry.any_tracked() {
+            // No host has failed: nothing to refuse, and no key to hash.
+            return None;
+        }
         let entry = self.registry.tracked(registry::key(request.url()))?;
         entry.pool.ejected_for(0)?;
         Some(open_error(&entry, request.method()))

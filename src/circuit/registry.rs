@@ -165,6 +165,11 @@ impl Registry {
             .cloned()
     }
 
+    /// Whether any host is tracked now.
+    pub(crate) fn any_tracked(&self) -> bool {
+        self.tracked.load(Ordering::Acquire) != 0
+    }
+
     /// The host's entry if it is tracked (no entry is made).
     pub(crate) fn tracked(&self, key: u64) -> Option<Arc<Entry>> {
         self.get(key)
