@@ -340,15 +340,6 @@ impl Pool {
         self.try_eject(i)
     }
 
-    /// Ejects server `i` now, whatever its rule says (the circuit's cold rule decided): the
-    /// ejection time, or `None` if it is out already or no slot is free.
-    pub(crate) fn eject_now(&self, i: usize) -> Option<Duration> {
-        if self.servers[i].ejected_until.load(Ordering::Acquire) != 0 {
-            return None;
-        }
-        self.try_eject(i)
-    }
-
     /// Abandons a probe that ended without a verdict (cancelled, or a non-gateway outcome).
     pub(crate) fn release_probe(&self, i: usize) {
         self.servers[i].probing.store(false, Ordering::Release);

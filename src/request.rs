@@ -324,23 +324,16 @@ impl Tracker {
 
     /// Holds a failed attempt's charge to its host's circuit until the logical request ends
     /// (one per host: the latest failure is the cause kept, the first admission's ticket).
-    /// Returns `true` when this is the request's first failure held for that host.
     pub(crate) fn defer(
         &self,
         host: u64,
         err: &GatewayError,
         first: impl FnOnce() -> Box<dyn HostCharge>,
-    ) -> bool {
+    ) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         match pending.iter_mut().find(|p| p.host() == host) {
-            Some(earlier) => {
-                earlier.again(err.clone());
-                false
-            }
-            None => {
-                pending.push(first());
-                true
-            }
+            Some(earlier) => earlier.again(err.clone()),
+            None => pending.push(first()),
         }
     }
 

@@ -212,10 +212,8 @@ fn dead_is_open(circuit: &CircuitLayer) -> bool {
     circuit.is_open(&"http://dead.test/".parse().unwrap())
 }
 
-/// A dead host still opens the default circuit after the minimum volume of logical requests,
-/// not fewer: here the tenth request's first attempt opens it (the cold rule: ten requests'
-/// first attempts failed, the host answered none, none in flight), and that request's retry
-/// is refused, not sent.
+/// A dead host still opens the default circuit: ten logical requests whose retry failed there
+/// too (each charged when its retry fails, the host having answered nothing), not fewer.
 #[tokio::test(start_paused = true)]
 async fn a_dead_host_opens_the_default_circuit_after_the_minimum_volume() {
     let circuit = CircuitLayer::new();
@@ -224,18 +222,9 @@ async fn a_dead_host_opens_the_default_circuit_after_the_minimum_volume() {
         assert_eq!(send(&mut svc, id).await, Some(ErrorKind::ConnectFailed));
         assert!(!dead_is_open(&circuit), "open after {} requests", id + 1);
     }
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        18,
-        "nine requests, both attempts sent"
-    );
     assert_eq!(send(&mut svc, 9).await, Some(ErrorKind::ConnectFailed));
     assert!(dead_is_open(&circuit), "ten failed logical requests");
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        19,
-        "the tenth request's retry was refused"
-    );
+    assert_eq!(calls.load(Ordering::SeqCst), 20);
     let before = calls.load(Ordering::SeqCst);
     let err = svc
         .ready()
@@ -553,11 +542,9 @@ async fn no_pause_before_a_retry_the_circuit_would_refuse() {
     );
 }
 
-/// A host that answers nothing is failed fast within the first wave: once ten requests' first
-/// attempts have failed there, with the host having answered none and few attempts in flight
-/// (the cold rule), the circuit opens, and the other requests' retries are refused. Of 32
-/// requests with 4 attempts each and no backoff, fewer than half get to send a retry (the rule
-/// before this one, which waited for retries to fail too, let 61 to 69 attempts through here).
+/// A host that answers nothing is failed fast before the requests in flight spend all their
+/// attempts: once its requests fail their retry too with no answer from it at all, they are
+/// charged at once (a flaky host, which answers some, is judged only when its requests end).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_that_answers_nothing_is_cut_off_within_the_first_wave() {
     let circuit = CircuitLayer::new();
@@ -586,55 +573,65 @@ async fn a_host_that_answers_nothing_is_cut_off_within_the_first_wave() {
     assert!(circuit.is_open(&"http://dead.test/".parse().unwrap()));
     let calls = calls.load(Ordering::SeqCst);
     assert!(
-        calls < 32 + 16,
-        "{calls} attempts: the first wave went on retrying"
+        calls < 32 * 3,
+        "{calls} attempts: the first wave did not run to its last attempts"
     );
 }
 
-/// The cold rule counts answers still on their way: a fresh host behind a load balancer whose
-/// dead backend fails 12 of 32 first attempts at once, while the other 20 are answered after
-/// 200 ms, is not cut off by those fast failures (12 requests' first attempts failed and the
-/// host has answered nothing yet, but 20 attempts are in flight). Every request succeeds and
-/// the circuit stays closed.
+/// A fresh host behind a load balancer with a dead backend: some callers' first attempts fail
+/// at once while the others are answered after 200 ms, and every retry (after a 100 ms
+/// backoff) is answered. Whatever share of a wave of 10 to 32 callers fails first, every
+/// request succeeds and the circuit stays closed: a first attempt alone is no verdict on a
+/// host. (A rule that opened once ten requests' first attempts had failed with few attempts in
+/// flight was tried and failed this: requests waiting for their retry are not in flight.)
 #[tokio::test(start_paused = true)]
-async fn fast_failures_with_answers_in_flight_do_not_open_a_fresh_hosts_circuit() {
-    let circuit = CircuitLayer::new();
-    let calls = Arc::new(AtomicU32::new(0));
-    let c = calls.clone();
-    let seen: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
-    let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new(fixed(1)))
-        .layer(circuit.clone())
-        .service(service_fn(move |req: Request| {
-            c.fetch_add(1, Ordering::SeqCst);
-            let id: u64 = req.headers()["x-id"].to_str().unwrap().parse().unwrap();
-            let n = {
-                let mut seen = seen.lock().unwrap();
-                let n = seen.entry(id).or_default();
-                *n += 1;
-                *n
-            };
-            async move {
-                if n == 1 && id % 8 < 3 {
-                    return Err(refused());
+async fn fast_first_attempt_failures_never_open_a_fresh_hosts_circuit() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for wave in 0..200u64 {
+        let callers = 10 + wave % 23;
+        // The share of first attempts that fail, in percent: from a flaky 30% to all of them.
+        let share = [30, 50, 80, 100][(wave % 4) as usize];
+        let fails: Arc<Vec<bool>> = Arc::new(
+            (0..callers)
+                .map(|_| xorshift(&mut seed) % 100 < share)
+                .collect(),
+        );
+        let circuit = CircuitLayer::new();
+        let seen: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
+        let svc = ServiceBuilder::new()
+            .layer(RetryLayer::new(fixed(100)))
+            .layer(circuit.clone())
+            .service(service_fn(move |req: Request| {
+                let id: u64 = req.headers()["x-id"].to_str().unwrap().parse().unwrap();
+                let n = {
+                    let mut seen = seen.lock().unwrap();
+                    let n = seen.entry(id).or_default();
+                    *n += 1;
+                    *n
+                };
+                let fails = fails.clone();
+                async move {
+                    if n == 1 && fails[id as usize] {
+                        return Err(refused());
+                    }
+                    let answer = if n == 1 { 200 } else { 10 };
+                    tokio::time::sleep(Duration::from_millis(answer)).await;
+                    Ok(reqwest::Response::from(http::Response::new("ok")))
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                Ok(reqwest::Response::from(http::Response::new("ok")))
-            }
-        }));
-    let mut tasks = Vec::new();
-    for id in 0..32 {
-        let svc = svc.clone();
-        tasks.push(tokio::spawn(async move {
-            svc.oneshot(get("http://lb.test/", id)).await
-        }));
+            }));
+        let tasks: Vec<_> = (0..callers)
+            .map(|id| {
+                let svc = svc.clone();
+                tokio::spawn(async move { svc.oneshot(get("http://lb.test/", id)).await })
+            })
+            .collect();
+        for task in tasks {
+            let outcome = task.await.unwrap();
+            assert!(outcome.is_ok(), "wave {wave}: {outcome:?}");
+        }
+        assert!(
+            !circuit.is_open(&"http://lb.test/".parse().unwrap()),
+            "wave {wave} ({callers} callers, {share}% fast failures)"
+        );
     }
-    for task in tasks {
-        assert!(task.await.unwrap().is_ok(), "every request is answered");
-    }
-    assert_eq!(calls.load(Ordering::SeqCst), 32 + 12);
-    assert!(
-        !circuit.is_open(&"http://lb.test/".parse().unwrap()),
-        "the answers in flight count"
-    );
 }

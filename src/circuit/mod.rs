@@ -32,31 +32,24 @@
 //! without the host's answer (it gave up, its deadline passed, the caller dropped it, another
 //! fallback server answered), the host is charged once. A half-open probe's verdict is at once,
 //! and so is an attempt that no layer above the circuit tracks (a circuit used without the
-//! retry and deadline layers judges each call).
-//!
-//! Two exceptions make a dead host fail fast while the host has answered nothing at all in the
-//! window (under the ratio rule; else every request in flight would spend all its attempts
-//! before the first verdict):
-//! - **the cold rule**: once at least [`minimum_throughput`](CircuitLayer::minimum_throughput)
-//!   logical requests (never fewer than 10) have failed their first attempt there, with at
-//!   most a third as many attempts to the host still in flight, the circuit opens. Attempts in
-//!   flight are counted as if they would be answered: a fresh host behind a load balancer whose
-//!   dead backend fails some attempts at once while the others are on their way is not cut off
-//!   by its fast failures (tested in `tests/circuit_evidence.rs`).
-//! - a request whose retry fails on the same host too is charged at once instead of when it
-//!   ends.
-//!
-//! So the circuit never opens on a host whose logical requests all succeed, unless before any
-//! of its answers was seen either ten requests' first attempts failed there with few attempts
-//! still on their way, or at least
-//! [`minimum_throughput`](CircuitLayer::minimum_throughput) requests' first two attempts
-//! failed there: a host that, by every sign seen so far, is down (tested under random
-//! concurrent schedules in `tests/circuit_evidence.rs`). Attempts a client has not made yet
-//! are not seen: a host whose failures come back much faster than its answers can meet the
-//! second bar by chance in a large first wave, which is why that bar is the whole minimum
-//! volume and not less. Counting attempts in flight costs two atomic operations per attempt
-//! (on a counter chosen by the host's key: two hosts that share one only slow each other's
-//! cold rule).
+//! retry and deadline layers judges each call). One exception makes a dead host fail fast:
+//! under the ratio rule, a request whose retry fails on the same host too, while the host has
+//! answered nothing at all in the window, is charged at once instead of when it ends — else
+//! every request in flight would spend all its attempts before the first verdict. ("In the
+//! window" counts from the host's first counted failure, when its circuit is first
+//! remembered: the answers of a host nobody has seen fail are not kept, which is what keeps
+//! the healthy path free; a host that has served for hours and then fails is judged on what
+//! it does from then on.) So the
+//! circuit never opens on a host whose logical requests all succeed, unless the host answered
+//! none of at least [`minimum_throughput`](CircuitLayer::minimum_throughput) requests' first
+//! two attempts before any of its answers was seen: a host that, by every sign seen so far, is
+//! down (tested under random concurrent schedules in `tests/circuit_evidence.rs`). Answers
+//! still in flight are not seen: a host whose failures come back much faster than its answers
+//! can meet that bar by chance in a large first wave, which is why the bar is the whole
+//! minimum volume and not less. A first attempt alone is never a verdict: requests waiting
+//! out the backoff for a retry that would be answered are in no count a circuit can see (a
+//! rule that opened on ten failed first attempts with few attempts in flight was measured and
+//! not kept; BENCHMARKS.md, "The cold rule").
 //!
 //! Fallback servers have circuits too: a fallback server whose circuit is open is skipped
 //! (nothing is sent, so even a POST moves on to the next one), and a single fallback server —
@@ -86,8 +79,7 @@
 //! # Cost and memory
 //!
 //! A host is remembered from its first counted failure only: while no host has failed, a
-//! request costs a hash of its scheme, host and port, one atomic load, and the two atomic
-//! operations that count it in flight (256 counters per client, shared by hosts). At most
+//! request costs a hash of its scheme, host and port and one atomic load. At most
 //! [`max_hosts`](CircuitLayer::max_hosts) hosts are remembered; hosts with nothing to remember
 //! are forgotten first, and an open circuit is never forgotten for a newer failure. A
 //! remembered host's window is ten counters of successes and failures (one per tenth of the
@@ -208,7 +200,6 @@ where
         let tracker = request.state().tracker.clone();
         // Where no fallback layer picks the server, the next attempt comes back to this host.
         let same_host_next = !request.state().health_judged;
-        self.registry.depart(key);
         ResponseFuture {
             state: State::Watching {
                 call: self.inner.call(request),
@@ -220,7 +211,6 @@ where
                     guard,
                     tracker,
                     same_host_next,
-                    flying: true,
                 }),
             },
         }
@@ -238,23 +228,6 @@ struct Watch {
     tracker: Option<Arc<crate::request::Tracker>>,
     /// Whether the request's next attempt comes back to this host (no fallback layer).
     same_host_next: bool,
-    /// Counted among the host's attempts in flight (until it ends or is dropped).
-    flying: bool,
-}
-
-impl Watch {
-    /// The attempt ended: it is no longer in flight.
-    fn land(&mut self) {
-        if std::mem::take(&mut self.flying) {
-            self.registry.land(self.key);
-        }
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        self.land();
-    }
 }
 
 /// A logical request's failed attempt on a host, charged to the host's circuit when the
@@ -354,8 +327,7 @@ where
                     return Poll::Ready(Err(ended()));
                 }
                 let outcome = std::task::ready!(call.poll(cx));
-                if let Some(mut watch) = watch.take() {
-                    watch.land();
+                if let Some(watch) = watch.take() {
                     judge(watch, &outcome);
                 }
                 Poll::Ready(outcome)
@@ -380,7 +352,6 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
             }
             if let (Some(entry), Some(ticket)) = (&watch.entry, watch.ticket) {
                 watch.guard.entry = None;
-                entry.clear_cold();
                 if entry.pool.success(0, ticket) {
                     tracing::info!(host = entry.name.as_deref().unwrap_or(""), "circuit closed");
                     #[cfg(feature = "metrics")]
@@ -388,7 +359,6 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
                 }
             } else if let Some(entry) = watch.registry.tracked(watch.key) {
                 // Admitted before the host was tracked: its answer still counts as one.
-                entry.clear_cold();
                 entry.pool.note_success(0);
             }
         }
@@ -424,7 +394,7 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
                 // A probe's verdict is at once; so is an attempt no layer above tracks (its
                 // own logical request).
                 Some(tracker) if !ticket.is_probe() => {
-                    let first = tracker.defer(watch.key, err, || {
+                    tracker.defer(watch.key, err, || {
                         Box::new(Pending {
                             key: watch.key,
                             entry: entry.clone(),
@@ -434,9 +404,6 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
                             charged: false,
                         })
                     });
-                    if first {
-                        judge_cold(&watch.registry, &entry, watch.key, err);
-                    }
                     if watch.same_host_next {
                         // Open now (opened by other requests meanwhile, or by this failure's
                         // charge): the retry layer need not pause for a retry the circuit
@@ -463,43 +430,16 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
 fn charge(registry: &Registry, entry: &Entry, ticket: Ticket, err: &GatewayError) {
     entry.set_last_cause(err, registry.now());
     if let Some(cool_down) = entry.pool.failure(0, ticket) {
-        opened(entry, cool_down, err);
+        tracing::info!(
+            host = entry.name.as_deref().unwrap_or(""),
+            open_for_ms = cool_down.as_millis() as u64,
+            error.type = err.kind().name(),
+            error = %err,
+            "circuit opened"
+        );
+        #[cfg(feature = "metrics")]
+        crate::metrics::circuit(entry.name.as_deref(), "open");
     }
-}
-
-/// The cold rule (see the module docs): a logical request's first attempt failed on a host
-/// that has answered nothing in its window. Once the minimum volume of such requests is
-/// reached with at most a third as many attempts to the host still in flight (answers on
-/// their way are counted as if they were answers), the circuit opens. The request's own
-/// failure is still held until it ends, like any other.
-fn judge_cold(registry: &Registry, entry: &Entry, key: u64, err: &GatewayError) {
-    let Some((minimum, window)) = registry.cold_rule() else {
-        return;
-    };
-    if entry.pool.is_ejected(0) || !entry.pool.answers_nothing(0) {
-        return;
-    }
-    let failed = entry.note_cold(registry.now(), window);
-    if failed < minimum || registry.in_flight(key).saturating_mul(3) > failed {
-        return;
-    }
-    entry.set_last_cause(err, registry.now());
-    if let Some(cool_down) = entry.pool.eject_now(0) {
-        opened(entry, cool_down, err);
-    }
-}
-
-/// Tells that a host's circuit opened.
-fn opened(entry: &Entry, cool_down: std::time::Duration, err: &GatewayError) {
-    tracing::info!(
-        host = entry.name.as_deref().unwrap_or(""),
-        open_for_ms = cool_down.as_millis() as u64,
-        error.type = err.kind().name(),
-        error = %err,
-        "circuit opened"
-    );
-    #[cfg(feature = "metrics")]
-    crate::metrics::circuit(entry.name.as_deref(), "open");
 }
 
 /// `scheme://host:port` of a server as shown (its path dropped).

@@ -4,8 +4,8 @@ use crate::error::GatewayError;
 
 /// Which failures count against a host's circuit.
 pub(crate) type Counts = Arc<dyn Fn(&GatewayError) -> bool + Send + Sync>;
-use crate::health::{EjectionRules, Pool, Ticket, Trip, counts_against_health};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use crate::health::{EjectionRules, Pool, Ticket, counts_against_health};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 pub(crate) use crate::host::key;
@@ -20,12 +20,7 @@ pub(crate) struct Entry {
     /// Kept as a shared one-element list: every refusal quotes it without copying it.
     last_cause: Mutex<Option<Arc<[GatewayError]>>>,
     /// When a failure last counted (the registry's clock), to forget stale hosts first.
-    touched: AtomicU64,
-    /// The cold count: how many logical requests failed their first attempt here since the
-    /// host last answered, while it has answered nothing in its window. Packed as the count
-    /// (low 32 bits) and when it started (the registry's clock in milliseconds, high 32 bits,
-    /// wrapping), so that a count older than the window starts again.
-    cold: AtomicU64,
+    touched: std::sync::atomic::AtomicU64,
 }
 
 impl Entry {
@@ -43,46 +38,7 @@ impl Entry {
             .unwrap_or_else(PoisonError::into_inner) = Some(Arc::from([err.clone()]));
         self.touched.store(now, Ordering::Relaxed);
     }
-
-    /// Counts one more request whose first attempt failed here while the host answers
-    /// nothing; returns the count, started again when its first one is older than `window`.
-    pub(crate) fn note_cold(&self, now: u64, window: std::time::Duration) -> u32 {
-        let now_ms = (now / 1_000_000) as u32;
-        let window_ms = u32::try_from(window.as_millis()).unwrap_or(u32::MAX);
-        let mut count = 0;
-        let _ = self
-            .cold
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
-                let (started, n) = ((packed >> 32) as u32, packed as u32);
-                let (started, n) = if n == 0 || now_ms.wrapping_sub(started) > window_ms {
-                    (now_ms, 1)
-                } else {
-                    (started, n.saturating_add(1))
-                };
-                count = n;
-                Some(u64::from(started) << 32 | u64::from(n))
-            });
-        count
-    }
-
-    /// The host answered: the cold count starts again.
-    pub(crate) fn clear_cold(&self) {
-        if self.cold.load(Ordering::Relaxed) != 0 {
-            self.cold.store(0, Ordering::Release);
-        }
-    }
 }
-
-/// The fewest requests whose first attempt failed that the cold rule judges on, whatever the
-/// minimum volume: a first attempt is weaker evidence than a logical request's outcome, and a
-/// quiet client (whose window is always empty) with a low minimum must not be cut off by one
-/// unlucky attempt.
-pub(crate) const COLD_FLOOR: u32 = 10;
-
-/// How many counters of attempts in flight the registry keeps: a host's is chosen by its key.
-/// Two hosts that share one are counted together, which only makes the cold rule slower to
-/// open for either (more attempts seem to be in flight), never quicker.
-const FLIGHT_SLOTS: usize = 256;
 
 /// What a request may do.
 pub(crate) enum Verdict {
@@ -101,9 +57,6 @@ pub(crate) struct Registry {
     tracked: AtomicUsize,
     /// When the registry was made: its clock's zero.
     epoch: tokio::time::Instant,
-    /// Attempts sent and not yet ended, per slot of host keys (every host, tracked or not:
-    /// a host's first failure must know of the answers still on their way).
-    flights: Box<[AtomicU32]>,
 }
 
 impl Registry {
@@ -115,37 +68,6 @@ impl Registry {
             hosts: RwLock::new(crate::host::HostMap::default()),
             tracked: AtomicUsize::new(0),
             epoch: tokio::time::Instant::now(),
-            flights: (0..FLIGHT_SLOTS).map(|_| AtomicU32::new(0)).collect(),
-        }
-    }
-
-    fn flight(&self, key: u64) -> &AtomicU32 {
-        &self.flights[(key % FLIGHT_SLOTS as u64) as usize]
-    }
-
-    /// An attempt to the host of `key` is sent.
-    pub(crate) fn depart(&self, key: u64) {
-        self.flight(key).fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// An attempt to the host of `key` ended (answered, failed or dropped).
-    pub(crate) fn land(&self, key: u64) {
-        self.flight(key).fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// How many attempts to the host of `key` (or a host sharing its slot) are in flight.
-    pub(crate) fn in_flight(&self, key: u64) -> u32 {
-        self.flight(key).load(Ordering::Acquire)
-    }
-
-    /// The cold rule's minimum and window, under the failure ratio rule (see the
-    /// [circuit's docs](super)): the rule's minimum volume, never less than [`COLD_FLOOR`].
-    pub(crate) fn cold_rule(&self) -> Option<(u32, std::time::Duration)> {
-        match self.rules.trip {
-            Trip::Ratio {
-                minimum, window, ..
-            } => Some((minimum.max(COLD_FLOOR), window)),
-            Trip::Consecutive(_) => None,
         }
     }
 
@@ -244,8 +166,7 @@ impl Registry {
             pool: Pool::uncapped(1, self.rules),
             name: name(),
             last_cause: Mutex::new(None),
-            touched: AtomicU64::new(self.now()),
-            cold: AtomicU64::new(0),
+            touched: std::sync::atomic::AtomicU64::new(self.now()),
         });
         hosts.insert(key, entry.clone());
         self.tracked.store(hosts.len(), Ordering::Release);
