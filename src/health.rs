@@ -90,9 +90,13 @@ impl Default for EjectionRules {
 /// How many buckets a failure-ratio window is cut into: it slides by a tenth of its length.
 const BUCKETS: usize = 10;
 
-/// Outcomes over a sliding time window, counted in buckets of a tenth of it. Lock-free; a
-/// bucket recycled at the very moment another request counts in it may lose that one count
-/// (a ratio over tens of outcomes does not notice).
+/// A bucket's index while it is being zeroed for a new time (no time is this late).
+const RECYCLING: u64 = u64::MAX;
+
+/// Outcomes over a sliding time window, counted in buckets of a tenth of it. Lock-free: a
+/// bucket is recycled for a new time by the first request to count in it, which marks it,
+/// zeroes it and gives it its time, while a request counting in it meanwhile waits those few
+/// stores.
 #[derive(Debug)]
 struct Window {
     buckets: [Bucket; BUCKETS],
@@ -123,15 +127,40 @@ impl Window {
     fn record(&self, now: u64, failed: bool) {
         let index = self.index(now);
         let bucket = &self.buckets[(index % BUCKETS as u64) as usize];
-        let seen = bucket.index.load(Ordering::Acquire);
-        if seen != index
-            && bucket
+        let mut spins = 0u32;
+        loop {
+            let seen = bucket.index.load(Ordering::Acquire);
+            if seen == index {
+                break;
+            }
+            if seen == RECYCLING {
+                // Another request is zeroing the bucket for its new time: a few stores.
+                spins += 1;
+                if spins < 64 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+                continue;
+            }
+            if seen != 0 && seen > index {
+                // The bucket holds a later time already: this outcome (whose clock was read
+                // before a pause longer than a bucket) is too old to count; recycling the
+                // bucket for it would erase the newer counts.
+                return;
+            }
+            // Recycled in two steps, so that no count lands between the zeroing and the new
+            // time: marked, zeroed, then given its time.
+            if bucket
                 .index
-                .compare_exchange(seen, index, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(seen, RECYCLING, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
-        {
-            bucket.succeeded.store(0, Ordering::Release);
-            bucket.failed.store(0, Ordering::Release);
+            {
+                bucket.succeeded.store(0, Ordering::Release);
+                bucket.failed.store(0, Ordering::Release);
+                bucket.index.store(index, Ordering::Release);
+                break;
+            }
         }
         let counter = if failed {
             &bucket.failed
@@ -579,6 +608,49 @@ mod tests {
         assert_eq!(window.totals(10 * S + S / 5), (1, 2));
         window.clear();
         assert_eq!(window.totals(10 * S + S / 5), (0, 0));
+    }
+
+    /// An outcome whose clock was read before a long pause (a preempted thread) arrives after
+    /// its bucket was recycled for a later time: it is dropped, and the newer counts stay.
+    #[test]
+    fn a_late_outcome_never_erases_newer_counts() {
+        const S: u64 = 1_000_000_000;
+        let window = Window::new(Duration::from_secs(10));
+        window.record(10 * S + S / 5, false);
+        window.record(11 * S, true);
+        // Read at 0.5 s, counted now: the same bucket as the 10.2 s outcome.
+        window.record(S / 2, true);
+        assert_eq!(window.totals(11 * S), (1, 2));
+    }
+
+    /// Requests counting at once while buckets are recycled lose no count: four threads count
+    /// one outcome each in every new bucket, and the window holds all of the last ten.
+    #[test]
+    fn concurrent_counts_across_recycled_buckets_are_all_kept() {
+        const THREADS: u64 = 4;
+        let window = std::sync::Arc::new(Window::new(Duration::from_secs(10)));
+        let step = std::sync::Arc::new(std::sync::Barrier::new(THREADS as usize));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (window, step) = (window.clone(), step.clone());
+                std::thread::spawn(move || {
+                    for second in 0..2_000u64 {
+                        step.wait();
+                        window.record(second * 1_000_000_000, t % 2 == 0);
+                        step.wait();
+                        if t == 0 {
+                            let (failed, all) = window.totals(second * 1_000_000_000);
+                            let expected = THREADS * (second + 1).min(BUCKETS as u64);
+                            assert_eq!(all, expected, "second {second}");
+                            assert_eq!(failed, expected / 2, "second {second}");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().unwrap();
+        }
     }
 
     fn fail(pool: &Pool, i: usize) -> Option<Duration> {
