@@ -635,3 +635,134 @@ async fn fast_first_attempt_failures_never_open_a_fresh_hosts_circuit() {
         );
     }
 }
+
+/// A client over the default circuit, retrying once after `backoff_ms`.
+fn holding_client(circuit: &CircuitLayer, backoff_ms: u64) -> Client {
+    Client::builder()
+        .retry(fixed(backoff_ms).max_attempts(2))
+        .circuit_breaker(circuit.clone())
+        .build()
+        .unwrap()
+}
+
+/// A server whose first `failures` requests get nginx's 502 and every later one a 200 (all
+/// of them: `None`).
+async fn nginx_failing(failures: Option<u64>) -> MockServer {
+    let server = MockServer::start().await;
+    let bad = Mock::given(any())
+        .respond_with(ResponseTemplate::new(502).insert_header("server", "nginx"))
+        .with_priority(1);
+    match failures {
+        Some(n) => bad.up_to_n_times(n).mount(&server).await,
+        None => bad.mount(&server).await,
+    }
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Sends ten requests whose first attempts fail (the server's first ten answers), and waits
+/// until their failures are held on them (their retries pending).
+async fn ten_failing(
+    client: &Client,
+    server: &MockServer,
+) -> Vec<tokio::task::JoinHandle<Result<reqwest::Response, GatewayError>>> {
+    let tasks = (0..10)
+        .map(|id| {
+            let call = client
+                .get(server.uri())
+                .header("x-id", id.to_string())
+                .send();
+            tokio::spawn(call)
+        })
+        .collect();
+    for _ in 0..200 {
+        if server.received_requests().await.unwrap().len() >= 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tasks
+}
+
+/// A host that has failed ten requests' first attempts and answered none looks down: a new
+/// request is held back, unsent, until the host answers (here, the ten retries), then sent.
+#[tokio::test]
+async fn a_new_request_to_a_host_that_looks_down_waits_for_its_answer() {
+    let server = nginx_failing(Some(10)).await;
+    let circuit = CircuitLayer::new();
+    let client = holding_client(&circuit, 300);
+    let failing = ten_failing(&client, &server).await;
+    let held = client
+        .get(server.uri())
+        .header("x-id", "held")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), 200);
+    for task in failing {
+        assert_eq!(
+            task.await.unwrap().unwrap().status(),
+            200,
+            "retried and answered"
+        );
+    }
+    let received = server.received_requests().await.unwrap();
+    let at = received
+        .iter()
+        .position(|r| r.headers.get("x-id").is_some_and(|v| v == "held"))
+        .unwrap();
+    assert!(
+        at > 10,
+        "sent as request {at}: before the host answered a retry"
+    );
+    assert!(!circuit.is_open(&server.uri().parse().unwrap()));
+}
+
+/// The held request's wait ends when the host's circuit opens (the ten retries fail too): it
+/// is refused, never sent, and counts no attempt.
+#[tokio::test]
+async fn a_held_request_is_refused_when_the_circuit_opens() {
+    let server = nginx_failing(None).await;
+    let circuit = CircuitLayer::new();
+    let client = holding_client(&circuit, 300);
+    let failing = ten_failing(&client, &server).await;
+    let err = client.get(server.uri()).send().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CircuitOpen, "{err}");
+    assert_eq!(err.attempts(), 0);
+    assert!(err.is_request_unsent());
+    for task in failing {
+        assert!(task.await.unwrap().is_err());
+    }
+    assert_eq!(server.received_requests().await.unwrap().len(), 20);
+}
+
+/// A held request waits no longer than its deadline, and ends with it, unsent.
+#[tokio::test]
+async fn a_held_request_ends_at_its_deadline() {
+    let server = nginx_failing(None).await;
+    let circuit = CircuitLayer::new();
+    let client = holding_client(&circuit, 5_000);
+    let failing = ten_failing(&client, &server).await;
+    let started = tokio::time::Instant::now();
+    let err = client
+        .get(server.uri())
+        .deadline(Duration::from_millis(200))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+    assert_eq!(err.attempts(), 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "held past its deadline"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 10);
+    for task in failing {
+        task.abort();
+    }
+}

@@ -277,6 +277,17 @@ impl crate::request::HostCharge for Pending {
     }
 }
 
+impl Drop for Pending {
+    /// The request no longer holds a failure here (charged, forgiven, or ended): requests
+    /// held back from the host look again.
+    fn drop(&mut self) {
+        self.entry
+            .failing
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.entry.changed();
+    }
+}
+
 /// Gives the probe slot back if the probe ends without a verdict (dropped, or not counted).
 struct ProbeGuard {
     entry: Option<Arc<Entry>>,
@@ -357,9 +368,11 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
                     #[cfg(feature = "metrics")]
                     crate::metrics::circuit(entry.name.as_deref(), "closed");
                 }
+                entry.changed();
             } else if let Some(entry) = watch.registry.tracked(watch.key) {
                 // Admitted before the host was tracked: its answer still counts as one.
                 entry.pool.note_success(0);
+                entry.changed();
             }
         }
         Err(err) if watch.registry.counts(err) => {
@@ -395,6 +408,9 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
                 // own logical request).
                 Some(tracker) if !ticket.is_probe() => {
                     tracker.defer(watch.key, err, || {
+                        entry
+                            .failing
+                            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                         Box::new(Pending {
                             key: watch.key,
                             entry: entry.clone(),
@@ -430,6 +446,7 @@ fn judge(mut watch: Watch, outcome: &Result<reqwest::Response, GatewayError>) {
 fn charge(registry: &Registry, entry: &Entry, ticket: Ticket, err: &GatewayError) {
     entry.set_last_cause(err, registry.now());
     if let Some(cool_down) = entry.pool.failure(0, ticket) {
+        entry.changed();
         tracing::info!(
             host = entry.name.as_deref().unwrap_or(""),
             open_for_ms = cool_down.as_millis() as u64,
@@ -461,26 +478,101 @@ fn note_open(tracker: &crate::request::Tracker, entry: &Entry) {
     }
 }
 
-/// A [`Client`](crate::Client)'s refusal of a request whose host's circuit is open, made before
-/// the request enters the stack: no deadline, no retry loop, no copy of the request, no boxed
-/// future. Only a circuit in its cool-down refuses here; a half-open one (probe due, or in
-/// flight) leaves the request to the circuit layer, which alone hands out the probe. The error
-/// is the one the layer would give: the same message, cause and fields, 0 attempts.
+/// A [`Client`](crate::Client)'s check of a request's host before the request enters the
+/// stack (a client with a circuit and no fallback layer). A circuit in its cool-down refuses
+/// here: no deadline, no retry loop, no copy of the request, no boxed future; a half-open one
+/// (probe due, or in flight) leaves the request to the circuit layer, which alone hands out
+/// the probe. The error is the one the layer would give: the same message, cause and fields,
+/// 0 attempts.
+///
+/// A host that looks down but whose circuit is still closed holds new requests back: when at
+/// least the minimum volume of logical requests hold a failed attempt there (their retries
+/// pending) and the host has answered nothing in its window, a new request waits, unsent,
+/// until the evidence is in — the host answers (the request goes), its circuit opens (the
+/// request is refused, 0 attempts), or every request that held a failure there has ended (the
+/// request goes) — or until the request's deadline (then it ends with `DeadlineExceeded`, 0
+/// attempts). Nothing is judged on the held requests:
+/// they only do not add first attempts to a host whose verdict is coming.
 #[derive(Clone)]
 pub(crate) struct FastRefusal {
     pub(super) registry: Arc<Registry>,
 }
 
+/// What a client does with a request before its stack.
+pub(crate) enum Gate {
+    /// Into the stack.
+    Go,
+    /// Refused: the host's circuit is open.
+    Refuse(GatewayError),
+    /// Held back until the host's standing changes (see [`FastRefusal`]).
+    Hold(Held),
+}
+
+/// A request held back from a host that looks down.
+pub(crate) struct Held {
+    entry: Arc<Entry>,
+}
+
 impl FastRefusal {
-    /// The open circuit's error for `request`, or `None` to send it through the stack.
-    pub(crate) fn check(&self, request: &Request) -> Option<GatewayError> {
+    /// What to do with `request` before the stack.
+    pub(crate) fn check(&self, request: &Request) -> Gate {
         if !self.registry.any_tracked() {
             // No host has failed: nothing to refuse, and no key to hash.
-            return None;
+            return Gate::Go;
         }
-        let entry = self.registry.tracked(registry::key(request.url()))?;
-        entry.pool.ejected_for(0)?;
-        Some(open_error(&entry, request.method()))
+        let Some(entry) = self.registry.tracked(registry::key(request.url())) else {
+            return Gate::Go;
+        };
+        if entry.pool.ejected_for(0).is_some() {
+            return Gate::Refuse(open_error(&entry, request.method()));
+        }
+        match self.registry.hold_at() {
+            Some(hold_at) if looks_down(&entry, hold_at) => Gate::Hold(Held { entry }),
+            _ => Gate::Go,
+        }
+    }
+}
+
+/// Whether requests are held back from the host: its circuit is closed, it has answered
+/// nothing in its window, and at least `hold_at` logical requests hold a failure there.
+fn looks_down(entry: &Entry, hold_at: u32) -> bool {
+    !entry.pool.is_ejected(0)
+        && entry.failing.load(std::sync::atomic::Ordering::Acquire) >= hold_at
+        && entry.pool.answers_nothing(0)
+}
+
+impl Held {
+    /// Waits until the host's standing changes: `None` when the request may go, or the open
+    /// circuit's error.
+    pub(crate) async fn wait(self, method: reqwest::Method) -> Option<GatewayError> {
+        struct Counted<'a>(&'a Entry);
+        impl Drop for Counted<'_> {
+            fn drop(&mut self) {
+                self.0
+                    .held
+                    .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            }
+        }
+        self.entry
+            .held
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let _counted = Counted(&self.entry);
+        loop {
+            let notified = self.entry.changed.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before looking, so that a change after the look wakes it.
+            notified.as_mut().enable();
+            if self.entry.pool.ejected_for(0).is_some() {
+                return Some(open_error(&self.entry, &method));
+            }
+            // Held until the evidence is in: an answer, the circuit's opening, or the end of
+            // every request that held a failure here (not of the first: the others' failures
+            // may be about to open it).
+            if !looks_down(&self.entry, 1) {
+                return None;
+            }
+            notified.await;
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use crate::error::GatewayError;
 /// Which failures count against a host's circuit.
 pub(crate) type Counts = Arc<dyn Fn(&GatewayError) -> bool + Send + Sync>;
 use crate::health::{EjectionRules, Pool, Ticket, counts_against_health};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 pub(crate) use crate::host::key;
@@ -21,6 +21,13 @@ pub(crate) struct Entry {
     last_cause: Mutex<Option<Arc<[GatewayError]>>>,
     /// When a failure last counted (the registry's clock), to forget stale hosts first.
     touched: std::sync::atomic::AtomicU64,
+    /// Logical requests holding a failed attempt here, neither charged nor forgiven yet.
+    pub(crate) failing: AtomicU32,
+    /// Requests a client holds back from this host until its standing changes.
+    pub(crate) held: AtomicU32,
+    /// Woken when the host's standing changes for the requests held back: it answered, its
+    /// circuit opened, or a failing request ended.
+    pub(crate) changed: tokio::sync::Notify,
 }
 
 impl Entry {
@@ -29,6 +36,13 @@ impl Entry {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Wakes the requests held back from this host, if any: its standing changed.
+    pub(crate) fn changed(&self) {
+        if self.held.load(Ordering::Acquire) != 0 {
+            self.changed.notify_waiters();
+        }
     }
 
     pub(crate) fn set_last_cause(&self, err: &GatewayError, now: u64) {
@@ -85,6 +99,16 @@ impl Registry {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&key)
             .cloned()
+    }
+
+    /// The fewest failing requests with no answer from their host for a client to hold new
+    /// requests back from it (the ratio rule's minimum volume); none under a run-of-failures
+    /// rule.
+    pub(crate) fn hold_at(&self) -> Option<u32> {
+        match self.rules.trip {
+            crate::health::Trip::Ratio { minimum, .. } => Some(minimum),
+            crate::health::Trip::Consecutive(_) => None,
+        }
     }
 
     /// Whether any host is tracked now.
@@ -167,6 +191,9 @@ impl Registry {
             name: name(),
             last_cause: Mutex::new(None),
             touched: std::sync::atomic::AtomicU64::new(self.now()),
+            failing: AtomicU32::new(0),
+            held: AtomicU32::new(0),
+            changed: tokio::sync::Notify::new(),
         });
         hosts.insert(key, entry.clone());
         self.tracked.store(hosts.len(), Ordering::Release);

@@ -379,7 +379,11 @@ impl Layers {
             (Some(circuit), None) => Some(circuit.fast_refusal()),
             _ => None,
         };
-        std::sync::Arc::new(super::stack::ServiceSender { service, refusal })
+        std::sync::Arc::new(super::stack::ServiceSender {
+            service,
+            refusal,
+            deadline: self.deadline.map(|d| d.limit()),
+        })
     }
 }
 

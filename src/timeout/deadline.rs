@@ -34,6 +34,13 @@ impl DeadlineLayer {
     }
 }
 
+impl DeadlineLayer {
+    /// The deadline (`Duration::MAX`: none).
+    pub(crate) fn limit(&self) -> Duration {
+        self.deadline
+    }
+}
+
 impl<S> Layer<S> for DeadlineLayer {
     type Service = Deadline<S>;
 
