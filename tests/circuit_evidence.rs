@@ -741,28 +741,63 @@ async fn a_held_request_is_refused_when_the_circuit_opens() {
     assert_eq!(server.received_requests().await.unwrap().len(), 20);
 }
 
-/// A held request waits no longer than its deadline, and ends with it, unsent.
+/// A hold only delays: a request is held at most half of what its deadline leaves, then sent
+/// as if it had not been held. Here the host, after ten fast 502s, serves again; the ten
+/// failing requests wait 5 s for their retries, and the held request is answered long before.
 #[tokio::test]
-async fn a_held_request_ends_at_its_deadline() {
-    let server = nginx_failing(None).await;
+async fn a_held_request_is_sent_when_its_hold_bound_passes() {
+    let server = nginx_failing(Some(10)).await;
     let circuit = CircuitLayer::new();
     let client = holding_client(&circuit, 5_000);
     let failing = ten_failing(&client, &server).await;
     let started = tokio::time::Instant::now();
-    let err = client
+    let answer = client
         .get(server.uri())
-        .deadline(Duration::from_millis(200))
+        .header("x-id", "held")
+        .deadline(Duration::from_millis(600))
         .send()
         .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
-    assert_eq!(err.attempts(), 0);
+        .expect("a hold never fails a request by itself");
+    let waited = started.elapsed();
+    assert_eq!(answer.status(), 200);
     assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "held past its deadline"
+        waited >= Duration::from_millis(250),
+        "not held: answered after {waited:?}"
     );
-    assert_eq!(server.received_requests().await.unwrap().len(), 10);
+    assert!(
+        waited < Duration::from_secs(4),
+        "held until the failing requests' retries: {waited:?}"
+    );
+    let received = server.received_requests().await.unwrap();
+    assert_eq!(received.len(), 11, "only the held request went meanwhile");
     for task in failing {
         task.abort();
+    }
+}
+
+/// The time a request is held counts in its deadline. Held 1 s (the most a hold lasts) of a
+/// 2 s deadline, the request is sent and fails; its retry would come 1.5 s later, past its
+/// deadline counted from `send()`, so it is not retried — where a deadline counted from the
+/// end of the hold would let the retry go, and the host answer it.
+#[tokio::test]
+async fn the_time_held_counts_in_the_deadline() {
+    let server = nginx_failing(Some(11)).await;
+    let circuit = CircuitLayer::new();
+    let client = holding_client(&circuit, 1_500);
+    let failing = ten_failing(&client, &server).await;
+    let err = client
+        .get(server.uri())
+        .deadline(Duration::from_secs(2))
+        .send()
+        .await
+        .expect_err("retried past its deadline");
+    assert_eq!(err.kind(), ErrorKind::BadGateway, "{err}");
+    assert_eq!(err.attempts(), 1, "{err}");
+    assert!(
+        err.to_string().contains("the deadline leaves no time"),
+        "{err}"
+    );
+    for task in failing {
+        assert_eq!(task.await.unwrap().unwrap().status(), 200);
     }
 }

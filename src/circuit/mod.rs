@@ -51,6 +51,20 @@
 //! rule that opened on ten failed first attempts with few attempts in flight was measured and
 //! not kept; BENCHMARKS.md, "The cold rule").
 //!
+//! A [`Client`](crate::Client) with a circuit (and no fallback servers) also holds new
+//! requests back, briefly, from a host that looks down before its circuit opens: when at
+//! least [`minimum_throughput`](CircuitLayer::minimum_throughput) logical requests hold a
+//! failed attempt there (their retries pending) and the host has answered nothing in its
+//! window, a new request waits, unsent, until the evidence is in. The host answers: it is
+//! sent. The circuit opens: it is refused (`CircuitOpen`, 0 attempts). Every request that
+//! held a failure there ends: it is sent. Or its hold's bound passes — 1 s, or half of what its
+//! deadline leaves if that is less — and it is sent as if it had not been held. A hold never
+//! fails a request by itself: it only delays it, and the time held counts in its deadline.
+//! Nothing is judged on a held request; holding only keeps a dead host's first wave from
+//! growing while its verdict comes (BENCHMARKS.md, "Holding the first wave"). A
+//! [`consecutive_failures`](CircuitLayer::consecutive_failures) rule holds nothing. Each hold
+//! is a `debug` event, and so is its end.
+//!
 //! Fallback servers have circuits too: a fallback server whose circuit is open is skipped
 //! (nothing is sent, so even a POST moves on to the next one), and a single fallback server —
 //! how relative paths are used — is failed fast like any other host. The fallback layer's own
@@ -485,14 +499,10 @@ fn note_open(tracker: &crate::request::Tracker, entry: &Entry) {
 /// the probe. The error is the one the layer would give: the same message, cause and fields,
 /// 0 attempts.
 ///
-/// A host that looks down but whose circuit is still closed holds new requests back: when at
-/// least the minimum volume of logical requests hold a failed attempt there (their retries
-/// pending) and the host has answered nothing in its window, a new request waits, unsent,
-/// until the evidence is in — the host answers (the request goes), its circuit opens (the
-/// request is refused, 0 attempts), or every request that held a failure there has ended (the
-/// request goes) — or until the request's deadline (then it ends with `DeadlineExceeded`, 0
-/// attempts). Nothing is judged on the held requests:
-/// they only do not add first attempts to a host whose verdict is coming.
+/// A host that looks down but whose circuit is still closed holds new requests back (see
+/// the module's docs): a request is held ([`Gate::Hold`]) when at least the minimum volume of
+/// logical requests hold a failed attempt there and the host has answered nothing in its
+/// window. The client's stack bounds the hold and sends the request when it ends.
 #[derive(Clone)]
 pub(crate) struct FastRefusal {
     pub(super) registry: Arc<Registry>,
@@ -542,6 +552,19 @@ fn looks_down(entry: &Entry, hold_at: u32) -> bool {
 }
 
 impl Held {
+    /// The host's name as its first counted failure gave it (for events; no secrets: scheme,
+    /// host and port).
+    pub(crate) fn host(&self) -> &str {
+        self.entry.name.as_deref().unwrap_or("")
+    }
+
+    /// How many logical requests hold a failure at the host now.
+    pub(crate) fn failing(&self) -> u32 {
+        self.entry
+            .failing
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Waits until the host's standing changes: `None` when the request may go, or the open
     /// circuit's error.
     pub(crate) async fn wait(self, method: reqwest::Method) -> Option<GatewayError> {
@@ -555,13 +578,15 @@ impl Held {
         }
         self.entry
             .held
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _counted = Counted(&self.entry);
         loop {
             let notified = self.entry.changed.notified();
             let mut notified = std::pin::pin!(notified);
-            // Registered before looking, so that a change after the look wakes it.
+            // Registered before looking, so that a change after the look wakes it (and
+            // ordered with `Entry::changed`, which wakes only counted requests).
             notified.as_mut().enable();
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             if self.entry.pool.ejected_for(0).is_some() {
                 return Some(open_error(&self.entry, &method));
             }

@@ -40,7 +40,10 @@ impl Entry {
 
     /// Wakes the requests held back from this host, if any: its standing changed.
     pub(crate) fn changed(&self) {
-        if self.held.load(Ordering::Acquire) != 0 {
+        // Ordered with the held request's count and look (see `Held::wait`): either this sees
+        // it counted, or it sees this change.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.held.load(Ordering::Relaxed) != 0 {
             self.changed.notify_waiters();
         }
     }

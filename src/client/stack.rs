@@ -26,8 +26,8 @@ pub(crate) trait Sender: Send + Sync {
 pub(crate) struct ServiceSender<S> {
     pub(crate) service: S,
     pub(crate) refusal: Option<FastRefusal>,
-    /// The client's deadline (its deadline layer's), which bounds a request held back from a
-    /// host that looks down.
+    /// The client's deadline layer's limit (`Duration::MAX`: none), if it has one: a request
+    /// held back from a host that looks down is held within it.
     pub(crate) deadline: Option<Duration>,
 }
 
@@ -66,23 +66,33 @@ where
     }
 }
 
+/// The longest a request is held back from a host that looks down (see [`FastRefusal`]):
+/// a hold only delays a request, so it is short. A request with a deadline is held at most
+/// half of what its deadline leaves, whichever is less.
+pub(crate) const MAX_HOLD: Duration = Duration::from_secs(1);
+
 /// A request held back from a host that looks down (see [`FastRefusal`]), then sent through
-/// the stack, or refused, or ended at its deadline; the deadline it is held under is the one
-/// the stack keeps (an outer, earlier deadline of the request stays in force).
+/// the stack, or refused because the host's circuit opened meanwhile.
+///
+/// A hold never ends a request by itself: when its bound passes ([`MAX_HOLD`], or half of what
+/// the request's deadline leaves), the request is sent as if it had not been held. The time
+/// held counts in the deadline: the deadline the stack's deadline layer would set is set here,
+/// before the wait (an outer, earlier deadline of the request stays in force). A client
+/// without a deadline layer sets none.
 async fn hold<S>(
     held: Held,
     service: S,
     mut request: Request,
-    client_deadline: Option<Duration>,
+    deadline_layer: Option<Duration>,
 ) -> Result<reqwest::Response, GatewayError>
 where
     S: Service<Request, Response = reqwest::Response, Error = GatewayError>,
 {
-    let total = match request.options().deadline {
-        Some(own) => Some(crate::timeout::zero_is_off(own)),
-        None => client_deadline,
-    };
-    if let Some(total) = total {
+    if let Some(layer) = deadline_layer {
+        let total = request
+            .options()
+            .deadline
+            .map_or(layer, crate::timeout::zero_is_off);
         let proposed = DeadlineAt {
             at: instant_after(total),
             total,
@@ -91,24 +101,42 @@ where
             request.state_mut().deadline = Some(proposed);
         }
     }
-    let method = request.method().clone();
-    let verdict = match request.state().deadline {
-        Some(deadline) => {
-            match tokio::time::timeout_at(deadline.at, held.wait(method.clone())).await {
-                Ok(verdict) => verdict,
-                Err(_elapsed) => {
-                    let tracker = request.tracker();
-                    let exceeded = crate::timeout::deadline::exceeded(&tracker, deadline, method);
-                    return Err(crate::retry::refused_before_loop(&request, exceeded));
-                }
-            }
-        }
-        None => held.wait(method).await,
+    let bound = match request.state().deadline {
+        Some(deadline) => MAX_HOLD.min(
+            deadline
+                .at
+                .saturating_duration_since(tokio::time::Instant::now())
+                / 2,
+        ),
+        None => MAX_HOLD,
     };
-    match verdict {
-        None => service.oneshot(request).await,
-        Some(refusal) => Err(crate::retry::refused_before_loop(&request, refusal)),
+    tracing::debug!(
+        host = held.host(),
+        failing = held.failing(),
+        bound_ms = bound.as_millis() as u64,
+        "request held back: the host answered nothing and its failing requests' verdict is coming"
+    );
+    let host: Box<str> = held.host().into();
+    let method = request.method().clone();
+    match tokio::time::timeout(bound, held.wait(method)).await {
+        Ok(Some(refusal)) => {
+            tracing::debug!(
+                host = &*host,
+                "held request refused: the host's circuit opened"
+            );
+            return Err(crate::retry::refused_before_loop(&request, refusal));
+        }
+        Ok(None) => {
+            tracing::debug!(
+                host = &*host,
+                "held request sent: the host answered, or its failing requests ended"
+            );
+        }
+        Err(_elapsed) => {
+            tracing::debug!(host = &*host, "held request sent: its hold's bound passed");
+        }
     }
+    service.oneshot(request).await
 }
 
 /// A [`Stack`] as a `tower::Service`.
