@@ -801,3 +801,93 @@ async fn the_time_held_counts_in_the_deadline() {
         assert_eq!(task.await.unwrap().unwrap().status(), 200);
     }
 }
+
+/// Without a deadline, a hold lasts 1 s at most: the ten failing requests wait 5 s for their
+/// retries, and the held request goes after its second.
+#[tokio::test]
+async fn a_hold_lasts_a_second_at_most() {
+    let server = nginx_failing(Some(10)).await;
+    let circuit = CircuitLayer::new();
+    let client = Client::builder()
+        .retry(fixed(5_000).max_attempts(2))
+        .circuit_breaker(circuit.clone())
+        .no_deadline()
+        .build()
+        .unwrap();
+    let failing = ten_failing(&client, &server).await;
+    let started = tokio::time::Instant::now();
+    let answer = client.get(server.uri()).send().await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(answer.status(), 200);
+    assert!(waited >= Duration::from_millis(950), "not held: {waited:?}");
+    assert!(
+        waited < Duration::from_secs(4),
+        "held until the failing requests' retries: {waited:?}"
+    );
+    for task in failing {
+        task.abort();
+    }
+}
+
+/// When the requests that held a failure at the host end unanswered (here, their callers
+/// give up), each is charged: ten failures and no answer open the circuit, and the held
+/// request is refused at once, unsent — not sent at its hold's bound.
+#[tokio::test]
+async fn a_held_request_is_refused_when_the_failing_requests_end_unanswered() {
+    let server = nginx_failing(Some(10)).await;
+    let circuit = CircuitLayer::new();
+    let client = Client::builder()
+        .retry(fixed(5_000).max_attempts(2))
+        .circuit_breaker(circuit.clone())
+        .no_deadline()
+        .build()
+        .unwrap();
+    let failing = ten_failing(&client, &server).await;
+    let started = tokio::time::Instant::now();
+    let held = tokio::spawn(client.get(server.uri()).send());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for task in failing {
+        task.abort();
+    }
+    let err = held.await.unwrap().unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(err.kind(), ErrorKind::CircuitOpen, "{err}");
+    assert_eq!(err.attempts(), 0);
+    assert_eq!(server.received_requests().await.unwrap().len(), 10);
+    assert!(
+        waited < Duration::from_millis(800),
+        "refused at its hold's bound (1 s), not when the circuit opened: {waited:?}"
+    );
+}
+
+/// A host whose failures are all still held on their requests (retries pending) is not "idle"
+/// when a full table makes room: its verdict is coming. Here the table holds two hosts: one
+/// with ten requests failing there, one with a single counted failure; a third host's failure
+/// makes room at the second's expense, and the first host's ten requests, ending unanswered,
+/// open its circuit.
+#[tokio::test]
+async fn a_host_with_failures_held_on_requests_keeps_its_place() {
+    let down = nginx_failing(None).await;
+    let other = nginx_failing(None).await;
+    let third = nginx_failing(None).await;
+    let circuit = CircuitLayer::new().max_hosts(2);
+    let client = Client::builder()
+        .retry(fixed(5_000).max_attempts(2))
+        .circuit_breaker(circuit.clone())
+        .no_deadline()
+        .build()
+        .unwrap();
+    let failing = ten_failing(&client, &down).await;
+    for server in [&other, &third] {
+        let err = client.get(server.uri()).no_retry().send().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadGateway, "{err}");
+    }
+    for task in failing {
+        task.abort();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        circuit.is_open(&down.uri().parse().unwrap()),
+        "the host was forgotten while its requests' failures were held"
+    );
+}

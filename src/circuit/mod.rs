@@ -58,8 +58,9 @@
 //! window, a new request waits, unsent, until the evidence is in. The host answers: it is
 //! sent. The circuit opens: it is refused (`CircuitOpen`, 0 attempts). Every request that
 //! held a failure there ends: it is sent. Or its hold's bound passes — 1 s, or half of what its
-//! deadline leaves if that is less — and it is sent as if it had not been held. A hold never
-//! fails a request by itself: it only delays it, and the time held counts in its deadline.
+//! deadline leaves if that is less — and it is sent as if it had not been held. A hold ends
+//! no request by itself (only an open circuit refuses it); it delays it, and the time held
+//! counts in its deadline, so a held request has less time left for its retries.
 //! Nothing is judged on a held request; holding only keeps a dead host's first wave from
 //! growing while its verdict comes (BENCHMARKS.md, "Holding the first wave"). A
 //! [`consecutive_failures`](CircuitLayer::consecutive_failures) rule holds nothing. Each hold
@@ -95,7 +96,8 @@
 //! A host is remembered from its first counted failure only: while no host has failed, a
 //! request costs a hash of its scheme, host and port and one atomic load. At most
 //! [`max_hosts`](CircuitLayer::max_hosts) hosts are remembered; hosts with nothing to remember
-//! are forgotten first, and an open circuit is never forgotten for a newer failure. A
+//! are forgotten first (failures still held on requests are something to remember), and an
+//! open circuit is never forgotten for a newer failure. A
 //! remembered host's window is ten counters of successes and failures (one per tenth of the
 //! window), updated without locks.
 //!

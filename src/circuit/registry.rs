@@ -21,7 +21,8 @@ pub(crate) struct Entry {
     last_cause: Mutex<Option<Arc<[GatewayError]>>>,
     /// When a failure last counted (the registry's clock), to forget stale hosts first.
     touched: std::sync::atomic::AtomicU64,
-    /// Logical requests holding a failed attempt here, neither charged nor forgiven yet.
+    /// Logical requests holding a failed attempt here (forgiven: no longer; charged early,
+    /// while the host answered nothing: still, until the request ends).
     pub(crate) failing: AtomicU32,
     /// Requests a client holds back from this host until its standing changes.
     pub(crate) held: AtomicU32,
@@ -166,17 +167,25 @@ impl Registry {
             // called again, or whose cool-down ended with no probe).
             let now = self.now();
             let stale = u64::try_from(self.rules.max_ejection.as_nanos()).unwrap_or(u64::MAX);
+            // A host whose failures are all still held on their requests is not idle: its
+            // verdict is coming (and requests may be held back from it).
             hosts.retain(|_, e| {
-                !e.pool.is_idle(0) && now.saturating_sub(e.touched.load(Ordering::Relaxed)) < stale
+                e.failing.load(Ordering::Relaxed) != 0
+                    || (!e.pool.is_idle(0)
+                        && now.saturating_sub(e.touched.load(Ordering::Relaxed)) < stale)
             });
             if hosts.len() >= self.max_hosts {
                 // Then the closed circuit with the least evidence against its host (fewest
-                // failures, then least recently failing). An open circuit is never forgotten
+                // failures, counted or still held on requests, then least recently failing). An open circuit is never forgotten
                 // for a host that has failed once: when every host is open, the new one waits.
                 let weakest = hosts
                     .iter()
                     .filter(|(_, e)| !e.pool.is_ejected(0))
-                    .min_by_key(|(_, e)| (e.pool.failures(0), e.touched.load(Ordering::Relaxed)))
+                    .min_by_key(|(_, e)| {
+                        let held = u64::from(e.failing.load(Ordering::Relaxed));
+                        let failures = e.pool.failures(0).saturating_add(held);
+                        (failures, e.touched.load(Ordering::Relaxed))
+                    })
                     .map(|(k, _)| *k);
                 match weakest {
                     Some(k) => {
