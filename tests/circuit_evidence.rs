@@ -879,7 +879,12 @@ async fn a_host_with_failures_held_on_requests_keeps_its_place() {
         .unwrap();
     let failing = ten_failing(&client, &down).await;
     for server in [&other, &third] {
-        let err = client.get(server.uri()).no_retry().send().await.unwrap_err();
+        let err = client
+            .get(server.uri())
+            .no_retry()
+            .send()
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BadGateway, "{err}");
     }
     for task in failing {
@@ -889,5 +894,63 @@ async fn a_host_with_failures_held_on_requests_keeps_its_place() {
     assert!(
         circuit.is_open(&down.uri().parse().unwrap()),
         "the host was forgotten while its requests' failures were held"
+    );
+}
+
+/// Issue 24, item 4, for hedges: a hedge the circuit refuses (it opened while the first
+/// attempt was on its way) is not sent, is not an attempt, and its cost comes back to the
+/// budget; the first attempt's answer is the request's.
+#[tokio::test(start_paused = true)]
+async fn a_hedge_refused_by_the_circuit_costs_nothing() {
+    let circuit = CircuitLayer::new().consecutive_failures(1);
+    let budget = RetryBudget::new()
+        .capacity(100)
+        .retry_cost(10)
+        .timeout_retry_cost(10)
+        .success_reward(0)
+        .per_client();
+    let policy = fixed(100)
+        .budget(budget.clone())
+        .hedge_after(Duration::from_millis(20));
+    let slow_calls = Arc::new(AtomicU32::new(0));
+    let calls = slow_calls.clone();
+    let upstream = service_fn(move |req: Request| {
+        let calls = calls.clone();
+        async move {
+            if req.headers()["x-id"] == "1" {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(reqwest::Response::from(http::Response::new("ok")))
+            } else {
+                Err(refused())
+            }
+        }
+    });
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(policy))
+        .layer(circuit.clone())
+        .service(upstream.clone());
+    // A's first attempt takes 100 ms; its hedge is due at 20 ms.
+    let a = tokio::spawn(svc.oneshot(get("http://h.test/", 1)));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // B (no retries) fails meanwhile and opens the circuit.
+    let b = ServiceBuilder::new()
+        .layer(RetryLayer::new(RetryPolicy::never()))
+        .layer(circuit.clone())
+        .service(upstream);
+    let _ = b.oneshot(get("http://h.test/", 2)).await;
+    assert!(circuit.is_open(&"http://h.test/".parse().unwrap()));
+    let response = a.await.unwrap().expect("the first attempt's answer");
+    assert_eq!(response.status(), 200);
+    assert_eq!(slow_calls.load(Ordering::SeqCst), 1, "the hedge was sent");
+    assert_eq!(
+        reqwest_resilience::attempts(&response),
+        1,
+        "the refused hedge is not an attempt"
+    );
+    assert_eq!(
+        budget.available(),
+        100,
+        "the refused hedge's cost came back"
     );
 }

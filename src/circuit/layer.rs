@@ -154,9 +154,10 @@ impl CircuitLayer {
     }
 
     /// At most this many hosts are remembered (at least 1). When the table is full, a host
-    /// with nothing to remember (closed, no failure counted) is forgotten first, then one whose
-    /// last counted failure is older than [`max_open_for`](Self::max_open_for), then the closed
-    /// host with the fewest failures counted. An open circuit is never forgotten for a new
+    /// with nothing to remember (closed, no failure counted, none held on a request waiting
+    /// for its retry) is forgotten first, then one whose last counted failure is older than
+    /// [`max_open_for`](Self::max_open_for), then the closed host with the fewest failures
+    /// (counted or held). An open circuit is never forgotten for a new
     /// host: when every remembered host is open, the new one is not tracked until room is made.
     pub fn max_hosts(mut self, n: usize) -> Self {
         self.max_hosts = n.max(1);

@@ -320,7 +320,7 @@ where
                             ctx.budget_moved();
                         }
                     }
-                    ctx.span.record("attempts", attempts_made);
+                    ctx.span.record("attempts", ctx.tracker.attempts());
                     crate::error::record_outcome(&ctx.span, Some(response.status()), None);
                     record_attempts(&mut response, ctx.tracker.attempts());
                     #[cfg(feature = "metrics")]
@@ -333,7 +333,7 @@ where
                     crate::error::record_outcome(&attempt_span, None, Some(&err));
                     err.details_mut().set_attempts(ctx.tracker.attempts());
                     ctx.seal(&mut err);
-                    ctx.span.record("attempts", attempts_made);
+                    ctx.span.record("attempts", ctx.tracker.attempts());
                     crate::error::record_outcome(&ctx.span, None, Some(&err));
                     #[cfg(feature = "metrics")]
                     ctx.ended(Some((&err, refusal_reason(&err))));
@@ -622,7 +622,7 @@ impl<S> Loop<S> {
                 match retry {
                     Some(next) => next,
                     None => {
-                        self.span.record("attempts", attempt);
+                        self.span.record("attempts", tracker.attempts());
                         crate::error::record_outcome(&self.span, Some(response.status()), None);
                         record_attempts(&mut response, tracker.attempts());
                         #[cfg(feature = "metrics")]
@@ -715,7 +715,7 @@ impl<S> Loop<S> {
                         if let Some(why) = &why {
                             tracing::warn!(attempt, error.type = err.kind().name(), error = %err, why = %why, "giving up");
                         }
-                        self.span.record("attempts", attempt);
+                        self.span.record("attempts", tracker.attempts());
                         crate::error::record_outcome(&self.span, None, Some(&err));
                         #[cfg(feature = "metrics")]
                         self.ended(Some((&err, why.as_deref())));
