@@ -636,13 +636,23 @@ async fn fast_first_attempt_failures_never_open_a_fresh_hosts_circuit() {
     }
 }
 
-/// A client over the default circuit, retrying once after `backoff_ms`.
+/// A client over `circuit`, retrying once after `backoff_ms`, with the default deadline.
 fn holding_client(circuit: &CircuitLayer, backoff_ms: u64) -> Client {
+    holding_builder(circuit, backoff_ms).build().unwrap()
+}
+
+/// The same, without a deadline.
+fn holding_client_without_deadline(circuit: &CircuitLayer, backoff_ms: u64) -> Client {
+    holding_builder(circuit, backoff_ms)
+        .no_deadline()
+        .build()
+        .unwrap()
+}
+
+fn holding_builder(circuit: &CircuitLayer, backoff_ms: u64) -> reqwest_resilience::ClientBuilder {
     Client::builder()
         .retry(fixed(backoff_ms).max_attempts(2))
         .circuit_breaker(circuit.clone())
-        .build()
-        .unwrap()
 }
 
 /// A server whose first `failures` requests get nginx's 502 and every later one a 200 (all
@@ -808,12 +818,7 @@ async fn the_time_held_counts_in_the_deadline() {
 async fn a_hold_lasts_a_second_at_most() {
     let server = nginx_failing(Some(10)).await;
     let circuit = CircuitLayer::new();
-    let client = Client::builder()
-        .retry(fixed(5_000).max_attempts(2))
-        .circuit_breaker(circuit.clone())
-        .no_deadline()
-        .build()
-        .unwrap();
+    let client = holding_client_without_deadline(&circuit, 5_000);
     let failing = ten_failing(&client, &server).await;
     let started = tokio::time::Instant::now();
     let answer = client.get(server.uri()).send().await.unwrap();
@@ -836,12 +841,7 @@ async fn a_hold_lasts_a_second_at_most() {
 async fn a_held_request_is_refused_when_the_failing_requests_end_unanswered() {
     let server = nginx_failing(Some(10)).await;
     let circuit = CircuitLayer::new();
-    let client = Client::builder()
-        .retry(fixed(5_000).max_attempts(2))
-        .circuit_breaker(circuit.clone())
-        .no_deadline()
-        .build()
-        .unwrap();
+    let client = holding_client_without_deadline(&circuit, 5_000);
     let failing = ten_failing(&client, &server).await;
     let started = tokio::time::Instant::now();
     let held = tokio::spawn(client.get(server.uri()).send());
@@ -871,12 +871,7 @@ async fn a_host_with_failures_held_on_requests_keeps_its_place() {
     let other = nginx_failing(None).await;
     let third = nginx_failing(None).await;
     let circuit = CircuitLayer::new().max_hosts(2);
-    let client = Client::builder()
-        .retry(fixed(5_000).max_attempts(2))
-        .circuit_breaker(circuit.clone())
-        .no_deadline()
-        .build()
-        .unwrap();
+    let client = holding_client_without_deadline(&circuit, 5_000);
     let failing = ten_failing(&client, &down).await;
     for server in [&other, &third] {
         let err = client

@@ -569,7 +569,7 @@ impl Held {
 
     /// Waits until the host's standing changes: `None` when the request may go, or the open
     /// circuit's error.
-    pub(crate) async fn wait(self, method: reqwest::Method) -> Option<GatewayError> {
+    pub(crate) async fn wait(&self, method: &reqwest::Method) -> Option<GatewayError> {
         struct Counted<'a>(&'a Entry);
         impl Drop for Counted<'_> {
             fn drop(&mut self) {
@@ -590,7 +590,7 @@ impl Held {
             notified.as_mut().enable();
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             if self.entry.pool.ejected_for(0).is_some() {
-                return Some(open_error(&self.entry, &method));
+                return Some(open_error(&self.entry, method));
             }
             // Held until the evidence is in: an answer, the circuit's opening, or the end of
             // every request that held a failure here (not of the first: the others' failures

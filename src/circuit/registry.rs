@@ -176,8 +176,9 @@ impl Registry {
             });
             if hosts.len() >= self.max_hosts {
                 // Then the closed circuit with the least evidence against its host (fewest
-                // failures, counted or still held on requests, then least recently failing). An open circuit is never forgotten
-                // for a host that has failed once: when every host is open, the new one waits.
+                // failures, counted or still held on requests, then least recently failing).
+                // An open circuit is never forgotten for a host that has failed once: when
+                // every host is open, the new one waits.
                 let weakest = hosts
                     .iter()
                     .filter(|(_, e)| !e.pool.is_ejected(0))

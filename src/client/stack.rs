@@ -2,7 +2,6 @@
 
 use crate::boxed_future::ResponseFuture;
 use crate::circuit::{FastRefusal, Gate, Held};
-use crate::clock::{DeadlineAt, instant_after};
 use crate::error::GatewayError;
 use crate::request::Request;
 use std::sync::Arc;
@@ -88,18 +87,8 @@ async fn hold<S>(
 where
     S: Service<Request, Response = reqwest::Response, Error = GatewayError>,
 {
-    if let Some(layer) = deadline_layer {
-        let total = request
-            .options()
-            .deadline
-            .map_or(layer, crate::timeout::zero_is_off);
-        let proposed = DeadlineAt {
-            at: instant_after(total),
-            total,
-        };
-        if request.state().deadline.is_none_or(|d| proposed.at < d.at) {
-            request.state_mut().deadline = Some(proposed);
-        }
+    if let Some(limit) = deadline_layer {
+        crate::timeout::deadline::set_deadline(&mut request, limit);
     }
     let bound = match request.state().deadline {
         Some(deadline) => MAX_HOLD.min(
@@ -116,24 +105,25 @@ where
         bound_ms = bound.as_millis() as u64,
         "request held back: the host answered nothing and its failing requests' verdict is coming"
     );
-    let host: Box<str> = held.host().into();
-    let method = request.method().clone();
-    match tokio::time::timeout(bound, held.wait(method)).await {
+    match tokio::time::timeout(bound, held.wait(request.method())).await {
         Ok(Some(refusal)) => {
             tracing::debug!(
-                host = &*host,
+                host = held.host(),
                 "held request refused: the host's circuit opened"
             );
             return Err(crate::retry::refused_before_loop(&request, refusal));
         }
         Ok(None) => {
             tracing::debug!(
-                host = &*host,
+                host = held.host(),
                 "held request sent: the host answered, or its failing requests ended"
             );
         }
         Err(_elapsed) => {
-            tracing::debug!(host = &*host, "held request sent: its hold's bound passed");
+            tracing::debug!(
+                host = held.host(),
+                "held request sent: its hold's bound passed"
+            );
         }
     }
     service.oneshot(request).await

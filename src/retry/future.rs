@@ -320,9 +320,10 @@ where
                             ctx.budget_moved();
                         }
                     }
-                    ctx.span.record("attempts", ctx.tracker.attempts());
+                    let attempts = ctx.tracker.attempts();
+                    ctx.span.record("attempts", attempts);
                     crate::error::record_outcome(&ctx.span, Some(response.status()), None);
-                    record_attempts(&mut response, ctx.tracker.attempts());
+                    record_attempts(&mut response, attempts);
                     #[cfg(feature = "metrics")]
                     ctx.ended(None);
                     return Poll::Ready(Ok(response));
@@ -331,9 +332,10 @@ where
                 // 502.7…): ended here too, without moving into the loop.
                 Err(mut err) if !ctx.policy.retries_cause(&err) => {
                     crate::error::record_outcome(&attempt_span, None, Some(&err));
-                    err.details_mut().set_attempts(ctx.tracker.attempts());
+                    let attempts = ctx.tracker.attempts();
+                    err.details_mut().set_attempts(attempts);
                     ctx.seal(&mut err);
-                    ctx.span.record("attempts", ctx.tracker.attempts());
+                    ctx.span.record("attempts", attempts);
                     crate::error::record_outcome(&ctx.span, None, Some(&err));
                     #[cfg(feature = "metrics")]
                     ctx.ended(Some((&err, refusal_reason(&err))));
@@ -622,9 +624,10 @@ impl<S> Loop<S> {
                 match retry {
                     Some(next) => next,
                     None => {
-                        self.span.record("attempts", tracker.attempts());
+                        let attempts = tracker.attempts();
+                        self.span.record("attempts", attempts);
                         crate::error::record_outcome(&self.span, Some(response.status()), None);
-                        record_attempts(&mut response, tracker.attempts());
+                        record_attempts(&mut response, attempts);
                         #[cfg(feature = "metrics")]
                         self.ended(None);
                         return Step::Done(Ok(response));

@@ -32,9 +32,7 @@ impl DeadlineLayer {
             deadline: super::zero_is_off(deadline),
         }
     }
-}
 
-impl DeadlineLayer {
     /// The deadline (`Duration::MAX`: none).
     pub(crate) fn limit(&self) -> Duration {
         self.deadline
@@ -89,20 +87,7 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let total = request
-            .options()
-            .deadline
-            .map_or(self.deadline, super::zero_is_off);
-        let proposed = DeadlineAt {
-            at: instant_after(total),
-            total,
-        };
-        // An outer, earlier deadline of the same logical request stays in force.
-        let deadline = match request.state().deadline {
-            Some(earlier) if earlier.at <= proposed.at => earlier,
-            _ => proposed,
-        };
-        request.state_mut().deadline = Some(deadline);
+        let deadline = set_deadline(&mut request, self.deadline);
         let tracker = request.tracker();
         let method = request.method().clone();
         let may_resend = crate::idempotency::may_resend(
@@ -119,6 +104,25 @@ where
             method,
         }
     }
+}
+
+/// Sets the deadline of the logical request `request` under a deadline layer of `limit`
+/// (`Duration::MAX`: none): the request's own deadline if it has one, else `limit`, from now;
+/// an outer, earlier deadline of the same logical request stays in force. Returns the one set.
+/// Also used by a client that holds a request back before its stack, so that the time held
+/// counts in the deadline.
+pub(crate) fn set_deadline(request: &mut Request, limit: Duration) -> DeadlineAt {
+    let total = request.options().deadline.map_or(limit, super::zero_is_off);
+    let proposed = DeadlineAt {
+        at: instant_after(total),
+        total,
+    };
+    let deadline = match request.state().deadline {
+        Some(earlier) if earlier.at <= proposed.at => earlier,
+        _ => proposed,
+    };
+    request.state_mut().deadline = Some(deadline);
+    deadline
 }
 
 pin_project_lite::pin_project! {
