@@ -10,6 +10,7 @@ use reqwest_resilience::fallback::FallbackLayer;
 use reqwest_resilience::retry::{RetryLayer, RetryPolicy};
 use reqwest_resilience::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
@@ -66,7 +67,7 @@ fn ok_service() -> Inner {
 fn main() {
     const N: u64 = 10_000;
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
         .unwrap();
     let template = reqwest::Request::new(
@@ -136,4 +137,82 @@ fn main() {
             per_request - baseline
         );
     }
+    clients_over_loopback(&rt);
+}
+
+/// Allocations per request of a whole client against a loopback HTTP/1.1 server in the same
+/// process (the server's own allocations are the same for every client): raw reqwest, then
+/// the crate's default `Client`, each a GET whose 64-byte body is read whole.
+fn clients_over_loopback(rt: &tokio::runtime::Runtime) {
+    const N: u64 = 2_000;
+    let url = rt.block_on(serve_64_bytes());
+    let reqwest = reqwest::Client::builder().no_proxy().build().unwrap();
+    let ours = reqwest_resilience::Client::builder()
+        .reqwest_client(reqwest.clone())
+        .build()
+        .unwrap();
+    println!();
+    println!("| client over loopback | allocations per request | beyond raw reqwest |");
+    println!("|---|---|---|");
+    let count = |label: &str, one: &dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = ()>>>| {
+        rt.block_on(async {
+            for _ in 0..100 {
+                one().await;
+            }
+            let trace = std::env::var("TRACE_STACK").ok().as_deref() == Some(label);
+            TRACE.store(trace, Ordering::Relaxed);
+            if trace {
+                one().await;
+                TRACE.store(false, Ordering::Relaxed);
+            }
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            for _ in 0..N {
+                one().await;
+            }
+            (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / N as f64
+        })
+    };
+    let url: std::sync::Arc<str> = url.into();
+    let raw = count("raw reqwest", &|| {
+        let (reqwest, url) = (reqwest.clone(), url.clone());
+        Box::pin(async move {
+            let response = reqwest.get(&*url).send().await.unwrap();
+            response.bytes().await.unwrap();
+        })
+    });
+    let client = count("default Client", &|| {
+        let (ours, url) = (ours.clone(), url.clone());
+        Box::pin(async move {
+            let response = ours.get(&*url).send().await.unwrap();
+            response.bytes().await.unwrap();
+        })
+    });
+    println!(
+        "| raw reqwest (baseline; the boxed future of this bench's loop included) | {raw:.1} | +0.0 |"
+    );
+    println!("| default `Client` | {client:.1} | {:+.1} |", client - raw);
+}
+
+/// A loopback HTTP/1.1 server answering every request with 64 bytes; its URL.
+async fn serve_64_bytes() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(Bytes::from_static(&[b'x'; 64])),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    url
 }

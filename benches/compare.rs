@@ -330,9 +330,9 @@ macro_rules! sends_gets {
 fn client_for(name: &str, scenario: Scenario, fallback: Option<String>) -> Send {
     use reqwest_resilience::retry::{ExponentialBackoff, RetryPolicy};
     let reqwest = || reqwest::Client::builder().no_proxy().build().unwrap();
-    async fn done<E>(outcome: Result<reqwest::Response, E>) -> bool {
+    async fn done<R: Read, E>(outcome: Result<R, E>) -> bool {
         match outcome {
-            Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+            Ok(r) => r.read().await,
             Err(_) => false,
         }
     }
@@ -1023,5 +1023,22 @@ fn main() {
             m(|x| x.dead_only_attempts),
             m(|x| x.dead_only_us),
         );
+    }
+}
+
+/// A response of one of the compared clients: whether it succeeded, its body read whole.
+trait Read {
+    fn read(self) -> impl std::future::Future<Output = bool> + std::marker::Send;
+}
+
+impl Read for reqwest::Response {
+    async fn read(self) -> bool {
+        self.status().is_success() && self.bytes().await.is_ok()
+    }
+}
+
+impl Read for reqwest_resilience::Response {
+    async fn read(self) -> bool {
+        self.status().is_success() && self.bytes().await.is_ok()
     }
 }

@@ -56,11 +56,11 @@ fn report(err: &GatewayError) {
     );
 }
 
-/// One error type from `send()` to the last byte: `?` turns a body's `reqwest::Error` into
-/// the `GatewayError` of what happened.
+/// One error type from `send()` to the last byte: the body's reading fails with the
+/// `GatewayError` of what happened.
 async fn fetch_json(client: &Client, url: &str) -> Result<serde_json::Value, GatewayError> {
     let response = client.get(url).send().await?;
-    Ok(response.json().await?)
+    response.json().await
 }
 
 #[tokio::main]

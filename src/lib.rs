@@ -1,7 +1,8 @@
 //! HTTP calls that survive bad gateways.
 //!
-//! `reqwest-resilience` wraps [`reqwest`]: requests end in
-//! `Result<reqwest::Response, GatewayError>`, where [`GatewayError`] has one variant per cause
+//! `reqwest-resilience` wraps [`reqwest`]: requests end in `Result<Response, GatewayError>`
+//! (a [`Response`] dereferences to `reqwest::Response` and reads its body within the deadline,
+//! failing with a `GatewayError` too), where [`GatewayError`] has one variant per cause
 //! of a gateway failure, named after the IIS / ARR substatus codes of `502 Bad Gateway`. On the
 //! way, a stack of [`tower`] layers retries what is worth retrying, bounds time, and fails over
 //! to other servers.
@@ -11,9 +12,8 @@
 //! ```no_run
 //! use reqwest_resilience::{Client, GatewayError};
 //!
-//! /// One error type from `send()` to the last byte: `?` turns a body's `reqwest::Error`
-//! /// into the `GatewayError` of what happened (the deadline, a reset mid-body, a decode
-//! /// failure).
+//! /// One error type from `send()` to the last byte: reading the body fails with the
+//! /// `GatewayError` of what happened (the deadline, a reset mid-body, a decode failure).
 //! async fn order(client: &Client, id: u32) -> Result<String, GatewayError> {
 //!     let response = client
 //!         .get(format!("http://127.0.0.1:8080/orders/{id}"))
@@ -225,6 +225,7 @@ mod proxy;
 mod redact;
 pub mod redirect;
 mod request;
+mod response;
 mod response_body;
 pub mod retry;
 pub mod timeout;
@@ -234,10 +235,12 @@ mod transport;
 pub mod websocket;
 
 pub use client::{
-    BuildError, Client, ClientBuilder, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_DEADLINE, RequestBuilder,
+    BuildError, Client, ClientBuilder, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_DEADLINE, Pending,
+    RequestBuilder,
 };
 pub use error::{Details, ErrorKind, GatewayError, Origin, ResponseSnapshot, Substatus};
 pub use request::{Request, RequestOptions, attempts};
+pub use response::{BytesStream, Response};
 pub use transport::{BODY_PEEK_WAIT, Transport};
 
 /// The README's examples are compiled as doc tests.

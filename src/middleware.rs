@@ -191,9 +191,13 @@ impl Middleware for ResilienceMiddleware {
                     }
                 });
                 match tokio::time::timeout_at(d.at, run).await {
-                    Ok(outcome) => {
-                        crate::timeout::deadline::settle(outcome, &tracker, d, method, may_resend)
-                    }
+                    Ok(outcome) => crate::timeout::deadline::settle(
+                        outcome,
+                        &tracker,
+                        d,
+                        method,
+                        Some(may_resend),
+                    ),
                     Err(_) => {
                         crate::timeout::drop_timed_out(attempts.as_mut());
                         Err(crate::timeout::deadline::exceeded(&tracker, d, method))

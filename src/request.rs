@@ -76,6 +76,11 @@ pub(crate) struct State {
     /// When this attempt's own timer fires (the attempt timeout layer's), for a deadline
     /// header: the server is told the sooner of this and the deadline.
     pub(crate) attempt_ends: Option<tokio::time::Instant>,
+    /// The deadline (when it falls) whose bound on the response body the caller applies as
+    /// the body is read (a [`Client`](crate::Client) does, in its
+    /// [`Response`](crate::Response)): a deadline layer that settles on this one hands the
+    /// response back as it came, with no body wrapped around it.
+    pub(crate) body_bound_by_caller: Option<tokio::time::Instant>,
 }
 
 impl Request {

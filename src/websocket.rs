@@ -230,7 +230,7 @@ impl WebSocketBuilder {
             headers: response.headers().clone(),
             protocol,
         };
-        let upgraded = response.upgrade().await.map_err(|err| {
+        let upgraded = response.into_unbounded().upgrade().await.map_err(|err| {
             let mut e = GatewayError::from_details(
                 Details::new(
                     ErrorKind::WebSocket,

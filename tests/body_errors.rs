@@ -1,5 +1,5 @@
-//! One error type from `send()` to the last byte: a body that fails while it is read gives,
-//! through `?` (`From<reqwest::Error> for GatewayError`), the `GatewayError` of what happened:
+//! One error type from `send()` to the last byte: a body that fails while it is read through
+//! the client's `Response` gives the `GatewayError` of what happened:
 //! truncation and resets as a closed connection, the deadline as the deadline, a body that
 //! arrived whole but is not what the caller decodes as a decode failure. Real TCP servers.
 
@@ -9,10 +9,10 @@ use reqwest_resilience::{Client, ErrorKind, GatewayError};
 use std::time::Duration;
 use support::{Fault, FaultServer};
 
-/// What a handler writes: one `?` for the request, one for the body.
+/// What a handler writes: one `?` for the request, the body's own `GatewayError` after it.
 async fn read(client: &Client, url: &str) -> Result<bytes::Bytes, GatewayError> {
     let response = client.get(url).send().await?;
-    Ok(response.bytes().await?)
+    response.bytes().await
 }
 
 #[tokio::test]
@@ -90,7 +90,7 @@ async fn a_chunked_body_that_stops_is_a_closed_connection() {
         match response.chunk().await {
             Ok(Some(chunk)) => got.extend_from_slice(&chunk),
             Ok(None) => panic!("the body ended cleanly"),
-            Err(err) => break GatewayError::from(err),
+            Err(err) => break err,
         }
     };
     assert_eq!(got, b"hello");
@@ -106,11 +106,7 @@ async fn a_whole_body_that_is_not_json_is_a_decode_failure() {
     .await;
     let client = Client::new();
     let response = client.get(server.url("/")).send().await.unwrap();
-    let err: GatewayError = response
-        .json::<serde_json::Value>()
-        .await
-        .unwrap_err()
-        .into();
+    let err: GatewayError = response.json::<serde_json::Value>().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
     assert!(!err.is_retryable(), "{err}");
     assert!(err.to_string().contains("decode"), "{err}");
@@ -127,7 +123,7 @@ async fn a_posts_body_cut_short_says_it_may_not_be_sent_again() {
     let client = Client::new();
     let post = async {
         let response = client.post(server.url("/pay")).body("x").send().await?;
-        Ok::<_, GatewayError>(response.bytes().await?)
+        response.bytes().await
     };
     let err = post.await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionClosed, "{err}");
@@ -138,7 +134,7 @@ async fn a_posts_body_cut_short_says_it_may_not_be_sent_again() {
     // A GET's may be sent again.
     let get = async {
         let response = client.get(server.url("/x")).send().await?;
-        Ok::<_, GatewayError>(response.bytes().await?)
+        response.bytes().await
     };
     assert!(get.await.unwrap_err().is_retryable());
 }
@@ -160,7 +156,7 @@ async fn a_forwarded_body_does_not_carry_another_requests_cause() {
     let plain = reqwest::Client::builder().no_proxy().build().unwrap();
     let err = plain
         .put(upload.url("/"))
-        .body(reqwest::Body::from(response))
+        .body(reqwest::Body::from(response.into_reqwest()))
         .timeout(Duration::from_secs(2))
         .send()
         .await

@@ -679,7 +679,7 @@ async fn nginx_failing(failures: Option<u64>) -> MockServer {
 async fn ten_failing(
     client: &Client,
     server: &MockServer,
-) -> Vec<tokio::task::JoinHandle<Result<reqwest::Response, GatewayError>>> {
+) -> Vec<tokio::task::JoinHandle<Result<reqwest_resilience::Response, GatewayError>>> {
     let tasks = (0..10)
         .map(|id| {
             let call = client

@@ -44,9 +44,31 @@ async fn the_deadline_bounds_reading_the_body() {
         .await
         .expect("the deadline must end the body read")
         .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+}
+
+// 1b. The `reqwest::Response` a `Response` converts into keeps the bound: its body error is
+// reqwest's timeout, the deadline's `GatewayError` its cause.
+#[tokio::test]
+async fn the_deadline_bounds_the_body_of_the_reqwest_response_too() {
+    let server = FaultServer::start(Fault::RawThenStall(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc".to_vec(),
+    ))
+    .await;
+    let client = Client::builder()
+        .deadline(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let response = client.get(server.url("/")).send().await.unwrap();
+    let response: reqwest::Response = response.into_reqwest();
+    let err = tokio::time::timeout(Duration::from_secs(5), response.bytes())
+        .await
+        .expect("the deadline must end the body read")
+        .unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
     let cause = gateway_cause(&err).expect("a GatewayError in the chain");
     assert_eq!(cause.kind(), ErrorKind::DeadlineExceeded, "{cause}");
+    assert_eq!(GatewayError::from(err).kind(), ErrorKind::DeadlineExceeded);
 }
 
 // 2. An application's own 500 with a slow body is its response, sent once.

@@ -1,19 +1,23 @@
 //! The resilient [`Client`]: `reqwest`'s API, with every failure a [`GatewayError`].
 
 mod builder;
+mod pending;
 mod request;
 mod stack;
 
 pub use builder::{BuildError, ClientBuilder, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_DEADLINE};
+pub use pending::Pending;
 pub use request::RequestBuilder;
 
 use crate::error::GatewayError;
 use crate::request::Request;
+use crate::timeout::body::Limit;
 use reqwest::{IntoUrl, Method};
 pub(crate) use stack::Stack;
 use tower::util::BoxCloneSyncService;
 
-/// An HTTP client whose requests end in `Result<reqwest::Response, GatewayError>`.
+/// An HTTP client whose requests end in `Result<Response, GatewayError>`, and whose bodies
+/// are read with the same error type (see [`Response`](crate::Response)).
 ///
 /// Cloning is cheap and clones share the connection pool and every shared policy state.
 ///
@@ -100,11 +104,30 @@ impl Client {
     /// Sends an already built request through the client's stack: a [`Request`] from
     /// [`RequestBuilder::build`] (its per-request options kept), or a `reqwest::Request` (the
     /// client's settings).
-    pub async fn execute(
-        &self,
-        request: impl Into<Request>,
-    ) -> Result<reqwest::Response, GatewayError> {
-        self.stack.send(request.into()).await
+    pub fn execute(&self, request: impl Into<Request>) -> Pending {
+        self.dispatch(request.into())
+    }
+
+    /// Sends `request` through the stack; its response's body is bounded by the deadline as
+    /// the caller reads it (see [`Response`](crate::Response)), so the stack's deadline layer hands the
+    /// response back as it came instead of rebuilding it around a bounded body.
+    pub(crate) fn dispatch(&self, mut request: Request) -> Pending {
+        let ends = self.stack.deadline_limit().and_then(|limit| {
+            // The deadline the stack's deadline layer will settle on (it keeps an earlier one).
+            let deadline = crate::timeout::deadline::set_deadline(&mut request, limit);
+            if deadline.total == std::time::Duration::MAX {
+                return None;
+            }
+            request.state_mut().body_bound_by_caller = Some(deadline.at);
+            Some((deadline.at, Limit::Deadline(deadline.total)))
+        });
+        let method = request.method().clone();
+        let may_resend = crate::idempotency::may_resend(
+            request.method(),
+            request.headers(),
+            request.options().idempotent,
+        );
+        Pending::sent(self.stack.send(request), ends, method, may_resend)
     }
 
     /// A clone of this client that sends through the WebSocket stack.

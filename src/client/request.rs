@@ -1,6 +1,7 @@
 //! Building and sending one request.
 
 use super::Client;
+use super::Pending;
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::{Request, RequestOptions};
 use crate::retry::RetryPolicy;
@@ -179,14 +180,16 @@ impl RequestBuilder {
         Ok(Request::from_parts(inner, self.options))
     }
 
-    /// Sends the request through the client's stack.
-    pub async fn send(self) -> Result<reqwest::Response, GatewayError> {
-        let request = self.inner.build().map_err(invalid)?;
-        let future = self
-            .client
-            .stack
-            .send(Request::from_parts(request, self.options));
-        future.await
+    /// Sends the request through the client's stack: a future of its [`Response`](crate::Response). As with
+    /// reqwest, the request is handed to the stack now (its deadline runs from here), and
+    /// awaiting the future drives it.
+    pub fn send(self) -> Pending {
+        match self.inner.build() {
+            Ok(request) => self
+                .client
+                .dispatch(Request::from_parts(request, self.options)),
+            Err(err) => Pending::failed(invalid(err)),
+        }
     }
 }
 

@@ -18,6 +18,9 @@ pub(crate) type Stack = Arc<dyn Sender>;
 /// Sends a request through a stack held by reference.
 pub(crate) trait Sender: Send + Sync {
     fn send(&self, request: Request) -> ResponseFuture;
+
+    /// The stack's deadline layer's limit (`Duration::MAX`: none), if it has one.
+    fn deadline_limit(&self) -> Option<Duration>;
 }
 
 /// The concrete stack behind a [`Stack`], and the circuit's check made before it (a client
@@ -62,6 +65,10 @@ where
             Poll::Ready(Err(err)) => ResponseFuture::new(std::future::ready(Err(err))),
             Poll::Pending => ResponseFuture::new(service.oneshot(request)),
         }
+    }
+
+    fn deadline_limit(&self) -> Option<Duration> {
+        self.deadline
     }
 }
 

@@ -29,7 +29,8 @@ pub(crate) enum Limit {
 }
 
 impl Limit {
-    fn error(self) -> GatewayError {
+    /// The error of a body still streaming when this limit ran out.
+    pub(crate) fn error(self) -> GatewayError {
         let (kind, message) = match self {
             Limit::Deadline(total) => (
                 ErrorKind::DeadlineExceeded,
@@ -67,7 +68,7 @@ pub(crate) struct Owner {
 impl Owner {
     /// `err` as a failure of this request: delivered, its method, its attempts, and not to be
     /// sent again unless the request may be.
-    fn own(&self, mut err: GatewayError) -> GatewayError {
+    pub(crate) fn own(&self, mut err: GatewayError) -> GatewayError {
         let details = err.details_mut();
         details.clear_unsent();
         details.set_method(self.method.clone());
@@ -87,28 +88,34 @@ pub(crate) fn bound(
     owner: Owner,
 ) -> reqwest::Response {
     let (url, parts, body) = split(response);
-    let body = TimedBody {
-        inner: body,
-        sleep: None,
-        ends,
-        limit,
-        done: false,
-        owner,
-    };
-    rebuild(url, parts, body)
+    rebuild(url, parts, TimedBody::new(body, Some((ends, limit)), owner))
 }
 
 pin_project_lite::pin_project! {
-    struct TimedBody {
+    /// A response body whose errors are its request's, ending with its limit's error if still
+    /// streaming when the limit runs out.
+    pub(crate) struct TimedBody {
         #[pin]
         inner: reqwest::Body,
         // Made the first time the body has to wait: a body that is already there (most small
         // responses) never registers a timer.
         sleep: Option<Pin<Box<Sleep>>>,
-        ends: Instant,
-        limit: Limit,
+        // When the body must have ended, and what ran out then (`None`: nothing bounds it).
+        ends: Option<(Instant, Limit)>,
         done: bool,
         owner: Owner,
+    }
+}
+
+impl TimedBody {
+    pub(crate) fn new(inner: reqwest::Body, ends: Option<(Instant, Limit)>, owner: Owner) -> Self {
+        TimedBody {
+            inner,
+            sleep: None,
+            ends,
+            done: false,
+            owner,
+        }
     }
 }
 
@@ -128,15 +135,17 @@ impl HttpBody for TimedBody {
             let owner = &*this.owner;
             return Poll::Ready(frame.map(|f| f.map_err(|e| cause(e, owner))));
         }
-        if *this.ends <= Instant::now() || {
-            let ends = *this.ends;
+        let Some((ends, limit)) = *this.ends else {
+            return Poll::Pending;
+        };
+        if ends <= Instant::now() || {
             let sleep = this
                 .sleep
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(ends)));
             sleep.as_mut().poll(cx).is_ready()
         } {
             *this.done = true;
-            return Poll::Ready(Some(Err(Box::new(this.owner.own(this.limit.error())))));
+            return Poll::Ready(Some(Err(Box::new(this.owner.own(limit.error())))));
         }
         Poll::Pending
     }
@@ -153,9 +162,15 @@ impl HttpBody for TimedBody {
 /// A body error from below as this crate's cause (already one, when an inner layer bounded
 /// the body too).
 fn cause(err: reqwest::Error, owner: &Owner) -> BoxError {
+    Box::new(owned_cause(err, owner))
+}
+
+/// A body error from below as a failure of `owner`'s request (or the cause an inner layer
+/// that bounded the body too already made of it).
+pub(crate) fn owned_cause(err: reqwest::Error, owner: &Owner) -> GatewayError {
     // This body's own chain: an inner bounded body's cause is in it.
-    if let Some(ours) = crate::classify::convert::own_cause(&err) {
-        return Box::new(ours);
+    match crate::classify::convert::own_cause(&err) {
+        Some(ours) => ours,
+        None => owner.own(GatewayError::from_reqwest_sent(err)),
     }
-    Box::new(owner.own(GatewayError::from_reqwest_sent(err)))
 }

@@ -90,12 +90,17 @@ where
         let deadline = set_deadline(&mut request, self.deadline);
         let tracker = request.tracker();
         let method = request.method().clone();
-        let may_resend = crate::idempotency::may_resend(
-            request.method(),
-            request.headers(),
-            request.options().idempotent,
-        );
+        // The caller bounds the body when it reads it (a `Client`'s `Response`): the response
+        // is not rebuilt around a bounded body here.
+        let bound_body = request.state().body_bound_by_caller != Some(deadline.at);
+        let may_resend = bound_body
+            && crate::idempotency::may_resend(
+                request.method(),
+                request.headers(),
+                request.options().idempotent,
+            );
         ResponseFuture {
+            bound_body,
             may_resend,
             inner: Some(self.inner.call(request)),
             sleep: tokio::time::sleep_until(deadline.at),
@@ -138,6 +143,8 @@ pin_project_lite::pin_project! {
         method: Method,
         // Whether the request may be sent again: a body error says so.
         may_resend: bool,
+        // Whether the response's body is bounded here (not by the caller as it reads it).
+        bound_body: bool,
     }
 }
 
@@ -166,7 +173,7 @@ where
                 this.tracker,
                 *this.deadline,
                 this.method.clone(),
-                *this.may_resend,
+                (*this.bound_body).then_some(*this.may_resend),
             ));
         }
         ready!(this.sleep.poll(cx));
@@ -181,21 +188,23 @@ where
 
 /// The outcome of a logical request that ended before its deadline's timer fired: a failure
 /// at the deadline (an attempt timer cut to it) is the deadline's; a response has its body
-/// bounded by the deadline too, since the body the caller reads is part of the request. Shared
-/// by the deadline layer and the reqwest-middleware adapter.
+/// bounded by the deadline too, since the body the caller reads is part of the request, unless
+/// the caller bounds it as it reads it (`bound_body` is `None` then; else it says whether the
+/// request may be sent again). Shared by the deadline layer and the reqwest-middleware adapter.
 pub(crate) fn settle(
     outcome: Result<reqwest::Response, GatewayError>,
     tracker: &Arc<Tracker>,
     deadline: DeadlineAt,
     method: Method,
-    may_resend: bool,
+    bound_body: Option<bool>,
 ) -> Result<reqwest::Response, GatewayError> {
-    match outcome {
-        Err(err) if Instant::now() >= deadline.at => {
+    match (outcome, bound_body) {
+        (Err(err), _) if Instant::now() >= deadline.at => {
             tracker.record_failure(&err);
             Err(exceeded(tracker, deadline, method))
         }
-        Ok(response) => Ok(super::body::bound(
+        (Ok(response), None) => Ok(response),
+        (Ok(response), Some(may_resend)) => Ok(super::body::bound(
             response,
             deadline.at,
             super::body::Limit::Deadline(deadline.total),
@@ -205,7 +214,7 @@ pub(crate) fn settle(
                 attempts: tracker.attempts(),
             },
         )),
-        other => other,
+        (Err(err), _) => Err(err),
     }
 }
 

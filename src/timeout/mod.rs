@@ -23,6 +23,12 @@
 //!
 //! # Body errors
 //!
+//! Through a [`Client`](crate::Client), the body is read from its
+//! [`Response`](crate::Response), which applies the deadline as it reads and fails with the
+//! [`GatewayError`](crate::GatewayError) itself (`DeadlineExceeded`, `ConnectionClosed`…);
+//! the deadline layer then leaves the response as it came. What follows is the deadline
+//! layer's own bound, for a `reqwest::Response` that comes out of the layers as a service.
+//!
 //! A body bounded by the deadline (always) or the attempt timeout (with
 //! [`include_body`](AttemptTimeoutLayer::include_body)) fails, when its timer fires mid-read,
 //! with the `reqwest::Error` reqwest makes of a body error: `is_timeout()` is true, and its

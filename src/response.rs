@@ -1,0 +1,299 @@
+//! The response a [`Client`](crate::Client) hands back: reqwest's response, whose body is read
+//! within the request's deadline and fails with a [`GatewayError`].
+
+use crate::error::GatewayError;
+use crate::timeout::body::{Limit, Owner, TimedBody, owned_cause};
+use bytes::Bytes;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::time::{Instant, Sleep};
+
+/// A response from a [`Client`](crate::Client): one error type, [`GatewayError`], from
+/// `send()` to the body's last byte.
+///
+/// It dereferences to `reqwest::Response` for the head (`status()`, `headers()`, `url()`,
+/// `version()`, `content_length()`, `remote_addr()`, `extensions()`); its own methods read the
+/// body — [`bytes`](Self::bytes), [`text`](Self::text), [`json`](Self::json),
+/// [`chunk`](Self::chunk), [`bytes_stream`](Self::bytes_stream) — and fail with the
+/// `GatewayError` of what happened:
+///
+/// - the request's deadline passing while the body is read: `DeadlineExceeded` (the body is
+///   part of the logical request, so the client's deadline bounds it too);
+/// - the connection failing mid-body (a reset, a close before the announced length):
+///   `ConnectionClosed`, saying whether the request may be sent again;
+/// - a body that does not decode (`json`, a charset): `Decode`.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), reqwest_resilience::GatewayError> {
+/// let client = reqwest_resilience::Client::new();
+/// let response = client.get("http://127.0.0.1:8080/orders/17").send().await?;
+/// println!("{} after {} attempt(s)", response.status(), response.attempts());
+/// let body: String = response.text().await?;
+/// # Ok(()) }
+/// ```
+///
+/// [`into_reqwest`](Self::into_reqwest) (or `reqwest::Response::from`) gives the
+/// `reqwest::Response` itself, its body still bounded by the deadline (its errors are then
+/// `reqwest::Error`s whose `source()` is the `GatewayError`; `GatewayError::from` recovers it).
+pub struct Response {
+    inner: reqwest::Response,
+    bound: Bound,
+}
+
+/// What bounds the reading of a body, and whose failures its errors are.
+struct Bound {
+    /// When the body must have been read, and the limit that says so (`None`: no deadline).
+    ends: Option<(Instant, Limit)>,
+    owner: Owner,
+    /// Made the first time a read has to wait (a body already there registers no timer), and
+    /// kept for the next chunk.
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// A bounded read failed: the body is over (as a bounded body stream ends after its error).
+    done: bool,
+}
+
+impl Bound {
+    /// Polls `read`, a read of the body, within the bound; a failure is the owner's.
+    fn poll_read<T>(
+        &mut self,
+        read: Pin<&mut impl Future<Output = Result<T, reqwest::Error>>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, GatewayError>> {
+        // The body first: a body already there is read even at the deadline.
+        if let Poll::Ready(outcome) = read.poll(cx) {
+            return Poll::Ready(outcome.map_err(|err| owned_cause(err, &self.owner)));
+        }
+        let Some((ends, limit)) = self.ends else {
+            return Poll::Pending;
+        };
+        if ends <= Instant::now() || {
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(ends)));
+            sleep.as_mut().poll(cx).is_ready()
+        } {
+            self.done = true;
+            return Poll::Ready(Err(self.owner.own(limit.error())));
+        }
+        Poll::Pending
+    }
+}
+
+/// Awaits `read`, a read of a body, within `bound`.
+async fn read<T>(
+    bound: &mut Bound,
+    read: impl Future<Output = Result<T, reqwest::Error>>,
+) -> Result<T, GatewayError> {
+    let mut read = std::pin::pin!(read);
+    std::future::poll_fn(|cx| bound.poll_read(read.as_mut(), cx)).await
+}
+
+impl Response {
+    pub(crate) fn new(
+        inner: reqwest::Response,
+        ends: Option<(Instant, Limit)>,
+        owner: Owner,
+    ) -> Self {
+        Response {
+            inner,
+            bound: Bound {
+                ends,
+                owner,
+                sleep: None,
+                done: false,
+            },
+        }
+    }
+
+    /// How many attempts the request took (1 when the first one answered).
+    pub fn attempts(&self) -> u32 {
+        self.bound.owner.attempts.max(1)
+    }
+
+    /// The whole body.
+    ///
+    /// # Errors
+    ///
+    /// The body's failure: the deadline passing, the connection failing mid-body.
+    pub async fn bytes(self) -> Result<Bytes, GatewayError> {
+        let Response { inner, mut bound } = self;
+        read(&mut bound, inner.bytes()).await
+    }
+
+    /// The whole body as text, decoded by the `Content-Type`'s charset (with the `charset`
+    /// feature; UTF-8 without it), invalid sequences replaced.
+    ///
+    /// # Errors
+    ///
+    /// The body's failure, as for [`bytes`](Self::bytes).
+    pub async fn text(self) -> Result<String, GatewayError> {
+        let Response { inner, mut bound } = self;
+        read(&mut bound, inner.text()).await
+    }
+
+    /// The whole body as text, decoded by the `Content-Type`'s charset or else
+    /// `default_encoding` (needs the `charset` feature).
+    ///
+    /// # Errors
+    ///
+    /// The body's failure, as for [`bytes`](Self::bytes).
+    #[cfg(feature = "charset")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "charset")))]
+    pub async fn text_with_charset(self, default_encoding: &str) -> Result<String, GatewayError> {
+        let Response { inner, mut bound } = self;
+        read(&mut bound, inner.text_with_charset(default_encoding)).await
+    }
+
+    /// The body deserialized from JSON (needs the `json` feature).
+    ///
+    /// # Errors
+    ///
+    /// The body's failure, as for [`bytes`](Self::bytes), or `Decode` when it is not the JSON
+    /// of a `T`.
+    #[cfg(feature = "json")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+    pub async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, GatewayError> {
+        let Response { inner, mut bound } = self;
+        read(&mut bound, inner.json()).await
+    }
+
+    /// The next chunk of the body (`None` at its end), for a body read as it arrives.
+    ///
+    /// # Errors
+    ///
+    /// The body's failure, as for [`bytes`](Self::bytes); the body is over after one.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, GatewayError> {
+        let Response { inner, bound } = self;
+        if bound.done {
+            return Ok(None);
+        }
+        let outcome = read(bound, inner.chunk()).await;
+        bound.done |= outcome.is_err();
+        outcome
+    }
+
+    /// The body as a stream of chunks (a `futures_core::Stream`), each a
+    /// `Result<Bytes, GatewayError>`; the stream ends after an error.
+    pub fn bytes_stream(self) -> BytesStream {
+        let Response { inner, bound } = self;
+        let body = http::Response::<reqwest::Body>::from(inner).into_body();
+        BytesStream {
+            body: TimedBody::new(body, bound.ends, bound.owner),
+        }
+    }
+
+    /// This response, or the [`GatewayError`] its status makes when it is a client or server
+    /// error (4xx, 5xx), judged as the client judges any response (`GatewayError::from` a
+    /// `reqwest::Response::error_for_status` error gives the same).
+    ///
+    /// # Errors
+    ///
+    /// The status's error, when the status is 4xx or 5xx.
+    pub fn error_for_status(self) -> Result<Self, GatewayError> {
+        match self.inner.error_for_status_ref() {
+            Ok(_) => Ok(self),
+            Err(err) => Err(GatewayError::from(err)),
+        }
+    }
+
+    /// The `reqwest::Response`, its body bounded by the request's deadline as this type's is
+    /// (a body error is then a `reqwest::Error` whose `source()` is the [`GatewayError`]).
+    /// Rebuilding the response around a bounded body costs a few allocations, which reading
+    /// the body through this type does not.
+    pub fn into_reqwest(self) -> reqwest::Response {
+        let Response { inner, bound } = self;
+        match bound.ends {
+            Some((ends, limit)) => crate::timeout::body::bound(inner, ends, limit, bound.owner),
+            None => inner,
+        }
+    }
+
+    /// The `reqwest::Response` as it came, for a connection taken over (an upgrade): no body
+    /// is read through it.
+    #[cfg(feature = "websocket")]
+    pub(crate) fn into_unbounded(self) -> reqwest::Response {
+        self.inner
+    }
+}
+
+impl std::ops::Deref for Response {
+    type Target = reqwest::Response;
+
+    fn deref(&self) -> &reqwest::Response {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Response {
+    fn deref_mut(&mut self) -> &mut reqwest::Response {
+        &mut self.inner
+    }
+}
+
+impl From<Response> for reqwest::Response {
+    fn from(response: Response) -> reqwest::Response {
+        response.into_reqwest()
+    }
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // reqwest's own Debug: URL, status and headers (the URL as reqwest shows it).
+        f.debug_struct("Response")
+            .field("status", &self.inner.status())
+            .field("version", &self.inner.version())
+            .field("attempts", &self.attempts())
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The body of a [`Response`] as a stream of chunks: see [`Response::bytes_stream`].
+    pub struct BytesStream {
+        #[pin]
+        body: TimedBody,
+    }
+}
+
+impl futures_core::Stream for BytesStream {
+    type Item = Result<Bytes, GatewayError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        use http_body::Body as _;
+        let mut body = self.project().body;
+        loop {
+            let frame = match body.as_mut().poll_frame(cx) {
+                Poll::Ready(Some(frame)) => frame,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            };
+            match frame {
+                // Trailers carry no bytes: the next frame, or the end.
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => return Poll::Ready(Some(Ok(data))),
+                    Err(_trailers) => continue,
+                },
+                Err(err) => return Poll::Ready(Some(Err(body_error(err)))),
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, None)
+    }
+}
+
+impl std::fmt::Debug for BytesStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BytesStream").finish_non_exhaustive()
+    }
+}
+
+/// A bounded body's error: always a [`GatewayError`], boxed for `http_body`.
+fn body_error(err: crate::response_body::BoxError) -> GatewayError {
+    match err.downcast::<GatewayError>() {
+        Ok(ours) => *ours,
+        Err(other) => GatewayError::new(crate::ErrorKind::Other, other.to_string()),
+    }
+}

@@ -1,0 +1,180 @@
+//! The `Response` a `Client` hands back: its body read chunk by chunk or as a stream within
+//! the deadline, its failures `GatewayError`s, its attempts, its status judged on request; and
+//! the layers used as a service (no `Response` there) still bounding the body themselves.
+//! Real TCP servers for the bodies that stall; wiremock for the rest.
+
+mod support;
+
+use futures_util::StreamExt;
+use reqwest_resilience::{Client, ErrorKind, GatewayError, Request};
+use std::time::Duration;
+use support::{Fault, FaultServer};
+use tower::ServiceExt;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// A head announcing 100 bytes, 3 of them sent, then nothing: the body stalls.
+const STALLS: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc";
+
+fn short_deadline() -> Client {
+    Client::builder()
+        .deadline(Duration::from_millis(300))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn chunks_come_until_the_deadline_ends_the_body() {
+    let server = FaultServer::start(Fault::RawThenStall(STALLS.to_vec())).await;
+    let mut response = short_deadline().get(server.url("/")).send().await.unwrap();
+    let first = response.chunk().await.unwrap();
+    assert_eq!(first.as_deref(), Some(&b"abc"[..]));
+    let err = tokio::time::timeout(Duration::from_secs(5), response.chunk())
+        .await
+        .expect("the deadline must end the read")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+    assert_eq!(err.attempts(), 1, "{err}");
+    // The body is over after its error.
+    assert_eq!(response.chunk().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_stream_of_chunks_ends_with_the_deadline() {
+    let server = FaultServer::start(Fault::RawThenStall(STALLS.to_vec())).await;
+    let response = short_deadline().get(server.url("/")).send().await.unwrap();
+    let mut stream = response.bytes_stream();
+    assert_eq!(stream.next().await.unwrap().unwrap(), &b"abc"[..]);
+    let err = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("the deadline must end the stream")
+        .expect("an error before the end")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+    assert!(
+        stream.next().await.is_none(),
+        "the stream ends after its error"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_cut_short_is_a_closed_connection() {
+    let server = FaultServer::start(Fault::RawThenReset(STALLS.to_vec())).await;
+    let response = Client::new().get(server.url("/")).send().await.unwrap();
+    let chunks: Vec<Result<bytes::Bytes, GatewayError>> = response.bytes_stream().collect().await;
+    let err = chunks
+        .into_iter()
+        .find_map(Result::err)
+        .expect("the reset is an error of the stream");
+    assert_eq!(err.kind(), ErrorKind::ConnectionClosed, "{err}");
+}
+
+/// Without a deadline nothing bounds the body, and its failures are still the request's.
+#[tokio::test]
+async fn without_a_deadline_a_truncated_body_is_still_a_closed_connection() {
+    let server = FaultServer::start(Fault::Raw(STALLS.to_vec())).await;
+    let client = Client::builder().no_deadline().build().unwrap();
+    let response = client.post(server.url("/")).body("x").send().await.unwrap();
+    let err = response.bytes().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionClosed, "{err}");
+    assert!(
+        !err.is_retryable(),
+        "a POST that was answered may not be sent again: {err}"
+    );
+}
+
+#[tokio::test]
+async fn a_response_says_how_many_attempts_it_took() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&server)
+        .await;
+    let client = Client::builder()
+        .retry(reqwest_resilience::retry::RetryPolicy::default().backoff(
+            reqwest_resilience::retry::ExponentialBackoff::new(Duration::from_millis(1)),
+        ))
+        .build()
+        .unwrap();
+    let response = client.get(server.uri()).send().await.unwrap();
+    assert_eq!(response.attempts(), 2);
+    assert_eq!(reqwest_resilience::attempts(&response), 2);
+    assert_eq!(response.text().await.unwrap(), "ok");
+
+    let response = client.get(server.uri()).send().await.unwrap();
+    assert_eq!(response.attempts(), 1);
+}
+
+#[tokio::test]
+async fn error_for_status_judges_the_status_and_keeps_a_success() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    let client = Client::new();
+    let response = client.get(server.uri()).send().await.unwrap();
+    assert_eq!(response.status(), 404, "an origin's 404 is its answer");
+    let err = response.error_for_status().unwrap_err();
+    assert_eq!(err.status(), 404, "{err}");
+
+    let ok = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("fine"))
+        .mount(&ok)
+        .await;
+    let response = client.get(ok.uri()).send().await.unwrap();
+    let response = response.error_for_status().unwrap();
+    assert_eq!(response.text().await.unwrap(), "fine");
+}
+
+/// The client's stack used as a service hands back a `reqwest::Response`: there the deadline
+/// layer bounds the body itself (what a `Client` leaves to its `Response` is not left undone).
+#[tokio::test]
+async fn the_stack_as_a_service_still_bounds_the_body() {
+    let server = FaultServer::start(Fault::RawThenStall(STALLS.to_vec())).await;
+    let service = short_deadline().into_service();
+    let request = Request::from(reqwest::Client::new().get(server.url("/")).build().unwrap());
+    let response: reqwest::Response = service.oneshot(request).await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(5), response.bytes())
+        .await
+        .expect("the deadline layer must end the body read")
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(GatewayError::from(err).kind(), ErrorKind::DeadlineExceeded);
+}
+
+/// A request's own shorter deadline bounds its body, not the client's.
+#[tokio::test]
+async fn a_requests_own_deadline_bounds_its_body() {
+    let server = FaultServer::start(Fault::RawThenStall(STALLS.to_vec())).await;
+    let client = Client::builder()
+        .deadline(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let response = client
+        .get(server.url("/"))
+        .deadline(Duration::from_millis(300))
+        .send()
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(5), response.text())
+        .await
+        .expect("the request's deadline must end the body read")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+    assert!(err.to_string().contains("300 ms"), "{err}");
+}
+
+/// A request that does not build fails when awaited, with the reason.
+#[tokio::test]
+async fn a_request_that_does_not_build_fails_when_awaited() {
+    let pending = Client::new().get("not a url").send();
+    let err = pending.await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{err}");
+}
