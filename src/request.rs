@@ -42,6 +42,10 @@ pub struct Request {
     inner: reqwest::Request,
     options: RequestOptions,
     state: State,
+    /// `inner` was built by reqwest's `RequestBuilder` through this crate's and not handed out
+    /// mutably since: its extensions hold at most reqwest's timeout setting, so a copy for a
+    /// retry need not go through `reqwest::Request::try_clone` (see `copy_built_here`).
+    built_here: bool,
 }
 
 /// What a caller may set for one request, read by the layers it goes through.
@@ -91,6 +95,8 @@ impl Request {
 
     /// The `reqwest::Request`, mutably.
     pub fn inner_mut(&mut self) -> &mut reqwest::Request {
+        // It may be replaced whole: its copies go through `reqwest::Request::try_clone` now.
+        self.built_here = false;
         &mut self.inner
     }
 
@@ -131,10 +137,16 @@ impl Request {
 
     /// A copy for another attempt (same options and state), when the body can be copied.
     pub(crate) fn try_clone(&self) -> Option<Request> {
+        let inner = if self.built_here {
+            copy_built_here(&self.inner)?
+        } else {
+            self.inner.try_clone()?
+        };
         Some(Request {
-            inner: self.inner.try_clone()?,
+            inner,
             options: self.options.clone(),
             state: self.state.clone(),
+            built_here: self.built_here,
         })
     }
 
@@ -177,8 +189,37 @@ impl Request {
             inner,
             options,
             state: State::default(),
+            built_here: false,
         }
     }
+
+    /// A request whose `reqwest::Request` this crate's
+    /// [`RequestBuilder`](crate::RequestBuilder) built (see `built_here`).
+    pub(crate) fn built_here(inner: reqwest::Request, options: RequestOptions) -> Request {
+        Request {
+            built_here: true,
+            ..Request::from_parts(inner, options)
+        }
+    }
+}
+
+/// A copy of `request`, built by reqwest's `RequestBuilder` through this crate's: the same as
+/// `reqwest::Request::try_clone`, without the extension map `try_clone` makes (and hashes into)
+/// to copy a timeout setting even when there is none. Such a request's extensions hold at most
+/// that setting (reqwest's builder sets no other, and `reqwest::Request` lets no one else
+/// write them but by `timeout_mut`), so the setting is all there is to copy.
+/// Only a request without a body is copied so (a body's copy is reqwest's to make).
+fn copy_built_here(request: &reqwest::Request) -> Option<reqwest::Request> {
+    if request.body().is_some() {
+        return request.try_clone();
+    }
+    let mut copy = reqwest::Request::new(request.method().clone(), request.url().clone());
+    *copy.headers_mut() = request.headers().clone();
+    *copy.version_mut() = request.version();
+    if let Some(timeout) = request.timeout() {
+        *copy.timeout_mut() = Some(*timeout);
+    }
+    Some(copy)
 }
 
 impl std::fmt::Debug for Request {

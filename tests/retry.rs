@@ -1098,3 +1098,103 @@ async fn a_first_attempt_success_earns_the_reward() {
         "a first-attempt success adds its reward"
     );
 }
+
+/// What each attempt of a request carried: its marker extension (seen through reqwest's
+/// conversion to `http::Request`, which keeps the extensions), header and URL.
+#[derive(Debug, Clone, PartialEq)]
+struct Carried {
+    marker: Option<u32>,
+    header: Option<String>,
+    url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Marker(u32);
+
+/// An inner service failing its first call, recording what every call carried.
+fn recording(
+    seen: Arc<Mutex<Vec<Carried>>>,
+) -> impl tower::Service<
+    reqwest_resilience::Request,
+    Response = reqwest::Response,
+    Error = GatewayError,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    service_fn(move |req: reqwest_resilience::Request| {
+        let header = req
+            .headers()
+            .get("x-order")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let url = req.url().to_string();
+        let http = http::Request::<reqwest::Body>::try_from(req.into_inner()).unwrap();
+        let marker = http.extensions().get::<Marker>().map(|m| m.0);
+        let mut seen = seen.lock().unwrap();
+        seen.push(Carried {
+            marker,
+            header,
+            url,
+        });
+        let first = seen.len() == 1;
+        async move {
+            if first {
+                Err(GatewayError::new(ErrorKind::BadGateway, "down"))
+            } else {
+                Ok(ok_response())
+            }
+        }
+    })
+}
+
+/// A request built by the client's builder is copied for its retry without reqwest's
+/// `try_clone` (no extension map to copy): the copy carries the same URL and headers.
+#[tokio::test(start_paused = true)]
+async fn a_retry_of_a_built_request_carries_its_url_and_headers() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let svc = RetryLayer::new(fast()).layer_on(recording(seen.clone()));
+    let request = Client::new()
+        .get("http://a.test/orders?id=17")
+        .header("x-order", "17")
+        .build()
+        .unwrap();
+    svc.oneshot(request).await.unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0], seen[1], "the retry's copy is the request");
+    assert_eq!(seen[1].header.as_deref(), Some("17"));
+    assert_eq!(seen[1].url, "http://a.test/orders?id=17");
+}
+
+/// A request that came from elsewhere (an `http::Request` with extensions) keeps them in its
+/// retry's copy, and so does a built request whose `reqwest::Request` was replaced through
+/// `inner_mut`.
+#[tokio::test(start_paused = true)]
+async fn a_retry_keeps_the_extensions_of_a_request_from_elsewhere() {
+    let with_marker = || {
+        let mut http = http::Request::get("http://a.test/x")
+            .body(reqwest::Body::from(""))
+            .unwrap();
+        http.extensions_mut().insert(Marker(7));
+        let mut request = reqwest::Request::try_from(http).unwrap();
+        // No body, like a GET from the builder: its copy could skip reqwest's.
+        *request.body_mut() = None;
+        request
+    };
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let svc = RetryLayer::new(fast()).layer_on(recording(seen.clone()));
+    svc.oneshot(reqwest_resilience::Request::from(with_marker()))
+        .await
+        .unwrap();
+    let markers: Vec<_> = seen.lock().unwrap().iter().map(|c| c.marker).collect();
+    assert_eq!(markers, [Some(7), Some(7)]);
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let svc = RetryLayer::new(fast()).layer_on(recording(seen.clone()));
+    let mut request = Client::new().get("http://a.test/x").build().unwrap();
+    *request.inner_mut() = with_marker();
+    svc.oneshot(request).await.unwrap();
+    let markers: Vec<_> = seen.lock().unwrap().iter().map(|c| c.marker).collect();
+    assert_eq!(markers, [Some(7), Some(7)]);
+}

@@ -177,7 +177,7 @@ impl RequestBuilder {
     /// [`build`](Self::build)).
     pub fn build_request(self) -> Result<Request, GatewayError> {
         let inner = self.inner.build().map_err(invalid)?;
-        Ok(Request::from_parts(inner, self.options))
+        Ok(Request::built_here(inner, self.options))
     }
 
     /// Sends the request through the client's stack: a future of its [`Response`](crate::Response). As with
@@ -187,7 +187,7 @@ impl RequestBuilder {
         match self.inner.build() {
             Ok(request) => self
                 .client
-                .dispatch(Request::from_parts(request, self.options)),
+                .dispatch(Request::built_here(request, self.options)),
             Err(err) => Pending::failed(invalid(err)),
         }
     }
