@@ -111,13 +111,17 @@ impl Response {
         self.bound.owner.attempts.max(1)
     }
 
-    /// The whole body.
+    /// The whole body (what is left of it after [`chunk`](Self::chunk)s; nothing after a
+    /// read failed).
     ///
     /// # Errors
     ///
     /// The body's failure: the deadline passing, the connection failing mid-body.
     pub async fn bytes(self) -> Result<Bytes, GatewayError> {
         let Response { inner, mut bound } = self;
+        if bound.done {
+            return Ok(Bytes::new());
+        }
         read(&mut bound, inner.bytes()).await
     }
 
@@ -129,6 +133,9 @@ impl Response {
     /// The body's failure, as for [`bytes`](Self::bytes).
     pub async fn text(self) -> Result<String, GatewayError> {
         let Response { inner, mut bound } = self;
+        if bound.done {
+            return Ok(String::new());
+        }
         read(&mut bound, inner.text()).await
     }
 
@@ -142,6 +149,9 @@ impl Response {
     #[cfg_attr(docsrs, doc(cfg(feature = "charset")))]
     pub async fn text_with_charset(self, default_encoding: &str) -> Result<String, GatewayError> {
         let Response { inner, mut bound } = self;
+        if bound.done {
+            return Ok(String::new());
+        }
         read(&mut bound, inner.text_with_charset(default_encoding)).await
     }
 
@@ -150,11 +160,17 @@ impl Response {
     /// # Errors
     ///
     /// The body's failure, as for [`bytes`](Self::bytes), or `Decode` when it is not the JSON
-    /// of a `T`.
+    /// of a `T` (an empty body, after a read failed, is not).
     #[cfg(feature = "json")]
     #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
     pub async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, GatewayError> {
         let Response { inner, mut bound } = self;
+        if bound.done {
+            return Err(bound.owner.own(GatewayError::new(
+                crate::ErrorKind::Decode,
+                "error decoding response body: the body ended with an earlier read's error",
+            )));
+        }
         read(&mut bound, inner.json()).await
     }
 
@@ -178,9 +194,11 @@ impl Response {
     pub fn bytes_stream(self) -> BytesStream {
         let Response { inner, bound } = self;
         let body = http::Response::<reqwest::Body>::from(inner).into_body();
-        BytesStream {
-            body: TimedBody::new(body, bound.ends, bound.owner),
+        let mut body = TimedBody::new(body, bound.ends, bound.owner);
+        if bound.done {
+            body.end();
         }
+        BytesStream { body }
     }
 
     /// This response, or the [`GatewayError`] its status makes when it is a client or server
@@ -191,10 +209,35 @@ impl Response {
     ///
     /// The status's error, when the status is 4xx or 5xx.
     pub fn error_for_status(self) -> Result<Self, GatewayError> {
+        self.error_for_status_ref()?;
+        Ok(self)
+    }
+
+    /// As [`error_for_status`](Self::error_for_status), by reference.
+    ///
+    /// # Errors
+    ///
+    /// The status's error, when the status is 4xx or 5xx.
+    pub fn error_for_status_ref(&self) -> Result<&Self, GatewayError> {
         match self.inner.error_for_status_ref() {
             Ok(_) => Ok(self),
-            Err(err) => Err(GatewayError::from(err)),
+            Err(err) => Err(self.bound.owner.own(GatewayError::from(err))),
         }
+    }
+
+    /// The connection, taken over after a `101 Switching Protocols` (reqwest's
+    /// `Response::upgrade`).
+    ///
+    /// # Errors
+    ///
+    /// The connection could not be upgraded (the response was not a `101`, or the connection
+    /// closed).
+    pub async fn upgrade(self) -> Result<reqwest::Upgraded, GatewayError> {
+        let Response { inner, bound } = self;
+        inner
+            .upgrade()
+            .await
+            .map_err(|err| owned_cause(err, &bound.owner))
     }
 
     /// The `reqwest::Response`, its body bounded by the request's deadline as this type's is
@@ -237,9 +280,17 @@ impl From<Response> for reqwest::Response {
     }
 }
 
+impl From<Response> for http::Response<reqwest::Body> {
+    /// The response as an `http::Response`, its body still bounded (see
+    /// [`Response::into_reqwest`]).
+    fn from(response: Response) -> http::Response<reqwest::Body> {
+        http::Response::from(response.into_reqwest())
+    }
+}
+
 impl std::fmt::Debug for Response {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // reqwest's own Debug: URL, status and headers (the URL as reqwest shows it).
+        // No URL: it may carry a query or credentials.
         f.debug_struct("Response")
             .field("status", &self.inner.status())
             .field("version", &self.inner.version())
@@ -250,6 +301,7 @@ impl std::fmt::Debug for Response {
 
 pin_project_lite::pin_project! {
     /// The body of a [`Response`] as a stream of chunks: see [`Response::bytes_stream`].
+    #[must_use = "streams do nothing unless polled"]
     pub struct BytesStream {
         #[pin]
         body: TimedBody,

@@ -178,3 +178,122 @@ async fn a_request_that_does_not_build_fails_when_awaited() {
     let err = pending.await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{err}");
 }
+
+/// A request's future does nothing until polled: made outside a runtime it does not panic
+/// (no timer is made before the first poll), and its deadline starts when it is polled.
+#[test]
+fn a_request_future_made_outside_a_runtime_runs_when_polled() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("late but fine"))
+            .mount(&server)
+            .await;
+        server
+    });
+    let client = Client::builder()
+        .deadline(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    // Made here, outside the runtime, and polled only after its deadline would have passed
+    // had it started at `send()`.
+    let pending = client.get(server.uri()).send();
+    std::thread::sleep(Duration::from_millis(300));
+    let body = rt.block_on(async { pending.await.unwrap().text().await.unwrap() });
+    assert_eq!(body, "late but fine");
+    assert_eq!(server_hits(&rt, &server), 1);
+}
+
+fn server_hits(rt: &tokio::runtime::Runtime, server: &MockServer) -> usize {
+    rt.block_on(server.received_requests()).unwrap().len()
+}
+
+/// The request's span is made when its future is first polled, inside the span current then:
+/// `send().instrument(span)` puts the request's events under `span`.
+#[tokio::test]
+async fn the_request_runs_inside_the_span_it_is_polled_in() {
+    use tracing::Instrument;
+    let capture = support::LogCapture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let client = Client::builder()
+        .retry(reqwest_resilience::retry::RetryPolicy::default().backoff(
+            reqwest_resilience::retry::ExponentialBackoff::new(Duration::from_millis(1)),
+        ))
+        .build()
+        .unwrap();
+    let pending = client.get(server.uri()).send();
+    let response = pending
+        .instrument(tracing::info_span!("checkout"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = capture.text();
+    let retrying = text
+        .lines()
+        .find(|l| l.contains("retrying"))
+        .unwrap_or_else(|| panic!("a retry event: {text}"));
+    assert!(
+        retrying.contains("checkout"),
+        "the retry is told inside the caller's span: {retrying}"
+    );
+}
+
+/// A request's own `Duration::ZERO` deadline turns the deadline off for its body too.
+#[tokio::test]
+async fn a_request_without_a_deadline_reads_its_body_unbounded() {
+    let server = FaultServer::start(Fault::RawThenStall(STALLS.to_vec())).await;
+    let response = short_deadline()
+        .get(server.url("/"))
+        .deadline(Duration::ZERO)
+        .send()
+        .await
+        .unwrap();
+    let read = tokio::time::timeout(Duration::from_secs(1), response.bytes()).await;
+    assert!(
+        read.is_err(),
+        "no deadline bounds the body: the read still waits after the client's 300 ms"
+    );
+}
+
+/// A body failure reports the logical request: its method and every attempt it took.
+#[tokio::test]
+async fn a_body_failure_after_a_retry_counts_both_attempts() {
+    let server = FaultServer::start(Fault::FirstThen(
+        b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        STALLS.to_vec(),
+    ))
+    .await;
+    let client = Client::builder()
+        .retry(reqwest_resilience::retry::RetryPolicy::default().backoff(
+            reqwest_resilience::retry::ExponentialBackoff::new(Duration::from_millis(1)),
+        ))
+        .build()
+        .unwrap();
+    let response = client.get(server.url("/")).send().await.unwrap();
+    assert_eq!(response.attempts(), 2);
+    let err = response.bytes().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionClosed, "{err}");
+    assert_eq!(err.attempts(), 2, "{err}");
+    assert!(err.to_string().contains("after 2 attempts"), "{err}");
+}

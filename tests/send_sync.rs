@@ -20,6 +20,14 @@ fn types_are_send_and_sync() {
     send_sync::<AttemptTimeout<Transport>>();
     send_sync::<reqwest_resilience::fallback::FallbackLayer>();
     send_sync::<reqwest_resilience::diagnosis::Diagnosis>();
+    send_sync::<reqwest_resilience::Response>();
+    send_sync::<reqwest_resilience::BytesStream>();
+}
+
+#[test]
+fn the_request_future_is_send_and_unpin() {
+    fn send_unpin<T: Send + Unpin>() {}
+    send_unpin::<reqwest_resilience::Pending>();
 }
 
 #[tokio::test]

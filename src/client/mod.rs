@@ -11,7 +11,6 @@ pub use request::RequestBuilder;
 
 use crate::error::GatewayError;
 use crate::request::Request;
-use crate::timeout::body::Limit;
 use reqwest::{IntoUrl, Method};
 pub(crate) use stack::Stack;
 use tower::util::BoxCloneSyncService;
@@ -105,29 +104,7 @@ impl Client {
     /// [`RequestBuilder::build`] (its per-request options kept), or a `reqwest::Request` (the
     /// client's settings).
     pub fn execute(&self, request: impl Into<Request>) -> Pending {
-        self.dispatch(request.into())
-    }
-
-    /// Sends `request` through the stack; its response's body is bounded by the deadline as
-    /// the caller reads it (see [`Response`](crate::Response)), so the stack's deadline layer hands the
-    /// response back as it came instead of rebuilding it around a bounded body.
-    pub(crate) fn dispatch(&self, mut request: Request) -> Pending {
-        let ends = self.stack.deadline_limit().and_then(|limit| {
-            // The deadline the stack's deadline layer will settle on (it keeps an earlier one).
-            let deadline = crate::timeout::deadline::set_deadline(&mut request, limit);
-            if deadline.total == std::time::Duration::MAX {
-                return None;
-            }
-            request.state_mut().body_bound_by_caller = Some(deadline.at);
-            Some((deadline.at, Limit::Deadline(deadline.total)))
-        });
-        let method = request.method().clone();
-        let may_resend = crate::idempotency::may_resend(
-            request.method(),
-            request.headers(),
-            request.options().idempotent,
-        );
-        Pending::sent(self.stack.send(request), ends, method, may_resend)
+        Pending::new(self.stack.clone(), request.into())
     }
 
     /// A clone of this client that sends through the WebSocket stack.

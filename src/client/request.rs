@@ -180,14 +180,14 @@ impl RequestBuilder {
         Ok(Request::built_here(inner, self.options))
     }
 
-    /// Sends the request through the client's stack: a future of its [`Response`](crate::Response). As with
-    /// reqwest, the request is handed to the stack now (its deadline runs from here), and
-    /// awaiting the future drives it.
+    /// Sends the request through the client's stack: a future of its
+    /// [`Response`](crate::Response), which does nothing until first polled (see [`Pending`]).
     pub fn send(self) -> Pending {
         match self.inner.build() {
-            Ok(request) => self
-                .client
-                .dispatch(Request::built_here(request, self.options)),
+            Ok(request) => Pending::new(
+                self.client.stack,
+                Request::built_here(request, self.options),
+            ),
             Err(err) => Pending::failed(invalid(err)),
         }
     }

@@ -34,6 +34,14 @@ type ResponsePredicate = Arc<dyn Fn(StatusCode, &HeaderMap) -> bool + Send + Syn
 /// ```
 #[derive(Clone)]
 pub struct RetryPolicy {
+    // Shared: a policy is cloned for every request, and moves with it (a request's own
+    // policy is in its options); the builder methods copy the rules when shared.
+    pub(crate) rules: Arc<Rules>,
+}
+
+/// The rules of a [`RetryPolicy`].
+#[derive(Clone)]
+pub(crate) struct Rules {
     pub(crate) max_attempts: u32,
     pub(crate) backoff: Arc<dyn Backoff>,
     pub(crate) retry_if: Option<Predicate>,
@@ -76,24 +84,38 @@ impl StatusSet {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 3,
-            backoff: Arc::new(ExponentialBackoff::default()),
-            retry_if: None,
-            non_idempotent: false,
-            honor_retry_after: true,
-            max_retry_after: Duration::from_secs(30),
-            budget: Some(RetryBudget::default()),
-            budget_chosen: false,
-            retry_too_many_requests: true,
-            retry_request_timeout: true,
-            retry_statuses: None,
-            retry_on_response: None,
-            hedge_after: None,
+            rules: Arc::new(Rules {
+                max_attempts: 3,
+                backoff: Arc::new(ExponentialBackoff::default()),
+                retry_if: None,
+                non_idempotent: false,
+                honor_retry_after: true,
+                max_retry_after: Duration::from_secs(30),
+                budget: Some(RetryBudget::default()),
+                budget_chosen: false,
+                retry_too_many_requests: true,
+                retry_request_timeout: true,
+                retry_statuses: None,
+                retry_on_response: None,
+                hedge_after: None,
+            }),
         }
     }
 }
 
 impl RetryPolicy {
+    /// This policy drawing on `budget` (a request's own policy that chose none draws on its
+    /// client's).
+    pub(crate) fn with_budget(mut self, budget: Option<RetryBudget>) -> Self {
+        self.rules_mut().budget = budget;
+        self
+    }
+
+    /// The rules, to change: copied first when another policy shares them.
+    fn rules_mut(&mut self) -> &mut Rules {
+        Arc::make_mut(&mut self.rules)
+    }
+
     /// A policy that never retries (one attempt).
     pub fn never() -> Self {
         RetryPolicy::default().max_attempts(1).no_budget()
@@ -101,7 +123,7 @@ impl RetryPolicy {
 
     /// Attempts in all, the first included (at least 1).
     pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts.max(1);
+        self.rules_mut().max_attempts = attempts.max(1);
         self
     }
 
@@ -123,7 +145,7 @@ impl RetryPolicy {
     /// let policy = RetryPolicy::default().hedge_after(Duration::from_millis(20));
     /// ```
     pub fn hedge_after(mut self, delay: Duration) -> Self {
-        self.hedge_after = Some(super::hedge::HedgeDelay::Fixed(delay));
+        self.rules_mut().hedge_after = Some(super::hedge::HedgeDelay::Fixed(delay));
         self
     }
 
@@ -144,7 +166,7 @@ impl RetryPolicy {
     /// );
     /// ```
     pub fn hedge_at_percentile(mut self, percentile: f64, min: Duration, max: Duration) -> Self {
-        self.hedge_after = Some(super::hedge::HedgeDelay::Percentile {
+        self.rules_mut().hedge_after = Some(super::hedge::HedgeDelay::Percentile {
             percentile,
             min,
             max,
@@ -155,12 +177,12 @@ impl RetryPolicy {
 
     /// The attempts in all this policy allows.
     pub fn attempts(&self) -> u32 {
-        self.max_attempts
+        self.rules.max_attempts
     }
 
     /// The retry schedule.
     pub fn backoff(mut self, backoff: impl Backoff) -> Self {
-        self.backoff = Arc::new(backoff);
+        self.rules_mut().backoff = Arc::new(backoff);
         self
     }
 
@@ -171,20 +193,20 @@ impl RetryPolicy {
         mut self,
         predicate: impl Fn(&GatewayError) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.retry_if = Some(Arc::new(predicate));
+        self.rules_mut().retry_if = Some(Arc::new(predicate));
         self
     }
 
     /// Treats every request as idempotent: POST and PATCH are retried too. Only for APIs whose
     /// non-idempotent calls are safe to repeat.
     pub fn retry_non_idempotent(mut self, yes: bool) -> Self {
-        self.non_idempotent = yes;
+        self.rules_mut().non_idempotent = yes;
         self
     }
 
     /// Whether `Retry-After` and rate-limit reset hints on a 503 or 429 set the pause.
     pub fn honor_retry_after(mut self, yes: bool) -> Self {
-        self.honor_retry_after = yes;
+        self.rules_mut().honor_retry_after = yes;
         self
     }
 
@@ -194,7 +216,7 @@ impl RetryPolicy {
     /// consulted. A 429 that is not retried (or still comes after the last attempt) is handed
     /// back as the `Ok` response it is: it is not a gateway failure.
     pub fn retry_too_many_requests(mut self, yes: bool) -> Self {
-        self.retry_too_many_requests = yes;
+        self.rules_mut().retry_too_many_requests = yes;
         self
     }
 
@@ -203,7 +225,7 @@ impl RetryPolicy {
     /// connection. It is retried by the same rules as a 429 (idempotency, budget, deadline,
     /// backoff) and handed back as the `Ok` response it is when not retried.
     pub fn retry_request_timeout(mut self, yes: bool) -> Self {
-        self.retry_request_timeout = yes;
+        self.rules_mut().retry_request_timeout = yes;
         self
     }
 
@@ -227,7 +249,7 @@ impl RetryPolicy {
         I::Item: TryInto<StatusCode>,
     {
         let mut set = StatusSet::default();
-        if let Some(old) = &self.retry_statuses {
+        if let Some(old) = &self.rules.retry_statuses {
             set.0 = old.0;
         }
         for status in statuses {
@@ -235,7 +257,7 @@ impl RetryPolicy {
                 set.insert(status);
             }
         }
-        self.retry_statuses = Some(Arc::new(set));
+        self.rules_mut().retry_statuses = Some(Arc::new(set));
         self
     }
 
@@ -254,23 +276,25 @@ impl RetryPolicy {
         mut self,
         predicate: impl Fn(StatusCode, &HeaderMap) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.retry_on_response = Some(Arc::new(predicate));
+        self.rules_mut().retry_on_response = Some(Arc::new(predicate));
         self
     }
 
     /// Whether a response (not a failure) is retried like a failure: a 429 or 408, or a
     /// status or response the user's rules name.
     pub(crate) fn retries_response(&self, status: StatusCode, headers: &HeaderMap) -> bool {
-        (status == StatusCode::TOO_MANY_REQUESTS && self.retry_too_many_requests)
-            || (status == StatusCode::REQUEST_TIMEOUT && self.retry_request_timeout)
+        (status == StatusCode::TOO_MANY_REQUESTS && self.rules.retry_too_many_requests)
+            || (status == StatusCode::REQUEST_TIMEOUT && self.rules.retry_request_timeout)
             || self.retries_by_user_rule(status, headers)
     }
 
     fn retries_by_user_rule(&self, status: StatusCode, headers: &HeaderMap) -> bool {
-        self.retry_statuses
+        self.rules
+            .retry_statuses
             .as_ref()
             .is_some_and(|set| set.contains(status))
             || self
+                .rules
                 .retry_on_response
                 .as_ref()
                 .is_some_and(|rule| rule(status, headers))
@@ -279,28 +303,28 @@ impl RetryPolicy {
     /// The longest pause a hint may ask for; a longer one ends the request with the error at
     /// once rather than sleep in vain.
     pub fn max_retry_after(mut self, max: Duration) -> Self {
-        self.max_retry_after = max;
+        self.rules_mut().max_retry_after = max;
         self
     }
 
     /// The retry budget (shared by every clone of this policy).
     pub fn budget(mut self, budget: RetryBudget) -> Self {
-        self.budget = Some(budget);
-        self.budget_chosen = true;
+        self.rules_mut().budget = Some(budget);
+        self.rules_mut().budget_chosen = true;
         self
     }
 
     /// No retry budget: every failure may use all its attempts. Use with care: in a full
     /// outage this multiplies the load on the upstream by the number of attempts.
     pub fn no_budget(mut self) -> Self {
-        self.budget = None;
-        self.budget_chosen = true;
+        self.rules_mut().budget = None;
+        self.rules_mut().budget_chosen = true;
         self
     }
 
     /// The budget, if any.
     pub fn retry_budget(&self) -> Option<&RetryBudget> {
-        self.budget.as_ref()
+        self.rules.budget.as_ref()
     }
 
     /// Whether the cause is one this policy retries.
@@ -314,7 +338,7 @@ impl RetryPolicy {
         ) {
             return false;
         }
-        match &self.retry_if {
+        match &self.rules.retry_if {
             Some(predicate) => predicate(err),
             None => err.is_transient(),
         }
@@ -327,25 +351,28 @@ impl RetryPolicy {
         headers: &http::HeaderMap,
         opted_in: bool,
     ) -> bool {
-        self.non_idempotent || crate::idempotency::may_resend(method, headers, opted_in)
+        self.rules.non_idempotent || crate::idempotency::may_resend(method, headers, opted_in)
     }
 }
 
 impl fmt::Debug for RetryPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryPolicy")
-            .field("max_attempts", &self.max_attempts)
-            .field("backoff", &self.backoff)
-            .field("custom_predicate", &self.retry_if.is_some())
-            .field("retry_statuses", &self.retry_statuses.is_some())
-            .field("retry_on_response", &self.retry_on_response.is_some())
-            .field("hedge_after", &self.hedge_after)
-            .field("non_idempotent", &self.non_idempotent)
-            .field("honor_retry_after", &self.honor_retry_after)
-            .field("max_retry_after", &self.max_retry_after)
-            .field("budget", &self.budget)
-            .field("retry_too_many_requests", &self.retry_too_many_requests)
-            .field("retry_request_timeout", &self.retry_request_timeout)
+            .field("max_attempts", &self.rules.max_attempts)
+            .field("backoff", &self.rules.backoff)
+            .field("custom_predicate", &self.rules.retry_if.is_some())
+            .field("retry_statuses", &self.rules.retry_statuses.is_some())
+            .field("retry_on_response", &self.rules.retry_on_response.is_some())
+            .field("hedge_after", &self.rules.hedge_after)
+            .field("non_idempotent", &self.rules.non_idempotent)
+            .field("honor_retry_after", &self.rules.honor_retry_after)
+            .field("max_retry_after", &self.rules.max_retry_after)
+            .field("budget", &self.rules.budget)
+            .field(
+                "retry_too_many_requests",
+                &self.rules.retry_too_many_requests,
+            )
+            .field("retry_request_timeout", &self.rules.retry_request_timeout)
             .finish()
     }
 }
@@ -384,10 +411,14 @@ impl RetryPolicy {
         if !cause_retried {
             return Next::GiveUp(None);
         }
-        if attempt.number >= self.max_attempts {
+        if attempt.number >= self.rules.max_attempts {
             // With retries off there is nothing to explain.
-            let why = (self.max_attempts > 1).then(|| {
-                format!("all {} tries of the retry policy failed", self.max_attempts).into()
+            let why = (self.rules.max_attempts > 1).then(|| {
+                format!(
+                    "all {} tries of the retry policy failed",
+                    self.rules.max_attempts
+                )
+                .into()
             });
             return Next::GiveUp(why);
         }
@@ -402,18 +433,22 @@ impl RetryPolicy {
             ));
         }
         let (delay, reason) = match self.hint(err) {
-            Some(asked) if asked > self.max_retry_after => {
+            Some(asked) if asked > self.rules.max_retry_after => {
                 return Next::GiveUp(Some(
                     format!(
                         "the server asked to wait {}s, more than the {}s allowed",
                         asked.as_secs(),
-                        self.max_retry_after.as_secs()
+                        self.rules.max_retry_after.as_secs()
                     )
                     .into(),
                 ));
             }
             Some(asked) => (asked, "Retry-After"),
-            None => match self.backoff.delay(attempt.number, attempt.previous_delay) {
+            None => match self
+                .rules
+                .backoff
+                .delay(attempt.number, attempt.previous_delay)
+            {
                 Some(delay) => (delay, "backoff"),
                 None => return Next::GiveUp(Some("the backoff schedule ended".into())),
             },
@@ -428,7 +463,7 @@ impl RetryPolicy {
 
     /// The pause a 503's or 429's `Retry-After` (or rate-limit reset) asks for, when honoured.
     fn hint(&self, err: &GatewayError) -> Option<Duration> {
-        let response = err.response().filter(|_| self.honor_retry_after)?;
+        let response = err.response().filter(|_| self.rules.honor_retry_after)?;
         // A 503 or 429; or a response retried by the user's rules, whose server may say when.
         let hinted = matches!(response.status().as_u16(), 503 | 429)
             || (err.kind() == crate::error::ErrorKind::Other
@@ -448,7 +483,7 @@ impl RetryPolicy {
         spent: &mut u32,
         host: Option<u64>,
     ) -> Next {
-        match (next, &self.budget) {
+        match (next, &self.rules.budget) {
             (Next::RetryAfter(delay, reason), Some(budget)) => {
                 let cost = budget.cost(after_timeout);
                 if budget.try_withdraw(host.unwrap_or(0), cost) {
@@ -466,7 +501,7 @@ impl RetryPolicy {
     /// `host` (the request's host key) is asked only when a bucket per host may need it.
     /// Whether a bucket changed.
     pub(crate) fn settle(&self, spent: u32, host: impl FnOnce() -> Option<u64>) -> bool {
-        match &self.budget {
+        match &self.rules.budget {
             Some(budget) if spent > 0 => budget.refund(host, spent),
             Some(budget) => budget.reward(host),
             None => false,

@@ -158,9 +158,10 @@ where
         // A hedged first attempt arms its timer (a hedge needs a copy and a second attempt).
         let hedge_timer = ctx
             .policy
+            .rules
             .hedge_after
             .as_ref()
-            .filter(|_| ctx.idempotent && ctx.spare.is_some() && ctx.policy.max_attempts > 1)
+            .filter(|_| ctx.idempotent && ctx.spare.is_some() && ctx.policy.rules.max_attempts > 1)
             .map(|delay| {
                 let host = crate::host::key(request.url());
                 if delay.learns() {
@@ -304,7 +305,7 @@ where
                 {
                     crate::error::record_outcome(&attempt_span, Some(response.status()), None);
                     if let (Some((host, started)), Some(delay)) =
-                        (ctx.learning, ctx.policy.hedge_after.as_ref())
+                        (ctx.learning, ctx.policy.rules.hedge_after.as_ref())
                     {
                         delay.record(host, started.elapsed());
                     }
@@ -409,10 +410,9 @@ impl<S> Loop<S> {
         let policy = match &request.options().retry {
             // A request's own policy draws on the layer's budget unless it chose one: a fresh,
             // full budget per call would defeat the budget's purpose.
-            Some(own) if !own.budget_chosen => RetryPolicy {
-                budget: policy.budget,
-                ..own.clone()
-            },
+            Some(own) if !own.rules.budget_chosen => {
+                own.clone().with_budget(policy.rules.budget.clone())
+            }
             Some(own) => own.clone(),
             None => policy,
         };
@@ -434,12 +434,12 @@ impl<S> Loop<S> {
             error.type = tracing::field::Empty,
         );
         // A copy is kept for the next attempt; a streamed body cannot be copied.
-        let spare = if policy.max_attempts > 1 {
+        let spare = if policy.rules.max_attempts > 1 {
             request.try_clone()
         } else {
             None
         };
-        let replayable = spare.is_some() || policy.max_attempts == 1;
+        let replayable = spare.is_some() || policy.rules.max_attempts == 1;
         let deadline = request.state().deadline;
         Loop {
             service,
@@ -502,7 +502,7 @@ impl<S> Loop<S> {
     /// Sets the budget gauge of the request's host to what its bucket holds now.
     #[cfg(feature = "metrics")]
     fn budget_moved(&self) {
-        if let Some(budget) = &self.policy.budget {
+        if let Some(budget) = &self.policy.rules.budget {
             let url = &self.metrics.url;
             budget.note_url(url);
             crate::metrics::budget(url, budget.is_per_host(), budget.available_for(url));
@@ -536,7 +536,7 @@ impl<S> Loop<S> {
             return;
         }
         let host = self.host();
-        if let Some(budget) = &self.policy.budget {
+        if let Some(budget) = &self.policy.rules.budget {
             budget.refund(|| host, budget.cost(false));
             #[cfg(feature = "metrics")]
             self.budget_moved();
@@ -600,7 +600,8 @@ impl<S> Loop<S> {
                         policy.charge(policy.decide(&refused, true, &facts), false, spent, host);
                     self.last_charge = *spent - before;
                     if let Next::RetryAfter(delay, reason) = step {
-                        if let Some(copy) = next_copy(&mut self.spare, attempt, policy.max_attempts)
+                        if let Some(copy) =
+                            next_copy(&mut self.spare, attempt, policy.rules.max_attempts)
                         {
                             tracing::warn!(
                                 attempt,
@@ -642,7 +643,7 @@ impl<S> Loop<S> {
                     // A retry the crate refused itself sent nothing: its cost goes back, and
                     // the request ends with its own last failure, the refusal as the reason it
                     // was not retried (an earlier copy may have been delivered: not "unsent").
-                    if let Some(budget) = &policy.budget {
+                    if let Some(budget) = &policy.rules.budget {
                         if self.last_charge > 0 {
                             budget.refund(|| host, self.last_charge);
                             *spent = spent.saturating_sub(self.last_charge);
@@ -696,7 +697,7 @@ impl<S> Loop<S> {
                         #[cfg(feature = "metrics")]
                         self.retried(err.kind().name());
                         // `decide` only retries when a copy exists.
-                        match next_copy(&mut self.spare, attempt, policy.max_attempts) {
+                        match next_copy(&mut self.spare, attempt, policy.rules.max_attempts) {
                             Some(copy) => {
                                 // Kept for a deadline that ends during the pause or the next
                                 // attempt (its last cause): moved, not copied. An error handed
@@ -749,7 +750,7 @@ where
             return None;
         }
         let host = self.host();
-        if let Some(budget) = &self.policy.budget {
+        if let Some(budget) = &self.policy.rules.budget {
             if !budget.try_withdraw(host.unwrap_or(0), budget.cost(false)) {
                 return None;
             }
@@ -803,8 +804,10 @@ where
             Err(err) => return (Err(err), span, 1),
         };
         // A hedge needs a copy: without the kept one there is none.
-        let hedge = match (&self.policy.hedge_after, &self.spare) {
-            (Some(delay), Some(spare)) if self.idempotent && number < self.policy.max_attempts => {
+        let hedge = match (&self.policy.rules.hedge_after, &self.spare) {
+            (Some(delay), Some(spare))
+                if self.idempotent && number < self.policy.rules.max_attempts =>
+            {
                 Some(delay.for_host(crate::host::key(spare.url())))
             }
             _ => None,
@@ -859,7 +862,7 @@ where
         .await;
         if refused_hedge {
             let host = self.host();
-            if let Some(budget) = &self.policy.budget {
+            if let Some(budget) = &self.policy.rules.budget {
                 budget.refund(|| host, budget.cost(false));
                 #[cfg(feature = "metrics")]
                 self.budget_moved();

@@ -1,7 +1,8 @@
 //! Bounding the reading of a response body by a timer, and reporting its failures as causes.
 //!
-//! The deadline layer bounds every body it hands out by the deadline; the attempt timeout does
-//! so with its own timer when asked to ([`include_body`](super::AttemptTimeoutLayer::include_body)).
+//! The deadline layer bounds every body it hands out by the deadline (unless the caller bounds
+//! it as it reads it: a [`Client`](crate::Client)'s [`Response`](crate::Response) does, with
+//! the same limit and errors); the attempt timeout does so with its own timer when asked to ([`include_body`](super::AttemptTimeoutLayer::include_body)).
 //! A body error (the timer, or the connection failing mid-body: a reset, a close before the
 //! announced length) reaches the caller as the `reqwest::Error` reqwest makes of a body error,
 //! whose `source()` is the [`GatewayError`](crate::GatewayError): `DeadlineExceeded` or
@@ -117,6 +118,11 @@ impl TimedBody {
             owner,
         }
     }
+
+    /// Ends the body: no more frames (a read of it already failed).
+    pub(crate) fn end(&mut self) {
+        self.done = true;
+    }
 }
 
 impl HttpBody for TimedBody {
@@ -133,7 +139,11 @@ impl HttpBody for TimedBody {
         }
         if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
             let owner = &*this.owner;
-            return Poll::Ready(frame.map(|f| f.map_err(|e| cause(e, owner))));
+            return Poll::Ready(frame.map(|f| {
+                // The body is over after an error, whatever the body below would do next.
+                *this.done |= f.is_err();
+                f.map_err(|e| cause(e, owner))
+            }));
         }
         let Some((ends, limit)) = *this.ends else {
             return Poll::Pending;
