@@ -57,6 +57,28 @@ async fn a_post_redirected_to_a_dead_address_is_delivered_once() {
     }
 }
 
+// 1a. Over a reqwest client built elsewhere (whose redirect policy is not the crate's
+// tracking one), the redirects are not seen: the POST is still delivered once (a connection
+// failure proves nothing unsent there), and its failure says the redirects were unseen.
+#[tokio::test]
+async fn a_post_redirected_to_a_dead_address_over_a_clients_own_reqwest_is_delivered_once() {
+    let dead = refused_url("/done").await;
+    let server = FaultServer::start(Fault::Raw(redirect_to("303 See Other", &dead))).await;
+    let client = Client::builder()
+        .reqwest_client(reqwest::Client::builder().no_proxy().build().unwrap())
+        .build()
+        .unwrap();
+    let err = client
+        .post(server.url("/orders"))
+        .body("item=1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(server.hits(), 1, "the POST was sent again");
+    assert!(!err.is_request_unsent(), "the POST was delivered: {err}");
+    assert!(err.details().redirects_unseen(), "{err}");
+}
+
 // 1b. A redirect to the very same URL, then a gateway's "never forwarded" page: the POST was
 // delivered (the redirect is its answer), so it is not sent again.
 #[tokio::test]
