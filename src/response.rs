@@ -49,8 +49,9 @@ struct Bound {
     /// Made the first time a read has to wait (a body already there registers no timer), and
     /// kept for the next chunk.
     sleep: Option<Pin<Box<Sleep>>>,
-    /// A bounded read failed: the body is over (as a bounded body stream ends after its error).
-    done: bool,
+    /// The error a read of the body failed with: the body is over (as a bounded body stream
+    /// ends after its error), and a read of what is left gives that error again.
+    failed: Option<GatewayError>,
 }
 
 impl Bound {
@@ -62,7 +63,11 @@ impl Bound {
     ) -> Poll<Result<T, GatewayError>> {
         // The body first: a body already there is read even at the deadline.
         if let Poll::Ready(outcome) = read.poll(cx) {
-            return Poll::Ready(outcome.map_err(|err| owned_cause(err, &self.owner)));
+            return Poll::Ready(outcome.map_err(|err| {
+                let err = owned_cause(err, &self.owner);
+                self.failed = Some(err.clone());
+                err
+            }));
         }
         let Some((ends, limit)) = self.ends else {
             return Poll::Pending;
@@ -73,8 +78,9 @@ impl Bound {
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(ends)));
             sleep.as_mut().poll(cx).is_ready()
         } {
-            self.done = true;
-            return Poll::Ready(Err(self.owner.own(limit.error())));
+            let err = self.owner.own(limit.error());
+            self.failed = Some(err.clone());
+            return Poll::Ready(Err(err));
         }
         Poll::Pending
     }
@@ -101,7 +107,7 @@ impl Response {
                 ends,
                 owner,
                 sleep: None,
-                done: false,
+                failed: None,
             },
         }
     }
@@ -111,16 +117,16 @@ impl Response {
         self.bound.owner.attempts.max(1)
     }
 
-    /// The whole body (what is left of it after [`chunk`](Self::chunk)s; nothing after a
-    /// read failed).
+    /// The whole body (what is left of it after [`chunk`](Self::chunk)s).
     ///
     /// # Errors
     ///
-    /// The body's failure: the deadline passing, the connection failing mid-body.
+    /// The body's failure: the deadline passing, the connection failing mid-body; after a
+    /// [`chunk`](Self::chunk) failed, that failure again.
     pub async fn bytes(self) -> Result<Bytes, GatewayError> {
         let Response { inner, mut bound } = self;
-        if bound.done {
-            return Ok(Bytes::new());
+        if let Some(err) = bound.failed {
+            return Err(err);
         }
         read(&mut bound, inner.bytes()).await
     }
@@ -133,8 +139,8 @@ impl Response {
     /// The body's failure, as for [`bytes`](Self::bytes).
     pub async fn text(self) -> Result<String, GatewayError> {
         let Response { inner, mut bound } = self;
-        if bound.done {
-            return Ok(String::new());
+        if let Some(err) = bound.failed {
+            return Err(err);
         }
         read(&mut bound, inner.text()).await
     }
@@ -149,8 +155,8 @@ impl Response {
     #[cfg_attr(docsrs, doc(cfg(feature = "charset")))]
     pub async fn text_with_charset(self, default_encoding: &str) -> Result<String, GatewayError> {
         let Response { inner, mut bound } = self;
-        if bound.done {
-            return Ok(String::new());
+        if let Some(err) = bound.failed {
+            return Err(err);
         }
         read(&mut bound, inner.text_with_charset(default_encoding)).await
     }
@@ -160,16 +166,13 @@ impl Response {
     /// # Errors
     ///
     /// The body's failure, as for [`bytes`](Self::bytes), or `Decode` when it is not the JSON
-    /// of a `T` (an empty body, after a read failed, is not).
+    /// of a `T`.
     #[cfg(feature = "json")]
     #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
     pub async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, GatewayError> {
         let Response { inner, mut bound } = self;
-        if bound.done {
-            return Err(bound.owner.own(GatewayError::new(
-                crate::ErrorKind::Decode,
-                "error decoding response body: the body ended with an earlier read's error",
-            )));
+        if let Some(err) = bound.failed {
+            return Err(err);
         }
         read(&mut bound, inner.json()).await
     }
@@ -181,12 +184,10 @@ impl Response {
     /// The body's failure, as for [`bytes`](Self::bytes); the body is over after one.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, GatewayError> {
         let Response { inner, bound } = self;
-        if bound.done {
+        if bound.failed.is_some() {
             return Ok(None);
         }
-        let outcome = read(bound, inner.chunk()).await;
-        bound.done |= outcome.is_err();
-        outcome
+        read(bound, inner.chunk()).await
     }
 
     /// The body as a stream of chunks (a `futures_core::Stream`), each a
@@ -195,7 +196,7 @@ impl Response {
         let Response { inner, bound } = self;
         let body = http::Response::<reqwest::Body>::from(inner).into_body();
         let mut body = TimedBody::new(body, bound.ends, bound.owner);
-        if bound.done {
+        if bound.failed.is_some() {
             body.end();
         }
         BytesStream { body }
@@ -246,10 +247,11 @@ impl Response {
     /// the body through this type does not.
     pub fn into_reqwest(self) -> reqwest::Response {
         let Response { inner, bound } = self;
-        match bound.ends {
-            Some((ends, limit)) => crate::timeout::body::bound(inner, ends, limit, bound.owner),
-            None => inner,
+        let ended = bound.failed.is_some();
+        if bound.ends.is_none() && !ended {
+            return inner;
         }
+        crate::timeout::body::bound_body(inner, bound.ends, bound.owner, ended)
     }
 
     /// The `reqwest::Response` as it came, for a connection taken over (an upgrade): no body

@@ -35,8 +35,11 @@ async fn chunks_come_until_the_deadline_ends_the_body() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
     assert_eq!(err.attempts(), 1, "{err}");
-    // The body is over after its error.
+    // The body is over after its error; what is left of it is that error again, not a
+    // shorter body.
     assert_eq!(response.chunk().await.unwrap(), None);
+    let again = response.bytes().await.unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::DeadlineExceeded, "{again}");
 }
 
 #[tokio::test]

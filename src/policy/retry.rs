@@ -37,6 +37,12 @@ pub struct RetryPolicy {
     // Shared: a policy is cloned for every request, and moves with it (a request's own
     // policy is in its options); the builder methods copy the rules when shared.
     pub(crate) rules: Arc<Rules>,
+    // Beside the shared rules: a request's own policy that chose no budget is given its
+    // client's, which must not copy the rules.
+    pub(crate) budget: Option<RetryBudget>,
+    /// Whether the budget was chosen ([`budget`](Self::budget), [`no_budget`](Self::no_budget)):
+    /// a per-request policy that did not choose one draws on the client's.
+    pub(crate) budget_chosen: bool,
 }
 
 /// The rules of a [`RetryPolicy`].
@@ -48,10 +54,6 @@ pub(crate) struct Rules {
     pub(crate) non_idempotent: bool,
     pub(crate) honor_retry_after: bool,
     pub(crate) max_retry_after: Duration,
-    pub(crate) budget: Option<RetryBudget>,
-    /// Whether the budget was chosen ([`budget`](Self::budget), [`no_budget`](Self::no_budget)):
-    /// a per-request policy that did not choose one draws on the client's.
-    pub(crate) budget_chosen: bool,
     pub(crate) retry_too_many_requests: bool,
     pub(crate) retry_request_timeout: bool,
     /// Statuses the user retries (a bit per status code, 100–999).
@@ -81,24 +83,36 @@ impl StatusSet {
     }
 }
 
+/// The default rules, shared by every default policy until one is changed.
+static DEFAULT_RULES: std::sync::LazyLock<Arc<Rules>> = std::sync::LazyLock::new(|| {
+    Arc::new(Rules {
+        max_attempts: 3,
+        backoff: Arc::new(ExponentialBackoff::default()),
+        retry_if: None,
+        non_idempotent: false,
+        honor_retry_after: true,
+        max_retry_after: Duration::from_secs(30),
+        retry_too_many_requests: true,
+        retry_request_timeout: true,
+        retry_statuses: None,
+        retry_on_response: None,
+        hedge_after: None,
+    })
+});
+
+/// The rules of [`RetryPolicy::never`] (`no_retry()` makes one per request).
+static NEVER_RULES: std::sync::LazyLock<Arc<Rules>> = std::sync::LazyLock::new(|| {
+    let mut rules = Rules::clone(&DEFAULT_RULES);
+    rules.max_attempts = 1;
+    Arc::new(rules)
+});
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            rules: Arc::new(Rules {
-                max_attempts: 3,
-                backoff: Arc::new(ExponentialBackoff::default()),
-                retry_if: None,
-                non_idempotent: false,
-                honor_retry_after: true,
-                max_retry_after: Duration::from_secs(30),
-                budget: Some(RetryBudget::default()),
-                budget_chosen: false,
-                retry_too_many_requests: true,
-                retry_request_timeout: true,
-                retry_statuses: None,
-                retry_on_response: None,
-                hedge_after: None,
-            }),
+            rules: DEFAULT_RULES.clone(),
+            budget: Some(RetryBudget::default()),
+            budget_chosen: false,
         }
     }
 }
@@ -107,7 +121,7 @@ impl RetryPolicy {
     /// This policy drawing on `budget` (a request's own policy that chose none draws on its
     /// client's).
     pub(crate) fn with_budget(mut self, budget: Option<RetryBudget>) -> Self {
-        self.rules_mut().budget = budget;
+        self.budget = budget;
         self
     }
 
@@ -118,7 +132,11 @@ impl RetryPolicy {
 
     /// A policy that never retries (one attempt).
     pub fn never() -> Self {
-        RetryPolicy::default().max_attempts(1).no_budget()
+        RetryPolicy {
+            rules: NEVER_RULES.clone(),
+            budget: None,
+            budget_chosen: true,
+        }
     }
 
     /// Attempts in all, the first included (at least 1).
@@ -309,22 +327,22 @@ impl RetryPolicy {
 
     /// The retry budget (shared by every clone of this policy).
     pub fn budget(mut self, budget: RetryBudget) -> Self {
-        self.rules_mut().budget = Some(budget);
-        self.rules_mut().budget_chosen = true;
+        self.budget = Some(budget);
+        self.budget_chosen = true;
         self
     }
 
     /// No retry budget: every failure may use all its attempts. Use with care: in a full
     /// outage this multiplies the load on the upstream by the number of attempts.
     pub fn no_budget(mut self) -> Self {
-        self.rules_mut().budget = None;
-        self.rules_mut().budget_chosen = true;
+        self.budget = None;
+        self.budget_chosen = true;
         self
     }
 
     /// The budget, if any.
     pub fn retry_budget(&self) -> Option<&RetryBudget> {
-        self.rules.budget.as_ref()
+        self.budget.as_ref()
     }
 
     /// Whether the cause is one this policy retries.
@@ -367,7 +385,7 @@ impl fmt::Debug for RetryPolicy {
             .field("non_idempotent", &self.rules.non_idempotent)
             .field("honor_retry_after", &self.rules.honor_retry_after)
             .field("max_retry_after", &self.rules.max_retry_after)
-            .field("budget", &self.rules.budget)
+            .field("budget", &self.budget)
             .field(
                 "retry_too_many_requests",
                 &self.rules.retry_too_many_requests,
@@ -483,7 +501,7 @@ impl RetryPolicy {
         spent: &mut u32,
         host: Option<u64>,
     ) -> Next {
-        match (next, &self.rules.budget) {
+        match (next, &self.budget) {
             (Next::RetryAfter(delay, reason), Some(budget)) => {
                 let cost = budget.cost(after_timeout);
                 if budget.try_withdraw(host.unwrap_or(0), cost) {
@@ -501,7 +519,7 @@ impl RetryPolicy {
     /// `host` (the request's host key) is asked only when a bucket per host may need it.
     /// Whether a bucket changed.
     pub(crate) fn settle(&self, spent: u32, host: impl FnOnce() -> Option<u64>) -> bool {
-        match &self.rules.budget {
+        match &self.budget {
             Some(budget) if spent > 0 => budget.refund(host, spent),
             Some(budget) => budget.reward(host),
             None => false,

@@ -410,9 +410,7 @@ impl<S> Loop<S> {
         let policy = match &request.options().retry {
             // A request's own policy draws on the layer's budget unless it chose one: a fresh,
             // full budget per call would defeat the budget's purpose.
-            Some(own) if !own.rules.budget_chosen => {
-                own.clone().with_budget(policy.rules.budget.clone())
-            }
+            Some(own) if !own.budget_chosen => own.clone().with_budget(policy.budget.clone()),
             Some(own) => own.clone(),
             None => policy,
         };
@@ -502,7 +500,7 @@ impl<S> Loop<S> {
     /// Sets the budget gauge of the request's host to what its bucket holds now.
     #[cfg(feature = "metrics")]
     fn budget_moved(&self) {
-        if let Some(budget) = &self.policy.rules.budget {
+        if let Some(budget) = &self.policy.budget {
             let url = &self.metrics.url;
             budget.note_url(url);
             crate::metrics::budget(url, budget.is_per_host(), budget.available_for(url));
@@ -536,7 +534,7 @@ impl<S> Loop<S> {
             return;
         }
         let host = self.host();
-        if let Some(budget) = &self.policy.rules.budget {
+        if let Some(budget) = &self.policy.budget {
             budget.refund(|| host, budget.cost(false));
             #[cfg(feature = "metrics")]
             self.budget_moved();
@@ -643,7 +641,7 @@ impl<S> Loop<S> {
                     // A retry the crate refused itself sent nothing: its cost goes back, and
                     // the request ends with its own last failure, the refusal as the reason it
                     // was not retried (an earlier copy may have been delivered: not "unsent").
-                    if let Some(budget) = &policy.rules.budget {
+                    if let Some(budget) = &policy.budget {
                         if self.last_charge > 0 {
                             budget.refund(|| host, self.last_charge);
                             *spent = spent.saturating_sub(self.last_charge);
@@ -750,7 +748,7 @@ where
             return None;
         }
         let host = self.host();
-        if let Some(budget) = &self.policy.rules.budget {
+        if let Some(budget) = &self.policy.budget {
             if !budget.try_withdraw(host.unwrap_or(0), budget.cost(false)) {
                 return None;
             }
@@ -862,7 +860,7 @@ where
         .await;
         if refused_hedge {
             let host = self.host();
-            if let Some(budget) = &self.policy.rules.budget {
+            if let Some(budget) = &self.policy.budget {
                 budget.refund(|| host, budget.cost(false));
                 #[cfg(feature = "metrics")]
                 self.budget_moved();

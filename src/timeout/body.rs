@@ -88,8 +88,24 @@ pub(crate) fn bound(
     limit: Limit,
     owner: Owner,
 ) -> reqwest::Response {
+    bound_body(response, Some((ends, limit)), owner, false)
+}
+
+/// The same response, its body's errors `owner`'s, ending with `ends`' limit's error if still
+/// streaming then (`None`: nothing bounds it), or already over when `ended` (a read of it
+/// failed).
+pub(crate) fn bound_body(
+    response: reqwest::Response,
+    ends: Option<(Instant, Limit)>,
+    owner: Owner,
+    ended: bool,
+) -> reqwest::Response {
     let (url, parts, body) = split(response);
-    rebuild(url, parts, TimedBody::new(body, Some((ends, limit)), owner))
+    let mut body = TimedBody::new(body, ends, owner);
+    if ended {
+        body.end();
+    }
+    rebuild(url, parts, body)
 }
 
 pin_project_lite::pin_project! {
@@ -165,6 +181,9 @@ impl HttpBody for TimedBody {
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.done {
+            return SizeHint::with_exact(0);
+        }
         self.inner.size_hint()
     }
 }

@@ -20,39 +20,12 @@ pin_project_lite::pin_project! {
 }
 
 pin_project_lite::pin_project! {
-    /// reqwest's call: with the request's tracker in scope for the redirect policy, when the
-    /// client tracks redirects; as it is when it does not (its policy would not read it).
-    #[project = CallProj]
-    pub(super) enum Call {
-        Tracked {
-            #[pin]
-            call: TaskLocalFuture<Arc<Tracker>, Pending>,
-        },
-        Plain {
-            #[pin]
-            call: Pending,
-        },
-    }
-}
-
-impl Future for Call {
-    type Output = <Pending as Future>::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            CallProj::Tracked { call } => call.poll(cx),
-            CallProj::Plain { call } => call.poll(cx),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State {
-        // reqwest's call.
+        // reqwest's call, with the request's tracker in scope for the redirect policy.
         Sending {
             #[pin]
-            call: Call,
+            call: TaskLocalFuture<Arc<Tracker>, Pending>,
             sent: Option<(Sent, Arc<Tracker>)>,
         },
         // A failure or a 5xx being classified.
@@ -61,7 +34,11 @@ pin_project_lite::pin_project! {
 }
 
 impl ResponseFuture {
-    pub(super) fn new(call: Call, sent: Sent, tracker: Arc<Tracker>) -> ResponseFuture {
+    pub(super) fn new(
+        call: TaskLocalFuture<Arc<Tracker>, Pending>,
+        sent: Sent,
+        tracker: Arc<Tracker>,
+    ) -> ResponseFuture {
         ResponseFuture {
             state: State::Sending {
                 call,

@@ -155,16 +155,7 @@ impl Service<Request> for Transport {
             redirects_tracked: self.redirects_tracked,
         };
         tracker.count_send();
-        let call = (&self.client).call(request);
-        let call = if self.redirects_tracked {
-            future::Call::Tracked {
-                call: crate::redirect::sending(tracker.clone(), call),
-            }
-        } else {
-            // Its redirect policy is not this crate's tracking one: nothing would read the
-            // tracker; the URL's fingerprint tells of a redirect instead.
-            future::Call::Plain { call }
-        };
+        let call = crate::redirect::sending(tracker.clone(), (&self.client).call(request));
         ResponseFuture::new(call, sent, tracker)
     }
 }
