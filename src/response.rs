@@ -2,12 +2,11 @@
 //! within the request's deadline and fails with a [`GatewayError`].
 
 use crate::error::GatewayError;
-use crate::timeout::body::{Limit, Owner, TimedBody, owned_cause};
+use crate::timeout::body::{BodyLimit, Owner, TimedBody, owned_cause};
 use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio::time::{Instant, Sleep};
 
 /// A response from a [`Client`](crate::Client): one error type, [`GatewayError`], from
 /// `send()` to the body's last byte.
@@ -43,12 +42,10 @@ pub struct Response {
 
 /// What bounds the reading of a body, and whose failures its errors are.
 struct Bound {
-    /// When the body must have been read, and the limit that says so (`None`: no deadline).
-    ends: Option<(Instant, Limit)>,
+    /// When the body must have been read (`None`: no deadline); its timer, once made, is kept
+    /// for the next chunk.
+    limit: Option<BodyLimit>,
     owner: Owner,
-    /// Made the first time a read has to wait (a body already there registers no timer), and
-    /// kept for the next chunk.
-    sleep: Option<Pin<Box<Sleep>>>,
     /// The error a read of the body failed with: the body is over (as a bounded body stream
     /// ends after its error), and a read of what is left gives that error again.
     failed: Option<GatewayError>,
@@ -69,20 +66,13 @@ impl Bound {
                 err
             }));
         }
-        let Some((ends, limit)) = self.ends else {
+        let Some(limit) = self.limit.as_mut() else {
             return Poll::Pending;
         };
-        if ends <= Instant::now() || {
-            let sleep = self
-                .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(ends)));
-            sleep.as_mut().poll(cx).is_ready()
-        } {
-            let err = self.owner.own(limit.error());
-            self.failed = Some(err.clone());
-            return Poll::Ready(Err(err));
-        }
-        Poll::Pending
+        let limit = std::task::ready!(limit.poll_ran_out(cx));
+        let err = self.owner.own(limit.error());
+        self.failed = Some(err.clone());
+        Poll::Ready(Err(err))
     }
 }
 
@@ -96,20 +86,31 @@ async fn read<T>(
 }
 
 impl Response {
-    pub(crate) fn new(
-        inner: reqwest::Response,
-        ends: Option<(Instant, Limit)>,
-        owner: Owner,
-    ) -> Self {
+    pub(crate) fn new(inner: reqwest::Response, limit: Option<BodyLimit>, owner: Owner) -> Self {
         Response {
             inner,
             bound: Bound {
-                ends,
+                limit,
                 owner,
-                sleep: None,
                 failed: None,
             },
         }
+    }
+
+    /// Reads what is left of the body with `read_body` (the earlier failure of a read, if one
+    /// failed), within the bound.
+    async fn read_rest<T, F>(
+        self,
+        read_body: impl FnOnce(reqwest::Response) -> F,
+    ) -> Result<T, GatewayError>
+    where
+        F: Future<Output = Result<T, reqwest::Error>>,
+    {
+        let Response { inner, mut bound } = self;
+        if let Some(err) = bound.failed {
+            return Err(err);
+        }
+        read(&mut bound, read_body(inner)).await
     }
 
     /// How many attempts the request took (1 when the first one answered).
@@ -124,11 +125,7 @@ impl Response {
     /// The body's failure: the deadline passing, the connection failing mid-body; after a
     /// [`chunk`](Self::chunk) failed, that failure again.
     pub async fn bytes(self) -> Result<Bytes, GatewayError> {
-        let Response { inner, mut bound } = self;
-        if let Some(err) = bound.failed {
-            return Err(err);
-        }
-        read(&mut bound, inner.bytes()).await
+        self.read_rest(reqwest::Response::bytes).await
     }
 
     /// The whole body as text, decoded by the `Content-Type`'s charset (with the `charset`
@@ -138,11 +135,7 @@ impl Response {
     ///
     /// The body's failure, as for [`bytes`](Self::bytes).
     pub async fn text(self) -> Result<String, GatewayError> {
-        let Response { inner, mut bound } = self;
-        if let Some(err) = bound.failed {
-            return Err(err);
-        }
-        read(&mut bound, inner.text()).await
+        self.read_rest(reqwest::Response::text).await
     }
 
     /// The whole body as text, decoded by the `Content-Type`'s charset or else
@@ -154,11 +147,8 @@ impl Response {
     #[cfg(feature = "charset")]
     #[cfg_attr(docsrs, doc(cfg(feature = "charset")))]
     pub async fn text_with_charset(self, default_encoding: &str) -> Result<String, GatewayError> {
-        let Response { inner, mut bound } = self;
-        if let Some(err) = bound.failed {
-            return Err(err);
-        }
-        read(&mut bound, inner.text_with_charset(default_encoding)).await
+        self.read_rest(|inner| inner.text_with_charset(default_encoding))
+            .await
     }
 
     /// The body deserialized from JSON (needs the `json` feature).
@@ -170,11 +160,7 @@ impl Response {
     #[cfg(feature = "json")]
     #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
     pub async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, GatewayError> {
-        let Response { inner, mut bound } = self;
-        if let Some(err) = bound.failed {
-            return Err(err);
-        }
-        read(&mut bound, inner.json()).await
+        self.read_rest(reqwest::Response::json).await
     }
 
     /// The next chunk of the body (`None` at its end), for a body read as it arrives.
@@ -195,7 +181,7 @@ impl Response {
     pub fn bytes_stream(self) -> BytesStream {
         let Response { inner, bound } = self;
         let body = http::Response::<reqwest::Body>::from(inner).into_body();
-        let mut body = TimedBody::new(body, bound.ends, bound.owner);
+        let mut body = TimedBody::new(body, bound.limit, bound.owner);
         if bound.failed.is_some() {
             body.end();
         }
@@ -248,10 +234,10 @@ impl Response {
     pub fn into_reqwest(self) -> reqwest::Response {
         let Response { inner, bound } = self;
         let ended = bound.failed.is_some();
-        if bound.ends.is_none() && !ended {
+        if bound.limit.is_none() && !ended {
             return inner;
         }
-        crate::timeout::body::bound_body(inner, bound.ends, bound.owner, ended)
+        crate::timeout::body::bound_body(inner, bound.limit, bound.owner, ended)
     }
 
     /// The `reqwest::Response` as it came, for a connection taken over (an upgrade): no body

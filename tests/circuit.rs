@@ -736,17 +736,7 @@ async fn counts_if_decides_what_counts() {
 /// cause), half-open when its probe goes, closed when the probe is answered.
 #[tokio::test(start_paused = true)]
 async fn the_circuit_tells_when_it_opens_probes_and_closes() {
-    let capture = support::LogCapture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Other tests of this binary hit the same callsites on other threads, with no subscriber;
-    // re-read every callsite's interest now that this thread has one.
-    tracing::callsite::rebuild_interest_cache();
+    let (capture, _guard) = support::LogCapture::install(tracing::Level::INFO);
     let circuit = CircuitLayer::new()
         .minimum_throughput(3)
         .open_for(Duration::from_secs(5));

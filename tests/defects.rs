@@ -28,9 +28,9 @@ fn gateway_cause<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a G
     None
 }
 
-// 1. The deadline bounds reading the body.
-#[tokio::test]
-async fn the_deadline_bounds_reading_the_body() {
+/// A response whose body stalls after 3 of 100 bytes, from a client with a 500 ms deadline
+/// (and the server, kept alive with it).
+async fn stalled_body_within_500_ms() -> (FaultServer, reqwest_resilience::Response) {
     let server = FaultServer::start(Fault::RawThenStall(
         b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc".to_vec(),
     ))
@@ -40,6 +40,13 @@ async fn the_deadline_bounds_reading_the_body() {
         .build()
         .unwrap();
     let response = client.get(server.url("/")).send().await.unwrap();
+    (server, response)
+}
+
+// 1. The deadline bounds reading the body.
+#[tokio::test]
+async fn the_deadline_bounds_reading_the_body() {
+    let (_server, response) = stalled_body_within_500_ms().await;
     let err = tokio::time::timeout(Duration::from_secs(5), response.bytes())
         .await
         .expect("the deadline must end the body read")
@@ -51,15 +58,7 @@ async fn the_deadline_bounds_reading_the_body() {
 // reqwest's timeout, the deadline's `GatewayError` its cause.
 #[tokio::test]
 async fn the_deadline_bounds_the_body_of_the_reqwest_response_too() {
-    let server = FaultServer::start(Fault::RawThenStall(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc".to_vec(),
-    ))
-    .await;
-    let client = Client::builder()
-        .deadline(Duration::from_millis(500))
-        .build()
-        .unwrap();
-    let response = client.get(server.url("/")).send().await.unwrap();
+    let (_server, response) = stalled_body_within_500_ms().await;
     let response: reqwest::Response = response.into_reqwest();
     let err = tokio::time::timeout(Duration::from_secs(5), response.bytes())
         .await

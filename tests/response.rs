@@ -16,6 +16,16 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 /// A head announcing 100 bytes, 3 of them sent, then nothing: the body stalls.
 const STALLS: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc";
 
+/// The default client, retrying after 1 ms.
+fn retrying_fast() -> Client {
+    Client::builder()
+        .retry(reqwest_resilience::retry::RetryPolicy::default().backoff(
+            reqwest_resilience::retry::ExponentialBackoff::new(Duration::from_millis(1)),
+        ))
+        .build()
+        .unwrap()
+}
+
 fn short_deadline() -> Client {
     Client::builder()
         .deadline(Duration::from_millis(300))
@@ -98,12 +108,7 @@ async fn a_response_says_how_many_attempts_it_took() {
         .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
         .mount(&server)
         .await;
-    let client = Client::builder()
-        .retry(reqwest_resilience::retry::RetryPolicy::default().backoff(
-            reqwest_resilience::retry::ExponentialBackoff::new(Duration::from_millis(1)),
-        ))
-        .build()
-        .unwrap();
+    let client = retrying_fast();
     let response = client.get(server.uri()).send().await.unwrap();
     assert_eq!(response.attempts(), 2);
     assert_eq!(reqwest_resilience::attempts(&response), 2);
@@ -220,15 +225,7 @@ fn server_hits(rt: &tokio::runtime::Runtime, server: &MockServer) -> usize {
 #[tokio::test]
 async fn the_request_runs_inside_the_span_it_is_polled_in() {
     use tracing::Instrument;
-    let capture = support::LogCapture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    tracing::callsite::rebuild_interest_cache();
+    let (capture, _guard) = support::LogCapture::install(tracing::Level::INFO);
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(502))
@@ -239,12 +236,7 @@ async fn the_request_runs_inside_the_span_it_is_polled_in() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&server)
         .await;
-    let client = Client::builder()
-        .retry(reqwest_resilience::retry::RetryPolicy::default().backoff(
-            reqwest_resilience::retry::ExponentialBackoff::new(Duration::from_millis(1)),
-        ))
-        .build()
-        .unwrap();
+    let client = retrying_fast();
     let pending = client.get(server.uri()).send();
     let response = pending
         .instrument(tracing::info_span!("checkout"))
@@ -287,12 +279,7 @@ async fn a_body_failure_after_a_retry_counts_both_attempts() {
         STALLS.to_vec(),
     ))
     .await;
-    let client = Client::builder()
-        .retry(reqwest_resilience::retry::RetryPolicy::default().backoff(
-            reqwest_resilience::retry::ExponentialBackoff::new(Duration::from_millis(1)),
-        ))
-        .build()
-        .unwrap();
+    let client = retrying_fast();
     let response = client.get(server.url("/")).send().await.unwrap();
     assert_eq!(response.attempts(), 2);
     let err = response.bytes().await.unwrap_err();

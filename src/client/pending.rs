@@ -5,12 +5,11 @@ use crate::boxed_future::ResponseFuture;
 use crate::error::GatewayError;
 use crate::request::Request;
 use crate::response::Response;
-use crate::timeout::body::{Limit, Owner};
+use crate::timeout::body::{BodyLimit, Limit, Owner};
 use reqwest::Method;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use tokio::time::Instant;
 
 /// A request on its way through a [`Client`](super::Client)'s stack: a future of its
 /// [`Response`], or the [`GatewayError`] it ended with. `Send`.
@@ -32,7 +31,7 @@ enum State {
     Sent {
         future: ResponseFuture,
         /// When the body must have been read (the deadline), for the response's body.
-        ends: Option<(Instant, Limit)>,
+        limit: Option<BodyLimit>,
         method: Method,
         may_resend: bool,
     },
@@ -58,13 +57,13 @@ impl Pending {
 /// caller reads it (see [`Response`]), so the stack's deadline layer hands the response back
 /// as it came instead of rebuilding it around a bounded body.
 fn dispatch(stack: &Stack, mut request: Request) -> State {
-    let ends = stack.deadline_limit().and_then(|limit| {
+    let limit = stack.deadline_limit().and_then(|layer_limit| {
         // The deadline the stack's deadline layer will settle on (it keeps an earlier one).
-        let deadline = crate::timeout::deadline::set_deadline(&mut request, limit);
+        let deadline = crate::timeout::deadline::set_deadline(&mut request, layer_limit);
         // Marked even when there is none: that layer has no body to bound then either.
         request.state_mut().body_bound_by_caller = Some(deadline.at);
         (deadline.total != std::time::Duration::MAX)
-            .then_some((deadline.at, Limit::Deadline(deadline.total)))
+            .then(|| BodyLimit::new(deadline.at, Limit::Deadline(deadline.total)))
     });
     let method = request.method().clone();
     let may_resend = crate::idempotency::may_resend(
@@ -74,7 +73,7 @@ fn dispatch(stack: &Stack, mut request: Request) -> State {
     );
     State::Sent {
         future: stack.send(request),
-        ends,
+        limit,
         method,
         may_resend,
     }
@@ -93,13 +92,13 @@ impl Future for Pending {
         match this {
             State::Sent {
                 future,
-                ends,
+                limit,
                 method,
                 may_resend,
             } => {
                 let outcome = ready!(Pin::new(future).poll(cx));
                 let method = std::mem::replace(method, Method::GET);
-                let (ends, may_resend) = (*ends, *may_resend);
+                let (limit, may_resend) = (limit.take(), *may_resend);
                 *this = State::Failed(None);
                 let response = outcome?;
                 let owner = Owner {
@@ -107,7 +106,7 @@ impl Future for Pending {
                     may_resend,
                     attempts: crate::request::attempts(&response),
                 };
-                Poll::Ready(Ok(Response::new(response, ends, owner)))
+                Poll::Ready(Ok(Response::new(response, limit, owner)))
             }
             State::Failed(err) => Poll::Ready(Err(err
                 .take()

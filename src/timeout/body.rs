@@ -88,24 +88,61 @@ pub(crate) fn bound(
     limit: Limit,
     owner: Owner,
 ) -> reqwest::Response {
-    bound_body(response, Some((ends, limit)), owner, false)
+    bound_body(response, Some(BodyLimit::new(ends, limit)), owner, false)
 }
 
-/// The same response, its body's errors `owner`'s, ending with `ends`' limit's error if still
-/// streaming then (`None`: nothing bounds it), or already over when `ended` (a read of it
-/// failed).
+/// The same response, its body's errors `owner`'s, ending with `limit`'s error if still
+/// streaming when it runs out (`None`: nothing bounds it), or already over when `ended` (a
+/// read of it failed).
 pub(crate) fn bound_body(
     response: reqwest::Response,
-    ends: Option<(Instant, Limit)>,
+    limit: Option<BodyLimit>,
     owner: Owner,
     ended: bool,
 ) -> reqwest::Response {
     let (url, parts, body) = split(response);
-    let mut body = TimedBody::new(body, ends, owner);
+    let mut body = TimedBody::new(body, limit, owner);
     if ended {
         body.end();
     }
     rebuild(url, parts, body)
+}
+
+/// When a body must have been read, and what runs out then; shared by a bounded body and a
+/// client's [`Response`](crate::Response), which bounds its reads the same way.
+pub(crate) struct BodyLimit {
+    ends: Instant,
+    limit: Limit,
+    // Made the first time a read has to wait: a body that is already there (most small
+    // responses) never registers a timer.
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl BodyLimit {
+    pub(crate) fn new(ends: Instant, limit: Limit) -> Self {
+        BodyLimit {
+            ends,
+            limit,
+            sleep: None,
+        }
+    }
+
+    /// `Ready` with the limit once it has run out; else `cx` is woken when it does. Asked only
+    /// after the body itself had nothing ready: a body already there is read even at the end.
+    pub(crate) fn poll_ran_out(&mut self, cx: &mut Context<'_>) -> Poll<Limit> {
+        let ends = self.ends;
+        if ends <= Instant::now()
+            || self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(ends)))
+                .as_mut()
+                .poll(cx)
+                .is_ready()
+        {
+            return Poll::Ready(self.limit);
+        }
+        Poll::Pending
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -114,22 +151,18 @@ pin_project_lite::pin_project! {
     pub(crate) struct TimedBody {
         #[pin]
         inner: reqwest::Body,
-        // Made the first time the body has to wait: a body that is already there (most small
-        // responses) never registers a timer.
-        sleep: Option<Pin<Box<Sleep>>>,
-        // When the body must have ended, and what ran out then (`None`: nothing bounds it).
-        ends: Option<(Instant, Limit)>,
+        // `None`: nothing bounds it.
+        limit: Option<BodyLimit>,
         done: bool,
         owner: Owner,
     }
 }
 
 impl TimedBody {
-    pub(crate) fn new(inner: reqwest::Body, ends: Option<(Instant, Limit)>, owner: Owner) -> Self {
+    pub(crate) fn new(inner: reqwest::Body, limit: Option<BodyLimit>, owner: Owner) -> Self {
         TimedBody {
             inner,
-            sleep: None,
-            ends,
+            limit,
             done: false,
             owner,
         }
@@ -161,19 +194,12 @@ impl HttpBody for TimedBody {
                 f.map_err(|e| cause(e, owner))
             }));
         }
-        let Some((ends, limit)) = *this.ends else {
+        let Some(limit) = this.limit.as_mut() else {
             return Poll::Pending;
         };
-        if ends <= Instant::now() || {
-            let sleep = this
-                .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(ends)));
-            sleep.as_mut().poll(cx).is_ready()
-        } {
-            *this.done = true;
-            return Poll::Ready(Some(Err(Box::new(this.owner.own(limit.error())))));
-        }
-        Poll::Pending
+        let limit = std::task::ready!(limit.poll_ran_out(cx));
+        *this.done = true;
+        Poll::Ready(Some(Err(Box::new(this.owner.own(limit.error())))))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -305,6 +305,22 @@ pub struct LogCapture(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 #[allow(dead_code)]
 impl LogCapture {
+    /// An fmt subscriber at `level` writing here, the default on this thread while the guard
+    /// lives. Other tests of the binary hit the same callsites on other threads with no
+    /// subscriber: every callsite's interest is read again now that this thread has one.
+    pub fn install(level: tracing::Level) -> (LogCapture, tracing::subscriber::DefaultGuard) {
+        let capture = LogCapture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        tracing::callsite::rebuild_interest_cache();
+        (capture, guard)
+    }
+
     /// Everything written so far, as text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
