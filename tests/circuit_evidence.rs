@@ -125,7 +125,11 @@ async fn a_flaky_host_whose_requests_all_succeed_keeps_its_circuit_closed() {
 
 /// The property: under random schedules (each logical request fails up to three attempts, then
 /// succeeds), with requests interleaved on two threads, the circuit never opens, whatever its
-/// rule, and every request succeeds.
+/// rule, and every request succeeds. The ratio rules keep at least the default minimum volume
+/// (10): the circuit's documented exception (a host that answered none of that many requests'
+/// first two attempts before any answer of it was seen is taken for down) was met by chance
+/// with a volume of 2 on a loaded machine (two requests' retries failing before the first
+/// success was counted), 1 to 3 times in 30 runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_circuit_never_opens_on_a_host_whose_logical_requests_all_succeed() {
     for round in 0..6u64 {
@@ -134,7 +138,9 @@ async fn the_circuit_never_opens_on_a_host_whose_logical_requests_all_succeed() 
             Arc::new((0..600).map(|_| (xorshift(&mut seed) % 4) as u32).collect());
         let circuit = match round % 3 {
             0 => CircuitLayer::new(),
-            1 => CircuitLayer::new().minimum_throughput(2).failure_ratio(0.1),
+            1 => CircuitLayer::new()
+                .minimum_throughput(10)
+                .failure_ratio(0.1),
             _ => CircuitLayer::new().consecutive_failures(1),
         };
         let p = plans.clone();
