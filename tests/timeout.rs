@@ -165,6 +165,100 @@ async fn retry_outside_the_deadline_bounds_each_attempt_and_does_not_retry_its_e
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
+/// Answers each call after one `Pending` (so that an attempt timer above is armed first).
+fn answers_after_a_poll() -> Inner {
+    Inner::new(service_fn(|_req: reqwest_resilience::Request| async {
+        tokio::task::yield_now().await;
+        Ok(reqwest::Response::from(http::Response::new(Bytes::new())))
+    }))
+}
+
+/// A layer between the deadline and the attempt timeout that, after its call, waits forever
+/// with no timer: after the inner call's future ended (kept, not dropped), or (`drop_early`)
+/// after it was polled once and dropped unfinished.
+#[derive(Clone)]
+struct HangsAfter<S> {
+    inner: S,
+    drop_early: bool,
+}
+
+impl<S> tower::Service<reqwest_resilience::Request> for HangsAfter<S>
+where
+    S: tower::Service<
+            reqwest_resilience::Request,
+            Response = reqwest::Response,
+            Error = GatewayError,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = reqwest::Response;
+    type Error = GatewayError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<reqwest::Response, GatewayError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), GatewayError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: reqwest_resilience::Request) -> Self::Future {
+        let call = self.inner.call(request);
+        let drop_early = self.drop_early;
+        Box::pin(async move {
+            let mut call = Box::pin(call);
+            if drop_early {
+                // Polled once (its timer armed), then dropped unfinished.
+                std::future::poll_fn(|cx| {
+                    let _ = call.as_mut().poll(cx);
+                    std::task::Poll::Ready(())
+                })
+                .await;
+                drop(call);
+                std::future::pending::<()>().await;
+            } else {
+                // Ended, and kept while this waits.
+                let _ = call.as_mut().await;
+                std::future::pending::<()>().await;
+                drop(call);
+            }
+            unreachable!()
+        })
+    }
+}
+
+async fn deadline_over_an_attempt_then_a_hang(drop_early: bool) -> (GatewayError, Duration) {
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_secs(1)))
+        .layer_fn(|inner| HangsAfter { inner, drop_early })
+        .layer(AttemptTimeoutLayer::new(Duration::from_secs(10)))
+        .service(answers_after_a_poll());
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), svc.oneshot(get())).await;
+    let err = outcome.expect("the deadline ends the request").unwrap_err();
+    (err, started.elapsed())
+}
+
+// The deadline layer arms no timer while an attempt timer below is sure to fire first (see
+// `Tracker::timer_before_deadline`); once that attempt has ended, or was dropped, the deadline's
+// own timer bounds whatever the stack waits for next.
+#[tokio::test(start_paused = true)]
+async fn the_deadline_bounds_a_wait_after_an_attempt_ended() {
+    let (err, elapsed) = deadline_over_an_attempt_then_a_hang(false).await;
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded);
+    assert_eq!(elapsed, Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_bounds_a_wait_after_an_attempt_was_dropped() {
+    let (err, elapsed) = deadline_over_an_attempt_then_a_hang(true).await;
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded);
+    assert_eq!(elapsed, Duration::from_secs(1));
+}
+
 // --- over real TCP ----------------------------------------------------------------------
 
 #[tokio::test]

@@ -103,7 +103,7 @@ where
             bound_body,
             may_resend,
             inner: Some(self.inner.call(request)),
-            sleep: tokio::time::sleep_until(deadline.at),
+            sleep: None,
             tracker,
             deadline,
             method,
@@ -136,8 +136,10 @@ pin_project_lite::pin_project! {
         // `None` once the deadline passed: dropped then, not when this future is.
         #[pin]
         inner: Option<F>,
+        // Armed only when no attempt timer below is sure to fire first (the healthy path's
+        // attempt runs under its own timer, cut to the deadline): see `poll`.
         #[pin]
-        sleep: Sleep,
+        sleep: Option<Sleep>,
         tracker: Arc<Tracker>,
         deadline: DeadlineAt,
         method: Method,
@@ -176,7 +178,19 @@ where
                 (*this.bound_body).then_some(*this.may_resend),
             ));
         }
-        ready!(this.sleep.poll(cx));
+        if this.sleep.is_none() {
+            if this.tracker.timer_before_deadline() {
+                // An attempt timer armed below fires no later than the deadline: its attempt
+                // then ends, and this future is polled again (and checks again) by then.
+                return Poll::Pending;
+            }
+            this.sleep
+                .as_mut()
+                .set(Some(tokio::time::sleep_until(this.deadline.at)));
+        }
+        if let Some(sleep) = this.sleep.as_pin_mut() {
+            ready!(sleep.poll(cx));
+        }
         super::drop_timed_out(this.inner);
         Poll::Ready(Err(exceeded(
             this.tracker,
