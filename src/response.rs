@@ -76,13 +76,35 @@ impl Bound {
     }
 }
 
-/// Awaits `read`, a read of a body, within `bound`.
-async fn read<T>(
-    bound: &mut Bound,
-    read: impl Future<Output = Result<T, reqwest::Error>>,
-) -> Result<T, GatewayError> {
-    let mut read = std::pin::pin!(read);
-    std::future::poll_fn(|cx| bound.poll_read(read.as_mut(), cx)).await
+pin_project_lite::pin_project! {
+    /// A read of a body within its bound: what [`Response`]'s body reads return. One future,
+    /// written out rather than nested `async` blocks, so that it is no bigger than reqwest's
+    /// read and the bound (a caller's future that awaits it holds it whole).
+    struct BoundRead<R, B> {
+        // The read; `None` when an earlier read failed (that failure is the answer).
+        #[pin]
+        read: Option<R>,
+        bound: B,
+    }
+}
+
+impl<R, B, T> Future for BoundRead<R, B>
+where
+    R: Future<Output = Result<T, reqwest::Error>>,
+    B: std::borrow::BorrowMut<Bound>,
+{
+    type Output = Result<T, GatewayError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let bound = this.bound.borrow_mut();
+        match this.read.as_pin_mut() {
+            Some(read) => bound.poll_read(read, cx),
+            None => Poll::Ready(Err(bound.failed.clone().unwrap_or_else(|| {
+                crate::boxed_future::polled_after_end("the body read's")
+            }))),
+        }
+    }
 }
 
 impl Response {
@@ -99,18 +121,18 @@ impl Response {
 
     /// Reads what is left of the body with `read_body` (the earlier failure of a read, if one
     /// failed), within the bound.
-    async fn read_rest<T, F>(
+    fn read_rest<T, R>(
         self,
-        read_body: impl FnOnce(reqwest::Response) -> F,
-    ) -> Result<T, GatewayError>
+        read_body: impl FnOnce(reqwest::Response) -> R,
+    ) -> impl Future<Output = Result<T, GatewayError>> + Send
     where
-        F: Future<Output = Result<T, reqwest::Error>>,
+        R: Future<Output = Result<T, reqwest::Error>> + Send,
     {
-        let Response { inner, mut bound } = self;
-        if let Some(err) = bound.failed {
-            return Err(err);
+        let Response { inner, bound } = self;
+        BoundRead {
+            read: bound.failed.is_none().then(|| read_body(inner)),
+            bound,
         }
-        read(&mut bound, read_body(inner)).await
     }
 
     /// How many attempts the request took (1 when the first one answered).
@@ -124,8 +146,8 @@ impl Response {
     ///
     /// The body's failure: the deadline passing, the connection failing mid-body; after a
     /// [`chunk`](Self::chunk) failed, that failure again.
-    pub async fn bytes(self) -> Result<Bytes, GatewayError> {
-        self.read_rest(reqwest::Response::bytes).await
+    pub fn bytes(self) -> impl Future<Output = Result<Bytes, GatewayError>> + Send {
+        self.read_rest(reqwest::Response::bytes)
     }
 
     /// The whole body as text, decoded by the `Content-Type`'s charset (with the `charset`
@@ -134,8 +156,8 @@ impl Response {
     /// # Errors
     ///
     /// The body's failure, as for [`bytes`](Self::bytes).
-    pub async fn text(self) -> Result<String, GatewayError> {
-        self.read_rest(reqwest::Response::text).await
+    pub fn text(self) -> impl Future<Output = Result<String, GatewayError>> + Send {
+        self.read_rest(reqwest::Response::text)
     }
 
     /// The whole body as text, decoded by the `Content-Type`'s charset or else
@@ -146,9 +168,11 @@ impl Response {
     /// The body's failure, as for [`bytes`](Self::bytes).
     #[cfg(feature = "charset")]
     #[cfg_attr(docsrs, doc(cfg(feature = "charset")))]
-    pub async fn text_with_charset(self, default_encoding: &str) -> Result<String, GatewayError> {
+    pub fn text_with_charset(
+        self,
+        default_encoding: &str,
+    ) -> impl Future<Output = Result<String, GatewayError>> + Send {
         self.read_rest(|inner| inner.text_with_charset(default_encoding))
-            .await
     }
 
     /// The body deserialized from JSON (needs the `json` feature).
@@ -159,8 +183,10 @@ impl Response {
     /// of a `T`.
     #[cfg(feature = "json")]
     #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
-    pub async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, GatewayError> {
-        self.read_rest(reqwest::Response::json).await
+    pub fn json<T: serde::de::DeserializeOwned>(
+        self,
+    ) -> impl Future<Output = Result<T, GatewayError>> + Send {
+        self.read_rest(reqwest::Response::json)
     }
 
     /// The next chunk of the body (`None` at its end), for a body read as it arrives.
@@ -168,12 +194,19 @@ impl Response {
     /// # Errors
     ///
     /// The body's failure, as for [`bytes`](Self::bytes); the body is over after one.
-    pub async fn chunk(&mut self) -> Result<Option<Bytes>, GatewayError> {
+    pub fn chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send {
         let Response { inner, bound } = self;
-        if bound.failed.is_some() {
-            return Ok(None);
+        // After a failure the body is over: no read, and `None`.
+        let over = bound.failed.is_some();
+        BoundRead {
+            read: Some(async move {
+                if over {
+                    return Ok(None);
+                }
+                inner.chunk().await
+            }),
+            bound,
         }
-        read(bound, inner.chunk()).await
     }
 
     /// The body as a stream of chunks (a `futures_core::Stream`), each a

@@ -4,6 +4,10 @@ use crate::boxed_future::ResponseFuture;
 use crate::circuit::{FastRefusal, Gate, Held};
 use crate::error::GatewayError;
 use crate::request::Request;
+use crate::response::Response;
+use crate::timeout::body::{BodyLimit, Limit, Owner};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -19,8 +23,147 @@ pub(crate) type Stack = Arc<dyn Sender>;
 pub(crate) trait Sender: Send + Sync {
     fn send(&self, request: Request) -> ResponseFuture;
 
-    /// The stack's deadline layer's limit (`Duration::MAX`: none), if it has one.
-    fn deadline_limit(&self) -> Option<Duration>;
+    /// `request` on its way through this stack as a [`Client`](super::Client)'s request, its
+    /// whole future allocated now, once, and started in place at its first poll (nothing runs
+    /// before: see [`Pending`](super::Pending)).
+    fn prepare(self: Arc<Self>, request: Request) -> Prepared;
+}
+
+/// A request prepared by [`Sender::prepare`].
+pub(crate) type Prepared =
+    Pin<Box<dyn Future<Output = Result<Response, GatewayError>> + Send + 'static>>;
+
+impl<S> ServiceSender<S>
+where
+    S: Service<Request, Response = reqwest::Response, Error = GatewayError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    /// The stack's service, ready for `request` now; or the request's future when it is not:
+    /// refused or held back by the circuit, or a stack not ready at once.
+    fn ready_for(&self, request: Request) -> Result<(S, Request), ResponseFuture> {
+        match self.refusal.as_ref().map(|r| r.check(&request)) {
+            None | Some(Gate::Go) => {}
+            Some(Gate::Refuse(err)) => {
+                return Err(ResponseFuture::failed(crate::retry::refused_before_loop(
+                    &request, err,
+                )));
+            }
+            Some(Gate::Hold(held)) => {
+                return Err(ResponseFuture::new(hold(
+                    held,
+                    self.service.clone(),
+                    request,
+                    self.deadline,
+                )));
+            }
+        }
+        let mut service = self.service.clone();
+        // Asked once without a waker: the crate's stacks are always ready, so the call starts
+        // at once; a stack that is not waits for readiness inside the future.
+        match service.poll_ready(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => Ok((service, request)),
+            Poll::Ready(Err(err)) => Err(ResponseFuture::failed(err)),
+            Poll::Pending => Err(ResponseFuture::new(service.oneshot(request))),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A [`Client`](super::Client)'s request through a [`ServiceSender`]: allocated once when
+    /// the request is sent, started in place at its first poll (the stack's future is built
+    /// into this allocation instead of being moved into one of its own), its response handed
+    /// out as the client's [`Response`], its body bounded by the deadline as it is read.
+    struct LazySend<S, F> {
+        #[pin]
+        state: Lazy<S, F>,
+        // When the body must have been read (the deadline), for the response's body.
+        limit: Option<BodyLimit>,
+        method: http::Method,
+        may_resend: bool,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = LazyProj]
+    enum Lazy<S, F> {
+        Unsent { sender: Option<Arc<ServiceSender<S>>>, request: Option<Request> },
+        Called { #[pin] future: F },
+        Boxed { future: ResponseFuture },
+        Done { ended: () },
+    }
+}
+
+impl<S> Future for LazySend<S, S::Future>
+where
+    S: Service<Request, Response = reqwest::Response, Error = GatewayError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Output = Result<Response, GatewayError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let outcome = loop {
+            match this.state.as_mut().project() {
+                LazyProj::Unsent { sender, request } => {
+                    let (Some(sender), Some(mut request)) = (sender.take(), request.take()) else {
+                        this.state.set(Lazy::Done { ended: () });
+                        continue;
+                    };
+                    *this.limit = bound_by_caller(&sender, &mut request);
+                    *this.method = request.method().clone();
+                    *this.may_resend = crate::idempotency::may_resend(
+                        request.method(),
+                        request.headers(),
+                        request.options().idempotent,
+                    );
+                    match sender.ready_for(request) {
+                        // The stack's future built straight into this allocation.
+                        Ok((mut service, request)) => this.state.set(Lazy::Called {
+                            future: service.call(request),
+                        }),
+                        Err(future) => this.state.set(Lazy::Boxed { future }),
+                    }
+                }
+                LazyProj::Called { future } => break std::task::ready!(future.poll(cx)),
+                LazyProj::Boxed { future } => break std::task::ready!(Pin::new(future).poll(cx)),
+                LazyProj::Done { .. } => {
+                    return Poll::Ready(Err(crate::boxed_future::polled_after_end(
+                        "the request's",
+                    )));
+                }
+            }
+        };
+        this.state.set(Lazy::Done { ended: () });
+        let response = outcome?;
+        let owner = Owner {
+            method: std::mem::replace(this.method, http::Method::GET),
+            may_resend: *this.may_resend,
+            attempts: crate::request::attempts(&response),
+        };
+        Poll::Ready(Ok(Response::new(response, this.limit.take(), owner)))
+    }
+}
+
+/// Sets the deadline the stack's deadline layer will settle on (it keeps an earlier one) and
+/// marks the request's body as bounded by its reader: the [`Response`] bounds it as the caller
+/// reads it, so that layer hands the response back as it came instead of rebuilding it around
+/// a bounded body. Returns the bound, if the deadline has one.
+fn bound_by_caller<S>(sender: &ServiceSender<S>, request: &mut Request) -> Option<BodyLimit> {
+    sender.deadline.and_then(|layer_limit| {
+        let deadline = crate::timeout::deadline::set_deadline(request, layer_limit);
+        // Marked even when there is none: that layer has no body to bound then either.
+        request.state_mut().body_bound_by_caller = Some(deadline.at);
+        (deadline.total != Duration::MAX)
+            .then(|| BodyLimit::new(deadline.at, Limit::Deadline(deadline.total)))
+    })
 }
 
 /// The concrete stack behind a [`Stack`], and the circuit's check made before it (a client
@@ -43,32 +186,22 @@ where
     S::Future: Send + 'static,
 {
     fn send(&self, request: Request) -> ResponseFuture {
-        match self.refusal.as_ref().map(|r| r.check(&request)) {
-            None | Some(Gate::Go) => {}
-            Some(Gate::Refuse(err)) => {
-                return ResponseFuture::failed(crate::retry::refused_before_loop(&request, err));
-            }
-            Some(Gate::Hold(held)) => {
-                return ResponseFuture::new(hold(
-                    held,
-                    self.service.clone(),
-                    request,
-                    self.deadline,
-                ));
-            }
-        }
-        let mut service = self.service.clone();
-        // Asked once without a waker: the crate's stacks are always ready, so the call starts
-        // at once; a stack that is not waits for readiness inside the future.
-        match service.poll_ready(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(())) => ResponseFuture::new(service.call(request)),
-            Poll::Ready(Err(err)) => ResponseFuture::new(std::future::ready(Err(err))),
-            Poll::Pending => ResponseFuture::new(service.oneshot(request)),
+        match self.ready_for(request) {
+            Ok((mut service, request)) => ResponseFuture::new(service.call(request)),
+            Err(future) => future,
         }
     }
 
-    fn deadline_limit(&self) -> Option<Duration> {
-        self.deadline
+    fn prepare(self: Arc<Self>, request: Request) -> Prepared {
+        Box::pin(LazySend {
+            state: Lazy::Unsent {
+                sender: Some(self),
+                request: Some(request),
+            },
+            limit: None,
+            method: http::Method::GET,
+            may_resend: false,
+        })
     }
 }
 

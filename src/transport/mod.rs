@@ -289,7 +289,30 @@ pub(crate) async fn judge(
 pub(crate) fn fingerprint(url: &reqwest::Url) -> u64 {
     use std::hash::Hasher;
     let mut hasher = crate::host::FastHasher::default();
-    let without_fragment = url.as_str().split('#').next().unwrap_or("");
+    // The fragment is known to the URL: cut without searching for its '#'.
+    let whole = url.as_str();
+    let without_fragment = match url.fragment() {
+        Some(fragment) => whole
+            .get(..whole.len().saturating_sub(fragment.len() + 1))
+            .unwrap_or(whole),
+        None => whole,
+    };
     hasher.write(without_fragment.as_bytes());
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+
+    #[test]
+    fn a_fingerprint_ignores_the_fragment_only() {
+        let url = |s: &str| reqwest::Url::parse(s).unwrap();
+        let plain = fingerprint(&url("http://a.test/x?q=1"));
+        assert_eq!(plain, fingerprint(&url("http://a.test/x?q=1#part")));
+        assert_eq!(plain, fingerprint(&url("http://a.test/x?q=1#")));
+        assert_ne!(plain, fingerprint(&url("http://a.test/x?q=2")));
+        assert_ne!(plain, fingerprint(&url("http://a.test/x?q=1%23part")));
+        assert_ne!(plain, fingerprint(&url("http://a.test/y?q=1#part")));
+    }
 }
