@@ -137,9 +137,9 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Option<F>,
         // Armed only when no attempt timer below is sure to fire first (the healthy path's
-        // attempt runs under its own timer, cut to the deadline): see `poll`.
-        #[pin]
-        sleep: Option<Sleep>,
+        // attempt runs under its own timer, cut to the deadline): see `poll`. Boxed, so that a
+        // timer seldom made takes no room in the future (moved whole as the stack builds it).
+        sleep: Option<Pin<Box<Sleep>>>,
         tracker: Arc<Tracker>,
         deadline: DeadlineAt,
         method: Method,
@@ -178,19 +178,16 @@ where
                 (*this.bound_body).then_some(*this.may_resend),
             ));
         }
-        if this.sleep.is_none() {
-            if this.tracker.timer_before_deadline() {
-                // An attempt timer armed below fires no later than the deadline: its attempt
-                // then ends, and this future is polled again (and checks again) by then.
-                return Poll::Pending;
-            }
-            this.sleep
-                .as_mut()
-                .set(Some(tokio::time::sleep_until(this.deadline.at)));
-        }
-        if let Some(sleep) = this.sleep.as_pin_mut() {
-            ready!(sleep.poll(cx));
-        }
+        let sleep = match this.sleep {
+            Some(sleep) => sleep,
+            // An attempt timer armed below fires no later than the deadline: its attempt then
+            // ends, and this future is polled again (and checks again) by then.
+            None if this.tracker.timer_before_deadline() => return Poll::Pending,
+            None => this
+                .sleep
+                .insert(Box::pin(tokio::time::sleep_until(this.deadline.at))),
+        };
+        ready!(sleep.as_mut().poll(cx));
         super::drop_timed_out(this.inner);
         Poll::Ready(Err(exceeded(
             this.tracker,
