@@ -1,7 +1,14 @@
 //! Recognising which gateway product answered.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use std::fmt;
+
+// Headers that name a product, parsed once: a lookup by `&str` parses the name each time.
+pub(crate) const X_SQUID_ERROR: HeaderName = HeaderName::from_static("x-squid-error");
+pub(crate) const X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
+    HeaderName::from_static("x-envoy-upstream-service-time");
+pub(crate) const CF_RAY: HeaderName = HeaderName::from_static("cf-ray");
+pub(crate) const X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
 
 /// A gateway or proxy product, recognised from its headers or its error page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,14 +109,14 @@ impl Gateway {
         if by_server.is_some() {
             return by_server;
         }
-        if headers.contains_key("x-squid-error") {
+        if headers.contains_key(&X_SQUID_ERROR) {
             return Some(Gateway::Squid);
         }
-        if headers.contains_key("cf-ray") {
+        if headers.contains_key(&CF_RAY) {
             return Some(Gateway::Cloudflare);
         }
         let arr = headers
-            .get_all("x-powered-by")
+            .get_all(&X_POWERED_BY)
             .iter()
             .any(|v| v.as_bytes().starts_with(b"ARR"));
         if arr {

@@ -9,9 +9,11 @@
 //! ([`GatewayError::is_request_unsent`](crate::GatewayError::is_request_unsent)), which only
 //! evidence an origin's body cannot forge establishes.
 
-use http::Method;
+use http::{HeaderName, Method};
+
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// Whether `method` with `headers` may be sent again whatever the failure (see the module docs).
 pub(crate) fn may_resend(method: &Method, headers: &http::HeaderMap, opted_in: bool) -> bool {
-    opted_in || method.is_idempotent() || headers.contains_key("idempotency-key")
+    opted_in || method.is_idempotent() || headers.contains_key(&IDEMPOTENCY_KEY)
 }

@@ -9,13 +9,22 @@
 
 use hyper_util::client::proxy::matcher::Matcher;
 use reqwest::Url;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 /// The forward proxies a client uses.
 pub(crate) struct ProxyMap {
     matcher: Matcher,
     /// What `Display` shows: the proxy's scheme, host and port, or where the rules came from.
     shown: String,
+    /// What `for_url` found, by host (see `host::key`): asked on every failed attempt, and the
+    /// matcher's answer needs a URI built and the `NO_PROXY` rules run. The rules never change
+    /// once read, so an answer stays true; at most `SEEN_MAX` hosts are kept.
+    seen: Mutex<HashMap<u64, Option<String>>>,
 }
+
+/// How many hosts' answers a [`ProxyMap`] keeps.
+const SEEN_MAX: usize = 64;
 
 impl std::fmt::Debug for ProxyMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,6 +42,7 @@ impl ProxyMap {
         Some(ProxyMap {
             matcher: Matcher::builder().all(String::from(url)).build(),
             shown,
+            seen: Mutex::default(),
         })
     }
 
@@ -43,11 +53,25 @@ impl ProxyMap {
         ProxyMap {
             matcher: Matcher::from_system(),
             shown: "the environment's proxies".to_owned(),
+            seen: Mutex::default(),
         }
     }
 
     /// The proxy (scheme, host and port, no credentials) a request to `url` goes through.
     pub(crate) fn for_url(&self, url: &Url) -> Option<String> {
+        let host = crate::host::key(url);
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = seen.get(&host) {
+            return found.clone();
+        }
+        let found = self.intercept(url);
+        if seen.len() < SEEN_MAX {
+            seen.insert(host, found.clone());
+        }
+        found
+    }
+
+    fn intercept(&self, url: &Url) -> Option<String> {
         let scheme = match url.scheme() {
             "http" | "ws" => "http",
             "https" | "wss" => "https",

@@ -3,7 +3,25 @@
 use super::{BODY_PREFIX_LIMIT, Classification};
 use crate::error::{ErrorKind, Substatus};
 use crate::gateway::Gateway;
-use http::{HeaderMap, StatusCode};
+use crate::gateway::{CF_RAY, X_ENVOY_UPSTREAM_SERVICE_TIME, X_POWERED_BY, X_SQUID_ERROR};
+use http::{HeaderMap, HeaderName, StatusCode};
+
+const X_VARNISH: HeaderName = HeaderName::from_static("x-varnish");
+
+/// Whether `text` contains `needle`. Most 5xx bodies a client sees are short or empty, and
+/// the page checks below look for a few dozen phrases: `str::contains` would prepare a searcher
+/// for each phrase even in an empty body.
+fn has(text: &str, needle: &str) -> bool {
+    text.len() >= needle.len() && memchr::memmem::find(text.as_bytes(), needle.as_bytes()).is_some()
+}
+
+/// Where `needle` starts in `text` (see [`has`]).
+fn find(text: &str, needle: &str) -> Option<usize> {
+    if text.len() < needle.len() {
+        return None;
+    }
+    memchr::memmem::find(text.as_bytes(), needle.as_bytes())
+}
 
 /// Classifies an upstream response as a gateway failure, or `None` when it is not one.
 ///
@@ -131,7 +149,7 @@ fn proves_unsent(code: u16, headers: &HeaderMap, found: &Classification) -> bool
             code == 502
                 && (server_is("microsoft-iis")
                     || headers
-                        .get_all("x-powered-by")
+                        .get_all(&X_POWERED_BY)
                         .iter()
                         .any(|v| starts_with_ignore_case(v.as_bytes(), b"arr/")))
         }
@@ -139,11 +157,11 @@ fn proves_unsent(code: u16, headers: &HeaderMap, found: &Classification) -> bool
         Some(Gateway::Envoy) => {
             code == 503
                 && server_is("envoy")
-                && !headers.contains_key("x-envoy-upstream-service-time")
+                && !headers.contains_key(&X_ENVOY_UPSTREAM_SERVICE_TIME)
         }
         Some(Gateway::Cloudflare) => {
             matches!(code, 521 | 523 | 525 | 526 | 530)
-                && (server_is("cloudflare") || headers.contains_key("cf-ray"))
+                && (server_is("cloudflare") || headers.contains_key(&CF_RAY))
         }
         Some(Gateway::Tinyproxy) => code == 500 && server_is("tinyproxy"),
         _ => false,
@@ -177,7 +195,7 @@ fn iis_page(text: &str) -> Option<Classification> {
     if let Some((code, meaning)) = hresult {
         evidence.push_str(&format!(", HRESULT {code} ({meaning})"));
     }
-    if substatus == Substatus::WebSocket && text.contains("ancm") {
+    if substatus == Substatus::WebSocket && has(text, "ancm") {
         // ASP.NET Core Module reuses 502.5 for "process failed to start": the backend exited.
         return Some(Classification::new(
             ErrorKind::ConnectionClosed,
@@ -196,7 +214,7 @@ fn iis_page(text: &str) -> Option<Classification> {
 }
 
 fn digit_after(text: &str, marker: &str) -> Option<u8> {
-    let at = text.find(marker)? + marker.len();
+    let at = find(text, marker)? + marker.len();
     let bytes = text.as_bytes();
     let digit = *bytes.get(at)?;
     let single = !bytes.get(at + 1).is_some_and(u8::is_ascii_digit);
@@ -214,12 +232,12 @@ fn hresult(text: &str) -> Option<(&'static str, &'static str)> {
         ("0x80072ee7", "name not resolved"),
         ("0x80072f8f", "TLS failure"),
     ];
-    KNOWN.into_iter().find(|(code, _)| text.contains(code))
+    KNOWN.into_iter().find(|(code, _)| has(text, code))
 }
 
 /// Squid names its error in `X-Squid-Error`, e.g. `ERR_CONNECT_FAIL 111`.
 fn squid(headers: &HeaderMap) -> Option<Classification> {
-    let value = headers.get("x-squid-error")?.to_str().ok()?.trim();
+    let value = headers.get(&X_SQUID_ERROR)?.to_str().ok()?.trim();
     let code = value.split_whitespace().next().unwrap_or("");
     let (kind, unsent) = match code {
         "ERR_CONNECT_FAIL" | "ERR_SECURE_CONNECT_FAIL" => (ErrorKind::ConnectFailed, true),
@@ -260,7 +278,7 @@ fn envoy(code: u16, text: &str) -> Option<Classification> {
             "upstream request timeout",
         ));
     }
-    if !matches!(code, 502 | 503) || !text.contains(RESET) {
+    if !matches!(code, 502 | 503) || !has(text, RESET) {
         return None;
     }
     let reason = text
@@ -268,13 +286,13 @@ fn envoy(code: u16, text: &str) -> Option<Classification> {
         .map(|at| &text[at + "reset reason:".len()..])
         .map(|rest| rest.split(['\n', ',', '<']).next().unwrap_or("").trim())
         .unwrap_or("");
-    let (kind, unsent) = if reason.contains("connection failure") {
+    let (kind, unsent) = if has(reason, "connection failure") {
         (ErrorKind::ConnectFailed, true)
-    } else if reason.contains("connection timeout") {
+    } else if has(reason, "connection timeout") {
         (ErrorKind::ConnectFailed, false)
-    } else if reason.contains("overflow") {
+    } else if has(reason, "overflow") {
         (ErrorKind::ServiceUnavailable, false)
-    } else if reason.contains("protocol error") {
+    } else if has(reason, "protocol error") {
         (ErrorKind::InvalidResponse, false)
     } else {
         // connection termination, remote reset, local reset, refused stream reset…
@@ -352,7 +370,7 @@ fn cloudflare(code: u16, text: &str) -> Option<Classification> {
 
 fn cloudflare_1xxx(text: &str) -> Option<u16> {
     for marker in ["error code 1", "error 1", "| 1"] {
-        if let Some(at) = text.find(marker) {
+        if let Some(at) = find(text, marker) {
             let digits: String = text[at + marker.len() - 1..]
                 .chars()
                 .take_while(char::is_ascii_digit)
@@ -369,21 +387,26 @@ fn cloudflare_1xxx(text: &str) -> Option<u16> {
 /// HAProxy's built-in error pages, each at the status HAProxy sends it with.
 fn haproxy(code: u16, text: &str) -> Option<Classification> {
     let hp = Some(Gateway::HaProxy);
-    if code == 503 && text.contains("no server is available to handle this request") {
+    if code == 503 && has(text, "no server is available to handle this request") {
         return Some(Classification::new(
             ErrorKind::NoHealthyServer,
             hp,
             "HAProxy: no server is available",
         ));
     }
-    if code == 502 && text.contains("the server returned an invalid or incomplete response") {
+    if code == 502
+        && has(
+            text,
+            "the server returned an invalid or incomplete response",
+        )
+    {
         return Some(Classification::new(
             ErrorKind::ConnectionClosed,
             hp,
             "HAProxy: invalid or incomplete response",
         ));
     }
-    if code == 504 && text.contains("the server didn't respond in time") {
+    if code == 504 && has(text, "the server didn't respond in time") {
         return Some(Classification::new(
             ErrorKind::TimedOut,
             hp,
@@ -397,12 +420,12 @@ fn haproxy(code: u16, text: &str) -> Option<Classification> {
 /// unresolvable alike), and `504` when the server is too slow.
 fn tinyproxy(code: u16, hop: Option<Gateway>, text: &str) -> Option<Classification> {
     if !matches!(code, 500 | 502)
-        || (hop != Some(Gateway::Tinyproxy) && !text.contains("generated by tinyproxy"))
+        || (hop != Some(Gateway::Tinyproxy) && !has(text, "generated by tinyproxy"))
     {
         return None;
     }
     let tp = Some(Gateway::Tinyproxy);
-    if text.contains("unable to connect") {
+    if has(text, "unable to connect") {
         return Some(
             Classification::new(
                 ErrorKind::ConnectFailed,
@@ -419,7 +442,7 @@ fn tinyproxy(code: u16, hop: Option<Gateway>, text: &str) -> Option<Classificati
 /// failure for:", and the 503 it answers when the backend refuses.
 fn apache(code: u16, text: &str) -> Option<Classification> {
     let ap = Some(Gateway::Apache);
-    if matches!(code, 500 | 502) && text.contains("dns lookup failure for") {
+    if matches!(code, 500 | 502) && has(text, "dns lookup failure for") {
         return Some(Classification::new(
             ErrorKind::NameNotResolved,
             ap,
@@ -428,10 +451,10 @@ fn apache(code: u16, text: &str) -> Option<Classification> {
     }
     // Every mod_proxy error page, whatever its status (502, or 500 for a DNS failure), has
     // this heading; its text wraps lines, so phrases are not matched across them.
-    if !matches!(code, 500 | 502) || !text.contains("<h1>proxy error</h1>") {
+    if !matches!(code, 500 | 502) || !has(text, "<h1>proxy error</h1>") {
         return (code == 503
-            && text.contains("the server is temporarily unable to service your")
-            && text.contains("request due to maintenance downtime or capacity"))
+            && has(text, "the server is temporarily unable to service your")
+            && has(text, "request due to maintenance downtime or capacity"))
         .then(|| {
             Classification::new(
                 ErrorKind::ServiceUnavailable,
@@ -445,9 +468,9 @@ fn apache(code: u16, text: &str) -> Option<Classification> {
         .map(|at| &text[at + "reason:".len()..])
         .map(|rest| strip_tags(rest.split("</p>").next().unwrap_or(rest)))
         .unwrap_or_default();
-    let kind = if reason.contains("error reading from remote server") {
+    let kind = if has(&reason, "error reading from remote server") {
         ErrorKind::ConnectionClosed
-    } else if reason.contains("timeout") || reason.contains("timed out") {
+    } else if has(&reason, "timeout") || has(&reason, "timed out") {
         ErrorKind::TimedOut
     } else {
         ErrorKind::BadGateway
@@ -480,15 +503,14 @@ fn varnish(code: u16, headers: &HeaderMap, text: &str) -> Option<Classification>
     if !matches!(code, 502 | 503) {
         return None;
     }
-    let from_varnish = headers.contains_key("x-varnish")
+    let from_varnish = headers.contains_key(&X_VARNISH)
         || headers.get_all(http::header::VIA).iter().any(|v| {
             v.as_bytes()
                 .to_ascii_lowercase()
                 .windows(7)
                 .any(|w| w == b"varnish")
         });
-    if !(from_varnish || text.contains("guru meditation")) || !text.contains("backend fetch failed")
-    {
+    if !(from_varnish || has(text, "guru meditation")) || !has(text, "backend fetch failed") {
         return None;
     }
     Some(Classification::new(

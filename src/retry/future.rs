@@ -215,7 +215,7 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             let mut state = self.as_mut().project().state;
-            let (outcome, attempt_span, ctx, attempts_made) = match state.as_mut().project() {
+            let (outcome, attempt_span, mut ctx, attempts_made) = match state.as_mut().project() {
                 StateProj::Rest { future } => return Pin::new(future).poll(cx),
                 StateProj::Done { .. } => {
                     return Poll::Ready(Err(crate::boxed_future::polled_after_end("the retry")));
@@ -343,13 +343,33 @@ where
                     ctx.ended(Some((&err, refusal_reason(&err))));
                     return Poll::Ready(Err(err));
                 }
+                // Anything else is judged here too: the loop is boxed only when a retry
+                // follows (a failure whose retry the budget, the deadline or the attempts left
+                // refuse ends here, as a success does).
                 outcome => {
-                    let future = BoxedFuture::new(ctx.run(Start::Judge(
-                        outcome,
-                        attempt_span,
-                        attempts_made,
-                    )));
-                    state.set(State::Rest { future });
+                    let mut spent = 0;
+                    let step = {
+                        let _request = ctx.span.clone().entered();
+                        ctx.after(
+                            attempts_made,
+                            outcome,
+                            attempt_span,
+                            Duration::ZERO,
+                            &mut spent,
+                        )
+                    };
+                    match step {
+                        Step::Done(result) => return Poll::Ready(result),
+                        Step::Retry(delay, next) => {
+                            let future = BoxedFuture::new(ctx.run(Start::Retry {
+                                delay,
+                                next,
+                                attempts_made,
+                                spent,
+                            }));
+                            state.set(State::Rest { future });
+                        }
+                    }
                 }
             }
         }
@@ -393,6 +413,14 @@ enum Start {
     Send(Request),
     /// The outcome, its attempt's span, and the attempts made (2 when a hedge went out).
     Judge(Result<reqwest::Response, GatewayError>, Span, u32),
+    /// A retry decided on the first attempt's outcome: its pause, its copy, the attempts made
+    /// and what retrying has cost the budget so far.
+    Retry {
+        delay: Duration,
+        next: Request,
+        attempts_made: u32,
+        spent: u32,
+    },
 }
 
 /// What follows an attempt: the answer or error to hand back, or a retry.
@@ -879,6 +907,8 @@ where
         let span = self.span.clone();
         async move {
             let mut attempt: u32 = 1;
+            let mut previous_delay = Duration::ZERO;
+            let mut spent: u32 = 0;
             let (mut outcome, mut attempt_span) = match start {
                 Start::Send(request) => {
                     let (outcome, span, used) = self.send(1, request).await;
@@ -889,9 +919,22 @@ where
                     attempt = made;
                     (outcome, span)
                 }
+                Start::Retry {
+                    delay,
+                    next,
+                    attempts_made,
+                    spent: spent_so_far,
+                } => {
+                    attempt = attempts_made;
+                    spent = spent_so_far;
+                    previous_delay = delay;
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                    let (outcome, span, used) = self.send(attempt, next).await;
+                    attempt += used - 1;
+                    (outcome, span)
+                }
             };
-            let mut previous_delay = Duration::ZERO;
-            let mut spent: u32 = 0;
             loop {
                 let (delay, next) =
                     match self.after(attempt, outcome, attempt_span, previous_delay, &mut spent) {
