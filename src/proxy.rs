@@ -157,6 +157,30 @@ mod tests {
     }
 
     #[test]
+    fn answers_kept_per_host_stay_each_hosts_own() {
+        let map = ProxyMap {
+            matcher: Matcher::builder()
+                .all("http://proxy.test:3128".to_owned())
+                .no("direct.example".to_owned())
+                .build(),
+            shown: String::new(),
+            seen: Mutex::default(),
+        };
+        let proxied = Some("http://proxy.test:3128".to_owned());
+        // Asked twice each (the second answer is the kept one), and past the number kept.
+        for round in 0..2 {
+            assert_eq!(map.for_url(&url("http://direct.example/")), None, "{round}");
+            assert_eq!(map.for_url(&url("http://a.example/")), proxied, "{round}");
+            assert_eq!(map.for_url(&url("ftp://a.example/")), None, "{round}");
+            for n in 0..SEEN_MAX + 8 {
+                let other = url(&format!("http://h{n}.example:{}/", 1000 + n));
+                assert_eq!(map.for_url(&other), proxied, "{round} {n}");
+            }
+        }
+        assert_eq!(map.seen.lock().unwrap().len(), SEEN_MAX);
+    }
+
+    #[test]
     fn a_proxy_without_a_scheme_is_http_as_reqwest_reads_it() {
         for given in ["127.0.0.1:3128", "proxy.test:3128"] {
             let map = ProxyMap::all(given).unwrap();
