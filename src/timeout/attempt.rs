@@ -99,7 +99,7 @@ where
             .map_or(self.config.timeout, super::zero_is_off);
         // Cut to the time the deadline leaves: a timer that fires then is the deadline's.
         let deadline = request.state().deadline;
-        let left = deadline.map(|d| d.remaining());
+        let left = deadline.map(|d| d.at.saturating_duration_since(started));
         let cut = left.is_some_and(|left| left < configured);
         let timeout = left.map_or(configured, |left| left.min(configured));
         // Whether this attempt's timer fires no later than the request's deadline: while it is

@@ -118,6 +118,13 @@ where
 /// counts in the deadline.
 pub(crate) fn set_deadline(request: &mut Request, limit: Duration) -> DeadlineAt {
     let total = request.options().deadline.map_or(limit, super::zero_is_off);
+    if let Some(earlier) = request.state().deadline
+        && earlier.total <= total
+    {
+        // Set before now with no longer a limit: it falls first, and no clock is read (a
+        // client sets its deadline layer's deadline before its stack, the layer again).
+        return earlier;
+    }
     let proposed = DeadlineAt {
         at: instant_after(total),
         total,
