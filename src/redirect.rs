@@ -16,23 +16,75 @@
 //! client was built with [`tracking`] (or never follows redirects).
 
 use crate::request::Tracker;
+use std::cell::Cell;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-tokio::task_local! {
-    /// The tracker of the request the transport is sending. Private to the transport's call
-    /// into reqwest: reqwest's redirect policy has no other way to tell which request it
-    /// decides for. No layer reads it, and it never crosses a layer boundary, a spawn or a
-    /// nested client.
-    static SENDING: Arc<Tracker>;
+thread_local! {
+    /// The tracker of the request the transport is sending, while its call into reqwest is
+    /// polled ([`Sending`] puts it here and takes it back around each poll). Private to the
+    /// transport's call into reqwest: reqwest's redirect policy, which runs inside that poll,
+    /// has no other way to tell which request it decides for. No layer reads it, and it never
+    /// crosses a layer boundary, a spawn or a nested client.
+    static SENDING: Cell<Option<Arc<Tracker>>> = const { Cell::new(None) };
+}
+
+pin_project_lite::pin_project! {
+    /// The transport's call into reqwest, with the tracker the redirect policy tells while it
+    /// is polled. (A `tokio::task_local!` did the same at about twice the cost per poll.)
+    pub(crate) struct Sending<F> {
+        tracker: Option<Arc<Tracker>>,
+        #[pin]
+        call: F,
+    }
 }
 
 /// Runs the transport's call into reqwest with `tracker` as the one the redirect policy tells.
-pub(crate) fn sending<F: Future>(
-    tracker: Arc<Tracker>,
-    call: F,
-) -> tokio::task::futures::TaskLocalFuture<Arc<Tracker>, F> {
-    SENDING.scope(tracker, call)
+pub(crate) fn sending<F: Future>(tracker: Arc<Tracker>, call: F) -> Sending<F> {
+    Sending {
+        tracker: Some(tracker),
+        call,
+    }
+}
+
+impl<F: Future> Future for Sending<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        // Put back when the poll ends, even by a panic: an outer request's tracker (a client
+        // polled inside another's call, which no transport does) and this one's own.
+        struct Restore<'a> {
+            slot: &'a mut Option<Arc<Tracker>>,
+            outer: Option<Arc<Tracker>>,
+        }
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                *self.slot = SENDING.with(|current| current.replace(self.outer.take()));
+            }
+        }
+        let outer = SENDING.with(|current| current.replace(this.tracker.take()));
+        let _restore = Restore {
+            slot: this.tracker,
+            outer,
+        };
+        this.call.poll(cx)
+    }
+}
+
+/// Reads the tracker of the request being sent, if one is.
+fn with_sending<T>(read: impl FnOnce(&Tracker) -> T) -> Option<T> {
+    SENDING
+        .try_with(|current| {
+            let tracker = current.take();
+            let found = tracker.as_deref().map(read);
+            current.set(tracker);
+            found
+        })
+        .ok()
+        .flatten()
 }
 
 /// `policy`, telling this crate when a request is answered with a redirect. It decides exactly
@@ -51,9 +103,7 @@ pub fn tracking(policy: reqwest::redirect::Policy) -> reqwest::redirect::Policy 
     reqwest::redirect::Policy::custom(move |attempt| {
         // A request carrying the deadline header does not follow a redirect to another host:
         // reqwest would copy the header there (see `timeout::DeadlineHeader`).
-        let carries = SENDING
-            .try_with(|tracker| tracker.carries_deadline_header())
-            .unwrap_or(false);
+        let carries = with_sending(Tracker::carries_deadline_header).unwrap_or(false);
         if carries
             && attempt
                 .previous()
@@ -63,7 +113,7 @@ pub fn tracking(policy: reqwest::redirect::Policy) -> reqwest::redirect::Policy 
             return attempt.stop();
         }
         // Asked at all: the request before this one was delivered and answered.
-        let _ = SENDING.try_with(|tracker| tracker.note_redirect(attempt.url()));
+        with_sending(|tracker| tracker.note_redirect(attempt.url()));
         policy.redirect(attempt)
     })
 }

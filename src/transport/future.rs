@@ -8,7 +8,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::task::futures::TaskLocalFuture;
 
 pin_project_lite::pin_project! {
     /// The future of the [`Transport`](super::Transport): a response, or the [`GatewayError`]
@@ -25,7 +24,7 @@ pin_project_lite::pin_project! {
         // reqwest's call, with the request's tracker in scope for the redirect policy.
         Sending {
             #[pin]
-            call: TaskLocalFuture<Arc<Tracker>, Pending>,
+            call: crate::redirect::Sending<Pending>,
             sent: Option<(Sent, Arc<Tracker>)>,
         },
         // A failure or a 5xx being classified.
@@ -35,7 +34,7 @@ pin_project_lite::pin_project! {
 
 impl ResponseFuture {
     pub(super) fn new(
-        call: TaskLocalFuture<Arc<Tracker>, Pending>,
+        call: crate::redirect::Sending<Pending>,
         sent: Sent,
         tracker: Arc<Tracker>,
     ) -> ResponseFuture {
