@@ -76,6 +76,28 @@ impl Bound {
     }
 }
 
+/// The whole body, chunk by chunk: what `reqwest::Response::bytes` gives, read by a future
+/// about half the size of that one's (which a caller's future awaiting it holds whole). A body
+/// that comes in one chunk is handed on as it came.
+async fn collect(mut response: reqwest::Response) -> Result<Bytes, reqwest::Error> {
+    let Some(first) = response.chunk().await? else {
+        return Ok(Bytes::new());
+    };
+    let Some(second) = response.chunk().await? else {
+        return Ok(first);
+    };
+    // The announced length, when there is one, sizes the buffer once (a wrong one only costs
+    // a reallocation: the bytes decide).
+    let announced = response.content_length().unwrap_or(0).min(1 << 20) as usize;
+    let mut all = bytes::BytesMut::with_capacity(announced.max(first.len() + second.len()));
+    all.extend_from_slice(&first);
+    all.extend_from_slice(&second);
+    while let Some(more) = response.chunk().await? {
+        all.extend_from_slice(&more);
+    }
+    Ok(all.freeze())
+}
+
 pin_project_lite::pin_project! {
     /// A read of a body within its bound: what [`Response`]'s body reads return. One future,
     /// written out rather than nested `async` blocks, so that it is no bigger than reqwest's
@@ -147,7 +169,7 @@ impl Response {
     /// The body's failure: the deadline passing, the connection failing mid-body; after a
     /// [`chunk`](Self::chunk) failed, that failure again.
     pub fn bytes(self) -> impl Future<Output = Result<Bytes, GatewayError>> + Send {
-        self.read_rest(reqwest::Response::bytes)
+        self.read_rest(collect)
     }
 
     /// The whole body as text, decoded by the `Content-Type`'s charset (with the `charset`

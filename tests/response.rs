@@ -287,3 +287,31 @@ async fn a_body_failure_after_a_retry_counts_both_attempts() {
     assert_eq!(err.attempts(), 2, "{err}");
     assert!(err.to_string().contains("after 2 attempts"), "{err}");
 }
+
+#[tokio::test]
+async fn a_whole_body_read_is_every_chunk_in_order() {
+    // One byte at a time, so that the body arrives in many chunks; then a chunked body whose
+    // chunks come together; then an empty one.
+    let slow = FaultServer::start(Fault::Slow(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789".to_vec(),
+        Duration::from_millis(2),
+    ))
+    .await;
+    let chunked = FaultServer::start(Fault::Raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n1\r\ng\r\n0\r\n\r\n"
+            .to_vec(),
+    ))
+    .await;
+    let empty = FaultServer::start(Fault::Raw(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    ))
+    .await;
+    let client = Client::builder().no_retry().build().unwrap();
+    let read = |url: String| {
+        let client = client.clone();
+        async move { client.get(url).send().await.unwrap().bytes().await.unwrap() }
+    };
+    assert_eq!(read(slow.url("/")).await, "0123456789");
+    assert_eq!(read(chunked.url("/")).await, "abcdefg");
+    assert_eq!(read(empty.url("/")).await, "");
+}
