@@ -275,10 +275,6 @@ pub(crate) struct Tracker {
     /// Whether this request's attempts carry the deadline header: a redirect to another host
     /// is then not followed (reqwest would copy the header to it).
     deadline_header: std::sync::atomic::AtomicBool,
-    /// Attempt timers of this request that are armed and fire no later than its deadline: while
-    /// one is, a deadline layer above is sure to be woken in time by it (an attempt that ends
-    /// wakes whoever awaits it) and need not arm a timer of its own.
-    timers_before_deadline: AtomicU32,
 }
 
 impl Drop for Tracker {
@@ -313,21 +309,6 @@ pub(crate) struct OpenCircuit {
 }
 
 impl Tracker {
-    /// Notes an attempt timer armed to fire no later than this request's deadline.
-    pub(crate) fn arm_timer_before_deadline(&self) {
-        self.timers_before_deadline.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Notes that such a timer is no longer armed (its attempt ended, or was dropped).
-    pub(crate) fn disarm_timer_before_deadline(&self) {
-        self.timers_before_deadline.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Whether an attempt timer of this request is armed to fire no later than its deadline.
-    pub(crate) fn timer_before_deadline(&self) -> bool {
-        self.timers_before_deadline.load(Ordering::Relaxed) > 0
-    }
-
     /// Notes that this request's attempts carry the deadline header.
     pub(crate) fn note_deadline_header(&self) {
         self.deadline_header.store(true, Ordering::Relaxed);

@@ -80,19 +80,28 @@ impl Bound {
 /// about half the size of that one's (which a caller's future awaiting it holds whole). A body
 /// that comes in one chunk is handed on as it came.
 async fn collect(mut response: reqwest::Response) -> Result<Bytes, reqwest::Error> {
-    let Some(first) = response.chunk().await? else {
+    // The announced length (read before the body: it counts down as chunks come), when there
+    // is one, sizes the buffer once; a wrong one only costs a reallocation.
+    let announced = response.content_length().unwrap_or(0).min(1 << 20) as usize;
+    // A failure names the URL, as reqwest's `bytes` does (its `chunk` does not).
+    macro_rules! next_chunk {
+        () => {
+            response
+                .chunk()
+                .await
+                .map_err(|err| err.with_url(response.url().clone()))?
+        };
+    }
+    let Some(first) = next_chunk!() else {
         return Ok(Bytes::new());
     };
-    let Some(second) = response.chunk().await? else {
+    let Some(second) = next_chunk!() else {
         return Ok(first);
     };
-    // The announced length, when there is one, sizes the buffer once (a wrong one only costs
-    // a reallocation: the bytes decide).
-    let announced = response.content_length().unwrap_or(0).min(1 << 20) as usize;
     let mut all = bytes::BytesMut::with_capacity(announced.max(first.len() + second.len()));
     all.extend_from_slice(&first);
     all.extend_from_slice(&second);
-    while let Some(more) = response.chunk().await? {
+    while let Some(more) = next_chunk!() {
         all.extend_from_slice(&more);
     }
     Ok(all.freeze())

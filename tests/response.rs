@@ -94,6 +94,13 @@ async fn without_a_deadline_a_truncated_body_is_still_a_closed_connection() {
         !err.is_retryable(),
         "a POST that was answered may not be sent again: {err}"
     );
+    // The failure names the server, as a read of the whole body by reqwest does.
+    let server_url = server.url("/");
+    let named = err.server().expect("the body's failure names its server");
+    assert!(
+        server_url.starts_with(named.trim_end_matches('/')),
+        "{named} {server_url}"
+    );
 }
 
 #[tokio::test]

@@ -165,21 +165,38 @@ async fn retry_outside_the_deadline_bounds_each_attempt_and_does_not_retry_its_e
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
-/// Answers each call after one `Pending` (so that an attempt timer above is armed first).
-fn answers_after_a_poll() -> Inner {
-    Inner::new(service_fn(|_req: reqwest_resilience::Request| async {
-        tokio::task::yield_now().await;
-        Ok(reqwest::Response::from(http::Response::new(Bytes::new())))
-    }))
+/// Answers each call after one `Pending` (so that an attempt timer above is armed first), or
+/// never.
+fn answers_after_a_poll(never: bool) -> Inner {
+    Inner::new(service_fn(
+        move |_req: reqwest_resilience::Request| async move {
+            tokio::task::yield_now().await;
+            if never {
+                std::future::pending::<()>().await;
+            }
+            Ok(reqwest::Response::from(http::Response::new(Bytes::new())))
+        },
+    ))
 }
 
-/// A layer between the deadline and the attempt timeout that, after its call, waits forever
-/// with no timer: after the inner call's future ended (kept, not dropped), or (`drop_early`)
-/// after it was polled once and dropped unfinished.
+/// What a layer between the deadline and the attempt timeout does with its inner call before
+/// it waits forever with no timer of its own.
+#[derive(Clone, Copy, Debug)]
+enum Then {
+    /// Awaits the call to its end, keeps it, and waits.
+    KeepsItEnded,
+    /// Polls the call once (its timer armed), drops it, and waits.
+    DropsIt,
+    /// Polls the call once, keeps it without polling it again, and waits.
+    KeepsItUnpolled,
+    /// Runs the call to its end on another task, then waits there.
+    SpawnsIt,
+}
+
 #[derive(Clone)]
 struct HangsAfter<S> {
     inner: S,
-    drop_early: bool,
+    then: Then,
 }
 
 impl<S> tower::Service<reqwest_resilience::Request> for HangsAfter<S>
@@ -206,57 +223,85 @@ where
     }
 
     fn call(&mut self, request: reqwest_resilience::Request) -> Self::Future {
-        let call = self.inner.call(request);
-        let drop_early = self.drop_early;
+        let mut call = Box::pin(self.inner.call(request));
+        let then = self.then;
         Box::pin(async move {
-            let mut call = Box::pin(call);
-            if drop_early {
-                // Polled once (its timer armed), then dropped unfinished.
-                std::future::poll_fn(|cx| {
-                    let _ = call.as_mut().poll(cx);
-                    std::task::Poll::Ready(())
-                })
-                .await;
-                drop(call);
-                std::future::pending::<()>().await;
-            } else {
-                // Ended, and kept while this waits.
-                let _ = call.as_mut().await;
-                std::future::pending::<()>().await;
-                drop(call);
+            match then {
+                Then::KeepsItEnded => {
+                    let _ = call.as_mut().await;
+                    std::future::pending::<()>().await;
+                }
+                Then::DropsIt => {
+                    std::future::poll_fn(|cx| {
+                        let _ = call.as_mut().poll(cx);
+                        std::task::Poll::Ready(())
+                    })
+                    .await;
+                    drop(call);
+                    std::future::pending::<()>().await;
+                }
+                Then::KeepsItUnpolled => {
+                    std::future::poll_fn(|cx| {
+                        let _ = call.as_mut().poll(cx);
+                        std::task::Poll::Ready(())
+                    })
+                    .await;
+                    std::future::pending::<()>().await;
+                    drop(call);
+                }
+                Then::SpawnsIt => {
+                    let _ = tokio::spawn(async move {
+                        let _ = call.await;
+                        std::future::pending::<()>().await;
+                    })
+                    .await;
+                }
             }
             unreachable!()
         })
     }
 }
 
-async fn deadline_over_an_attempt_then_a_hang(drop_early: bool) -> (GatewayError, Duration) {
+// The deadline layer arms no timer while an attempt timer polled within its own poll fires
+// first (see `timeout::scope`); whatever the stack waits for once that attempt has ended, was
+// dropped, is kept unpolled or runs on another task, the deadline's own timer bounds it.
+#[tokio::test(start_paused = true)]
+async fn the_deadline_bounds_a_wait_after_an_attempt_whatever_became_of_it() {
+    for then in [
+        Then::KeepsItEnded,
+        Then::DropsIt,
+        Then::KeepsItUnpolled,
+        Then::SpawnsIt,
+    ] {
+        // The attempt answers, or (kept unpolled, and on another task) never does.
+        let never = matches!(then, Then::KeepsItUnpolled | Then::SpawnsIt);
+        let svc = ServiceBuilder::new()
+            .layer(DeadlineLayer::new(Duration::from_secs(1)))
+            .layer_fn(|inner| HangsAfter { inner, then })
+            .layer(AttemptTimeoutLayer::new(Duration::from_secs(10)))
+            .service(answers_after_a_poll(never));
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(Duration::from_secs(60), svc.oneshot(get())).await;
+        let err = outcome
+            .unwrap_or_else(|_| panic!("{then:?}: the deadline did not end the request"))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{then:?}");
+        assert_eq!(started.elapsed(), Duration::from_secs(1), "{then:?}");
+    }
+}
+
+// With the attempt polled in the deadline's own poll (no layer in between), the attempt
+// timer, cut to the deadline, ends the request at the deadline, as the deadline's failure.
+#[tokio::test(start_paused = true)]
+async fn an_attempt_timer_cut_to_the_deadline_ends_it_as_the_deadline() {
     let svc = ServiceBuilder::new()
         .layer(DeadlineLayer::new(Duration::from_secs(1)))
-        .layer_fn(|inner| HangsAfter { inner, drop_early })
         .layer(AttemptTimeoutLayer::new(Duration::from_secs(10)))
-        .service(answers_after_a_poll());
+        .service(answers_after_a_poll(true));
     let started = Instant::now();
-    let outcome = tokio::time::timeout(Duration::from_secs(60), svc.oneshot(get())).await;
-    let err = outcome.expect("the deadline ends the request").unwrap_err();
-    (err, started.elapsed())
-}
-
-// The deadline layer arms no timer while an attempt timer below is sure to fire first (see
-// `Tracker::timer_before_deadline`); once that attempt has ended, or was dropped, the deadline's
-// own timer bounds whatever the stack waits for next.
-#[tokio::test(start_paused = true)]
-async fn the_deadline_bounds_a_wait_after_an_attempt_ended() {
-    let (err, elapsed) = deadline_over_an_attempt_then_a_hang(false).await;
+    let err = svc.oneshot(get()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::DeadlineExceeded);
-    assert_eq!(elapsed, Duration::from_secs(1));
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_deadline_bounds_a_wait_after_an_attempt_was_dropped() {
-    let (err, elapsed) = deadline_over_an_attempt_then_a_hang(true).await;
-    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded);
-    assert_eq!(elapsed, Duration::from_secs(1));
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
 }
 
 // --- over real TCP ----------------------------------------------------------------------

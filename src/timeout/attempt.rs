@@ -5,7 +5,7 @@ use http::Method;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio::time::Sleep;
@@ -98,13 +98,12 @@ where
             .attempt_timeout
             .map_or(self.config.timeout, super::zero_is_off);
         // Cut to the time the deadline leaves: a timer that fires then is the deadline's.
-        let deadline = request.state().deadline;
-        let left = deadline.map(|d| d.at.saturating_duration_since(started));
+        let left = request
+            .state()
+            .deadline
+            .map(|d| d.at.saturating_duration_since(started));
         let cut = left.is_some_and(|left| left < configured);
         let timeout = left.map_or(configured, |left| left.min(configured));
-        // Whether this attempt's timer fires no later than the request's deadline: while it is
-        // armed, a deadline layer above relies on it (see `Tracker::timer_before_deadline`).
-        let before_deadline = deadline.is_some_and(|d| ends(started, timeout) <= d.at);
         let tracker = request.tracker();
         let method = request.method().clone();
         let url = request.url().clone();
@@ -126,8 +125,6 @@ where
             tracker,
             graced: false,
             include_body: self.config.include_body,
-            before_deadline,
-            armed: false,
             started,
             method,
             url,
@@ -154,29 +151,11 @@ pin_project_lite::pin_project! {
         // Whether the timer was extended once for a body peek in progress.
         graced: bool,
         include_body: bool,
-        // Whether the timer fires no later than the request's deadline, and whether the
-        // tracker was told that it is armed (told again when the attempt ends or is dropped).
-        before_deadline: bool,
-        armed: bool,
         started: Instant,
         method: Method,
         url: reqwest::Url,
         // Whether the request may be sent again: a body error says so.
         may_resend: bool,
-    }
-
-    impl<F> PinnedDrop for ResponseFuture<F> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            disarm(this.armed, this.tracker);
-        }
-    }
-}
-
-/// Tells the tracker that this attempt's timer no longer bounds the deadline, if it said so.
-fn disarm(armed: &mut bool, tracker: &Tracker) {
-    if std::mem::take(armed) {
-        tracker.disarm_timer_before_deadline();
     }
 }
 
@@ -203,7 +182,6 @@ where
             )));
         };
         if let Poll::Ready(outcome) = inner.poll(cx) {
-            disarm(this.armed, this.tracker);
             return Poll::Ready(match outcome {
                 Ok(response) if *this.include_body => Ok(body::bound(
                     response,
@@ -219,26 +197,24 @@ where
             });
         }
         if this.sleep.as_mut().poll(cx).is_pending() {
-            if *this.before_deadline && !*this.armed {
-                *this.armed = true;
-                this.tracker.arm_timer_before_deadline();
-            }
+            // Armed, and polled in this call: a deadline layer polling this attempt now need
+            // not arm a timer that would fire later (see `timeout::scope`).
+            super::scope::timer_armed(this.sleep.deadline());
             return Poll::Pending;
         }
         if !*this.graced && this.tracker.heads() != *this.heads {
             // A response head arrived in time and the transport is reading the start of its
             // body (for at most `BODY_PEEK_WAIT`): that read's outcome is this attempt's, so
-            // the timer waits once more, that long (past the deadline, maybe: the deadline
-            // layer's own timer bounds the request then).
+            // the timer waits once more, that long.
             *this.graced = true;
-            disarm(this.armed, this.tracker);
-            *this.before_deadline = false;
             this.sleep
                 .as_mut()
                 .reset(tokio::time::Instant::now() + PEEK_GRACE);
-            ready!(this.sleep.as_mut().poll(cx));
+            if this.sleep.as_mut().poll(cx).is_pending() {
+                super::scope::timer_armed(this.sleep.deadline());
+                return Poll::Pending;
+            }
         }
-        disarm(this.armed, this.tracker);
         super::drop_timed_out(this.inner);
         let mut err = timed_out(timeout, this.method.clone(), this.url);
         if *this.cut {

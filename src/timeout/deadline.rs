@@ -4,7 +4,7 @@ use http::Method;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio::time::Sleep;
@@ -176,7 +176,13 @@ where
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             return Poll::Ready(Err(crate::boxed_future::polled_after_end("the deadline's")));
         };
-        if let Poll::Ready(outcome) = inner.poll(cx) {
+        // Until this layer's own timer is armed, the inner future is polled in a scope that
+        // tells whether an attempt timer polled within it fires first.
+        let (outcome, armed_below) = match this.sleep {
+            Some(_) => (inner.poll(cx), None),
+            None => super::scope::polling(|| inner.poll(cx)),
+        };
+        if let Poll::Ready(outcome) = outcome {
             return Poll::Ready(settle(
                 outcome,
                 this.tracker,
@@ -187,14 +193,20 @@ where
         }
         let sleep = match this.sleep {
             Some(sleep) => sleep,
-            // An attempt timer armed below fires no later than the deadline: its attempt then
-            // ends, and this future is polled again (and checks again) by then.
-            None if this.tracker.timer_before_deadline() => return Poll::Pending,
+            // An attempt timer polled just now (with this call's waker) fires no later than
+            // the deadline: it wakes this future by then, which checks again.
+            None if armed_below.is_some_and(|ends| ends <= this.deadline.at) => {
+                return Poll::Pending;
+            }
             None => this
                 .sleep
                 .insert(Box::pin(tokio::time::sleep_until(this.deadline.at))),
         };
-        ready!(sleep.as_mut().poll(cx));
+        if sleep.as_mut().poll(cx).is_pending() {
+            // An outer deadline layer (a later deadline) need not arm one either.
+            super::scope::timer_armed(this.deadline.at);
+            return Poll::Pending;
+        }
         super::drop_timed_out(this.inner);
         Poll::Ready(Err(exceeded(
             this.tracker,

@@ -57,6 +57,7 @@ pub(crate) mod attempt;
 pub(crate) mod body;
 pub(crate) mod deadline;
 mod propagate;
+mod scope;
 
 pub use attempt::{AttemptTimeout, AttemptTimeoutLayer};
 pub use deadline::{Deadline, DeadlineLayer};
