@@ -165,15 +165,15 @@ async fn retry_outside_the_deadline_bounds_each_attempt_and_does_not_retry_its_e
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
-/// Answers each call after one `Pending` (so that an attempt timer above is armed first), or
-/// never.
+/// Answers each call after one `Pending` that wakes the task at once (so that an attempt timer
+/// above is armed first), or (`never`) is pending forever and wakes nothing.
 fn answers_after_a_poll(never: bool) -> Inner {
     Inner::new(service_fn(
         move |_req: reqwest_resilience::Request| async move {
-            tokio::task::yield_now().await;
             if never {
                 std::future::pending::<()>().await;
             }
+            tokio::task::yield_now().await;
             Ok(reqwest::Response::from(http::Response::new(Bytes::new())))
         },
     ))
@@ -191,6 +191,8 @@ enum Then {
     KeepsItUnpolled,
     /// Runs the call to its end on another task, then waits there.
     SpawnsIt,
+    /// Polls the call once, then once more with a waker that wakes nothing, keeps it, waits.
+    PollsItWithoutAWaker,
 }
 
 #[derive(Clone)]
@@ -249,6 +251,17 @@ where
                     std::future::pending::<()>().await;
                     drop(call);
                 }
+                Then::PollsItWithoutAWaker => {
+                    std::future::poll_fn(|cx| {
+                        let _ = call.as_mut().poll(cx);
+                        let mut none = std::task::Context::from_waker(std::task::Waker::noop());
+                        let _ = call.as_mut().poll(&mut none);
+                        std::task::Poll::Ready(())
+                    })
+                    .await;
+                    std::future::pending::<()>().await;
+                    drop(call);
+                }
                 Then::SpawnsIt => {
                     let _ = tokio::spawn(async move {
                         let _ = call.await;
@@ -262,19 +275,21 @@ where
     }
 }
 
-// The deadline layer arms no timer while an attempt timer polled within its own poll fires
-// first (see `timeout::scope`); whatever the stack waits for once that attempt has ended, was
-// dropped, is kept unpolled or runs on another task, the deadline's own timer bounds it.
+// The deadline layer arms no timer while an attempt timer polled within its own poll (with its
+// waker) fires first (see `timeout::scope`); whatever the stack waits for once that attempt has
+// ended, was dropped (in the very poll that armed its timer, the inner call waking nothing), is
+// kept unpolled, was last polled without a waker or runs on another task, the deadline's own
+// timer bounds it.
 #[tokio::test(start_paused = true)]
 async fn the_deadline_bounds_a_wait_after_an_attempt_whatever_became_of_it() {
-    for then in [
-        Then::KeepsItEnded,
-        Then::DropsIt,
-        Then::KeepsItUnpolled,
-        Then::SpawnsIt,
+    for (then, never) in [
+        (Then::KeepsItEnded, false),
+        (Then::DropsIt, false),
+        (Then::DropsIt, true),
+        (Then::KeepsItUnpolled, true),
+        (Then::PollsItWithoutAWaker, true),
+        (Then::SpawnsIt, true),
     ] {
-        // The attempt answers, or (kept unpolled, and on another task) never does.
-        let never = matches!(then, Then::KeepsItUnpolled | Then::SpawnsIt);
         let svc = ServiceBuilder::new()
             .layer(DeadlineLayer::new(Duration::from_secs(1)))
             .layer_fn(|inner| HangsAfter { inner, then })

@@ -157,6 +157,13 @@ pin_project_lite::pin_project! {
         // Whether the request may be sent again: a body error says so.
         may_resend: bool,
     }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(_this: Pin<&mut Self>) {
+            // Its timer goes with it: a deadline layer polling now may not count on it.
+            super::scope::timer_dropped();
+        }
+    }
 }
 
 impl<F> std::fmt::Debug for ResponseFuture<F> {
@@ -199,7 +206,7 @@ where
         if this.sleep.as_mut().poll(cx).is_pending() {
             // Armed, and polled in this call: a deadline layer polling this attempt now need
             // not arm a timer that would fire later (see `timeout::scope`).
-            super::scope::timer_armed(this.sleep.deadline());
+            super::scope::timer_armed(this.sleep.deadline(), cx.waker());
             return Poll::Pending;
         }
         if !*this.graced && this.tracker.heads() != *this.heads {
@@ -211,7 +218,7 @@ where
                 .as_mut()
                 .reset(tokio::time::Instant::now() + PEEK_GRACE);
             if this.sleep.as_mut().poll(cx).is_pending() {
-                super::scope::timer_armed(this.sleep.deadline());
+                super::scope::timer_armed(this.sleep.deadline(), cx.waker());
                 return Poll::Pending;
             }
         }

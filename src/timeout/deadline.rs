@@ -180,7 +180,7 @@ where
         // tells whether an attempt timer polled within it fires first.
         let (outcome, armed_below) = match this.sleep {
             Some(_) => (inner.poll(cx), None),
-            None => super::scope::polling(|| inner.poll(cx)),
+            None => super::scope::polling(cx.waker(), || inner.poll(cx)),
         };
         if let Poll::Ready(outcome) = outcome {
             return Poll::Ready(settle(
@@ -204,7 +204,7 @@ where
         };
         if sleep.as_mut().poll(cx).is_pending() {
             // An outer deadline layer (a later deadline) need not arm one either.
-            super::scope::timer_armed(this.deadline.at);
+            super::scope::timer_armed(this.deadline.at, cx.waker());
             return Poll::Pending;
         }
         super::drop_timed_out(this.inner);

@@ -3,54 +3,112 @@
 //!
 //! A deadline layer polls its inner future inside [`polling`]; an attempt timeout (or a deadline
 //! layer with its timer armed) whose timer is pending when polled calls [`timer_armed`] with the
-//! instant it fires. The timer was registered with the waker of this very poll, so it wakes
-//! the task at that instant (its attempt ends then, and the deadline layer is polled again and
-//! asks again). Only a timer polled within the same call counts: one polled on another task
-//! (a `spawn`, a `Buffer`'s worker), one a layer in between keeps without polling, or one
-//! polled in an earlier call proves nothing, so the deadline layer arms its own timer then.
+//! instant it fires and the waker it was polled with. Such a timer, registered with the waker
+//! of this very poll, wakes the task at that instant (its attempt ends then, and the deadline
+//! layer is polled again and asks again). Anything that breaks that chain makes the finding
+//! unknown, and the deadline layer arms its own timer:
 //!
-//! The scope is per thread and lasts one synchronous call, so nothing of another task's poll
-//! can be seen in it.
+//! - a timer polled with another waker (a layer that polls with its own waker, or with none);
+//! - an attempt dropped in the same call after its timer was told (a `select!` whose other
+//!   branch won): timers told before the drop no longer count; one told after it does.
+//!
+//! A timer polled on another task (a `spawn`, a `Buffer`'s worker) or in an earlier call is
+//! never seen: the scope is per thread and lasts one synchronous call.
 
 use std::cell::Cell;
+use std::task::{RawWakerVTable, Waker};
 use tokio::time::Instant;
 
-thread_local! {
-    /// The earliest instant a timer polled in the current [`polling`] scope fires, if any.
-    static ARMED: Cell<Option<Instant>> = const { Cell::new(None) };
+/// What one scope found.
+#[derive(Clone, Copy)]
+enum Found {
+    Nothing,
+    /// Timers polled with the scope's waker, the earliest firing at this instant.
+    Armed(Instant),
+    /// Something that proves nothing: the deadline layer arms its own timer.
+    Unknown,
 }
 
-/// Runs `poll` (a poll of a deadline layer's inner future) and tells the earliest instant a
-/// timer polled within it fires. What was found is also told to an enclosing scope.
-pub(crate) fn polling<T>(poll: impl FnOnce() -> T) -> (T, Option<Instant>) {
-    /// Restores the enclosing scope's finding (with this one's) even if `poll` panics.
+/// The waker a scope's timers must be polled with, by identity.
+type WakerId = (*const (), *const RawWakerVTable);
+
+thread_local! {
+    static SCOPE: Cell<Option<(WakerId, Found)>> = const { Cell::new(None) };
+}
+
+fn id(waker: &Waker) -> WakerId {
+    (waker.data(), waker.vtable())
+}
+
+/// Runs `poll` (a poll of a deadline layer's inner future with `waker`) and tells the earliest
+/// instant a timer polled within it fires, when nothing made that unknown. What was found is
+/// also told to an enclosing scope.
+pub(crate) fn polling<T>(waker: &Waker, poll: impl FnOnce() -> T) -> (T, Option<Instant>) {
+    /// Restores the enclosing scope, told what this one found, even if `poll` panics.
     struct Restore {
-        outer: Option<Instant>,
+        outer: Option<(WakerId, Found)>,
+        waker: WakerId,
     }
     impl Drop for Restore {
         fn drop(&mut self) {
-            let _ = ARMED.try_with(|armed| armed.set(earliest(self.outer, armed.get())));
+            let _ = SCOPE.try_with(|scope| {
+                let found = scope.get().map_or(Found::Unknown, |(_, found)| found);
+                scope.set(self.outer.map(|(outer, before)| {
+                    let found = match found {
+                        Found::Armed(_) if outer != self.waker => Found::Unknown,
+                        found => found,
+                    };
+                    (outer, after(before, found))
+                }));
+            });
         }
     }
-    let Ok(outer) = ARMED.try_with(|armed| armed.replace(None)) else {
+    let waker = id(waker);
+    let Ok(outer) = SCOPE.try_with(|scope| scope.replace(Some((waker, Found::Nothing)))) else {
         // The thread is ending: nothing is known.
         return (poll(), None);
     };
-    let restore = Restore { outer };
+    let restore = Restore { outer, waker };
     let outcome = poll();
-    let found = ARMED.try_with(Cell::get).ok().flatten();
+    let found = SCOPE.try_with(Cell::get).ok().flatten();
     drop(restore);
-    (outcome, found)
+    match found {
+        Some((_, Found::Armed(at))) => (outcome, Some(at)),
+        _ => (outcome, None),
+    }
 }
 
-/// Tells the enclosing [`polling`] scope, if any, that a timer polled just now fires at `at`.
-pub(crate) fn timer_armed(at: Instant) {
-    let _ = ARMED.try_with(|armed| armed.set(earliest(armed.get(), Some(at))));
+/// Tells the enclosing [`polling`] scope, if any, that a timer polled just now with `waker`
+/// fires at `at`.
+pub(crate) fn timer_armed(at: Instant, waker: &Waker) {
+    let _ = SCOPE.try_with(|scope| {
+        if let Some((expected, found)) = scope.get() {
+            let told = if id(waker) == expected {
+                Found::Armed(at)
+            } else {
+                Found::Unknown
+            };
+            scope.set(Some((expected, after(found, told))));
+        }
+    });
 }
 
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// Tells the enclosing scope, if any, that an attempt (and its timer) was dropped.
+pub(crate) fn timer_dropped() {
+    let _ = SCOPE.try_with(|scope| {
+        if let Some((expected, _)) = scope.get() {
+            scope.set(Some((expected, Found::Unknown)));
+        }
+    });
+}
+
+/// What a scope knows once `told` follows what it knew: an unknown forgets earlier timers (a
+/// drop may have taken them); a timer told later stands on its own.
+fn after(known: Found, told: Found) -> Found {
+    match (known, told) {
+        (_, Found::Unknown) => Found::Unknown,
+        (known, Found::Nothing) => known,
+        (Found::Armed(a), Found::Armed(b)) => Found::Armed(a.min(b)),
+        (Found::Nothing | Found::Unknown, Found::Armed(b)) => Found::Armed(b),
     }
 }
