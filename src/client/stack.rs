@@ -29,19 +29,31 @@ pub(crate) trait Sender: Send + Sync {
     fn prepare(self: Arc<Self>, request: Request) -> Prepared;
 }
 
+/// The services a client's stack is made of: this crate's request in, reqwest's response or a
+/// [`GatewayError`] out, cloned for each request, its future sent across tasks.
+pub(crate) trait StackLayers:
+    Service<Request, Response = reqwest::Response, Error = GatewayError, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> StackLayers for S where
+    S: Service<Request, Response = reqwest::Response, Error = GatewayError, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// A request prepared by [`Sender::prepare`].
 pub(crate) type Prepared =
     Pin<Box<dyn Future<Output = Result<Response, GatewayError>> + Send + 'static>>;
 
-impl<S> ServiceSender<S>
-where
-    S: Service<Request, Response = reqwest::Response, Error = GatewayError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
+impl<S: StackLayers> ServiceSender<S> {
     /// The stack's service, ready for `request` now; or the request's future when it is not:
     /// refused or held back by the circuit, or a stack not ready at once.
     fn ready_for(&self, request: Request) -> Result<(S, Request), ResponseFuture> {
@@ -97,15 +109,7 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<S> Future for LazySend<S, S::Future>
-where
-    S: Service<Request, Response = reqwest::Response, Error = GatewayError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
+impl<S: StackLayers> Future for LazySend<S, S::Future> {
     type Output = Result<Response, GatewayError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
@@ -176,15 +180,7 @@ pub(crate) struct ServiceSender<S> {
     pub(crate) deadline: Option<Duration>,
 }
 
-impl<S> Sender for ServiceSender<S>
-where
-    S: Service<Request, Response = reqwest::Response, Error = GatewayError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
+impl<S: StackLayers> Sender for ServiceSender<S> {
     fn send(&self, request: Request) -> ResponseFuture {
         match self.ready_for(request) {
             Ok((mut service, request)) => ResponseFuture::new(service.call(request)),
