@@ -55,3 +55,20 @@ trait LayerOn: tower::Layer<Transport> + Sized {
     }
 }
 impl<L: tower::Layer<Transport>> LayerOn for L {}
+
+/// The body reads' futures cross threads (`bytes` and `text` own what they read, so they are
+/// `'static` too). Type-checked, never run.
+#[allow(dead_code)]
+fn body_reads_are_send(
+    a: reqwest_resilience::Response,
+    b: reqwest_resilience::Response,
+    mut c: reqwest_resilience::Response,
+    #[cfg(feature = "json")] d: reqwest_resilience::Response,
+) {
+    fn send_static<T: Send + 'static>(_: &T) {}
+    send_static(&a.bytes());
+    send_static(&b.text());
+    send(&c.chunk());
+    #[cfg(feature = "json")]
+    send_static(&d.json::<serde_json::Value>());
+}
