@@ -13,7 +13,9 @@
 //!   branch won): timers told before the drop no longer count; one told after it does.
 //!
 //! A timer polled on another task (a `spawn`, a `Buffer`'s worker) or in an earlier call is
-//! never seen: the scope is per thread and lasts one synchronous call.
+//! never seen: the scope is per thread and lasts one synchronous call. One polled within that
+//! call by an executor nested in it comes with that executor's waker, which makes the finding
+//! unknown.
 
 use std::cell::Cell;
 use std::task::{RawWakerVTable, Waker};
