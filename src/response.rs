@@ -83,28 +83,28 @@ async fn collect(mut response: reqwest::Response) -> Result<Bytes, reqwest::Erro
     // The announced length (read before the body: it counts down as chunks come), when there
     // is one, sizes the buffer once; a wrong one only costs a reallocation.
     let announced = response.content_length().unwrap_or(0).min(1 << 20) as usize;
-    // A failure names the URL, as reqwest's `bytes` does (its `chunk` does not).
-    macro_rules! next_chunk {
-        () => {
-            response
-                .chunk()
-                .await
-                .map_err(|err| err.with_url(response.url().clone()))?
-        };
-    }
-    let Some(first) = next_chunk!() else {
+    let Some(first) = next_chunk(&mut response).await? else {
         return Ok(Bytes::new());
     };
-    let Some(second) = next_chunk!() else {
+    let Some(second) = next_chunk(&mut response).await? else {
         return Ok(first);
     };
     let mut all = bytes::BytesMut::with_capacity(announced.max(first.len() + second.len()));
     all.extend_from_slice(&first);
     all.extend_from_slice(&second);
-    while let Some(more) = next_chunk!() {
+    while let Some(more) = next_chunk(&mut response).await? {
         all.extend_from_slice(&more);
     }
     Ok(all.freeze())
+}
+
+/// The body's next chunk; a failure names the URL, as reqwest's `bytes` does (its `chunk` does
+/// not).
+async fn next_chunk(response: &mut reqwest::Response) -> Result<Option<Bytes>, reqwest::Error> {
+    match response.chunk().await {
+        Err(err) => Err(err.with_url(response.url().clone())),
+        read => read,
+    }
 }
 
 pin_project_lite::pin_project! {

@@ -907,17 +907,17 @@ where
         let span = self.span.clone();
         async move {
             let mut attempt: u32 = 1;
-            let mut previous_delay = Duration::ZERO;
             let mut spent: u32 = 0;
-            let (mut outcome, mut attempt_span) = match start {
+            // The first step: the first attempt's outcome judged, or a retry already decided.
+            let mut step = match start {
                 Start::Send(request) => {
                     let (outcome, span, used) = self.send(1, request).await;
                     attempt += used - 1;
-                    (outcome, span)
+                    self.after(attempt, outcome, span, Duration::ZERO, &mut spent)
                 }
                 Start::Judge(outcome, span, made) => {
                     attempt = made;
-                    (outcome, span)
+                    self.after(attempt, outcome, span, Duration::ZERO, &mut spent)
                 }
                 Start::Retry {
                     delay,
@@ -927,26 +927,19 @@ where
                 } => {
                     attempt = attempts_made;
                     spent = spent_so_far;
-                    previous_delay = delay;
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                    let (outcome, span, used) = self.send(attempt, next).await;
-                    attempt += used - 1;
-                    (outcome, span)
+                    Step::Retry(delay, next)
                 }
             };
             loop {
-                let (delay, next) =
-                    match self.after(attempt, outcome, attempt_span, previous_delay, &mut spent) {
-                        Step::Done(result) => return result,
-                        Step::Retry(delay, next) => (delay, next),
-                    };
-                previous_delay = delay;
+                let (delay, next) = match step {
+                    Step::Done(result) => return result,
+                    Step::Retry(delay, next) => (delay, next),
+                };
                 tokio::time::sleep(delay).await;
                 attempt += 1;
-                let used;
-                (outcome, attempt_span, used) = self.send(attempt, next).await;
+                let (outcome, span, used) = self.send(attempt, next).await;
                 attempt += used - 1;
+                step = self.after(attempt, outcome, span, delay, &mut spent);
             }
         }
         .instrument(span)

@@ -5,7 +5,7 @@ use http::Method;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio::time::Sleep;
@@ -203,12 +203,9 @@ where
                 other => other,
             });
         }
-        if this.sleep.as_mut().poll(cx).is_pending() {
-            // Armed, and polled in this call: a deadline layer polling this attempt now need
-            // not arm a timer that would fire later (see `timeout::scope`).
-            super::scope::timer_armed(this.sleep.deadline(), cx.waker());
-            return Poll::Pending;
-        }
+        // Pending, it tells a deadline layer polling this attempt now when it fires: that
+        // layer need not arm a timer that would fire later (see `timeout::scope`).
+        ready!(super::scope::poll_timer(this.sleep.as_mut(), cx));
         if !*this.graced && this.tracker.heads() != *this.heads {
             // A response head arrived in time and the transport is reading the start of its
             // body (for at most `BODY_PEEK_WAIT`): that read's outcome is this attempt's, so
@@ -217,10 +214,7 @@ where
             this.sleep
                 .as_mut()
                 .reset(tokio::time::Instant::now() + PEEK_GRACE);
-            if this.sleep.as_mut().poll(cx).is_pending() {
-                super::scope::timer_armed(this.sleep.deadline(), cx.waker());
-                return Poll::Pending;
-            }
+            ready!(super::scope::poll_timer(this.sleep.as_mut(), cx));
         }
         super::drop_timed_out(this.inner);
         let mut err = timed_out(timeout, this.method.clone(), this.url);

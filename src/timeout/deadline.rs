@@ -4,7 +4,7 @@ use http::Method;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio::time::Sleep;
@@ -202,11 +202,8 @@ where
                 .sleep
                 .insert(Box::pin(tokio::time::sleep_until(this.deadline.at))),
         };
-        if sleep.as_mut().poll(cx).is_pending() {
-            // An outer deadline layer (a later deadline) need not arm one either.
-            super::scope::timer_armed(this.deadline.at, cx.waker());
-            return Poll::Pending;
-        }
+        // Pending, it tells an outer deadline layer (a later deadline) it need not arm one.
+        ready!(super::scope::poll_timer(sleep.as_mut(), cx));
         super::drop_timed_out(this.inner);
         Poll::Ready(Err(exceeded(
             this.tracker,

@@ -18,8 +18,10 @@
 //! unknown.
 
 use std::cell::Cell;
-use std::task::{RawWakerVTable, Waker};
-use tokio::time::Instant;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, RawWakerVTable, Waker};
+use tokio::time::{Instant, Sleep};
 
 /// What one scope found.
 #[derive(Clone, Copy)]
@@ -80,9 +82,20 @@ pub(crate) fn polling<T>(waker: &Waker, poll: impl FnOnce() -> T) -> (T, Option<
     }
 }
 
+/// Polls a timer (an attempt's, or a deadline layer's own); while it is pending, tells the
+/// enclosing [`polling`] scope, if any, when it fires.
+pub(crate) fn poll_timer(sleep: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Poll<()> {
+    let at = sleep.deadline();
+    let polled = sleep.poll(cx);
+    if polled.is_pending() {
+        timer_armed(at, cx.waker());
+    }
+    polled
+}
+
 /// Tells the enclosing [`polling`] scope, if any, that a timer polled just now with `waker`
 /// fires at `at`.
-pub(crate) fn timer_armed(at: Instant, waker: &Waker) {
+fn timer_armed(at: Instant, waker: &Waker) {
     let _ = SCOPE.try_with(|scope| {
         if let Some((expected, found)) = scope.get() {
             let told = if id(waker) == expected {
