@@ -77,34 +77,53 @@ impl Bound {
 }
 
 /// The whole body, chunk by chunk: what `reqwest::Response::bytes` gives, read by a future
-/// about half the size of that one's (which a caller's future awaiting it holds whole). A body
-/// that comes in one chunk is handed on as it came.
-async fn collect(mut response: reqwest::Response) -> Result<Bytes, reqwest::Error> {
-    // The announced length (read before the body: it counts down as chunks come), when there
-    // is one, sizes the buffer once; a wrong one only costs a reallocation.
-    let announced = response.content_length().unwrap_or(0).min(1 << 20) as usize;
-    let Some(first) = next_chunk(&mut response).await? else {
-        return Ok(Bytes::new());
-    };
-    let Some(second) = next_chunk(&mut response).await? else {
-        return Ok(first);
-    };
-    let mut all = bytes::BytesMut::with_capacity(announced.max(first.len() + second.len()));
-    all.extend_from_slice(&first);
-    all.extend_from_slice(&second);
-    while let Some(more) = next_chunk(&mut response).await? {
-        all.extend_from_slice(&more);
+/// less than half the size of that one's (a caller's future awaiting it holds it whole: one
+/// await point, so the generator keeps one read in flight and what came so far). A body that
+/// comes in one chunk is handed on as it came. A failure names the URL, as reqwest's `bytes`
+/// does (its `chunk` does not).
+fn collect(mut response: reqwest::Response) -> impl Future<Output = Result<Bytes, reqwest::Error>> {
+    // An `async` block using the response it captured in place: an `async fn` would keep a
+    // second copy of its argument in its future.
+    async move {
+        // The announced length (read before the body: it counts down as chunks come), when there
+        // is one, sizes the buffer once; a wrong one only costs a reallocation.
+        let announced = response.content_length().unwrap_or(0).min(1 << 20) as usize;
+        let mut read = Read::Nothing;
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(err) => return Err(err.with_url(response.url().clone())),
+            };
+            read = match read {
+                Read::Nothing => Read::One(chunk),
+                Read::One(first) => {
+                    let mut all =
+                        bytes::BytesMut::with_capacity(announced.max(first.len() + chunk.len()));
+                    all.extend_from_slice(&first);
+                    all.extend_from_slice(&chunk);
+                    Read::Many(all)
+                }
+                Read::Many(mut all) => {
+                    all.extend_from_slice(&chunk);
+                    Read::Many(all)
+                }
+            };
+        }
+        Ok(match read {
+            Read::Nothing => Bytes::new(),
+            Read::One(chunk) => chunk,
+            Read::Many(all) => all.freeze(),
+        })
     }
-    Ok(all.freeze())
 }
 
-/// The body's next chunk; a failure names the URL, as reqwest's `bytes` does (its `chunk` does
-/// not).
-async fn next_chunk(response: &mut reqwest::Response) -> Result<Option<Bytes>, reqwest::Error> {
-    match response.chunk().await {
-        Err(err) => Err(err.with_url(response.url().clone())),
-        read => read,
-    }
+/// What [`collect`] has read of a body so far.
+enum Read {
+    Nothing,
+    /// One chunk: handed on as it came if it is the whole body.
+    One(Bytes),
+    Many(bytes::BytesMut),
 }
 
 pin_project_lite::pin_project! {

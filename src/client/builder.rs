@@ -8,6 +8,7 @@ use crate::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use crate::transport::Transport;
 use std::time::Duration;
 use tower::ServiceBuilder;
+use tower_layer::Layer as _;
 
 /// The default per-attempt timeout.
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -361,9 +362,8 @@ struct Layers {
 
 impl Layers {
     fn stack(&self, reqwest: reqwest::Client) -> Stack {
-        let service = ServiceBuilder::new()
-            .option_layer(self.deadline)
-            .layer(self.retry.clone())
+        // Below the retry loop, the layers present in the order of the crate's stacks.
+        let attempts = ServiceBuilder::new()
             .option_layer(self.fallback.clone())
             .option_layer(self.circuit.clone())
             .option_layer(self.attempt)
@@ -373,17 +373,27 @@ impl Layers {
                     .redirects_tracked(self.redirects_tracked)
                     .with_deadline_header(self.deadline_header.clone()),
             );
+        let retry = self.retry.layer(attempts);
         // Behind fallback servers the fallback layer decides what an open circuit means (the
         // next server), so the client refuses early only without one.
         let refusal = match (&self.circuit, &self.fallback) {
             (Some(circuit), None) => Some(circuit.fast_refusal()),
             _ => None,
         };
-        std::sync::Arc::new(super::stack::ServiceSender {
-            service,
-            refusal,
-            deadline: self.deadline.map(|d| d.limit()),
-        })
+        // The deadline layer, when there is one, above the loop: a stack type of its own for
+        // each case rather than a choice made at every request.
+        match self.deadline {
+            Some(deadline) => std::sync::Arc::new(super::stack::ServiceSender {
+                service: deadline.layer(retry),
+                refusal,
+                deadline: Some(deadline.limit()),
+            }),
+            None => std::sync::Arc::new(super::stack::ServiceSender {
+                service: retry,
+                refusal,
+                deadline: None,
+            }),
+        }
     }
 }
 

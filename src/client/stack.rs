@@ -9,7 +9,7 @@ use crate::timeout::body::{BodyLimit, Limit, Owner};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tower::ServiceExt;
 use tower_service::Service;
@@ -49,37 +49,57 @@ impl<S> StackLayers for S where
 {
 }
 
+/// The top of a client's stack, called from a shared reference: its layers above the retry
+/// loop keep nothing of their own mutably, and the loop keeps its own clone of the services
+/// below it. The stack is therefore neither cloned for each request nor asked for readiness
+/// (the retry layer is always ready; each attempt waits for the services below it).
+pub(crate) trait CallShared: StackLayers {
+    fn call_shared(&self, request: Request) -> Self::Future;
+}
+
+impl<S> CallShared for crate::retry::Retry<S>
+where
+    crate::retry::Retry<S>: StackLayers<Future = crate::retry::ResponseFuture<S, S::Future>>,
+    S: Service<Request, Response = reqwest::Response, Error = GatewayError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    fn call_shared(&self, request: Request) -> Self::Future {
+        crate::retry::Retry::call_shared(self, request)
+    }
+}
+
+impl<S: CallShared> CallShared for crate::timeout::Deadline<S>
+where
+    crate::timeout::Deadline<S>:
+        StackLayers<Future = crate::timeout::deadline::ResponseFuture<S::Future>>,
+{
+    fn call_shared(&self, request: Request) -> Self::Future {
+        self.call_with(request, S::call_shared)
+    }
+}
+
 /// A request prepared by [`Sender::prepare`].
 pub(crate) type Prepared =
     Pin<Box<dyn Future<Output = Result<Response, GatewayError>> + Send + 'static>>;
 
-impl<S: StackLayers> ServiceSender<S> {
-    /// The stack's service, ready for `request` now; or the request's future when it is not:
-    /// refused or held back by the circuit, or a stack not ready at once.
-    fn ready_for(&self, request: Request) -> Result<(S, Request), ResponseFuture> {
+impl<S: CallShared> ServiceSender<S> {
+    /// `request`, let through by the client's circuit check; or the request's future when it
+    /// is not: refused, or held back from a host that looks down.
+    fn let_through(&self, request: Request) -> Result<Request, ResponseFuture> {
         match self.refusal.as_ref().map(|r| r.check(&request)) {
-            None | Some(Gate::Go) => {}
-            Some(Gate::Refuse(err)) => {
-                return Err(ResponseFuture::failed(crate::retry::refused_before_loop(
-                    &request, err,
-                )));
-            }
-            Some(Gate::Hold(held)) => {
-                return Err(ResponseFuture::new(hold(
-                    held,
-                    self.service.clone(),
-                    request,
-                    self.deadline,
-                )));
-            }
-        }
-        let mut service = self.service.clone();
-        // Asked once without a waker: the crate's stacks are always ready, so the call starts
-        // at once; a stack that is not waits for readiness inside the future.
-        match service.poll_ready(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(())) => Ok((service, request)),
-            Poll::Ready(Err(err)) => Err(ResponseFuture::failed(err)),
-            Poll::Pending => Err(ResponseFuture::new(service.oneshot(request))),
+            None | Some(Gate::Go) => Ok(request),
+            Some(Gate::Refuse(err)) => Err(ResponseFuture::failed(
+                crate::retry::refused_before_loop(&request, err),
+            )),
+            Some(Gate::Hold(held)) => Err(ResponseFuture::new(hold(
+                held,
+                self.service.clone(),
+                request,
+                self.deadline,
+            ))),
         }
     }
 }
@@ -109,7 +129,7 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<S: StackLayers> Future for LazySend<S, S::Future> {
+impl<S: CallShared> Future for LazySend<S, S::Future> {
     type Output = Result<Response, GatewayError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
@@ -128,10 +148,10 @@ impl<S: StackLayers> Future for LazySend<S, S::Future> {
                         request.headers(),
                         request.options().idempotent,
                     );
-                    match sender.ready_for(request) {
+                    match sender.let_through(request) {
                         // The stack's future built straight into this allocation.
-                        Ok((mut service, request)) => this.state.set(Lazy::Called {
-                            future: service.call(request),
+                        Ok(request) => this.state.set(Lazy::Called {
+                            future: sender.service.call_shared(request),
                         }),
                         Err(future) => this.state.set(Lazy::Boxed { future }),
                     }
@@ -180,10 +200,10 @@ pub(crate) struct ServiceSender<S> {
     pub(crate) deadline: Option<Duration>,
 }
 
-impl<S: StackLayers> Sender for ServiceSender<S> {
+impl<S: CallShared> Sender for ServiceSender<S> {
     fn send(&self, request: Request) -> ResponseFuture {
-        match self.ready_for(request) {
-            Ok((mut service, request)) => ResponseFuture::new(service.call(request)),
+        match self.let_through(request) {
+            Ok(request) => ResponseFuture::new(self.service.call_shared(request)),
             Err(future) => future,
         }
     }

@@ -86,28 +86,50 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        let deadline = set_deadline(&mut request, self.deadline);
-        let tracker = request.tracker();
-        let method = request.method().clone();
-        // The caller bounds the body when it reads it (a `Client`'s `Response`): the response
-        // is not rebuilt around a bounded body here.
-        let bound_body = request.state().body_bound_by_caller != Some(deadline.at);
-        let may_resend = bound_body
-            && crate::idempotency::may_resend(
-                request.method(),
-                request.headers(),
-                request.options().idempotent,
-            );
-        ResponseFuture {
-            bound_body,
-            may_resend,
-            inner: Some(self.inner.call(request)),
-            sleep: None,
-            tracker,
-            deadline,
-            method,
-        }
+    fn call(&mut self, request: Request) -> Self::Future {
+        let inner = &mut self.inner;
+        start(self.deadline, request, |request| inner.call(request))
+    }
+}
+
+impl<S> Deadline<S> {
+    /// As `call`, from a shared reference, with `call` starting the inner service's call (a
+    /// client's stack, which is never cloned to be called: see `client::stack::CallShared`).
+    pub(crate) fn call_with<F>(
+        &self,
+        request: Request,
+        call: impl FnOnce(&S, Request) -> F,
+    ) -> ResponseFuture<F> {
+        start(self.deadline, request, |request| call(&self.inner, request))
+    }
+}
+
+/// The future of a deadline layer of `limit` over the call `call` starts.
+fn start<F>(
+    limit: Duration,
+    mut request: Request,
+    call: impl FnOnce(Request) -> F,
+) -> ResponseFuture<F> {
+    let deadline = set_deadline(&mut request, limit);
+    let tracker = request.tracker();
+    let method = request.method().clone();
+    // The caller bounds the body when it reads it (a `Client`'s `Response`): the response
+    // is not rebuilt around a bounded body here.
+    let bound_body = request.state().body_bound_by_caller != Some(deadline.at);
+    let may_resend = bound_body
+        && crate::idempotency::may_resend(
+            request.method(),
+            request.headers(),
+            request.options().idempotent,
+        );
+    ResponseFuture {
+        bound_body,
+        may_resend,
+        inner: Some(call(request)),
+        sleep: None,
+        tracker,
+        deadline,
+        method,
     }
 }
 

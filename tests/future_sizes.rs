@@ -1,0 +1,60 @@
+//! The sizes of the futures a caller holds. A caller's future that awaits `send()` and then
+//! reads the body holds these whole, and is often boxed (a spawned task, a `Box::pin`): glibc
+//! serves an allocation of up to 1,032 bytes from its per-thread cache, and one larger costs
+//! several hundred instructions more to make and to free (see BENCHMARKS.md, "eleventh
+//! session"). These bounds keep the crate's share under that line. Counted, not timed.
+
+use reqwest_resilience::Client;
+use std::mem::size_of_val;
+
+/// A caller's future shaped as the benchmark's client (`../shared/bench-anchors`, client E):
+/// send, keep the status, read the whole body, turn a failure into text. Never polled: only
+/// its size is looked at.
+fn send_then_bytes(client: &Client, url: &str) -> impl Future<Output = Result<u16, String>> {
+    async move {
+        match client.get(url).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                response.bytes().await.map_err(|e| e.to_string())?;
+                Ok(status)
+            }
+            Err(err) => Ok(err.status().as_u16()),
+        }
+    }
+}
+
+#[test]
+fn a_future_that_sends_and_reads_the_body_fits_the_allocators_per_thread_cache() {
+    let client = Client::builder().build().expect("client");
+    let future = send_then_bytes(&client, "http://127.0.0.1:9/");
+    let size = size_of_val(&future);
+    // 1,032 bytes is glibc's largest cached size; the bound leaves the caller some room (it
+    // was 1,048 before the body read was written with one await point).
+    let limit = 960;
+    assert!(
+        size <= limit,
+        "the caller's future is {size} bytes (limit {limit})"
+    );
+}
+
+#[tokio::test]
+async fn the_whole_body_read_holds_the_response_once() {
+    // A real response, to size the read of its body.
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_string("hello"))
+        .mount(&server)
+        .await;
+    let client = Client::builder().build().expect("client");
+    let response = client.get(server.uri()).send().await.expect("response");
+    let response_size = std::mem::size_of_val(&response);
+    let read = response.bytes();
+    let read_size = size_of_val(&read);
+    // The response, what came so far and one chunk read in flight: an `async fn` taking the
+    // response would hold it twice (over 500 bytes).
+    assert!(
+        read_size <= response_size + 160,
+        "the body read is {read_size} bytes for a {response_size}-byte response"
+    );
+    assert_eq!(read.await.expect("body"), "hello");
+}
