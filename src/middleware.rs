@@ -306,9 +306,9 @@ impl ResilienceMiddleware {
         tracker.count_send();
         let exchange = async {
             match next.run(req, extensions).await {
-                Ok(response) => crate::transport::judge(Ok(response), sent, tracker.clone()).await,
+                Ok(response) => judged(Ok(response), sent, tracker.clone()).await,
                 Err(reqwest_middleware::Error::Reqwest(err)) => {
-                    crate::transport::judge(Err(err), sent, tracker.clone()).await
+                    judged(Err(err), sent, tracker.clone()).await
                 }
                 Err(reqwest_middleware::Error::Middleware(err)) => {
                     #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
@@ -345,5 +345,17 @@ impl ResilienceMiddleware {
                 Err(timed_out(timeout, method, &url))
             }
         }
+    }
+}
+
+/// The transport's judgement of what the rest of the chain answered.
+async fn judged(
+    outcome: Result<reqwest::Response, reqwest::Error>,
+    sent: crate::transport::Sent,
+    tracker: std::sync::Arc<crate::request::Tracker>,
+) -> Result<reqwest::Response, GatewayError> {
+    match crate::transport::judge(outcome, sent, tracker) {
+        crate::transport::Judgement::Decided(outcome) => outcome,
+        crate::transport::Judgement::Classifying(future) => future.await,
     }
 }

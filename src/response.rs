@@ -81,6 +81,7 @@ impl Bound {
 /// await point, so the generator keeps one read in flight and what came so far). A body that
 /// comes in one chunk is handed on as it came. A failure names the URL, as reqwest's `bytes`
 /// does (its `chunk` does not).
+#[allow(clippy::manual_async_fn)] // an `async fn` would hold its argument twice
 fn collect(mut response: reqwest::Response) -> impl Future<Output = Result<Bytes, reqwest::Error>> {
     // An `async` block using the response it captured in place: an `async fn` would keep a
     // second copy of its argument in its future.

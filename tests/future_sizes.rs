@@ -10,6 +10,7 @@ use std::mem::size_of_val;
 /// A caller's future shaped as the benchmark's client (`../shared/bench-anchors`, client E):
 /// send, keep the status, read the whole body, turn a failure into text. Never polled: only
 /// its size is looked at.
+#[allow(clippy::manual_async_fn)] // the benchmark's shape: an `async move` block
 fn send_then_bytes(client: &Client, url: &str) -> impl Future<Output = Result<u16, String>> {
     async move {
         match client.get(url).send().await {

@@ -1,6 +1,6 @@
 //! The transport's future: reqwest's call in place, and only a failure or a 5xx boxed.
 
-use super::{Pending, Sent, judge};
+use super::{Judgement, Pending, Sent, judge};
 use crate::boxed_future::ResponseFuture as BoxedFuture;
 use crate::error::GatewayError;
 use crate::request::Tracker;
@@ -91,12 +91,15 @@ impl Future for ResponseFuture {
                 }
                 Poll::Ready(outcome)
             }
-            (outcome, Some((sent, tracker))) => {
-                let mut future = BoxedFuture::new(judge(outcome, sent, tracker));
-                let poll = Pin::new(&mut future).poll(cx);
-                state.set(State::Judging { future });
-                poll
-            }
+            (outcome, Some((sent, tracker))) => match judge(outcome, sent, tracker) {
+                Judgement::Decided(outcome) => Poll::Ready(outcome),
+                Judgement::Classifying(future) => {
+                    let mut future = BoxedFuture::new(future);
+                    let poll = Pin::new(&mut future).poll(cx);
+                    state.set(State::Judging { future });
+                    poll
+                }
+            },
             (_, None) => Poll::Ready(Err(ended())),
         }
     }

@@ -5,6 +5,7 @@ use crate::error::{GatewayError, ResponseSnapshot};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -18,54 +19,58 @@ use crate::response_body::{BoxError, rebuild, split};
 pub const BODY_PEEK_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Classifies a 5xx response: `Err` for a gateway failure, else the same response, whole.
-pub(super) async fn classify(
+/// (An `async` block over the response it captured: an `async fn` would keep a second copy.)
+#[allow(clippy::manual_async_fn)] // an `async fn` would hold its argument twice
+pub(super) fn classify(
     response: reqwest::Response,
-) -> Result<reqwest::Response, GatewayError> {
-    let (url, parts, mut body) = split(response);
+) -> impl Future<Output = Result<reqwest::Response, GatewayError>> + Send + 'static {
+    async move {
+        let (url, parts, mut body) = split(response);
 
-    let mut prefix = BytesMut::new();
-    let mut held: Option<Result<Frame<Bytes>, BoxError>> = None;
-    let mut complete = false;
-    let until = tokio::time::Instant::now() + BODY_PEEK_WAIT;
-    while prefix.len() < BODY_PREFIX_LIMIT {
-        let Ok(frame) = tokio::time::timeout_at(until, body.frame()).await else {
-            // The body stalls: classify on what came.
-            break;
-        };
-        match frame {
-            None => {
-                complete = true;
+        let mut prefix = BytesMut::new();
+        let mut held: Option<Result<Frame<Bytes>, BoxError>> = None;
+        let mut complete = false;
+        let until = tokio::time::Instant::now() + BODY_PEEK_WAIT;
+        while prefix.len() < BODY_PREFIX_LIMIT {
+            let Ok(frame) = tokio::time::timeout_at(until, body.frame()).await else {
+                // The body stalls: classify on what came.
                 break;
-            }
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => prefix.extend_from_slice(&data),
-                Err(trailers) => {
-                    held = Some(Ok(trailers));
+            };
+            match frame {
+                None => {
+                    complete = true;
                     break;
                 }
-            },
-            Some(Err(err)) => {
-                held = Some(Err(err.into()));
-                break;
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => prefix.extend_from_slice(&data),
+                    Err(trailers) => {
+                        held = Some(Ok(trailers));
+                        break;
+                    }
+                },
+                Some(Err(err)) => {
+                    held = Some(Err(err.into()));
+                    break;
+                }
             }
         }
-    }
-    let prefix = prefix.freeze();
-    let seen = prefix.slice(..prefix.len().min(BODY_PREFIX_LIMIT));
-    let whole = complete && seen.len() == prefix.len();
-    let snapshot = ResponseSnapshot::new(parts.status, parts.headers.clone(), seen, whole);
+        let prefix = prefix.freeze();
+        let seen = prefix.slice(..prefix.len().min(BODY_PREFIX_LIMIT));
+        let whole = complete && seen.len() == prefix.len();
+        let snapshot = ResponseSnapshot::new(parts.status, parts.headers.clone(), seen, whole);
 
-    if let Some(mut err) = GatewayError::from_response(snapshot) {
-        err.details_mut().set_server(&url);
-        return Err(err);
-    }
+        if let Some(mut err) = GatewayError::from_response(snapshot) {
+            err.details_mut().set_server(&url);
+            return Err(err);
+        }
 
-    let rest = PrefixedBody {
-        prefix: (!prefix.is_empty()).then_some(prefix),
-        held,
-        rest: (!complete).then_some(body),
-    };
-    Ok(rebuild(url, parts, rest))
+        let rest = PrefixedBody {
+            prefix: (!prefix.is_empty()).then_some(prefix),
+            held,
+            rest: (!complete).then_some(body),
+        };
+        Ok(rebuild(url, parts, rest))
+    }
 }
 
 /// The bytes already read, then whatever was held back (trailers or an error), then the rest.
