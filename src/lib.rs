@@ -104,7 +104,8 @@
 //! server failed); the circuit sits below both so that every attempt to a host is admitted (a
 //! fallback server's included: one whose circuit is open is skipped) and its outcome held for
 //! the logical request's verdict; the attempt timeout is innermost so that each server try gets
-//! its own timer.
+//! its own timer. (A client applies its deadline in the request's own future, around the rest
+//! of the stack, with the deadline layer's code: the same behaviour, one future fewer.)
 //!
 //! ```
 //! use reqwest_resilience::{Client, retry::RetryPolicy};

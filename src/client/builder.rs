@@ -380,20 +380,13 @@ impl Layers {
             (Some(circuit), None) => Some(circuit.fast_refusal()),
             _ => None,
         };
-        // The deadline layer, when there is one, above the loop: a stack type of its own for
-        // each case rather than a choice made at every request.
-        match self.deadline {
-            Some(deadline) => std::sync::Arc::new(super::stack::ServiceSender {
-                service: deadline.layer(retry),
-                refusal,
-                deadline: Some(deadline.limit()),
-            }),
-            None => std::sync::Arc::new(super::stack::ServiceSender {
-                service: retry,
-                refusal,
-                deadline: None,
-            }),
-        }
+        // The client's deadline is raced by its request future, around this stack (see
+        // `ServiceSender::deadline`).
+        std::sync::Arc::new(super::stack::ServiceSender {
+            service: retry,
+            refusal,
+            deadline: self.deadline.map(|d| d.limit()),
+        })
     }
 }
 

@@ -6,12 +6,14 @@ use crate::error::GatewayError;
 use crate::request::Request;
 use crate::response::Response;
 use crate::timeout::body::{BodyLimit, Limit, Owner};
+use crate::timeout::deadline::Race;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tower::ServiceExt;
+use tower_layer::Layer as _;
 use tower_service::Service;
 
 /// The service stack a [`Client`](super::Client) sends through. Cloning it (with the client,
@@ -49,10 +51,11 @@ impl<S> StackLayers for S where
 {
 }
 
-/// The top of a client's stack, called from a shared reference: its layers above the retry
-/// loop keep nothing of their own mutably, and the loop keeps its own clone of the services
-/// below it. The stack is therefore neither cloned for each request nor asked for readiness
-/// (the retry layer is always ready; each attempt waits for the services below it).
+/// The top of a client's stack, called from a shared reference: the retry loop keeps its own
+/// clone of the services below it. The stack is therefore neither cloned for each request nor
+/// asked for readiness (the retry layer is always ready; each attempt waits for the services
+/// below it). The client's deadline is not a layer of the stack: its request future races the
+/// stack's future against it (see [`ServiceSender::deadline`]).
 pub(crate) trait CallShared: StackLayers {
     fn call_shared(&self, request: Request) -> Self::Future;
 }
@@ -68,16 +71,6 @@ where
 {
     fn call_shared(&self, request: Request) -> Self::Future {
         crate::retry::Retry::call_shared(self, request)
-    }
-}
-
-impl<S: CallShared> CallShared for crate::timeout::Deadline<S>
-where
-    crate::timeout::Deadline<S>:
-        StackLayers<Future = crate::timeout::deadline::ResponseFuture<S::Future>>,
-{
-    fn call_shared(&self, request: Request) -> Self::Future {
-        self.call_with(request, S::call_shared)
     }
 }
 
@@ -112,6 +105,9 @@ pin_project_lite::pin_project! {
     struct LazySend<S, F> {
         #[pin]
         state: Lazy<S, F>,
+        // The client's deadline, raced against the stack's future (the deadline layer's work,
+        // done here so that the request's future is built in one piece).
+        race: Option<Race>,
         // When the body must have been read (the deadline), for the response's body.
         limit: Option<BodyLimit>,
         method: http::Method,
@@ -123,7 +119,8 @@ pin_project_lite::pin_project! {
     #[project = LazyProj]
     enum Lazy<S, F> {
         Unsent { sender: Option<Arc<ServiceSender<S>>>, request: Option<Request> },
-        Called { #[pin] future: F },
+        // `None` once the deadline passed (dropped then).
+        Called { #[pin] future: Option<F> },
         Boxed { future: ResponseFuture },
         Done { ended: () },
     }
@@ -150,13 +147,27 @@ impl<S: CallShared> Future for LazySend<S, S::Future> {
                     );
                     match sender.let_through(request) {
                         // The stack's future built straight into this allocation.
-                        Ok(request) => this.state.set(Lazy::Called {
-                            future: sender.service.call_shared(request),
-                        }),
+                        Ok(mut request) => {
+                            *this.race =
+                                sender.deadline.map(|limit| Race::new(&mut request, limit));
+                            this.state.set(Lazy::Called {
+                                future: Some(sender.service.call_shared(request)),
+                            })
+                        }
                         Err(future) => this.state.set(Lazy::Boxed { future }),
                     }
                 }
-                LazyProj::Called { future } => break std::task::ready!(future.poll(cx)),
+                LazyProj::Called { mut future } => {
+                    break std::task::ready!(match this.race.as_mut() {
+                        Some(race) => race.poll(future, cx),
+                        None => match future.as_mut().as_pin_mut() {
+                            Some(future) => future.poll(cx),
+                            None => Poll::Ready(Err(crate::boxed_future::polled_after_end(
+                                "the request's",
+                            ))),
+                        },
+                    });
+                }
                 LazyProj::Boxed { future } => break std::task::ready!(Pin::new(future).poll(cx)),
                 LazyProj::Done { .. } => {
                     return Poll::Ready(Err(crate::boxed_future::polled_after_end(
@@ -176,14 +187,15 @@ impl<S: CallShared> Future for LazySend<S, S::Future> {
     }
 }
 
-/// Sets the deadline the stack's deadline layer will settle on (it keeps an earlier one) and
-/// marks the request's body as bounded by its reader: the [`Response`] bounds it as the caller
-/// reads it, so that layer hands the response back as it came instead of rebuilding it around
-/// a bounded body. Returns the bound, if the deadline has one.
+/// Sets the client's deadline (a request's own earlier one is kept) and marks the request's
+/// body as bounded by its reader: the [`Response`] bounds it as the caller reads it, so that
+/// the deadline's race (or a deadline layer, for a request held back first) hands the response
+/// back as it came instead of rebuilding it around a bounded body. Returns the bound, if the
+/// deadline has one.
 fn bound_by_caller<S>(sender: &ServiceSender<S>, request: &mut Request) -> Option<BodyLimit> {
-    sender.deadline.and_then(|layer_limit| {
-        let deadline = crate::timeout::deadline::set_deadline(request, layer_limit);
-        // Marked even when there is none: that layer has no body to bound then either.
+    sender.deadline.and_then(|limit| {
+        let deadline = crate::timeout::deadline::set_deadline(request, limit);
+        // Marked even when there is none: the race has no body to bound then either.
         request.state_mut().body_bound_by_caller = Some(deadline.at);
         (deadline.total != Duration::MAX)
             .then(|| BodyLimit::new(deadline.at, Limit::Deadline(deadline.total)))
@@ -195,15 +207,23 @@ fn bound_by_caller<S>(sender: &ServiceSender<S>, request: &mut Request) -> Optio
 pub(crate) struct ServiceSender<S> {
     pub(crate) service: S,
     pub(crate) refusal: Option<FastRefusal>,
-    /// The client's deadline layer's limit (`Duration::MAX`: none), if it has one: a request
-    /// held back from a host that looks down is held within it.
+    /// The client's deadline (`Duration::MAX`: none), if it has one: not a layer of
+    /// `service` but raced against it, as a deadline layer above it would (a request held back
+    /// from a host that looks down is held within it too).
     pub(crate) deadline: Option<Duration>,
 }
 
 impl<S: CallShared> Sender for ServiceSender<S> {
     fn send(&self, request: Request) -> ResponseFuture {
         match self.let_through(request) {
-            Ok(request) => ResponseFuture::new(self.service.call_shared(request)),
+            Ok(request) => match self.deadline {
+                Some(limit) => ResponseFuture::new(crate::timeout::deadline::start(
+                    limit,
+                    request,
+                    |request| self.service.call_shared(request),
+                )),
+                None => ResponseFuture::new(self.service.call_shared(request)),
+            },
             Err(future) => future,
         }
     }
@@ -214,6 +234,7 @@ impl<S: CallShared> Sender for ServiceSender<S> {
                 sender: Some(self),
                 request: Some(request),
             },
+            race: None,
             limit: None,
             method: http::Method::GET,
             may_resend: false,
@@ -231,19 +252,19 @@ pub(crate) const MAX_HOLD: Duration = Duration::from_secs(1);
 ///
 /// A hold never ends a request by itself: when its bound passes ([`MAX_HOLD`], or half of what
 /// the request's deadline leaves), the request is sent as if it had not been held. The time
-/// held counts in the deadline: the deadline the stack's deadline layer would set is set here,
-/// before the wait (an outer, earlier deadline of the request stays in force). A client
-/// without a deadline layer sets none.
+/// held counts in the deadline: the client's deadline is set here, before the wait (an outer,
+/// earlier deadline of the request stays in force), and raced by a deadline layer around the
+/// stack after it. A client without a deadline sets none.
 async fn hold<S>(
     held: Held,
     service: S,
     mut request: Request,
-    deadline_layer: Option<Duration>,
+    deadline: Option<Duration>,
 ) -> Result<reqwest::Response, GatewayError>
 where
     S: Service<Request, Response = reqwest::Response, Error = GatewayError>,
 {
-    if let Some(limit) = deadline_layer {
+    if let Some(limit) = deadline {
         crate::timeout::deadline::set_deadline(&mut request, limit);
     }
     let bound = match request.state().deadline {
@@ -282,7 +303,16 @@ where
             );
         }
     }
-    service.oneshot(request).await
+    match deadline {
+        // The client's deadline, as its request future would race it.
+        Some(limit) => {
+            crate::timeout::DeadlineLayer::new(limit)
+                .layer(service)
+                .oneshot(request)
+                .await
+        }
+        None => service.oneshot(request).await,
+    }
 }
 
 /// A [`Stack`] as a `tower::Service`.

@@ -92,44 +92,16 @@ where
     }
 }
 
-impl<S> Deadline<S> {
-    /// As `call`, from a shared reference, with `call` starting the inner service's call (a
-    /// client's stack, which is never cloned to be called: see `client::stack::CallShared`).
-    pub(crate) fn call_with<F>(
-        &self,
-        request: Request,
-        call: impl FnOnce(&S, Request) -> F,
-    ) -> ResponseFuture<F> {
-        start(self.deadline, request, |request| call(&self.inner, request))
-    }
-}
-
 /// The future of a deadline layer of `limit` over the call `call` starts.
-fn start<F>(
+pub(crate) fn start<F>(
     limit: Duration,
     mut request: Request,
     call: impl FnOnce(Request) -> F,
 ) -> ResponseFuture<F> {
-    let deadline = set_deadline(&mut request, limit);
-    let tracker = request.tracker();
-    let method = request.method().clone();
-    // The caller bounds the body when it reads it (a `Client`'s `Response`): the response
-    // is not rebuilt around a bounded body here.
-    let bound_body = request.state().body_bound_by_caller != Some(deadline.at);
-    let may_resend = bound_body
-        && crate::idempotency::may_resend(
-            request.method(),
-            request.headers(),
-            request.options().idempotent,
-        );
+    let race = Race::new(&mut request, limit);
     ResponseFuture {
-        bound_body,
-        may_resend,
         inner: Some(call(request)),
-        sleep: None,
-        tracker,
-        deadline,
-        method,
+        race,
     }
 }
 
@@ -165,24 +137,14 @@ pin_project_lite::pin_project! {
         // `None` once the deadline passed: dropped then, not when this future is.
         #[pin]
         inner: Option<F>,
-        // Armed only when no attempt timer below is sure to fire first (the healthy path's
-        // attempt runs under its own timer, cut to the deadline): see `poll`. Boxed, so that a
-        // timer seldom made takes no room in the future (moved whole as the stack builds it).
-        sleep: Option<Pin<Box<Sleep>>>,
-        tracker: Arc<Tracker>,
-        deadline: DeadlineAt,
-        method: Method,
-        // Whether the request may be sent again: a body error says so.
-        may_resend: bool,
-        // Whether the response's body is bounded here (not by the caller as it reads it).
-        bound_body: bool,
+        race: Race,
     }
 }
 
 impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("deadline", &self.deadline.total)
+            .field("deadline", &self.race.deadline.total)
             .finish_non_exhaustive()
     }
 }
@@ -194,43 +156,98 @@ where
     type Output = Result<reqwest::Response, GatewayError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+        let this = self.project();
+        this.race.poll(this.inner, cx)
+    }
+}
+
+/// A logical request's call raced against its deadline: what a deadline layer's future does,
+/// also done by a [`Client`](crate::Client)'s own request future around its stack (a client's
+/// deadline is not a layer of its stack, so that its request's future is built in one piece).
+pub(crate) struct Race {
+    // Armed only when no attempt timer below is sure to fire first (the healthy path's
+    // attempt runs under its own timer, cut to the deadline): see `poll`. Boxed, so that a
+    // timer seldom made takes no room in the future (moved whole as the stack builds it).
+    sleep: Option<Pin<Box<Sleep>>>,
+    tracker: Arc<Tracker>,
+    deadline: DeadlineAt,
+    method: Method,
+    // Whether the request may be sent again: a body error says so.
+    may_resend: bool,
+    // Whether the response's body is bounded here (not by the caller as it reads it).
+    bound_body: bool,
+}
+
+impl Race {
+    /// Sets `request`'s deadline under a deadline of `limit` (see [`set_deadline`]) and
+    /// prepares the race against it.
+    pub(crate) fn new(request: &mut Request, limit: Duration) -> Race {
+        let deadline = set_deadline(request, limit);
+        // The caller bounds the body when it reads it (a `Client`'s `Response`): the response
+        // is not rebuilt around a bounded body here.
+        let bound_body = request.state().body_bound_by_caller != Some(deadline.at);
+        let may_resend = bound_body
+            && crate::idempotency::may_resend(
+                request.method(),
+                request.headers(),
+                request.options().idempotent,
+            );
+        Race {
+            sleep: None,
+            tracker: request.tracker(),
+            deadline,
+            method: request.method().clone(),
+            may_resend,
+            bound_body,
+        }
+    }
+
+    /// Polls `inner` within the deadline; at the deadline `inner` is dropped and the request
+    /// fails with the deadline's error.
+    pub(crate) fn poll<F>(
+        &mut self,
+        mut inner: Pin<&mut Option<F>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<reqwest::Response, GatewayError>>
+    where
+        F: Future<Output = Result<reqwest::Response, GatewayError>>,
+    {
+        let Some(call) = inner.as_mut().as_pin_mut() else {
             return Poll::Ready(Err(crate::boxed_future::polled_after_end("the deadline's")));
         };
-        // Until this layer's own timer is armed, the inner future is polled in a scope that
-        // tells whether an attempt timer polled within it fires first.
-        let (outcome, armed_below) = match this.sleep {
-            Some(_) => (inner.poll(cx), None),
-            None => super::scope::polling(cx.waker(), || inner.poll(cx)),
+        // Until this race's own timer is armed, the call is polled in a scope that tells
+        // whether an attempt timer polled within it fires first.
+        let (outcome, armed_below) = match self.sleep {
+            Some(_) => (call.poll(cx), None),
+            None => super::scope::polling(cx.waker(), || call.poll(cx)),
         };
         if let Poll::Ready(outcome) = outcome {
             return Poll::Ready(settle(
                 outcome,
-                this.tracker,
-                *this.deadline,
-                this.method.clone(),
-                (*this.bound_body).then_some(*this.may_resend),
+                &self.tracker,
+                self.deadline,
+                self.method.clone(),
+                self.bound_body.then_some(self.may_resend),
             ));
         }
-        let sleep = match this.sleep {
+        let sleep = match &mut self.sleep {
             Some(sleep) => sleep,
             // An attempt timer polled just now (with this call's waker) fires no later than
             // the deadline: it wakes this future by then, which checks again.
-            None if armed_below.is_some_and(|ends| ends <= this.deadline.at) => {
+            None if armed_below.is_some_and(|ends| ends <= self.deadline.at) => {
                 return Poll::Pending;
             }
-            None => this
+            None => self
                 .sleep
-                .insert(Box::pin(tokio::time::sleep_until(this.deadline.at))),
+                .insert(Box::pin(tokio::time::sleep_until(self.deadline.at))),
         };
-        // Pending, it tells an outer deadline layer (a later deadline) it need not arm one.
+        // Pending, it tells an outer deadline (a later one) it need not arm a timer.
         ready!(super::scope::poll_timer(sleep.as_mut(), cx));
-        super::drop_timed_out(this.inner);
+        super::drop_timed_out(inner);
         Poll::Ready(Err(exceeded(
-            this.tracker,
-            *this.deadline,
-            this.method.clone(),
+            &self.tracker,
+            self.deadline,
+            self.method.clone(),
         )))
     }
 }
