@@ -21,6 +21,10 @@ pub(crate) struct ProxyMap {
     /// matcher's answer needs a URI built and the `NO_PROXY` rules run. The rules never change
     /// once read, so an answer stays true; at most `SEEN_MAX` hosts are kept.
     seen: Mutex<HashMap<u64, Option<String>>>,
+    /// The settings read name no proxy at all (no proxy variable in the environment, on a
+    /// platform whose system settings are not read): no URL has one, and `for_url` says so
+    /// without a look-up.
+    none: bool,
 }
 
 /// How many hosts' answers a [`ProxyMap`] keeps.
@@ -43,6 +47,7 @@ impl ProxyMap {
             matcher: Matcher::builder().all(String::from(url)).build(),
             shown,
             seen: Mutex::default(),
+            none: false,
         })
     }
 
@@ -50,15 +55,21 @@ impl ProxyMap {
     /// with the `system-proxy` feature, the platform's settings (possibly none: then no URL has
     /// a proxy).
     pub(crate) fn from_system() -> ProxyMap {
+        // Read at the same time as the matcher reads them.
+        let none = !reads_system_settings() && names_no_proxy(|name| std::env::var(name).ok());
         ProxyMap {
             matcher: Matcher::from_system(),
             shown: "the environment's proxies".to_owned(),
             seen: Mutex::default(),
+            none,
         }
     }
 
     /// The proxy (scheme, host and port, no credentials) a request to `url` goes through.
     pub(crate) fn for_url(&self, url: &Url) -> Option<String> {
+        if self.none {
+            return None;
+        }
         let host = crate::host::key(url);
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(found) = seen.get(&host) {
@@ -91,6 +102,32 @@ impl ProxyMap {
         let intercept = self.matcher.intercept(&uri)?;
         display_uri(intercept.uri())
     }
+}
+
+/// Whether the matcher also reads the platform's proxy settings (`Matcher::from_system` does on
+/// macOS and Windows with the `system-proxy` feature).
+fn reads_system_settings() -> bool {
+    cfg!(all(
+        feature = "system-proxy",
+        any(target_os = "macos", windows)
+    ))
+}
+
+/// Whether the environment, as `hyper_util`'s matcher reads it (the first of each pair that is
+/// set, upper case first), names no proxy: `ALL_PROXY`, `HTTP_PROXY` and `HTTPS_PROXY` are all
+/// unset or empty. (A value that does not parse names none either; it is left to the matcher.)
+fn names_no_proxy(env: impl Fn(&str) -> Option<String>) -> bool {
+    [
+        ["ALL_PROXY", "all_proxy"],
+        ["HTTP_PROXY", "http_proxy"],
+        ["HTTPS_PROXY", "https_proxy"],
+    ]
+    .iter()
+    .all(|pair| {
+        pair.iter()
+            .find_map(|name| env(name))
+            .is_none_or(|value| value.is_empty())
+    })
 }
 
 impl std::fmt::Display for ProxyMap {
@@ -138,6 +175,31 @@ fn display_uri(uri: &http::Uri) -> Option<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_environment_names_no_proxy_only_when_no_proxy_variable_has_a_value() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert!(names_no_proxy(env(&[])));
+        assert!(names_no_proxy(env(&[
+            ("NO_PROXY", "*"),
+            ("HTTP_PROXY", "")
+        ])));
+        assert!(!names_no_proxy(env(&[("HTTP_PROXY", "http://p:3128")])));
+        assert!(!names_no_proxy(env(&[("https_proxy", "http://p:3128")])));
+        assert!(!names_no_proxy(env(&[("all_proxy", "socks5://p")])));
+        // The upper-case name is read first, as the matcher reads it: set and empty, it hides
+        // the lower-case one.
+        assert!(names_no_proxy(env(&[
+            ("HTTP_PROXY", ""),
+            ("http_proxy", "http://p")
+        ])));
+    }
+
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
     }
@@ -165,6 +227,7 @@ mod tests {
                 .build(),
             shown: String::new(),
             seen: Mutex::default(),
+            none: false,
         };
         let proxied = Some("http://proxy.test:3128".to_owned());
         // Asked twice each (the second answer is the kept one), and past the number kept.

@@ -5,7 +5,22 @@ use reqwest::Url;
 /// The URL as it may be shown: scheme, host, port and path, never the user name, password, query
 /// or fragment.
 pub(crate) fn display_url(url: &Url) -> String {
-    DisplayUrl(url).to_string()
+    let (scheme, rest) = shown_parts(url);
+    let mut shown = String::with_capacity(scheme.len() + 3 + rest.len());
+    shown.push_str(scheme);
+    shown.push_str("://");
+    shown.push_str(rest);
+    shown
+}
+
+/// The scheme, and host, port and path as the URL writes them: slices of its serialization,
+/// which leaves the user name and password before the host and the query and fragment after
+/// the path (and a default port out).
+fn shown_parts(url: &Url) -> (&str, &str) {
+    (
+        url.scheme(),
+        &url[url::Position::BeforeHost..url::Position::AfterPath],
+    )
 }
 
 /// Formats a URL as [`display_url`] does, without allocating: for span fields, which are only
@@ -14,12 +29,10 @@ pub(crate) struct DisplayUrl<'a>(pub(crate) &'a Url);
 
 impl std::fmt::Display for DisplayUrl<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let url = self.0;
-        write!(f, "{}://{}", url.scheme(), url.host_str().unwrap_or(""))?;
-        if let Some(port) = url.port() {
-            write!(f, ":{port}")?;
-        }
-        f.write_str(url.path())
+        let (scheme, rest) = shown_parts(self.0);
+        f.write_str(scheme)?;
+        f.write_str("://")?;
+        f.write_str(rest)
     }
 }
 
@@ -43,6 +56,42 @@ mod tests {
         let url =
             Url::parse("https://user:hunter2@example.com:8443/a/b?token=s3cret#frag").unwrap();
         assert_eq!(display_url(&url), "https://example.com:8443/a/b");
+    }
+
+    #[test]
+    fn a_url_is_shown_as_its_scheme_host_port_and_path_whatever_else_it_holds() {
+        // What the URL's own parts give, formatted (how it was computed before it was cut from
+        // the serialization).
+        fn from_parts(url: &Url) -> String {
+            let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+            if let Some(port) = url.port() {
+                shown.push_str(&format!(":{port}"));
+            }
+            shown.push_str(url.path());
+            shown
+        }
+        for raw in [
+            "http://a.test/",
+            "http://a.test",
+            "http://a.test:80/x",
+            "https://a.test:443/x",
+            "http://a.test:8080/x/y?q=1#f",
+            "https://user@a.test/p",
+            "https://user:pw@a.test:8443/p%20q?token=s#frag",
+            "https://:pw@a.test/",
+            "http://[::1]:3000/v6?x",
+            "http://[2001:db8::1]/",
+            "http://127.0.0.1:1/",
+            "http://xn--nxasmq6b.test/caf%C3%A9",
+            "http://a.test/?only=query",
+            "http://a.test/#only-fragment",
+            "file:///etc/hosts",
+            "unix:/run/socket",
+        ] {
+            let url = Url::parse(raw).unwrap();
+            assert_eq!(display_url(&url), from_parts(&url), "{raw}");
+            assert_eq!(DisplayUrl(&url).to_string(), from_parts(&url), "{raw}");
+        }
     }
 
     #[test]

@@ -13,8 +13,13 @@ impl GatewayError {
             response.headers(),
             response.body_prefix(),
         )?;
+        Some(GatewayError::from_classified(found, response))
+    }
+
+    /// The error of `response`, which [`classify_response`] found to be `found`.
+    pub(crate) fn from_classified(found: Classification, response: ResponseSnapshot) -> Self {
         let details = Details::from_classification(found, Origin::Upstream).with_response(response);
-        Some(GatewayError::from_details(details))
+        GatewayError::from_details(details)
     }
 
     /// The error a `reqwest` failure stands for (see [`classify_transport`]). The `reqwest` error

@@ -1,6 +1,7 @@
 //! Reading the start of a 5xx body to classify it, and putting it back when it is not a failure.
 
 use crate::classify::BODY_PREFIX_LIMIT;
+use crate::classify::classify_response;
 use crate::error::{GatewayError, ResponseSnapshot};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -25,9 +26,9 @@ pub(super) fn classify(
     response: reqwest::Response,
 ) -> impl Future<Output = Result<reqwest::Response, GatewayError>> + Send + 'static {
     async move {
-        let (url, parts, mut body) = split(response);
+        let (url, mut parts, mut body) = split(response);
 
-        let mut prefix = BytesMut::new();
+        let mut prefix = Prefix::Nothing;
         let mut held: Option<Result<Frame<Bytes>, BoxError>> = None;
         let mut complete = false;
         let until = tokio::time::Instant::now() + BODY_PEEK_WAIT;
@@ -42,7 +43,7 @@ pub(super) fn classify(
                     break;
                 }
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => prefix.extend_from_slice(&data),
+                    Ok(data) => prefix.push(data),
                     Err(trailers) => {
                         held = Some(Ok(trailers));
                         break;
@@ -54,12 +55,15 @@ pub(super) fn classify(
                 }
             }
         }
-        let prefix = prefix.freeze();
+        let prefix = prefix.into_bytes();
         let seen = prefix.slice(..prefix.len().min(BODY_PREFIX_LIMIT));
         let whole = complete && seen.len() == prefix.len();
-        let snapshot = ResponseSnapshot::new(parts.status, parts.headers.clone(), seen, whole);
 
-        if let Some(mut err) = GatewayError::from_response(snapshot) {
+        if let Some(found) = classify_response(parts.status, &parts.headers, &seen) {
+            // A gateway's failure: the response ends here, its headers move into the error.
+            let headers = std::mem::take(&mut parts.headers);
+            let snapshot = ResponseSnapshot::new(parts.status, headers, seen, whole);
+            let mut err = GatewayError::from_classified(found, snapshot);
             err.details_mut().set_server(&url);
             return Err(err);
         }
@@ -70,6 +74,48 @@ pub(super) fn classify(
             rest: (!complete).then_some(body),
         };
         Ok(rebuild(url, parts, rest))
+    }
+}
+
+/// What was read of the body's start: a body whose start comes in one frame (most error pages)
+/// is kept as it came, without a copy.
+enum Prefix {
+    Nothing,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Prefix {
+    fn len(&self) -> usize {
+        match self {
+            Prefix::Nothing => 0,
+            Prefix::One(one) => one.len(),
+            Prefix::Many(many) => many.len(),
+        }
+    }
+
+    fn push(&mut self, data: Bytes) {
+        *self = match std::mem::replace(self, Prefix::Nothing) {
+            Prefix::Nothing => Prefix::One(data),
+            Prefix::One(first) => {
+                let mut many = BytesMut::with_capacity(first.len() + data.len());
+                many.extend_from_slice(&first);
+                many.extend_from_slice(&data);
+                Prefix::Many(many)
+            }
+            Prefix::Many(mut many) => {
+                many.extend_from_slice(&data);
+                Prefix::Many(many)
+            }
+        };
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Prefix::Nothing => Bytes::new(),
+            Prefix::One(one) => one,
+            Prefix::Many(many) => many.freeze(),
+        }
     }
 }
 
