@@ -9,6 +9,48 @@ pub(crate) const X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
 pub(crate) const CF_RAY: HeaderName = HeaderName::from_static("cf-ray");
 pub(crate) const X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
+pub(crate) const X_VARNISH: HeaderName = HeaderName::from_static("x-varnish");
+
+/// Which of the headers that name a product a response has, found in one pass over its header
+/// names: a 5xx has a handful of headers, and looking each product's header up would hash its
+/// name every time (a classification asks for several).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Named {
+    pub(crate) server: bool,
+    pub(crate) via: bool,
+    pub(crate) squid_error: bool,
+    pub(crate) cf_ray: bool,
+    pub(crate) powered_by: bool,
+    pub(crate) varnish: bool,
+    /// Any `x-envoy-*` header.
+    pub(crate) envoy: bool,
+    pub(crate) envoy_service_time: bool,
+}
+
+impl Named {
+    pub(crate) fn of(headers: &HeaderMap) -> Named {
+        let mut named = Named::default();
+        for name in headers.keys() {
+            if name == http::header::SERVER {
+                named.server = true;
+            } else if name == http::header::VIA {
+                named.via = true;
+            } else if name == X_SQUID_ERROR {
+                named.squid_error = true;
+            } else if name == CF_RAY {
+                named.cf_ray = true;
+            } else if name == X_POWERED_BY {
+                named.powered_by = true;
+            } else if name == X_VARNISH {
+                named.varnish = true;
+            } else if name.as_str().starts_with("x-envoy-") {
+                named.envoy = true;
+                named.envoy_service_time |= name == X_ENVOY_UPSTREAM_SERVICE_TIME;
+            }
+        }
+        named
+    }
+}
 
 /// A gateway or proxy product, recognised from its headers or its error page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,28 +143,36 @@ impl Gateway {
     /// outermost hop writes its own first), else a product's own header (`X-Squid-Error`,
     /// `CF-Ray`, `X-Powered-By: ARR`, `x-envoy-*`).
     pub fn from_headers(headers: &HeaderMap) -> Option<Gateway> {
-        let by_server = headers
-            .get_all(http::header::SERVER)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(Gateway::from_server_header);
-        if by_server.is_some() {
-            return by_server;
+        Gateway::from_named(headers, Named::of(headers))
+    }
+
+    /// [`from_headers`](Self::from_headers), told which product headers `headers` has.
+    pub(crate) fn from_named(headers: &HeaderMap, named: Named) -> Option<Gateway> {
+        if named.server {
+            let by_server = headers
+                .get_all(http::header::SERVER)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(Gateway::from_server_header);
+            if by_server.is_some() {
+                return by_server;
+            }
         }
-        if headers.contains_key(&X_SQUID_ERROR) {
+        if named.squid_error {
             return Some(Gateway::Squid);
         }
-        if headers.contains_key(&CF_RAY) {
+        if named.cf_ray {
             return Some(Gateway::Cloudflare);
         }
-        let arr = headers
-            .get_all(&X_POWERED_BY)
-            .iter()
-            .any(|v| v.as_bytes().starts_with(b"ARR"));
+        let arr = named.powered_by
+            && headers
+                .get_all(&X_POWERED_BY)
+                .iter()
+                .any(|v| v.as_bytes().starts_with(b"ARR"));
         if arr {
             return Some(Gateway::Iis);
         }
-        if headers.keys().any(|k| k.as_str().starts_with("x-envoy-")) {
+        if named.envoy {
             return Some(Gateway::Envoy);
         }
         None
@@ -140,5 +190,50 @@ impl Gateway {
 impl fmt::Display for Gateway {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_product_headers_found_in_one_pass_are_those_a_look_up_finds() {
+        let cases: &[&[&str]] = &[
+            &[],
+            &["server", "content-type", "content-length"],
+            &["Server", "Via", "X-Squid-Error"],
+            &["cf-ray", "x-powered-by", "x-varnish"],
+            &["x-envoy-upstream-service-time", "date"],
+            &["x-envoy-overloaded"],
+            &["x-envoy", "x-envoyx-other", "x-squid-errors", "cf-rays"],
+        ];
+        for names in cases {
+            let mut headers = HeaderMap::new();
+            for name in *names {
+                headers.append(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    "v".parse().unwrap(),
+                );
+            }
+            let named = Named::of(&headers);
+            let has = |name: &str| headers.contains_key(name);
+            assert_eq!(named.server, has("server"), "{names:?}");
+            assert_eq!(named.via, has("via"), "{names:?}");
+            assert_eq!(named.squid_error, has("x-squid-error"), "{names:?}");
+            assert_eq!(named.cf_ray, has("cf-ray"), "{names:?}");
+            assert_eq!(named.powered_by, has("x-powered-by"), "{names:?}");
+            assert_eq!(named.varnish, has("x-varnish"), "{names:?}");
+            assert_eq!(
+                named.envoy,
+                headers.keys().any(|k| k.as_str().starts_with("x-envoy-")),
+                "{names:?}"
+            );
+            assert_eq!(
+                named.envoy_service_time,
+                has("x-envoy-upstream-service-time"),
+                "{names:?}"
+            );
+        }
     }
 }

@@ -3,10 +3,8 @@
 use super::{BODY_PREFIX_LIMIT, Classification};
 use crate::error::{ErrorKind, Substatus};
 use crate::gateway::Gateway;
-use crate::gateway::{CF_RAY, X_ENVOY_UPSTREAM_SERVICE_TIME, X_POWERED_BY, X_SQUID_ERROR};
-use http::{HeaderMap, HeaderName, StatusCode};
-
-const X_VARNISH: HeaderName = HeaderName::from_static("x-varnish");
+use crate::gateway::{Named, X_POWERED_BY, X_SQUID_ERROR};
+use http::{HeaderMap, StatusCode};
 
 /// Whether `text` contains `needle`. Most 5xx bodies a client sees are short or empty, and
 /// the page checks below look for a few dozen phrases: `str::contains` would prepare a searcher
@@ -83,7 +81,8 @@ pub fn classify_response(
     }
     let body = &body_prefix[..body_prefix.len().min(BODY_PREFIX_LIMIT)];
     let text = String::from_utf8_lossy(body).to_ascii_lowercase();
-    let hop = Gateway::from_headers(headers);
+    let named = Named::of(headers);
+    let hop = Gateway::from_named(headers, named);
 
     if !is_gateway_status(code) {
         // A status an application sends for its own errors (500, 501, 505…): the origin's
@@ -92,11 +91,12 @@ pub fn classify_response(
         // from a product its headers name. Page text alone never decides here, and neither do
         // `Server` or `Via` alone: nginx puts its own `Server` on the answers it relays, and
         // every proxy on the path adds `Via`.
-        let found = squid(headers)
+        let found = squid(headers, named)
             .or_else(|| tinyproxy(code, hop, &text).filter(|_| hop == Some(Gateway::Tinyproxy)))
             .or_else(|| apache(code, &text).filter(|_| hop == Some(Gateway::Apache)));
         return found.map(|mut found| {
-            found.request_unsent = found.request_unsent && proves_unsent(code, headers, &found);
+            found.request_unsent =
+                found.request_unsent && proves_unsent(code, headers, named, &found);
             found
         });
     }
@@ -105,17 +105,17 @@ pub fn classify_response(
     let found = (code == 502)
         .then(|| iis_page(&text))
         .flatten()
-        .or_else(|| squid(headers))
+        .or_else(|| squid(headers, named))
         .or_else(|| envoy(code, &text))
         .or_else(|| cloudflare(code, &text))
         .or_else(|| haproxy(code, &text))
         .or_else(|| tinyproxy(code, hop, &text))
         .or_else(|| apache(code, &text))
-        .or_else(|| varnish(code, headers, &text))
+        .or_else(|| varnish(code, headers, named, &text))
         .or_else(|| runtime_error_text(hop, &text))
         .or_else(|| by_status(code, hop));
     found.map(|mut found| {
-        found.request_unsent = found.request_unsent && proves_unsent(code, headers, &found);
+        found.request_unsent = found.request_unsent && proves_unsent(code, headers, named, &found);
         found
     })
 }
@@ -137,31 +137,28 @@ pub fn classify_response(
 /// HAProxy sends no header that names it on its own error pages, and Apache's `Server` header
 /// is also on the answers it relays: their "no server" and "DNS lookup failure" pages inform
 /// the cause (Apache's 500 only with its `Server` header) but never prove the request unsent.
-fn proves_unsent(code: u16, headers: &HeaderMap, found: &Classification) -> bool {
+fn proves_unsent(code: u16, headers: &HeaderMap, named: Named, found: &Classification) -> bool {
     let server_is = |product: &str| {
-        headers
-            .get_all(http::header::SERVER)
-            .iter()
-            .any(|v| starts_with_ignore_case(v.as_bytes(), product.as_bytes()))
+        named.server
+            && headers
+                .get_all(http::header::SERVER)
+                .iter()
+                .any(|v| starts_with_ignore_case(v.as_bytes(), product.as_bytes()))
     };
     match found.gateway {
         Some(Gateway::Iis) => {
             code == 502
                 && (server_is("microsoft-iis")
-                    || headers
-                        .get_all(&X_POWERED_BY)
-                        .iter()
-                        .any(|v| starts_with_ignore_case(v.as_bytes(), b"arr/")))
+                    || named.powered_by
+                        && headers
+                            .get_all(&X_POWERED_BY)
+                            .iter()
+                            .any(|v| starts_with_ignore_case(v.as_bytes(), b"arr/")))
         }
         Some(Gateway::Squid) => code == 503 && server_is("squid"),
-        Some(Gateway::Envoy) => {
-            code == 503
-                && server_is("envoy")
-                && !headers.contains_key(&X_ENVOY_UPSTREAM_SERVICE_TIME)
-        }
+        Some(Gateway::Envoy) => code == 503 && server_is("envoy") && !named.envoy_service_time,
         Some(Gateway::Cloudflare) => {
-            matches!(code, 521 | 523 | 525 | 526 | 530)
-                && (server_is("cloudflare") || headers.contains_key(&CF_RAY))
+            matches!(code, 521 | 523 | 525 | 526 | 530) && (server_is("cloudflare") || named.cf_ray)
         }
         Some(Gateway::Tinyproxy) => code == 500 && server_is("tinyproxy"),
         _ => false,
@@ -236,7 +233,10 @@ fn hresult(text: &str) -> Option<(&'static str, &'static str)> {
 }
 
 /// Squid names its error in `X-Squid-Error`, e.g. `ERR_CONNECT_FAIL 111`.
-fn squid(headers: &HeaderMap) -> Option<Classification> {
+fn squid(headers: &HeaderMap, named: Named) -> Option<Classification> {
+    if !named.squid_error {
+        return None;
+    }
     let value = headers.get(&X_SQUID_ERROR)?.to_str().ok()?.trim();
     let code = value.split_whitespace().next().unwrap_or("");
     let (kind, unsent) = match code {
@@ -499,17 +499,18 @@ fn strip_tags(html: &str) -> String {
 
 /// Varnish's synthetic "Backend fetch failed" page (a "Guru Meditation"): the backend did not
 /// give a usable answer.
-fn varnish(code: u16, headers: &HeaderMap, text: &str) -> Option<Classification> {
+fn varnish(code: u16, headers: &HeaderMap, named: Named, text: &str) -> Option<Classification> {
     if !matches!(code, 502 | 503) {
         return None;
     }
-    let from_varnish = headers.contains_key(&X_VARNISH)
-        || headers.get_all(http::header::VIA).iter().any(|v| {
-            v.as_bytes()
-                .to_ascii_lowercase()
-                .windows(7)
-                .any(|w| w == b"varnish")
-        });
+    let from_varnish = named.varnish
+        || named.via
+            && headers.get_all(http::header::VIA).iter().any(|v| {
+                v.as_bytes()
+                    .to_ascii_lowercase()
+                    .windows(7)
+                    .any(|w| w == b"varnish")
+            });
     if !(from_varnish || has(text, "guru meditation")) || !has(text, "backend fetch failed") {
         return None;
     }
