@@ -2,6 +2,7 @@
 //! within the request's deadline and fails with a [`GatewayError`].
 
 use crate::error::GatewayError;
+use crate::response_body::Gathered;
 use crate::timeout::body::{BodyLimit, Owner, TimedBody, owned_cause};
 use bytes::Bytes;
 use std::future::Future;
@@ -89,42 +90,17 @@ fn collect(mut response: reqwest::Response) -> impl Future<Output = Result<Bytes
         // The announced length (read before the body: it counts down as chunks come), when there
         // is one, sizes the buffer once; a wrong one only costs a reallocation.
         let announced = response.content_length().unwrap_or(0).min(1 << 20) as usize;
-        let mut read = Read::Nothing;
+        let mut read = Gathered::Nothing;
         loop {
             let chunk = match response.chunk().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
                 Err(err) => return Err(err.with_url(response.url().clone())),
             };
-            read = match read {
-                Read::Nothing => Read::One(chunk),
-                Read::One(first) => {
-                    let mut all =
-                        bytes::BytesMut::with_capacity(announced.max(first.len() + chunk.len()));
-                    all.extend_from_slice(&first);
-                    all.extend_from_slice(&chunk);
-                    Read::Many(all)
-                }
-                Read::Many(mut all) => {
-                    all.extend_from_slice(&chunk);
-                    Read::Many(all)
-                }
-            };
+            read.push(chunk, announced);
         }
-        Ok(match read {
-            Read::Nothing => Bytes::new(),
-            Read::One(chunk) => chunk,
-            Read::Many(all) => all.freeze(),
-        })
+        Ok(read.into_bytes())
     }
-}
-
-/// What [`collect`] has read of a body so far.
-enum Read {
-    Nothing,
-    /// One chunk: handed on as it came if it is the whole body.
-    One(Bytes),
-    Many(bytes::BytesMut),
 }
 
 pin_project_lite::pin_project! {

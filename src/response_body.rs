@@ -50,3 +50,48 @@ where
         Err(_) => reqwest::Response::from(http::Response::new(reqwest::Body::from(""))),
     }
 }
+
+/// The data of a body's frames gathered in order: the first kept as it came (a body that comes
+/// in one frame is handed on without a copy), copied into one buffer only when a second comes.
+pub(crate) enum Gathered {
+    Nothing,
+    One(bytes::Bytes),
+    Many(bytes::BytesMut),
+}
+
+impl Gathered {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Gathered::Nothing => 0,
+            Gathered::One(one) => one.len(),
+            Gathered::Many(many) => many.len(),
+        }
+    }
+
+    /// Adds `data`; a buffer made now holds at least `expected` bytes (the length announced,
+    /// if any: a wrong one only costs a reallocation).
+    pub(crate) fn push(&mut self, data: bytes::Bytes, expected: usize) {
+        *self = match std::mem::replace(self, Gathered::Nothing) {
+            Gathered::Nothing => Gathered::One(data),
+            Gathered::One(first) => {
+                let mut many =
+                    bytes::BytesMut::with_capacity(expected.max(first.len() + data.len()));
+                many.extend_from_slice(&first);
+                many.extend_from_slice(&data);
+                Gathered::Many(many)
+            }
+            Gathered::Many(mut many) => {
+                many.extend_from_slice(&data);
+                Gathered::Many(many)
+            }
+        };
+    }
+
+    pub(crate) fn into_bytes(self) -> bytes::Bytes {
+        match self {
+            Gathered::Nothing => bytes::Bytes::new(),
+            Gathered::One(one) => one,
+            Gathered::Many(many) => many.freeze(),
+        }
+    }
+}

@@ -70,7 +70,13 @@ where
     S::Future: Send + 'static,
 {
     fn call_shared(&self, request: Request) -> Self::Future {
-        crate::retry::Retry::call_shared(self, request)
+        // As `Retry::call` does, without the `&mut`: the loop keeps its own clone of the
+        // layers below.
+        crate::retry::ResponseFuture::retrying(
+            self.get_ref().clone(),
+            self.policy().clone(),
+            request,
+        )
     }
 }
 

@@ -151,7 +151,7 @@ where
     S: Service<Request, Response = reqwest::Response, Error = GatewayError> + Send + 'static,
     S::Future: Send + 'static,
 {
-    pub(super) fn retrying(mut service: S, policy: RetryPolicy, mut request: Request) -> Self {
+    pub(crate) fn retrying(mut service: S, policy: RetryPolicy, mut request: Request) -> Self {
         // The service is asked once without a waker: when it is ready (every service of this
         // crate always is) the first attempt starts now, in place; else the loop waits for it.
         let ready = service.poll_ready(&mut Context::from_waker(std::task::Waker::noop()));

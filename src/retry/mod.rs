@@ -149,21 +149,6 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        self.call_shared(request)
-    }
-}
-
-impl<S> Retry<S>
-where
-    S: Service<Request, Response = reqwest::Response, Error = GatewayError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    /// As `call`, from a shared reference: the loop keeps its own clone of the inner service
-    /// anyway (a client's stack is called so, without a clone of its own).
-    pub(crate) fn call_shared(&self, request: Request) -> ResponseFuture<S, S::Future> {
         ResponseFuture::retrying(self.inner.clone(), self.policy.clone(), request)
     }
 }

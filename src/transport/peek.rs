@@ -3,14 +3,14 @@
 use crate::classify::BODY_PREFIX_LIMIT;
 use crate::classify::classify_response;
 use crate::error::{GatewayError, ResponseSnapshot};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::response_body::{BoxError, rebuild, split};
+use crate::response_body::{BoxError, Gathered, rebuild, split};
 
 /// The longest the transport waits for the start of a 5xx body after its head arrived: 50 ms.
 ///
@@ -28,7 +28,7 @@ pub(super) fn classify(
     async move {
         let (url, mut parts, mut body) = split(response);
 
-        let mut prefix = Prefix::Nothing;
+        let mut prefix = Gathered::Nothing;
         let mut held: Option<Result<Frame<Bytes>, BoxError>> = None;
         let mut complete = false;
         let until = tokio::time::Instant::now() + BODY_PEEK_WAIT;
@@ -43,7 +43,7 @@ pub(super) fn classify(
                     break;
                 }
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => prefix.push(data),
+                    Ok(data) => prefix.push(data, 0),
                     Err(trailers) => {
                         held = Some(Ok(trailers));
                         break;
@@ -74,48 +74,6 @@ pub(super) fn classify(
             rest: (!complete).then_some(body),
         };
         Ok(rebuild(url, parts, rest))
-    }
-}
-
-/// What was read of the body's start: a body whose start comes in one frame (most error pages)
-/// is kept as it came, without a copy.
-enum Prefix {
-    Nothing,
-    One(Bytes),
-    Many(BytesMut),
-}
-
-impl Prefix {
-    fn len(&self) -> usize {
-        match self {
-            Prefix::Nothing => 0,
-            Prefix::One(one) => one.len(),
-            Prefix::Many(many) => many.len(),
-        }
-    }
-
-    fn push(&mut self, data: Bytes) {
-        *self = match std::mem::replace(self, Prefix::Nothing) {
-            Prefix::Nothing => Prefix::One(data),
-            Prefix::One(first) => {
-                let mut many = BytesMut::with_capacity(first.len() + data.len());
-                many.extend_from_slice(&first);
-                many.extend_from_slice(&data);
-                Prefix::Many(many)
-            }
-            Prefix::Many(mut many) => {
-                many.extend_from_slice(&data);
-                Prefix::Many(many)
-            }
-        };
-    }
-
-    fn into_bytes(self) -> Bytes {
-        match self {
-            Prefix::Nothing => Bytes::new(),
-            Prefix::One(one) => one,
-            Prefix::Many(many) => many.freeze(),
-        }
     }
 }
 
