@@ -104,13 +104,12 @@ impl ProxyMap {
     }
 }
 
-/// Whether the matcher also reads the platform's proxy settings (`Matcher::from_system` does on
-/// macOS and Windows with the `system-proxy` feature).
+/// Whether the matcher may also read the platform's proxy settings: `Matcher::from_system`
+/// does on macOS and Windows when `hyper-util`'s `client-proxy-system` feature is on, which
+/// any crate in the build may turn on (reqwest's default features do), not only this crate's
+/// `system-proxy`.
 fn reads_system_settings() -> bool {
-    cfg!(all(
-        feature = "system-proxy",
-        any(target_os = "macos", windows)
-    ))
+    cfg!(any(target_os = "macos", windows))
 }
 
 /// Whether the environment, as `hyper_util`'s matcher reads it (the first of each pair that is

@@ -5,6 +5,9 @@ use reqwest::Url;
 /// The URL as it may be shown: scheme, host, port and path, never the user name, password, query
 /// or fragment.
 pub(crate) fn display_url(url: &Url) -> String {
+    if !url.has_host() {
+        return from_parts(url);
+    }
     let (scheme, rest) = shown_parts(url);
     let mut shown = String::with_capacity(scheme.len() + 3 + rest.len());
     shown.push_str(scheme);
@@ -13,9 +16,20 @@ pub(crate) fn display_url(url: &Url) -> String {
     shown
 }
 
-/// The scheme, and host, port and path as the URL writes them: slices of its serialization,
-/// which leaves the user name and password before the host and the query and fragment after
-/// the path (and a default port out).
+/// [`display_url`] from the URL's parts: for a URL without a host, whose serialization may
+/// hold a `/.` before its path that its parts do not.
+fn from_parts(url: &Url) -> String {
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(url.path());
+    shown
+}
+
+/// The scheme, and host, port and path as a URL with a host writes them: slices of its
+/// serialization, which leaves the user name and password before the host and the query and
+/// fragment after the path (and a default port out).
 fn shown_parts(url: &Url) -> (&str, &str) {
     (
         url.scheme(),
@@ -29,6 +43,9 @@ pub(crate) struct DisplayUrl<'a>(pub(crate) &'a Url);
 
 impl std::fmt::Display for DisplayUrl<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.0.has_host() {
+            return f.write_str(&from_parts(self.0));
+        }
         let (scheme, rest) = shown_parts(self.0);
         f.write_str(scheme)?;
         f.write_str("://")?;
@@ -62,7 +79,7 @@ mod tests {
     fn a_url_is_shown_as_its_scheme_host_port_and_path_whatever_else_it_holds() {
         // What the URL's own parts give, formatted (how it was computed before it was cut from
         // the serialization).
-        fn from_parts(url: &Url) -> String {
+        fn reference(url: &Url) -> String {
             let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
             if let Some(port) = url.port() {
                 shown.push_str(&format!(":{port}"));
@@ -87,10 +104,12 @@ mod tests {
             "http://a.test/#only-fragment",
             "file:///etc/hosts",
             "unix:/run/socket",
+            "foo:/.//p",
+            "mailto:someone@a.test",
         ] {
             let url = Url::parse(raw).unwrap();
-            assert_eq!(display_url(&url), from_parts(&url), "{raw}");
-            assert_eq!(DisplayUrl(&url).to_string(), from_parts(&url), "{raw}");
+            assert_eq!(display_url(&url), reference(&url), "{raw}");
+            assert_eq!(DisplayUrl(&url).to_string(), reference(&url), "{raw}");
         }
     }
 

@@ -431,6 +431,26 @@ async fn a_failed_probe_reopens_the_circuit_before_its_request_ends() {
     );
 }
 
+/// A request's verdict reaches its host's circuit when the request ends, not when the caller
+/// drops its finished future (kept, as `select!` on `&mut` keeps it): the request's deadline,
+/// raced by that future, lets go of the request then too.
+#[tokio::test]
+async fn a_finished_request_kept_by_its_caller_still_gives_its_verdict() {
+    let dead = support::refused_url("/").await;
+    let client = Client::builder()
+        .retry(RetryPolicy::never())
+        .circuit_breaker(CircuitLayer::new().consecutive_failures(1))
+        .build()
+        .unwrap();
+    let mut first = Box::pin(client.get(&dead).send());
+    let err = (&mut first).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectFailed, "{err}");
+    // `first` is finished but not dropped.
+    let err = client.get(&dead).send().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CircuitOpen, "{err}");
+    drop(first);
+}
+
 /// An open circuit's error names the host it is for (scheme, host, port), not a path.
 #[tokio::test]
 async fn the_open_circuit_names_its_host() {

@@ -17,8 +17,8 @@ use tower_layer::Layer as _;
 use tower_service::Service;
 
 /// The service stack a [`Client`](super::Client) sends through. Cloning it (with the client,
-/// for every request) only counts a reference; each request clones the concrete services (more
-/// reference counts) and boxes the whole request's future once.
+/// for every request) only counts a reference; each request's retry loop clones the concrete
+/// services below it (more reference counts), and the whole request's future is boxed once.
 pub(crate) type Stack = Arc<dyn Sender>;
 
 /// Sends a request through a stack held by reference.
@@ -182,6 +182,10 @@ impl<S: CallShared> Future for LazySend<S, S::Future> {
                 }
             }
         };
+        // The request is over: its deadline's race goes with the stack's future, and with it
+        // the tracker, whose end gives the circuit its verdict (the caller may keep this
+        // future long after, as `select!` on `&mut` does).
+        *this.race = None;
         this.state.set(Lazy::Done { ended: () });
         let response = outcome?;
         let owner = Owner {

@@ -1,4 +1,5 @@
-//! The transport's future: reqwest's call in place, and only a failure or a 5xx boxed.
+//! The transport's future: reqwest's call in place, and only a 5xx (its body's start read and
+//! classified) boxed; a transport error is judged at once.
 
 use super::{Judgement, Pending, Sent, judge};
 use crate::boxed_future::ResponseFuture as BoxedFuture;
@@ -27,7 +28,7 @@ pin_project_lite::pin_project! {
             call: crate::redirect::Sending<Pending>,
             sent: Option<(Sent, Arc<Tracker>)>,
         },
-        // A failure or a 5xx being classified.
+        // A 5xx being classified, or an error known before sending.
         Judging { future: BoxedFuture },
     }
 }

@@ -60,8 +60,11 @@ pub(super) fn classify(
         let whole = complete && seen.len() == prefix.len();
 
         if let Some(found) = classify_response(parts.status, &parts.headers, &seen) {
-            // A gateway's failure: the response ends here, its headers move into the error.
+            // A gateway's failure: the response ends here, its headers move into the error. The
+            // body's start is copied: a frame kept as it came may be a slice of the
+            // connection's read buffer, which an error kept as a cause would hold whole.
             let headers = std::mem::take(&mut parts.headers);
+            let seen = Bytes::copy_from_slice(&seen);
             let snapshot = ResponseSnapshot::new(parts.status, headers, seen, whole);
             let mut err = GatewayError::from_classified(found, snapshot);
             err.details_mut().set_server(&url);
