@@ -52,8 +52,9 @@ impl ProxyMap {
     }
 
     /// The proxies reqwest's client uses when none is configured on it: the environment and,
-    /// with the `system-proxy` feature, the platform's settings (possibly none: then no URL has
-    /// a proxy).
+    /// with the `system-proxy` feature (or any crate in the build that turns on `hyper-util`'s
+    /// `client-proxy-system`), the platform's settings on macOS and Windows (possibly none:
+    /// then no URL has a proxy).
     pub(crate) fn from_system() -> ProxyMap {
         // Read at the same time as the matcher reads them.
         let none = !reads_system_settings() && names_no_proxy(|name| std::env::var(name).ok());

@@ -37,8 +37,8 @@ fn shown_parts(url: &Url) -> (&str, &str) {
     )
 }
 
-/// Formats a URL as [`display_url`] does, without allocating: for span fields, which are only
-/// formatted when a subscriber records them.
+/// Formats a URL as [`display_url`] does, without allocating for a URL with a host: for span
+/// fields, which are only formatted when a subscriber records them.
 pub(crate) struct DisplayUrl<'a>(pub(crate) &'a Url);
 
 impl std::fmt::Display for DisplayUrl<'_> {
