@@ -88,17 +88,30 @@ impl<S: CallShared> ServiceSender<S> {
     /// `request`, let through by the client's circuit check; or the request's future when it
     /// is not: refused, or held back from a host that looks down.
     fn let_through(&self, request: Request) -> Result<Request, ResponseFuture> {
-        match self.refusal.as_ref().map(|r| r.check(&request)) {
-            None | Some(Gate::Go) => Ok(request),
-            Some(Gate::Refuse(err)) => Err(ResponseFuture::failed(
-                crate::retry::refused_before_loop(&request, err),
-            )),
-            Some(Gate::Hold(held)) => Err(ResponseFuture::new(hold(
-                held,
-                self.service.clone(),
-                request,
-                self.deadline,
-            ))),
+        match self.stopped(&request) {
+            None => Ok(request),
+            Some(stop) => Err(self.stop(stop, request)),
+        }
+    }
+
+    /// What the client's circuit check says of `request`, when it does not let it through.
+    fn stopped(&self, request: &Request) -> Option<Gate> {
+        match self.refusal.as_ref()?.check(request) {
+            Gate::Go => None,
+            stop => Some(stop),
+        }
+    }
+
+    /// The future of a request `stop` refuses or holds back.
+    fn stop(&self, stop: Gate, request: Request) -> ResponseFuture {
+        match stop {
+            Gate::Refuse(err) => {
+                ResponseFuture::failed(crate::retry::refused_before_loop(&request, err))
+            }
+            Gate::Hold(held) => {
+                ResponseFuture::new(hold(held, self.service.clone(), request, self.deadline))
+            }
+            Gate::Go => ResponseFuture::new(self.service.call_shared(request)),
         }
     }
 }
@@ -140,28 +153,35 @@ impl<S: CallShared> Future for LazySend<S, S::Future> {
         let outcome = loop {
             match this.state.as_mut().project() {
                 LazyProj::Unsent { sender, request } => {
-                    let (Some(sender), Some(mut request)) = (sender.take(), request.take()) else {
+                    // The request is worked on where it lies, and moved once, into the stack
+                    // (416 bytes: each move is a copy).
+                    let (Some(sender), Some(pending)) = (sender.take(), request.as_mut()) else {
                         this.state.set(Lazy::Done { ended: () });
                         continue;
                     };
-                    *this.limit = bound_by_caller(&sender, &mut request);
-                    *this.method = request.method().clone();
+                    *this.limit = bound_by_caller(&sender, pending);
+                    *this.method = pending.method().clone();
                     *this.may_resend = crate::idempotency::may_resend(
-                        request.method(),
-                        request.headers(),
-                        request.options().idempotent,
+                        pending.method(),
+                        pending.headers(),
+                        pending.options().idempotent,
                     );
-                    match sender.let_through(request) {
-                        // The stack's future built straight into this allocation.
-                        Ok(mut request) => {
-                            *this.race =
-                                sender.deadline.map(|limit| Race::new(&mut request, limit));
-                            this.state.set(Lazy::Called {
-                                future: Some(sender.service.call_shared(request)),
-                            })
-                        }
-                        Err(future) => this.state.set(Lazy::Boxed { future }),
+                    if let Some(stop) = sender.stopped(pending) {
+                        let Some(request) = request.take() else {
+                            continue;
+                        };
+                        let future = sender.stop(stop, request);
+                        this.state.set(Lazy::Boxed { future });
+                        continue;
                     }
+                    *this.race = sender.deadline.map(|limit| Race::new(pending, limit));
+                    let Some(request) = request.take() else {
+                        continue;
+                    };
+                    // The stack's future built straight into this allocation.
+                    this.state.set(Lazy::Called {
+                        future: Some(sender.service.call_shared(request)),
+                    });
                 }
                 LazyProj::Called { mut future } => {
                     break std::task::ready!(match this.race.as_mut() {
