@@ -19,7 +19,8 @@ pub(crate) enum HedgeDelay {
 }
 
 impl HedgeDelay {
-    /// The delay for a request to the host of `key` (see `circuit`'s host key).
+    /// The delay for a request to the host of `key` (see `circuit`'s host key; any key for a
+    /// fixed delay, which does not [learn](Self::learns)).
     pub(crate) fn for_host(&self, key: u64) -> Duration {
         match self {
             HedgeDelay::Fixed(delay) => *delay,

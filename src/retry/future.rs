@@ -164,10 +164,15 @@ where
             .as_ref()
             .filter(|_| ctx.idempotent && ctx.spare.is_some() && ctx.policy.rules.max_attempts > 1)
             .map(|delay| {
-                let host = crate::host::key(request.url());
-                if delay.learns() {
+                // Only a delay learnt from the host's latencies needs the host's key (a hash of
+                // its name); a fixed delay is every host's.
+                let host = if delay.learns() {
+                    let host = crate::host::key(request.url());
                     ctx.learning = Some((host, tokio::time::Instant::now()));
-                }
+                    host
+                } else {
+                    0
+                };
                 Box::pin(tokio::time::sleep(delay.for_host(host)))
             });
         let state = match ready {
@@ -835,7 +840,12 @@ where
             (Some(delay), Some(spare))
                 if self.idempotent && number < self.policy.rules.max_attempts =>
             {
-                Some(delay.for_host(crate::host::key(spare.url())))
+                let host = if delay.learns() {
+                    crate::host::key(spare.url())
+                } else {
+                    0
+                };
+                Some(delay.for_host(host))
             }
             _ => None,
         };
