@@ -3,7 +3,7 @@
 use crate::boxed_future::ResponseFuture;
 use crate::circuit::{FastRefusal, Gate, Held};
 use crate::error::GatewayError;
-use crate::request::Request;
+use crate::request::{DeadlineAt, Request};
 use crate::response::Response;
 use crate::timeout::body::{BodyLimit, Limit, Owner};
 use crate::timeout::deadline::Race;
@@ -159,7 +159,8 @@ impl<S: CallShared> Future for LazySend<S, S::Future> {
                         this.state.set(Lazy::Done { ended: () });
                         continue;
                     };
-                    *this.limit = bound_by_caller(&sender, pending);
+                    let deadline = bound_by_caller(&sender, pending);
+                    *this.limit = deadline.and_then(body_limit);
                     *this.method = pending.method().clone();
                     *this.may_resend = crate::idempotency::may_resend(
                         pending.method(),
@@ -174,7 +175,7 @@ impl<S: CallShared> Future for LazySend<S, S::Future> {
                         this.state.set(Lazy::Boxed { future });
                         continue;
                     }
-                    *this.race = sender.deadline.map(|limit| Race::new(pending, limit));
+                    *this.race = deadline.map(|at| Race::bounded_by_caller(pending, at));
                     let Some(request) = request.take() else {
                         continue;
                     };
@@ -220,16 +221,20 @@ impl<S: CallShared> Future for LazySend<S, S::Future> {
 /// Sets the client's deadline (a request's own earlier one is kept) and marks the request's
 /// body as bounded by its reader: the [`Response`] bounds it as the caller reads it, so that
 /// the deadline's race (or a deadline layer, for a request held back first) hands the response
-/// back as it came instead of rebuilding it around a bounded body. Returns the bound, if the
-/// deadline has one.
-fn bound_by_caller<S>(sender: &ServiceSender<S>, request: &mut Request) -> Option<BodyLimit> {
-    sender.deadline.and_then(|limit| {
+/// back as it came instead of rebuilding it around a bounded body. Returns the deadline set.
+fn bound_by_caller<S>(sender: &ServiceSender<S>, request: &mut Request) -> Option<DeadlineAt> {
+    sender.deadline.map(|limit| {
         let deadline = crate::timeout::deadline::set_deadline(request, limit);
         // Marked even when there is none: the race has no body to bound then either.
         request.state_mut().body_bound_by_caller = Some(deadline.at);
-        (deadline.total != Duration::MAX)
-            .then(|| BodyLimit::new(deadline.at, Limit::Deadline(deadline.total)))
+        deadline
     })
+}
+
+/// The bound on the body of a response to a request with `deadline`, if it has one.
+fn body_limit(deadline: DeadlineAt) -> Option<BodyLimit> {
+    (deadline.total != Duration::MAX)
+        .then(|| BodyLimit::new(deadline.at, Limit::Deadline(deadline.total)))
 }
 
 /// The concrete stack behind a [`Stack`], and the circuit's check made before it (a client

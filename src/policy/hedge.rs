@@ -48,6 +48,15 @@ impl HedgeDelay {
         }
     }
 
+    /// The delay for a request to `url`: its host's key (a hash of its name) is worked out
+    /// only for a delay learnt from the host's latencies.
+    pub(crate) fn for_url(&self, url: &reqwest::Url) -> Duration {
+        match self {
+            HedgeDelay::Fixed(delay) => *delay,
+            HedgeDelay::Percentile { .. } => self.for_host(crate::host::key(url)),
+        }
+    }
+
     /// Whether the delay needs the latencies recorded (and so the start of each attempt).
     pub(crate) fn learns(&self) -> bool {
         matches!(self, HedgeDelay::Percentile { .. })

@@ -164,16 +164,14 @@ where
             .as_ref()
             .filter(|_| ctx.idempotent && ctx.spare.is_some() && ctx.policy.rules.max_attempts > 1)
             .map(|delay| {
-                // Only a delay learnt from the host's latencies needs the host's key (a hash of
-                // its name); a fixed delay is every host's.
-                let host = if delay.learns() {
+                let wait = if delay.learns() {
                     let host = crate::host::key(request.url());
                     ctx.learning = Some((host, tokio::time::Instant::now()));
-                    host
+                    delay.for_host(host)
                 } else {
-                    0
+                    delay.for_url(request.url())
                 };
-                Box::pin(tokio::time::sleep(delay.for_host(host)))
+                Box::pin(tokio::time::sleep(wait))
             });
         let state = match ready {
             Poll::Ready(Ok(())) => {
@@ -840,12 +838,7 @@ where
             (Some(delay), Some(spare))
                 if self.idempotent && number < self.policy.rules.max_attempts =>
             {
-                let host = if delay.learns() {
-                    crate::host::key(spare.url())
-                } else {
-                    0
-                };
-                Some(delay.for_host(host))
+                Some(delay.for_url(spare.url()))
             }
             _ => None,
         };

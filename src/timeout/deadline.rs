@@ -192,6 +192,21 @@ impl Race {
                 request.headers(),
                 request.options().idempotent,
             );
+        Race::with(request, deadline, bound_body, may_resend)
+    }
+
+    /// The race of a [`Client`](crate::Client)'s request against `deadline`, which the client
+    /// set on it, and whose body the client's `Response` bounds as it is read.
+    pub(crate) fn bounded_by_caller(request: &mut Request, deadline: DeadlineAt) -> Race {
+        Race::with(request, deadline, false, false)
+    }
+
+    fn with(
+        request: &mut Request,
+        deadline: DeadlineAt,
+        bound_body: bool,
+        may_resend: bool,
+    ) -> Race {
         Race {
             sleep: None,
             tracker: request.tracker(),
