@@ -153,8 +153,7 @@ impl<S: CallShared> Future for LazySend<S, S::Future> {
         let outcome = loop {
             match this.state.as_mut().project() {
                 LazyProj::Unsent { sender, request } => {
-                    // The request is worked on where it lies, and moved once, into the stack
-                    // (416 bytes: each move is a copy).
+                    // The request is worked on where it lies, and moved once, into the stack.
                     let (Some(sender), Some(pending)) = (sender.take(), request.as_mut()) else {
                         this.state.set(Lazy::Done { ended: () });
                         continue;

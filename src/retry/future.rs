@@ -28,9 +28,8 @@ pub(crate) struct Loop<S> {
     service: S,
     policy: RetryPolicy,
     /// The copy for the next attempt (none when the body cannot be copied or one attempt is
-    /// all there is). Boxed: the loop's first attempt runs inside the future the stack builds
-    /// and moves whole, where a copy inline would be moved with it.
-    spare: Option<Box<Request>>,
+    /// all there is). A pointer, as every `Request` is.
+    spare: Option<Request>,
     tracker: Arc<Tracker>,
     deadline: Option<DeadlineAt>,
     method: Method,
@@ -465,7 +464,7 @@ impl<S> Loop<S> {
         );
         // A copy is kept for the next attempt; a streamed body cannot be copied.
         let spare = if policy.rules.max_attempts > 1 {
-            request.try_clone().map(Box::new)
+            request.try_clone()
         } else {
             None
         };
@@ -772,7 +771,7 @@ where
     /// ready at once (a hedge never waits for readiness while the first call runs unpolled)
     /// and the budget pays for it, in that order.
     fn start_hedge(&mut self, number: u32) -> Option<(S::Future, Span)> {
-        let mut copy = self.spare.as_deref().and_then(Request::try_clone)?;
+        let mut copy = self.spare.as_ref().and_then(Request::try_clone)?;
         let ready = self
             .service
             .poll_ready(&mut Context::from_waker(std::task::Waker::noop()));
@@ -951,11 +950,11 @@ where
 
 /// The request for the next attempt: the last attempt takes the kept copy itself, earlier ones
 /// a copy of it.
-fn next_copy(spare: &mut Option<Box<Request>>, attempt: u32, max_attempts: u32) -> Option<Request> {
+fn next_copy(spare: &mut Option<Request>, attempt: u32, max_attempts: u32) -> Option<Request> {
     if attempt + 1 >= max_attempts {
-        spare.take().map(|spare| *spare)
+        spare.take()
     } else {
-        spare.as_deref().and_then(Request::try_clone)
+        spare.as_ref().and_then(Request::try_clone)
     }
 }
 
