@@ -143,17 +143,23 @@ impl Request {
     /// A copy for another attempt (same options and state), when the body can be copied.
     pub(crate) fn try_clone(&self) -> Option<Request> {
         let parts = &self.0;
-        let inner = if parts.built_here {
-            copy_built_here(&parts.inner)?
-        } else {
-            parts.inner.try_clone()?
-        };
-        Some(Request(Box::new(Parts {
-            inner,
+        if !parts.built_here || parts.inner.body().is_some() {
+            return Some(Request(Box::new(Parts {
+                inner: parts.inner.try_clone()?,
+                options: parts.options.clone(),
+                state: parts.state.clone(),
+                built_here: parts.built_here,
+            })));
+        }
+        // Built in its allocation, then completed there (reqwest's request is not moved).
+        let mut copy = Box::new(Parts {
+            inner: reqwest::Request::new(parts.inner.method().clone(), parts.inner.url().clone()),
             options: parts.options.clone(),
             state: parts.state.clone(),
-            built_here: parts.built_here,
-        })))
+            built_here: true,
+        });
+        copy_built_here(&parts.inner, &mut copy.inner);
+        Some(Request(copy))
     }
 
     /// The same logical request with another `reqwest::Request` (a re-targeted copy).
@@ -216,23 +222,19 @@ impl Request {
     }
 }
 
-/// A copy of `request`, built by reqwest's `RequestBuilder` through this crate's: the same as
-/// `reqwest::Request::try_clone`, without the extension map `try_clone` makes (and hashes into)
-/// to copy a timeout setting even when there is none. Such a request's extensions hold at most
-/// that setting (reqwest's builder sets no other, and `reqwest::Request` lets no one else
-/// write them but by `timeout_mut`), so the setting is all there is to copy.
-/// Only a request without a body is copied so (a body's copy is reqwest's to make).
-fn copy_built_here(request: &reqwest::Request) -> Option<reqwest::Request> {
-    if request.body().is_some() {
-        return request.try_clone();
-    }
-    let mut copy = reqwest::Request::new(request.method().clone(), request.url().clone());
+/// Makes `copy` (a request of `request`'s method and URL) a copy of `request`, which was built
+/// by reqwest's `RequestBuilder` through this crate's and has no body: the same as
+/// `reqwest::Request::try_clone`, without the extension map `try_clone` makes (and hashes
+/// into) to copy a timeout setting even when there is none. Such a request's extensions hold
+/// at most that setting (reqwest's builder sets no other, and `reqwest::Request` lets no one
+/// else write them but by `timeout_mut`), so the setting is all there is to copy. (A body's
+/// copy is reqwest's to make: such a request goes through `try_clone`.)
+fn copy_built_here(request: &reqwest::Request, copy: &mut reqwest::Request) {
     *copy.headers_mut() = request.headers().clone();
     *copy.version_mut() = request.version();
     if let Some(timeout) = request.timeout() {
         *copy.timeout_mut() = Some(*timeout);
     }
-    Some(copy)
 }
 
 impl std::fmt::Debug for Request {

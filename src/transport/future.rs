@@ -79,19 +79,22 @@ impl Future for ResponseFuture {
                     return Poll::Ready(Err(ended()));
                 }
                 let outcome = std::task::ready!(call.poll(cx));
-                (outcome, sent.take())
+                let sent = sent.take();
+                match outcome {
+                    // Below 500: the response as it is, with nothing more to do.
+                    Ok(response) if !response.status().is_server_error() => {
+                        let outcome = Ok(response);
+                        #[cfg(feature = "metrics")]
+                        if let Some((mut sent, _)) = sent {
+                            sent.record(&outcome);
+                        }
+                        return Poll::Ready(outcome);
+                    }
+                    outcome => (outcome, sent),
+                }
             }
         };
         match (outcome, sent) {
-            // Below 500: the response as it is, with nothing more to do.
-            (Ok(response), _sent) if !response.status().is_server_error() => {
-                let outcome = Ok(response);
-                #[cfg(feature = "metrics")]
-                if let Some((mut sent, _)) = _sent {
-                    sent.record(&outcome);
-                }
-                Poll::Ready(outcome)
-            }
             (outcome, Some((sent, tracker))) => match judge(outcome, sent, tracker) {
                 Judgement::Decided(outcome) => Poll::Ready(outcome),
                 Judgement::Classifying(future) => {
