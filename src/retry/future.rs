@@ -288,6 +288,22 @@ where
                         Which::Hedge => std::mem::replace(hedge_span, Span::none()),
                     };
                     drop(_request);
+                    let outcome = match outcome {
+                        // The healthy path: done where the loop lies (neither it nor the
+                        // response is moved out first).
+                        Ok(mut response)
+                            if !loop_ctx
+                                .policy
+                                .retries_response(response.status(), response.headers()) =>
+                        {
+                            loop_ctx.succeeded(&span, &mut response, attempts_made);
+                            // The first attempt's calls are dropped now (a losing hedge has its
+                            // connection closed), and the loop with them.
+                            state.set(State::Done { ended: () });
+                            return Poll::Ready(Ok(response));
+                        }
+                        outcome => outcome,
+                    };
                     let Some(ctx) = ctx.take() else {
                         return Poll::Ready(Err(crate::boxed_future::polled_after_end(
                             "the retry",
@@ -300,38 +316,6 @@ where
             // its connection closed.
             state.set(State::Done { ended: () });
             match outcome {
-                // The healthy path: done without leaving this future.
-                Ok(mut response)
-                    if !ctx
-                        .policy
-                        .retries_response(response.status(), response.headers()) =>
-                {
-                    crate::error::record_outcome(&attempt_span, Some(response.status()), None);
-                    if let (Some((host, started)), Some(delay)) =
-                        (ctx.learning, ctx.policy.rules.hedge_after.as_ref())
-                    {
-                        delay.record(host, started.elapsed());
-                    }
-                    // A first-attempt success earns the budget's reward; a hedge's win does not
-                    // (its cost is not refunded either).
-                    if attempts_made == 1 {
-                        let spare = &ctx.spare;
-                        let _moved = ctx
-                            .policy
-                            .settle(0, || spare.as_ref().map(|r| crate::host::key(r.url())));
-                        #[cfg(feature = "metrics")]
-                        if _moved {
-                            ctx.budget_moved();
-                        }
-                    }
-                    let attempts = ctx.tracker.attempts();
-                    ctx.span.record("attempts", attempts);
-                    crate::error::record_outcome(&ctx.span, Some(response.status()), None);
-                    record_attempts(&mut response, attempts);
-                    #[cfg(feature = "metrics")]
-                    ctx.ended(None);
-                    return Poll::Ready(Ok(response));
-                }
                 // A failure this policy never retries (an invalid request, an open circuit, a
                 // 502.7…): ended here too, without moving into the loop.
                 Err(mut err) if !ctx.policy.retries_cause(&err) => {
@@ -435,6 +419,41 @@ pub(crate) enum Step {
 }
 
 impl<S> Loop<S> {
+    /// The first attempt (or its hedge) was answered with a response the policy takes:
+    /// records it (the spans, the hedge delay's latency, the budget's reward, the attempts on
+    /// the response, the metrics) before the loop is dropped.
+    fn succeeded(
+        &mut self,
+        attempt_span: &Span,
+        response: &mut reqwest::Response,
+        attempts_made: u32,
+    ) {
+        crate::error::record_outcome(attempt_span, Some(response.status()), None);
+        if let (Some((host, started)), Some(delay)) =
+            (self.learning, self.policy.rules.hedge_after.as_ref())
+        {
+            delay.record(host, started.elapsed());
+        }
+        // A first-attempt success earns the budget's reward; a hedge's win does not (its cost
+        // is not refunded either).
+        if attempts_made == 1 {
+            let spare = &self.spare;
+            let _moved = self
+                .policy
+                .settle(0, || spare.as_ref().map(|r| crate::host::key(r.url())));
+            #[cfg(feature = "metrics")]
+            if _moved {
+                self.budget_moved();
+            }
+        }
+        let attempts = self.tracker.attempts();
+        self.span.record("attempts", attempts);
+        crate::error::record_outcome(&self.span, Some(response.status()), None);
+        record_attempts(response, attempts);
+        #[cfg(feature = "metrics")]
+        self.ended(None);
+    }
+
     /// The loop's state for `request` (the policy: the request's own, else `policy`): the
     /// tracker made, the idempotency decided once, the copy for a retry kept.
     pub(crate) fn new(service: S, policy: RetryPolicy, request: &mut Request) -> Loop<S> {

@@ -188,9 +188,14 @@ where
                 "the attempt timeout's",
             )));
         };
-        if let Poll::Ready(outcome) = inner.poll(cx) {
-            return Poll::Ready(match outcome {
-                Ok(response) if *this.include_body => Ok(body::bound(
+        let polled = inner.poll(cx);
+        if polled.is_ready() {
+            if !*this.include_body {
+                // As it came (not moved out and back).
+                return polled;
+            }
+            return polled.map_ok(|response| {
+                body::bound(
                     response,
                     ends(*this.started, timeout),
                     body::Limit::Attempt(timeout),
@@ -199,8 +204,7 @@ where
                         may_resend: *this.may_resend,
                         attempts: this.tracker.attempts(),
                     },
-                )),
-                other => other,
+                )
             });
         }
         // Pending, it tells a deadline layer polling this attempt now when it fires: that

@@ -232,10 +232,16 @@ impl Race {
         };
         // Until this race's own timer is armed, the call is polled in a scope that tells
         // whether an attempt timer polled within it fires first.
-        let (outcome, armed_below) = match self.sleep {
-            Some(_) => (call.poll(cx), None),
-            None => super::scope::polling(cx.waker(), || call.poll(cx)),
+        let mut armed_below = None;
+        let outcome = match self.sleep {
+            Some(_) => call.poll(cx),
+            None => super::scope::polling(cx.waker(), &mut armed_below, || call.poll(cx)),
         };
+        if !self.bound_body && matches!(outcome, Poll::Ready(Ok(_))) {
+            // A response whose body the caller bounds: handed back as it came (what `settle`
+            // does with it, without moving it).
+            return outcome;
+        }
         if let Poll::Ready(outcome) = outcome {
             return Poll::Ready(settle(
                 outcome,

@@ -44,10 +44,15 @@ fn id(waker: &Waker) -> WakerId {
     (waker.data(), waker.vtable())
 }
 
-/// Runs `poll` (a poll of a deadline layer's inner future with `waker`) and tells the earliest
-/// instant a timer polled within it fires, when nothing made that unknown. What was found is
-/// also told to an enclosing scope.
-pub(crate) fn polling<T>(waker: &Waker, poll: impl FnOnce() -> T) -> (T, Option<Instant>) {
+/// Runs `poll` (a poll of a deadline layer's inner future with `waker`) and sets `armed` to the
+/// earliest instant a timer polled within it fires, when nothing made that unknown (else to
+/// `None`). What was found is also told to an enclosing scope. (`poll`'s outcome is returned
+/// as it came, not in a pair: a response is not copied on its way out.)
+pub(crate) fn polling<T>(
+    waker: &Waker,
+    armed: &mut Option<Instant>,
+    poll: impl FnOnce() -> T,
+) -> T {
     /// Restores the enclosing scope, told what this one found, even if `poll` panics.
     struct Restore {
         outer: Option<(WakerId, Found)>,
@@ -70,16 +75,18 @@ pub(crate) fn polling<T>(waker: &Waker, poll: impl FnOnce() -> T) -> (T, Option<
     let waker = id(waker);
     let Ok(outer) = SCOPE.try_with(|scope| scope.replace(Some((waker, Found::Nothing)))) else {
         // The thread is ending: nothing is known.
-        return (poll(), None);
+        *armed = None;
+        return poll();
     };
     let restore = Restore { outer, waker };
     let outcome = poll();
     let found = SCOPE.try_with(Cell::get).ok().flatten();
     drop(restore);
-    match found {
-        Some((_, Found::Armed(at))) => (outcome, Some(at)),
-        _ => (outcome, None),
-    }
+    *armed = match found {
+        Some((_, Found::Armed(at))) => Some(at),
+        _ => None,
+    };
+    outcome
 }
 
 /// Polls a timer (an attempt's, or a deadline layer's own); while it is pending, tells the
