@@ -863,6 +863,21 @@ where
         let Some(delay) = hedge else {
             return (first.await, span, 1);
         };
+        // The race with a hedge, boxed: two calls at once would double the size of this future,
+        // which every retried request's loop holds, hedging or not.
+        Box::pin(self.hedged(number, first, span, delay)).await
+    }
+
+    /// One attempt's `first` call, raced with a hedge sent after `delay` (see [`send`]).
+    ///
+    /// [`send`]: Loop::send
+    async fn hedged(
+        &mut self,
+        number: u32,
+        first: tracing::instrument::Instrumented<S::Future>,
+        span: Span,
+        delay: Duration,
+    ) -> (Result<reqwest::Response, GatewayError>, Span, u32) {
         let mut first = std::pin::pin!(first);
         // The first attempt's answer, if it comes before the hedge's delay.
         let sleep = tokio::time::sleep(delay);
@@ -1018,5 +1033,62 @@ fn is_good(policy: &RetryPolicy, outcome: &Result<reqwest::Response, GatewayErro
     match outcome {
         Ok(response) => !policy.retries_response(response.status(), response.headers()),
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    /// A service whose calls' futures are large (as a real stack's are: the attempt timer, the
+    /// transport and reqwest's call), failing at once.
+    #[derive(Clone)]
+    struct LargeCalls;
+
+    struct LargeCall([u8; 1024]);
+
+    impl Future for LargeCall {
+        type Output = Result<reqwest::Response, GatewayError>;
+
+        fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+            Poll::Ready(Err(GatewayError::new(
+                ErrorKind::ConnectFailed,
+                format!("refused ({} bytes)", self.0.len()),
+            )))
+        }
+    }
+
+    impl Service<Request> for LargeCalls {
+        type Response = reqwest::Response;
+        type Error = GatewayError;
+        type Future = LargeCall;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _request: Request) -> LargeCall {
+            LargeCall([0; 1024])
+        }
+    }
+
+    #[test]
+    fn a_retried_requests_loop_holds_one_call_at_a_time_even_when_it_may_hedge() {
+        let inner = reqwest::Request::new(
+            http::Method::GET,
+            "http://127.0.0.1:9/".parse().expect("url"),
+        );
+        let mut request = Request::from(inner);
+        let policy = RetryPolicy::default().hedge_after(Duration::from_millis(50));
+        let ctx = Loop::new(LargeCalls, policy, &mut request);
+        let run = ctx.run(Start::Send(request));
+        let size = std::mem::size_of_val(&run);
+        // A hedge's race holds two calls; it is boxed, so the loop holds one call's size and
+        // its own state (it held both, over 2,048 bytes, before).
+        assert!(
+            size < 2 * 1024,
+            "the loop's future is {size} bytes for calls of 1,024"
+        );
     }
 }
