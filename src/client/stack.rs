@@ -205,13 +205,15 @@ impl<S: CallShared> Future for LazySend<S, S::Future> {
         // The request is over: its deadline's race goes with the stack's future, and with it
         // the tracker, whose end gives the circuit its verdict (the caller may keep this
         // future long after, as `select!` on `&mut` does).
-        *this.race = None;
+        // The attempts, from the request's tracker when the race holds it: the count the
+        // retry layer recorded on the response, without looking it up there.
+        let attempts = this.race.take().map(|race| race.attempts());
         this.state.set(Lazy::Done { ended: () });
         let response = outcome?;
         let owner = Owner {
             method: std::mem::replace(this.method, http::Method::GET),
             may_resend: *this.may_resend,
-            attempts: crate::request::attempts(&response),
+            attempts: attempts.unwrap_or_else(|| crate::request::attempts(&response)),
         };
         Poll::Ready(Ok(Response::new(response, this.limit.take(), owner)))
     }

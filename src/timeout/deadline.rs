@@ -217,6 +217,11 @@ impl Race {
         }
     }
 
+    /// The attempts made so far for the request (at least one: as a response records them).
+    pub(crate) fn attempts(&self) -> u32 {
+        self.tracker.attempts().max(1)
+    }
+
     /// Polls `inner` within the deadline; at the deadline `inner` is dropped and the request
     /// fails with the deadline's error.
     pub(crate) fn poll<F>(
