@@ -30,6 +30,9 @@ pub(crate) fn basic_auth(url: &Url) -> Option<HeaderValue> {
 /// reqwest's builder does; reqwest's `execute` itself would not), so that they never reach the
 /// request line or a log of the URL.
 pub(crate) fn apply(request: &mut reqwest::Request) {
+    if !has_credentials(request.url()) {
+        return;
+    }
     let Some(value) = basic_auth(request.url()) else {
         return;
     };
@@ -37,6 +40,12 @@ pub(crate) fn apply(request: &mut reqwest::Request) {
     let _ = url.set_username("");
     let _ = url.set_password(None);
     request.headers_mut().entry(AUTHORIZATION).or_insert(value);
+}
+
+/// Whether `url` has a user name or a password: its host then follows an `@` (the one check
+/// made for every request sent; `username` and `password` are looked at only then).
+fn has_credentials(url: &Url) -> bool {
+    url[..url::Position::BeforeHost].ends_with('@')
 }
 
 fn decode(s: &str) -> String {
@@ -48,6 +57,28 @@ fn decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_found_exactly_when_the_url_has_a_user_name_or_a_password() {
+        for (url, has) in [
+            ("http://a.test/x", false),
+            ("http://u@a.test/x", true),
+            ("http://u:p@a.test/x", true),
+            ("http://:p@a.test/x", true),
+            ("http://u:@a.test/x", true),
+            ("http://a.test/x@y", false),
+            ("http://a.test/?q=u@v", false),
+            ("http://[::1]:8080/", false),
+            ("http://u%40x:p@[::1]:8080/", true),
+            ("mailto:u@a.test", false),
+            ("file:///tmp/x@y", false),
+        ] {
+            let url = Url::parse(url).unwrap();
+            let full = !url.username().is_empty() || url.password().is_some();
+            assert_eq!(has_credentials(&url), has, "{url}");
+            assert_eq!(full, has, "{url}: the reference disagrees with the table");
+        }
+    }
 
     #[test]
     fn the_header_is_the_rfc_7617_form_of_the_decoded_credentials() {
