@@ -162,13 +162,11 @@ impl Request {
         Some(Request(copy))
     }
 
-    /// The same logical request with another `reqwest::Request` (a re-targeted copy).
-    pub(crate) fn map_inner(self, f: impl FnOnce(reqwest::Request) -> reqwest::Request) -> Self {
-        let parts = *self.0;
-        Request(Box::new(Parts {
-            inner: f(parts.inner),
-            ..parts
-        }))
+    /// The `reqwest::Request`, for a change of its URL and headers only (a re-targeted copy):
+    /// unlike [`inner_mut`](Self::inner_mut), its copies still need no
+    /// `reqwest::Request::try_clone`, since its extensions are left as they were.
+    pub(crate) fn url_and_headers_mut(&mut self) -> &mut reqwest::Request {
+        &mut self.0.inner
     }
 
     pub(crate) fn state(&self) -> &State {

@@ -250,11 +250,10 @@ where
             }
             None => template,
         };
-        let mut this = if i == home {
-            this
-        } else {
-            this.map_inner(|inner| base.retarget(inner, rest_at, shared.credentials))
-        };
+        let mut this = this;
+        if i != home {
+            base.retarget(this.url_and_headers_mut(), rest_at, shared.credentials);
+        }
         this.state_mut().health_judged = true;
         let span = tracing::info_span!(
             "server",

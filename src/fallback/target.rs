@@ -97,7 +97,7 @@ impl BaseUrl {
         (rest.is_empty() || rest.starts_with('/')).then_some(rest)
     }
 
-    /// `request`, moved from the base it was written for onto this one (`rest_at`: where the path
+    /// Moves `request` from the base it was written for onto this one (`rest_at`: where the path
     /// below that base starts): path below the prefix and query kept; scheme, host, port and
     /// prefix swapped; `Host` made consistent. Credentials follow reqwest's rule for a redirect
     /// to another host: `Authorization` and `Cookie` are removed, unless `rule` forwards them
@@ -105,10 +105,10 @@ impl BaseUrl {
     /// URL credentials, if its base URL has them, are then sent as its `Authorization`.
     pub(crate) fn retarget(
         &self,
-        mut request: reqwest::Request,
+        request: &mut reqwest::Request,
         rest_at: usize,
         rule: CredentialRule,
-    ) -> reqwest::Request {
+    ) {
         let downgrade = request.url().scheme() == "https" && self.url.scheme() == "http";
         let keep = rule.forward && (!downgrade || rule.cleartext);
         let rest = request.url().path().get(rest_at..).unwrap_or("");
@@ -134,7 +134,6 @@ impl BaseUrl {
                 headers.insert(HOST, host);
             }
         }
-        request
     }
 
     fn authority(&self) -> Option<String> {
