@@ -251,7 +251,7 @@ fn answer(
             let mut seen = state.seen.lock().unwrap();
             let n = seen.entry(id).or_insert(0);
             *n += 1;
-            if id.is_multiple_of(20) && *n == 1 {
+            if id % 20 == 0 && *n == 1 {
                 wait = Some(Duration::from_millis(200));
             }
             false

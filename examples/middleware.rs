@@ -50,7 +50,7 @@ async fn flaky_server() -> String {
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
-                    let answer: &[u8] = if seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
+                    let answer: &[u8] = if seen.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
                         b"HTTP/1.1 502 Bad Gateway\r\nserver: nginx\r\ncontent-length: 0\r\n\r\n"
                     } else {
                         b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"

@@ -154,7 +154,7 @@ async fn the_circuit_never_opens_on_a_host_whose_logical_requests_all_succeed() 
             tasks.push(tokio::spawn(async move {
                 svc.oneshot(get("http://h.test/", id)).await.map(|_| ())
             }));
-            if xorshift(&mut seed).is_multiple_of(7) {
+            if xorshift(&mut seed) % 7 == 0 {
                 tokio::task::yield_now().await;
             }
         }

@@ -118,7 +118,7 @@ impl Latencies {
             ring.samples[ring.next] = us;
         }
         ring.next = (ring.next + 1) % SAMPLES;
-        if ring.samples.len() >= WARM && ring.next.is_multiple_of(8) {
+        if ring.samples.len() >= WARM && ring.next % 8 == 0 {
             let mut sorted = ring.samples.clone();
             sorted.sort_unstable();
             let rank = (percentile.clamp(0.0, 100.0) / 100.0 * (sorted.len() - 1) as f64).round();
