@@ -42,9 +42,7 @@ pub struct Request(Box<Parts>);
 
 /// What a [`Request`] holds, in one allocation: the request is moved through every layer (and
 /// into each layer's future), and a pointer moves for nothing where the parts (over 400 bytes)
-/// would be copied at each move. The allocation is made first and the parts written into it
-/// (`Box::write(Box::new_uninit(), ..)`): `Box::new` of parts built beforehand copies them
-/// once more.
+/// would be copied at each move.
 struct Parts {
     inner: reqwest::Request,
     options: RequestOptions,
@@ -146,29 +144,20 @@ impl Request {
     pub(crate) fn try_clone(&self) -> Option<Request> {
         let parts = &self.0;
         if !parts.built_here || parts.inner.body().is_some() {
-            return Some(Request(Box::write(
-                Box::new_uninit(),
-                Parts {
-                    inner: parts.inner.try_clone()?,
-                    options: parts.options.clone(),
-                    state: parts.state.clone(),
-                    built_here: parts.built_here,
-                },
-            )));
-        }
-        // Built in its allocation, then completed there (reqwest's request is not moved).
-        let mut copy = Box::write(
-            Box::new_uninit(),
-            Parts {
-                inner: reqwest::Request::new(
-                    parts.inner.method().clone(),
-                    parts.inner.url().clone(),
-                ),
+            return Some(Request(Box::new(Parts {
+                inner: parts.inner.try_clone()?,
                 options: parts.options.clone(),
                 state: parts.state.clone(),
-                built_here: true,
-            },
-        );
+                built_here: parts.built_here,
+            })));
+        }
+        // Built in its allocation, then completed there (reqwest's request is not moved).
+        let mut copy = Box::new(Parts {
+            inner: reqwest::Request::new(parts.inner.method().clone(), parts.inner.url().clone()),
+            options: parts.options.clone(),
+            state: parts.state.clone(),
+            built_here: true,
+        });
         copy_built_here(&parts.inner, &mut copy.inner);
         Some(Request(copy))
     }
@@ -211,29 +200,23 @@ impl Request {
     }
 
     pub(crate) fn from_parts(inner: reqwest::Request, options: RequestOptions) -> Request {
-        Request(Box::write(
-            Box::new_uninit(),
-            Parts {
-                inner,
-                options,
-                state: State::default(),
-                built_here: false,
-            },
-        ))
+        Request(Box::new(Parts {
+            inner,
+            options,
+            state: State::default(),
+            built_here: false,
+        }))
     }
 
     /// A request whose `reqwest::Request` this crate's
     /// [`RequestBuilder`](crate::RequestBuilder) built (see `built_here`).
     pub(crate) fn built_here(inner: reqwest::Request, options: RequestOptions) -> Request {
-        Request(Box::write(
-            Box::new_uninit(),
-            Parts {
-                inner,
-                options,
-                state: State::default(),
-                built_here: true,
-            },
-        ))
+        Request(Box::new(Parts {
+            inner,
+            options,
+            state: State::default(),
+            built_here: true,
+        }))
     }
 }
 

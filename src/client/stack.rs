@@ -265,22 +265,16 @@ impl<S: CallShared> Sender for ServiceSender<S> {
     }
 
     fn prepare(self: Arc<Self>, request: Request) -> Prepared {
-        // Allocated first and written into (`Box::new` of a value built beforehand copies
-        // the whole future, 950 bytes, most of them not yet used, into its allocation).
-        let future: Box<LazySend<S, S::Future>> = Box::write(
-            Box::new_uninit(),
-            LazySend {
-                state: Lazy::Unsent {
-                    sender: Some(self),
-                    request: Some(request),
-                },
-                race: None,
-                limit: None,
-                method: http::Method::GET,
-                may_resend: false,
+        Box::pin(LazySend {
+            state: Lazy::Unsent {
+                sender: Some(self),
+                request: Some(request),
             },
-        );
-        Box::into_pin(future)
+            race: None,
+            limit: None,
+            method: http::Method::GET,
+            may_resend: false,
+        })
     }
 }
 
