@@ -451,6 +451,28 @@ async fn a_finished_request_kept_by_its_caller_still_gives_its_verdict() {
     drop(first);
 }
 
+/// The same through the tower layers: a deadline layer's finished future, kept by its
+/// caller, lets go of the request (its tracker, whose end gives the circuit its verdict).
+#[tokio::test]
+async fn a_finished_request_kept_through_the_deadline_layer_still_gives_its_verdict() {
+    use reqwest_resilience::retry::RetryLayer;
+    use reqwest_resilience::timeout::DeadlineLayer;
+    let upstream = Upstream::new(Mode::Fail);
+    let stack = tower::ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_secs(10)))
+        .layer(RetryLayer::new(RetryPolicy::never()))
+        .layer(CircuitLayer::new().consecutive_failures(1))
+        .service(upstream.service());
+    let mut first = Box::pin(stack.clone().oneshot(get("http://a.test/")));
+    let err = (&mut first).await.unwrap_err();
+    assert_ne!(err.kind(), ErrorKind::CircuitOpen, "{err}");
+    // `first` is finished but not dropped.
+    let err = stack.oneshot(get("http://a.test/")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CircuitOpen, "{err}");
+    assert_eq!(upstream.calls(), 1);
+    drop(first);
+}
+
 /// An open circuit's error names the host it is for (scheme, host, port), not a path.
 #[tokio::test]
 async fn the_open_circuit_names_its_host() {

@@ -101,7 +101,7 @@ pub(crate) fn start<F>(
     let race = Race::new(&mut request, limit);
     ResponseFuture {
         inner: Some(call(request)),
-        race,
+        race: Some(race),
     }
 }
 
@@ -134,17 +134,23 @@ pub(crate) fn set_deadline(request: &mut Request, limit: Duration) -> DeadlineAt
 pin_project_lite::pin_project! {
     /// The future of [`Deadline`]: the inner call, raced against the deadline.
     pub struct ResponseFuture<F> {
-        // `None` once the deadline passed: dropped then, not when this future is.
+        // `None` once the deadline passed, or the call ended: dropped then, not when this
+        // future is.
         #[pin]
         inner: Option<F>,
-        race: Race,
+        // `None` once the call ended: the request's tracker goes with it, so that its end
+        // gives the circuit its verdict even if the caller keeps this future.
+        race: Option<Race>,
     }
 }
 
 impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("deadline", &self.race.deadline.total)
+            .field(
+                "deadline",
+                &self.race.as_ref().map(|race| race.deadline.total),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -156,8 +162,16 @@ where
     type Output = Result<reqwest::Response, GatewayError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        this.race.poll(this.inner, cx)
+        let mut this = self.project();
+        let Some(race) = this.race.as_mut() else {
+            return Poll::Ready(Err(crate::boxed_future::polled_after_end("the deadline's")));
+        };
+        let outcome = ready!(race.poll(this.inner.as_mut(), cx));
+        // The request is over: the call and the race let go of it now (a caller may keep
+        // this future long after, as `select!` on `&mut` does).
+        this.inner.set(None);
+        *this.race = None;
+        Poll::Ready(outcome)
     }
 }
 
