@@ -97,6 +97,7 @@ async fn a_chunked_body_that_stops_is_a_closed_connection() {
     assert_eq!(err.kind(), ErrorKind::ConnectionClosed, "{err}");
 }
 
+#[cfg(feature = "json")]
 #[tokio::test]
 async fn a_whole_body_that_is_not_json_is_a_decode_failure() {
     let server = FaultServer::start(Fault::Raw(

@@ -113,7 +113,14 @@ async fn reqwest_errors_converted_with_question_mark_keep_what_they_are() {
         ErrorKind::BadGateway,
         "a 5xx status error is judged by its status"
     );
+}
 
+/// The same, for a complete body that does not parse: a decode failure, not a transport one
+/// (reqwest's `json` needs the `json` feature).
+#[cfg(feature = "json")]
+#[tokio::test]
+async fn a_reqwest_decode_error_converted_with_question_mark_stays_a_decode_failure() {
+    use reqwest_resilience::GatewayError;
     let garbled = origin(200, "{\"orders\": [1, 2,", &[]).await;
     let err = reqwest::get(garbled.uri())
         .await
