@@ -85,8 +85,7 @@ async fn on_a_gateway_status_the_page_still_names_the_cause() {
     assert_eq!(err.kind(), ErrorKind::ConnectFailed, "{err}");
 }
 
-/// Issue 26, item 3, through `?`: a status error keeps its status and cause, and a complete
-/// body that does not parse is not a transport failure.
+/// Issue 26, item 3, through `?`: a status error keeps its status and cause.
 #[tokio::test]
 async fn reqwest_errors_converted_with_question_mark_keep_what_they_are() {
     use reqwest_resilience::GatewayError;
