@@ -184,7 +184,20 @@ impl Response {
     ///
     /// The body's failure, as for [`bytes`](Self::bytes).
     pub fn text(self) -> impl Future<Output = Result<String, GatewayError>> + Send {
-        self.read_rest(reqwest::Response::text)
+        // The body collected as `bytes` collects it (not by reqwest's `text`, whose futures
+        // hold the response twice and whose collect allocates a list of the chunks), then
+        // decoded as reqwest's `text` decodes it.
+        #[cfg(feature = "charset")]
+        {
+            self.text_with_charset("utf-8")
+        }
+        #[cfg(not(feature = "charset"))]
+        {
+            Decoded {
+                read: self.bytes(),
+                decode: |body: Bytes| String::from_utf8_lossy(&body).into_owned(),
+            }
+        }
     }
 
     /// The whole body as text, decoded by the `Content-Type`'s charset or else
@@ -199,7 +212,15 @@ impl Response {
         self,
         default_encoding: &str,
     ) -> impl Future<Output = Result<String, GatewayError>> + Send {
-        self.read_rest(|inner| inner.text_with_charset(default_encoding))
+        let encoding = charset::encoding(self.headers(), default_encoding);
+        Decoded {
+            read: self.bytes(),
+            decode: move |body: Bytes| {
+                // With a byte order mark, the mark's encoding, and the mark dropped.
+                let (text, _, _) = encoding.decode(&body);
+                text.into_owned()
+            },
+        }
     }
 
     /// The body deserialized from JSON (needs the `json` feature).
@@ -395,5 +416,47 @@ fn body_error(err: crate::response_body::BoxError) -> GatewayError {
     match err.downcast::<GatewayError>() {
         Ok(ours) => *ours,
         Err(other) => GatewayError::new(crate::ErrorKind::Other, other.to_string()),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The body read whole, then decoded into text. Written out (an `async` block awaiting the
+    /// read would hold it twice: as captured, and as awaited).
+    struct Decoded<R, D> {
+        #[pin]
+        read: R,
+        decode: D,
+    }
+}
+
+impl<R, D> Future for Decoded<R, D>
+where
+    R: Future<Output = Result<Bytes, GatewayError>>,
+    D: Fn(Bytes) -> String,
+{
+    type Output = Result<String, GatewayError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        this.read.poll(cx).map_ok(|body| (this.decode)(body))
+    }
+}
+
+/// The encoding a response's text is decoded by: its `Content-Type`'s charset, else the
+/// default named; UTF-8 when neither names one `encoding_rs` knows (reqwest's own rule).
+#[cfg(feature = "charset")]
+mod charset {
+    use encoding_rs::{Encoding, UTF_8};
+
+    pub(super) fn encoding(headers: &http::HeaderMap, default: &str) -> &'static Encoding {
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<mime::Mime>().ok());
+        let name = content_type
+            .as_ref()
+            .and_then(|mime| mime.get_param("charset").map(|charset| charset.as_str()))
+            .unwrap_or(default);
+        Encoding::for_label(name.as_bytes()).unwrap_or(UTF_8)
     }
 }

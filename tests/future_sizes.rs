@@ -24,6 +24,30 @@ fn send_then_bytes(client: &Client, url: &str) -> impl Future<Output = Result<u1
     }
 }
 
+/// The same, reading the body as text.
+#[allow(clippy::manual_async_fn)] // the benchmark's shape: an `async move` block
+fn send_then_text(client: &Client, url: &str) -> impl Future<Output = Result<usize, String>> {
+    async move {
+        match client.get(url).send().await {
+            Ok(response) => Ok(response.text().await.map_err(|e| e.to_string())?.len()),
+            Err(err) => Ok(usize::from(err.status().as_u16())),
+        }
+    }
+}
+
+#[test]
+fn a_future_that_sends_and_reads_the_body_as_text_fits_the_allocators_per_thread_cache() {
+    let client = Client::builder().build().expect("client");
+    let future = send_then_text(&client, "http://127.0.0.1:9/");
+    let size = size_of_val(&future);
+    // As for `bytes()` (below): reqwest's own `text()` made it 1,472 bytes.
+    let limit = 960;
+    assert!(
+        size <= limit,
+        "the caller's future is {size} bytes (limit {limit})"
+    );
+}
+
 #[test]
 fn a_future_that_sends_and_reads_the_body_fits_the_allocators_per_thread_cache() {
     let client = Client::builder().build().expect("client");
@@ -58,4 +82,25 @@ async fn the_whole_body_read_holds_the_response_once() {
         "the body read is {read_size} bytes for a {response_size}-byte response"
     );
     assert_eq!(read.await.expect("body"), "hello");
+}
+
+#[tokio::test]
+async fn the_whole_body_read_as_text_holds_the_response_once() {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_string("h\u{e9}llo"))
+        .mount(&server)
+        .await;
+    let client = Client::builder().build().expect("client");
+    let response = client.get(server.uri()).send().await.expect("response");
+    let response_size = std::mem::size_of_val(&response);
+    let read = response.text();
+    let read_size = size_of_val(&read);
+    // The body read as `bytes()` reads it, and the encoding: reqwest's own `text()` future
+    // holds the response twice (over 500 bytes).
+    assert!(
+        read_size <= response_size + 176,
+        "the text read is {read_size} bytes for a {response_size}-byte response"
+    );
+    assert_eq!(read.await.expect("body"), "h\u{e9}llo");
 }

@@ -322,3 +322,64 @@ async fn a_whole_body_read_is_every_chunk_in_order() {
     assert_eq!(read(chunked.url("/")).await, "abcdefg");
     assert_eq!(read(empty.url("/")).await, "");
 }
+
+/// `text()` and `text_with_charset()` decode exactly as reqwest's own do (they read the body
+/// as `bytes()` does, then decode it): the `Content-Type`'s charset, a byte order mark, an
+/// unknown charset, bytes that are not valid in the charset, an empty body.
+#[cfg(feature = "charset")]
+#[tokio::test]
+async fn text_decodes_as_reqwest_does() {
+    let cases: [(Option<&str>, &[u8]); 11] = [
+        (Some("text/plain; charset=iso-8859-1"), b"caf\xe9"),
+        (None, "h\u{e9}llo".as_bytes()),
+        (Some("text/plain"), b"\xef\xbb\xbfabc"),
+        (
+            Some("text/plain; charset=iso-8859-1"),
+            b"\xff\xfeh\x00i\x00",
+        ),
+        (Some("text/plain; charset=utf-8"), b"f\xffo"),
+        (Some("text/plain; charset=x-nonsense"), b"caf\xc3\xa9"),
+        (
+            Some("application/json; charset=\"Shift_JIS\""),
+            b"\x82\xa0\x82\xa2",
+        ),
+        (Some("text/plain; charset=utf-16le"), b"h\x00i\x00"),
+        (Some("not a media type"), b"caf\xe9"),
+        (None, b"caf\xe9"),
+        (Some("text/plain"), b""),
+    ];
+    let client = Client::builder().build().unwrap();
+    let raw = reqwest::Client::new();
+    for (content_type, body) in cases {
+        let server = MockServer::start().await;
+        let mut answer = ResponseTemplate::new(200).set_body_bytes(body.to_vec());
+        if let Some(content_type) = content_type {
+            answer = answer.insert_header("content-type", content_type);
+        }
+        Mock::given(method("GET"))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+        let url = server.uri();
+        let expected = raw.get(&url).send().await.unwrap().text().await.unwrap();
+        let got = client.get(&url).send().await.unwrap().text().await.unwrap();
+        assert_eq!(got, expected, "{content_type:?} {body:?}");
+        let expected = raw
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text_with_charset("windows-1252")
+            .await
+            .unwrap();
+        let got = client
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text_with_charset("windows-1252")
+            .await
+            .unwrap();
+        assert_eq!(got, expected, "with a default: {content_type:?} {body:?}");
+    }
+}
