@@ -234,7 +234,19 @@ impl Response {
     pub fn json<T: serde::de::DeserializeOwned>(
         self,
     ) -> impl Future<Output = Result<T, GatewayError>> + Send {
-        self.read_rest(reqwest::Response::json)
+        // The body read as `bytes()` reads it and parsed as reqwest's `json` parses it; a body
+        // that does not parse is handed to reqwest's `json`, so that its error is reqwest's
+        // own decode error, as before.
+        let owner = Owner {
+            method: self.bound.owner.method.clone(),
+            may_resend: self.bound.owner.may_resend,
+            attempts: self.bound.owner.attempts,
+        };
+        Parsed {
+            read: self.bytes(),
+            owner,
+            parsed: std::marker::PhantomData,
+        }
     }
 
     /// The next chunk of the body (`None` at its end), for a body read as it arrives.
@@ -439,6 +451,49 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         this.read.poll(cx).map_ok(|body| (this.decode)(body))
+    }
+}
+
+#[cfg(feature = "json")]
+pin_project_lite::pin_project! {
+    /// The body read whole, then parsed as JSON. Written out, as [`Decoded`] is.
+    struct Parsed<R, T> {
+        #[pin]
+        read: R,
+        owner: Owner,
+        parsed: std::marker::PhantomData<fn() -> T>,
+    }
+}
+
+#[cfg(feature = "json")]
+impl<R, T> Future for Parsed<R, T>
+where
+    R: Future<Output = Result<Bytes, GatewayError>>,
+    T: serde::de::DeserializeOwned,
+{
+    type Output = Result<T, GatewayError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let body = std::task::ready!(this.read.poll(cx))?;
+        let failure = match serde_json::from_slice::<T>(&body) {
+            Ok(value) => return Poll::Ready(Ok(value)),
+            Err(failure) => failure,
+        };
+        // Not the JSON of a `T`: reqwest's `json`, given the same body, says why with its own
+        // decode error (the error this read gave before it parsed the body itself). Its body
+        // is in memory: its future ends at its first poll.
+        let again = reqwest::Response::from(http::Response::new(reqwest::Body::from(body)));
+        let explain = std::pin::pin!(again.json::<T>());
+        Poll::Ready(match explain.poll(cx) {
+            Poll::Ready(Ok(value)) => Ok(value),
+            Poll::Ready(Err(err)) => Err(owned_cause(err, this.owner)),
+            // Not reached (an in-memory body); the parser's own words otherwise.
+            Poll::Pending => Err(this.owner.own(GatewayError::new(
+                crate::error::ErrorKind::Decode,
+                format!("error decoding response body: {failure}"),
+            ))),
+        })
     }
 }
 

@@ -104,3 +104,44 @@ async fn the_whole_body_read_as_text_holds_the_response_once() {
     );
     assert_eq!(read.await.expect("body"), "h\u{e9}llo");
 }
+
+/// The same, reading the body as JSON.
+#[cfg(feature = "json")]
+#[allow(clippy::manual_async_fn)] // the benchmark's shape: an `async move` block
+fn send_then_json(
+    client: &Client,
+    url: &str,
+) -> impl Future<Output = Result<serde_json::Value, String>> {
+    async move {
+        match client.get(url).send().await {
+            Ok(response) => response.json().await.map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+}
+
+#[cfg(feature = "json")]
+#[tokio::test]
+async fn the_body_read_as_json_holds_the_response_once() {
+    let client = Client::builder().build().expect("client");
+    let size = size_of_val(&send_then_json(&client, "http://127.0.0.1:9/"));
+    // 624 bytes when written; reqwest's own `json()` made it 936.
+    assert!(
+        size <= 800,
+        "the caller's future is {size} bytes (limit 800)"
+    );
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_string("[1, 2]"))
+        .mount(&server)
+        .await;
+    let response = client.get(server.uri()).send().await.expect("response");
+    let response_size = std::mem::size_of_val(&response);
+    let read = response.json::<Vec<u32>>();
+    let read_size = size_of_val(&read);
+    assert!(
+        read_size <= response_size + 176,
+        "the JSON read is {read_size} bytes for a {response_size}-byte response"
+    );
+    assert_eq!(read.await.expect("body"), vec![1, 2]);
+}

@@ -383,3 +383,57 @@ async fn text_decodes_as_reqwest_does() {
         assert_eq!(got, expected, "with a default: {content_type:?} {body:?}");
     }
 }
+
+/// `json()` parses as reqwest's own does and fails as it does: the same value, or a decode
+/// failure whose cause is reqwest's own decode error with the same words.
+#[cfg(feature = "json")]
+#[tokio::test]
+async fn json_parses_and_fails_as_reqwest_does() {
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Order {
+        id: u32,
+        items: Vec<String>,
+    }
+    let bodies: [&[u8]; 7] = [
+        br#"{"id": 7, "items": ["a", "b"]}"#,
+        br#"{"id": 7, "items": ["a", "b"],}"#,
+        br#"{"id": "seven", "items": []}"#,
+        br#"[1, 2, 3]"#,
+        b"",
+        b"\xef\xbb\xbf{\"id\": 1, \"items\": []}",
+        b"{\"id\": 1, \"items\": [\"caf\xe9\"]}",
+    ];
+    let client = Client::builder().build().unwrap();
+    let raw = reqwest::Client::new();
+    for body in bodies {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "application/json")
+                    .set_body_bytes(body.to_vec()),
+            )
+            .mount(&server)
+            .await;
+        let url = server.uri();
+        let expected = raw.get(&url).send().await.unwrap().json::<Order>().await;
+        let got = client.get(&url).send().await.unwrap().json::<Order>().await;
+        match (expected, got) {
+            (Ok(expected), Ok(got)) => assert_eq!(got, expected),
+            (Err(expected), Err(got)) => {
+                assert_eq!(got.kind(), ErrorKind::Decode, "{got}");
+                assert!(!got.is_retryable(), "{got}");
+                let cause = std::error::Error::source(&got)
+                    .and_then(|cause| cause.downcast_ref::<reqwest::Error>())
+                    .expect("reqwest's own error as the cause");
+                assert!(cause.is_decode(), "{cause}");
+                assert_eq!(
+                    std::error::Error::source(cause).map(ToString::to_string),
+                    std::error::Error::source(&expected).map(ToString::to_string),
+                    "{body:?}"
+                );
+            }
+            (expected, got) => panic!("{body:?}: reqwest {expected:?}, the crate {got:?}"),
+        }
+    }
+}
