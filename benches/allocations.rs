@@ -142,7 +142,8 @@ fn main() {
 
 /// Allocations per request of a whole client against a loopback HTTP/1.1 server in the same
 /// process (the server's own allocations are the same for every client): raw reqwest, then
-/// the crate's default `Client`, each a GET whose 64-byte body is read whole.
+/// the crate's default `Client`, each a GET whose 64-byte body is read whole (as bytes, then
+/// as text).
 fn clients_over_loopback(rt: &tokio::runtime::Runtime) {
     const N: u64 = 2_000;
     let url = rt.block_on(serve_64_bytes());
@@ -187,10 +188,30 @@ fn clients_over_loopback(rt: &tokio::runtime::Runtime) {
             response.bytes().await.unwrap();
         })
     });
+    // The same, the body read as text (the 64 bytes are ASCII, with no charset named).
+    let raw_text = count("raw reqwest, text", &|| {
+        let (reqwest, url) = (reqwest.clone(), url.clone());
+        Box::pin(async move {
+            let response = reqwest.get(&*url).send().await.unwrap();
+            response.text().await.unwrap();
+        })
+    });
+    let client_text = count("default Client, text", &|| {
+        let (ours, url) = (ours.clone(), url.clone());
+        Box::pin(async move {
+            let response = ours.get(&*url).send().await.unwrap();
+            response.text().await.unwrap();
+        })
+    });
     println!(
         "| raw reqwest (baseline; the boxed future of this bench's loop included) | {raw:.1} | +0.0 |"
     );
     println!("| default `Client` | {client:.1} | {:+.1} |", client - raw);
+    println!("| raw reqwest, body read by `text()` (baseline) | {raw_text:.1} | +0.0 |");
+    println!(
+        "| default `Client`, body read by `text()` | {client_text:.1} | {:+.1} |",
+        client_text - raw_text
+    );
 }
 
 /// A loopback HTTP/1.1 server answering every request with 64 bytes; its URL.
