@@ -196,7 +196,8 @@
 //! # Cargo features
 //!
 //! `default-tls` (default), `native-tls`, `http2`, `charset`, `system-proxy` pass through to
-//! reqwest; `json`, `form`, `query` enable the request builder's methods of those names (and
+//! reqwest (`charset` also has the response's `text()` decode by the charset, as reqwest's
+//! does); `json`, `form`, `query` enable the request builder's methods of those names (and
 //! `json` the response's `json()`); `websocket` enables `Client::websocket`; `middleware`
 //! the reqwest-middleware adapter; `metrics` the metrics; `backoff` lets the `backoff` crate
 //! drive the retry schedule; `full` is every feature but `native-tls`.

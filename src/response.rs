@@ -22,7 +22,7 @@ use std::task::{Context, Poll};
 ///   part of the logical request, so the client's deadline bounds it too);
 /// - the connection failing mid-body (a reset, a close before the announced length):
 ///   `ConnectionClosed`, saying whether the request may be sent again;
-/// - a body that does not decode (`json`, a charset): `Decode`.
+/// - a body that does not parse (`json`): `Decode`.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), reqwest_resilience::GatewayError> {
@@ -178,25 +178,25 @@ impl Response {
     }
 
     /// The whole body as text, decoded by the `Content-Type`'s charset (with the `charset`
-    /// feature; UTF-8 without it), invalid sequences replaced.
+    /// feature, the default), invalid sequences replaced. Without the feature, reqwest's own
+    /// `text` decodes it: as UTF-8, unless another crate gave reqwest its `charset` feature.
     ///
     /// # Errors
     ///
     /// The body's failure, as for [`bytes`](Self::bytes).
     pub fn text(self) -> impl Future<Output = Result<String, GatewayError>> + Send {
-        // The body collected as `bytes` collects it (not by reqwest's `text`, whose futures
-        // hold the response twice and whose collect allocates a list of the chunks), then
-        // decoded as reqwest's `text` decodes it.
+        // With the `charset` feature: the body collected as `bytes` collects it (not by
+        // reqwest's `text`, whose futures hold the response twice and whose collect allocates a
+        // list of the chunks), then decoded as reqwest's `text` decodes it.
         #[cfg(feature = "charset")]
         {
             self.text_with_charset("utf-8")
         }
+        // Without this crate's `charset` feature, reqwest's own `text` decides (reqwest may
+        // have its `charset` feature from another crate, and its text follows it then).
         #[cfg(not(feature = "charset"))]
         {
-            Decoded {
-                read: self.bytes(),
-                decode: |body: Bytes| String::from_utf8_lossy(&body).into_owned(),
-            }
+            self.read_rest(reqwest::Response::text)
         }
     }
 
@@ -211,7 +211,7 @@ impl Response {
     pub fn text_with_charset(
         self,
         default_encoding: &str,
-    ) -> impl Future<Output = Result<String, GatewayError>> + Send {
+    ) -> impl Future<Output = Result<String, GatewayError>> + Send + use<> {
         let encoding = charset::encoding(self.headers(), default_encoding);
         Decoded {
             read: self.bytes(),
@@ -431,6 +431,7 @@ fn body_error(err: crate::response_body::BoxError) -> GatewayError {
     }
 }
 
+#[cfg(feature = "charset")]
 pin_project_lite::pin_project! {
     /// The body read whole, then decoded into text. Written out (an `async` block awaiting the
     /// read would hold it twice: as captured, and as awaited).
@@ -441,6 +442,7 @@ pin_project_lite::pin_project! {
     }
 }
 
+#[cfg(feature = "charset")]
 impl<R, D> Future for Decoded<R, D>
 where
     R: Future<Output = Result<Bytes, GatewayError>>,
@@ -456,7 +458,8 @@ where
 
 #[cfg(feature = "json")]
 pin_project_lite::pin_project! {
-    /// The body read whole, then parsed as JSON. Written out, as [`Decoded`] is.
+    /// The body read whole, then parsed as JSON. Written out: an `async` block awaiting the
+    /// read would hold it twice.
     struct Parsed<R, T> {
         #[pin]
         read: R,
@@ -488,10 +491,11 @@ where
         Poll::Ready(match explain.poll(cx) {
             Poll::Ready(Ok(value)) => Ok(value),
             Poll::Ready(Err(err)) => Err(owned_cause(err, this.owner)),
-            // Not reached (an in-memory body); the parser's own words otherwise.
+            // Not reached: an in-memory body is read at the first poll. The parser's words,
+            // as the crate words a decode failure, otherwise.
             Poll::Pending => Err(this.owner.own(GatewayError::new(
                 crate::error::ErrorKind::Decode,
-                format!("error decoding response body: {failure}"),
+                format!("the response body arrived whole but could not be decoded: {failure}"),
             ))),
         })
     }
