@@ -364,22 +364,10 @@ async fn text_decodes_as_reqwest_does() {
         let expected = raw.get(&url).send().await.unwrap().text().await.unwrap();
         let got = client.get(&url).send().await.unwrap().text().await.unwrap();
         assert_eq!(got, expected, "{content_type:?} {body:?}");
-        let expected = raw
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .text_with_charset("windows-1252")
-            .await
-            .unwrap();
-        let got = client
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .text_with_charset("windows-1252")
-            .await
-            .unwrap();
+        let theirs = raw.get(&url).send().await.unwrap();
+        let expected = theirs.text_with_charset("windows-1252").await.unwrap();
+        let ours = client.get(&url).send().await.unwrap();
+        let got = ours.text_with_charset("windows-1252").await.unwrap();
         assert_eq!(got, expected, "with a default: {content_type:?} {body:?}");
     }
 }
