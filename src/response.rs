@@ -108,7 +108,8 @@ pin_project_lite::pin_project! {
     /// written out rather than nested `async` blocks, so that it is no bigger than reqwest's
     /// read and the bound (a caller's future that awaits it holds it whole).
     struct BoundRead<R, B> {
-        // The read; `None` when an earlier read failed (that failure is the answer).
+        // The read; `None` when an earlier read failed (that failure is the answer), and once
+        // this read ended (polled again, it says so instead of polling a finished read).
         #[pin]
         read: Option<R>,
         bound: B,
@@ -123,10 +124,14 @@ where
     type Output = Result<T, GatewayError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         let bound = this.bound.borrow_mut();
-        match this.read.as_pin_mut() {
-            Some(read) => bound.poll_read(read, cx),
+        match this.read.as_mut().as_pin_mut() {
+            Some(read) => {
+                let outcome = std::task::ready!(bound.poll_read(read, cx));
+                this.read.set(None);
+                Poll::Ready(outcome)
+            }
             None => Poll::Ready(Err(bound.failed.clone().unwrap_or_else(|| {
                 crate::boxed_future::polled_after_end("the body read's")
             }))),

@@ -425,3 +425,21 @@ async fn json_parses_and_fails_as_reqwest_does() {
         }
     }
 }
+
+/// A body read polled again after it ended says so (an error), as the crate's other futures
+/// do, instead of polling a finished read (a panic).
+#[tokio::test]
+async fn a_body_read_polled_after_it_ended_says_so() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("hello"))
+        .mount(&server)
+        .await;
+    let client = Client::builder().build().unwrap();
+    let response = client.get(server.uri()).send().await.unwrap();
+    let mut read = std::pin::pin!(response.bytes());
+    assert_eq!((&mut read).await.unwrap(), "hello");
+    let again = std::future::poll_fn(|cx| read.as_mut().poll(cx)).await;
+    let err = again.unwrap_err();
+    assert!(err.to_string().contains("polled after it ended"), "{err}");
+}
