@@ -21,7 +21,8 @@ pub(crate) fn display_url(url: &Url) -> String {
 fn from_parts(url: &Url) -> String {
     let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
     if let Some(port) = url.port() {
-        shown.push_str(&format!(":{port}"));
+        use std::fmt::Write as _;
+        let _ = write!(shown, ":{port}");
     }
     shown.push_str(url.path());
     shown

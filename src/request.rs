@@ -211,12 +211,9 @@ impl Request {
     /// A request whose `reqwest::Request` this crate's
     /// [`RequestBuilder`](crate::RequestBuilder) built (see `built_here`).
     pub(crate) fn built_here(inner: reqwest::Request, options: RequestOptions) -> Request {
-        Request(Box::new(Parts {
-            inner,
-            options,
-            state: State::default(),
-            built_here: true,
-        }))
+        let mut request = Request::from_parts(inner, options);
+        request.0.built_here = true;
+        request
     }
 }
 

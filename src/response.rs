@@ -242,11 +242,7 @@ impl Response {
         // The body read as `bytes()` reads it and parsed as reqwest's `json` parses it; a body
         // that does not parse is handed to reqwest's `json`, so that its error is reqwest's
         // own decode error, as before.
-        let owner = Owner {
-            method: self.bound.owner.method.clone(),
-            may_resend: self.bound.owner.may_resend,
-            attempts: self.bound.owner.attempts,
-        };
+        let owner = self.bound.owner.clone();
         Parsed {
             read: self.bytes(),
             owner,
@@ -496,8 +492,9 @@ where
         Poll::Ready(match explain.poll(cx) {
             Poll::Ready(Ok(value)) => Ok(value),
             Poll::Ready(Err(err)) => Err(owned_cause(err, this.owner)),
-            // Not reached: an in-memory body is read at the first poll. The parser's words,
-            // as the crate words a decode failure, otherwise.
+            // Not reached: an in-memory body is read at the first poll. The parser's words
+            // otherwise, in the wording of `GatewayError::from_reqwest_sent` for a decode
+            // failure (`classify/convert.rs`).
             Poll::Pending => Err(this.owner.own(GatewayError::new(
                 crate::error::ErrorKind::Decode,
                 format!("the response body arrived whole but could not be decoded: {failure}"),

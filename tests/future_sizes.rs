@@ -4,7 +4,7 @@
 //! several hundred instructions more to make and to free (see BENCHMARKS.md, "eleventh
 //! session"). These bounds keep the crate's share under that line. Counted, not timed.
 
-use reqwest_resilience::Client;
+use reqwest_resilience::{Client, Response};
 use std::mem::size_of_val;
 
 /// A caller's future shaped as the benchmark's client (`../shared/bench-anchors`, client E):
@@ -35,43 +35,51 @@ fn send_then_text(client: &Client, url: &str) -> impl Future<Output = Result<usi
     }
 }
 
-#[test]
-fn a_future_that_sends_and_reads_the_body_as_text_fits_the_allocators_per_thread_cache() {
-    let client = Client::builder().build().expect("client");
-    let future = send_then_text(&client, "http://127.0.0.1:9/");
-    let size = size_of_val(&future);
-    // As for `bytes()` (below): reqwest's own `text()` made it 1,472 bytes.
-    let limit = 960;
+/// Asserts that a caller's future of `size` bytes is at most `limit`.
+fn assert_caller_fits(size: usize, limit: usize) {
     assert!(
         size <= limit,
         "the caller's future is {size} bytes (limit {limit})"
+    );
+}
+
+#[test]
+fn a_future_that_sends_and_reads_the_body_as_text_fits_the_allocators_per_thread_cache() {
+    let client = Client::builder().build().expect("client");
+    // As for `bytes()` (below): reqwest's own `text()` made it 1,472 bytes.
+    assert_caller_fits(
+        size_of_val(&send_then_text(&client, "http://127.0.0.1:9/")),
+        960,
     );
 }
 
 #[test]
 fn a_future_that_sends_and_reads_the_body_fits_the_allocators_per_thread_cache() {
     let client = Client::builder().build().expect("client");
-    let future = send_then_bytes(&client, "http://127.0.0.1:9/");
-    let size = size_of_val(&future);
     // 1,032 bytes is glibc's largest cached size; the bound leaves the caller some room (it
     // was 1,048 before the body read was written with one await point).
-    let limit = 960;
-    assert!(
-        size <= limit,
-        "the caller's future is {size} bytes (limit {limit})"
+    assert_caller_fits(
+        size_of_val(&send_then_bytes(&client, "http://127.0.0.1:9/")),
+        960,
     );
+}
+
+/// A real response with `body` (to size the reads of its body), and its server, which must
+/// live while the body is read.
+async fn answered(client: &Client, body: &str) -> (wiremock::MockServer, Response) {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_string(body))
+        .mount(&server)
+        .await;
+    let response = client.get(server.uri()).send().await.expect("response");
+    (server, response)
 }
 
 #[tokio::test]
 async fn the_whole_body_read_holds_the_response_once() {
-    // A real response, to size the read of its body.
-    let server = wiremock::MockServer::start().await;
-    wiremock::Mock::given(wiremock::matchers::method("GET"))
-        .respond_with(wiremock::ResponseTemplate::new(200).set_body_string("hello"))
-        .mount(&server)
-        .await;
     let client = Client::builder().build().expect("client");
-    let response = client.get(server.uri()).send().await.expect("response");
+    let (_server, response) = answered(&client, "hello").await;
     let response_size = std::mem::size_of_val(&response);
     let read = response.bytes();
     let read_size = size_of_val(&read);
@@ -86,13 +94,8 @@ async fn the_whole_body_read_holds_the_response_once() {
 
 #[tokio::test]
 async fn the_whole_body_read_as_text_holds_the_response_once() {
-    let server = wiremock::MockServer::start().await;
-    wiremock::Mock::given(wiremock::matchers::method("GET"))
-        .respond_with(wiremock::ResponseTemplate::new(200).set_body_string("h\u{e9}llo"))
-        .mount(&server)
-        .await;
     let client = Client::builder().build().expect("client");
-    let response = client.get(server.uri()).send().await.expect("response");
+    let (_server, response) = answered(&client, "h\u{e9}llo").await;
     let response_size = std::mem::size_of_val(&response);
     let read = response.text();
     let read_size = size_of_val(&read);
@@ -124,18 +127,12 @@ fn send_then_json(
 #[tokio::test]
 async fn the_body_read_as_json_holds_the_response_once() {
     let client = Client::builder().build().expect("client");
-    let size = size_of_val(&send_then_json(&client, "http://127.0.0.1:9/"));
     // 624 bytes when written; reqwest's own `json()` made it 936.
-    assert!(
-        size <= 800,
-        "the caller's future is {size} bytes (limit 800)"
+    assert_caller_fits(
+        size_of_val(&send_then_json(&client, "http://127.0.0.1:9/")),
+        800,
     );
-    let server = wiremock::MockServer::start().await;
-    wiremock::Mock::given(wiremock::matchers::method("GET"))
-        .respond_with(wiremock::ResponseTemplate::new(200).set_body_string("[1, 2]"))
-        .mount(&server)
-        .await;
-    let response = client.get(server.uri()).send().await.expect("response");
+    let (_server, response) = answered(&client, "[1, 2]").await;
     let response_size = std::mem::size_of_val(&response);
     let read = response.json::<Vec<u32>>();
     let read_size = size_of_val(&read);

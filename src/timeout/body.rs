@@ -57,6 +57,7 @@ impl Limit {
 
 /// The logical request a bounded body belongs to: what its body errors must say of it (the
 /// body arrived after the request was delivered, so a request that may not be resent says so).
+#[derive(Clone)]
 pub(crate) struct Owner {
     pub(crate) method: reqwest::Method,
     pub(crate) may_resend: bool,

@@ -263,7 +263,8 @@ pub(crate) fn judge(
         || sent
             .sent_to
             .is_some_and(|sent_to| fingerprint(response.url()) != sent_to);
-    // Which proxy the request went through is worked out only if it fails.
+    // Which proxy the request went through: worked out for every 5xx (an origin's answer
+    // among them), not for a response below 500.
     let proxy = sent.proxy_for(response.url());
     Judgement::Classifying(Classifying {
         read: peek::classify(response),
