@@ -16,6 +16,23 @@ pub(crate) fn display_url(url: &Url) -> String {
     shown
 }
 
+/// [`display_url`] of a URL that is not needed any more: its serialization is cut down where
+/// it lies (the user name and password, the query and the fragment taken out) instead of
+/// copied into a new string.
+pub(crate) fn into_display_url(url: Url) -> String {
+    if !url.has_host() {
+        return from_parts(&url);
+    }
+    // A URL with a host is serialized `scheme://[userinfo@]host[:port]path[?query][#fragment]`.
+    let scheme_end = url.scheme().len() + "://".len();
+    let before_host = url[..url::Position::BeforeHost].len();
+    let after_path = url[..url::Position::AfterPath].len();
+    let mut shown = String::from(url);
+    shown.truncate(after_path);
+    shown.replace_range(scheme_end..before_host, "");
+    shown
+}
+
 /// [`display_url`] from the URL's parts: for a URL without a host, whose serialization may
 /// hold a `/.` before its path that its parts do not.
 fn from_parts(url: &Url) -> String {
@@ -74,6 +91,7 @@ mod tests {
         let url =
             Url::parse("https://user:hunter2@example.com:8443/a/b?token=s3cret#frag").unwrap();
         assert_eq!(display_url(&url), "https://example.com:8443/a/b");
+        assert_eq!(into_display_url(url), "https://example.com:8443/a/b");
     }
 
     #[test]
@@ -104,6 +122,7 @@ mod tests {
             let url = Url::parse(raw).unwrap();
             assert_eq!(display_url(&url), reference(&url), "{raw}");
             assert_eq!(DisplayUrl(&url).to_string(), reference(&url), "{raw}");
+            assert_eq!(into_display_url(url.clone()), reference(&url), "{raw}");
         }
     }
 

@@ -310,6 +310,12 @@ impl Details {
         self.server = Some(crate::redact::display_url(url).into_boxed_str());
     }
 
+    /// [`set_server`](Self::set_server) from a URL not needed any more: shown from its own
+    /// string, without a copy.
+    pub(crate) fn set_server_from(&mut self, url: reqwest::Url) {
+        self.server = Some(crate::redact::into_display_url(url).into_boxed_str());
+    }
+
     pub(crate) fn set_attempts(&mut self, attempts: u32) {
         self.attempts = attempts;
     }

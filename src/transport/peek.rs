@@ -12,7 +12,9 @@ use std::task::{Context, Poll};
 
 use crate::response_body::{BoxError, Gathered, rebuild, split};
 
-/// The longest the transport waits for the start of a 5xx body after its head arrived: 50 ms.
+/// The longest the transport waits for the start of a 5xx body after its head arrived: 50 ms
+/// (counted from when the body first keeps it waiting, in the same poll as the head's arrival;
+/// a body that came with its head is read without a timer).
 ///
 /// Error pages arrive with their head or right after it; a body still trickling in is
 /// classified from what came by then (the status and headers alone, if nothing did). The wait
@@ -31,11 +33,21 @@ pub(super) fn classify(
         let mut prefix = Gathered::Nothing;
         let mut held: Option<Result<Frame<Bytes>, BoxError>> = None;
         let mut complete = false;
-        let until = tokio::time::Instant::now() + BODY_PEEK_WAIT;
+        // The wait's end, set when the body first keeps it waiting: a body already here (an
+        // error page sent with its head) is read without a timer.
+        let mut until = None;
         while prefix.len() < BODY_PREFIX_LIMIT {
-            let Ok(frame) = tokio::time::timeout_at(until, body.frame()).await else {
-                // The body stalls: classify on what came.
-                break;
+            let frame = match next_frame_now(&mut body).await {
+                Poll::Ready(frame) => frame,
+                Poll::Pending => {
+                    let until =
+                        *until.get_or_insert_with(|| tokio::time::Instant::now() + BODY_PEEK_WAIT);
+                    let Ok(frame) = tokio::time::timeout_at(until, body.frame()).await else {
+                        // The body stalls: classify on what came.
+                        break;
+                    };
+                    frame
+                }
             };
             match frame {
                 None => {
@@ -67,7 +79,7 @@ pub(super) fn classify(
             let seen = Bytes::copy_from_slice(&seen);
             let snapshot = ResponseSnapshot::new(parts.status, headers, seen, whole);
             let mut err = GatewayError::from_classified(found, snapshot);
-            err.details_mut().set_server(&url);
+            err.details_mut().set_server_from(url);
             return Err(err);
         }
 
@@ -78,6 +90,13 @@ pub(super) fn classify(
         };
         Ok(rebuild(url, parts, rest))
     }
+}
+
+/// The body's next frame if it is here now; `Pending` (the task's waker registered) if not.
+async fn next_frame_now(
+    body: &mut reqwest::Body,
+) -> Poll<Option<Result<Frame<Bytes>, reqwest::Error>>> {
+    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *body).poll_frame(cx))).await
 }
 
 /// The bytes already read, then whatever was held back (trailers or an error), then the rest.
