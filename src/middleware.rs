@@ -342,7 +342,7 @@ impl ResilienceMiddleware {
             Ok(outcome) => outcome,
             Err(_) => {
                 crate::timeout::drop_timed_out(exchange.as_mut());
-                Err(timed_out(timeout, method, &url))
+                Err(timed_out(timeout, method, Some(&url)))
             }
         }
     }

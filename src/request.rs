@@ -90,6 +90,12 @@ pub(crate) struct State {
     /// [`Response`](crate::Response)): a deadline layer that settles on this one hands the
     /// response back as it came, with no body wrapped around it.
     pub(crate) body_bound_by_caller: Option<tokio::time::Instant>,
+    /// Set by a client's retry loop on an attempt sent while it keeps a copy of the same URL,
+    /// when nothing between the loop and the attempt timeout below it re-targets the request
+    /// or reads an error's server (a client without fallback servers or a circuit): the
+    /// attempt timeout then keeps no copy of the URL for its error, and the loop names the
+    /// server itself.
+    pub(crate) server_named_above: bool,
 }
 
 impl Request {

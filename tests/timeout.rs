@@ -451,3 +451,46 @@ async fn a_last_cause_without_a_message_is_named_alone() {
     assert!(text.contains("last: 502.3 could not connect"), "{text}");
     assert!(!text.contains("()"), "{text}");
 }
+
+/// Under a client's retry loop an attempt keeps no copy of the URL for its timeout's error
+/// while the loop keeps one: the loop names the server. A POST's only attempt (one that may
+/// have arrived is not sent again) and a GET's attempts quoted by its deadline name it, with
+/// neither the credentials nor the query.
+#[tokio::test]
+async fn a_clients_timed_out_attempts_name_their_server_without_its_secrets() {
+    let silent = FaultServer::start(Fault::Hang).await;
+    let url = silent
+        .url("/orders?token=s3cret")
+        .replacen("http://", "http://user:hunter2@", 1);
+    let shown = silent.url("/orders");
+    let client = Client::builder()
+        .attempt_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let err = client.post(&url).body("item=1").send().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    assert_eq!(err.attempts(), 1, "{err}");
+    assert_eq!(err.server(), Some(shown.as_str()), "{err}");
+    let text = err.to_string();
+    assert!(text.contains(&format!(" at {shown}")), "{text}");
+    assert!(
+        !text.contains("s3cret") && !text.contains("hunter2"),
+        "{text}"
+    );
+
+    let client = Client::builder()
+        .attempt_timeout(Duration::from_millis(100))
+        .deadline(Duration::from_millis(350))
+        .retry(no_jitter(0).max_attempts(10))
+        .build()
+        .unwrap();
+    let err = client.get(&url).send().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+    assert!(err.attempts() >= 3, "{err}");
+    let cause = err
+        .last_cause()
+        .expect("the deadline quotes the last attempt's failure");
+    assert_eq!(cause.kind(), ErrorKind::TimedOut, "{err}");
+    assert_eq!(cause.server(), Some(shown.as_str()), "{err}");
+    assert_eq!(err.server(), Some(shown.as_str()), "{err}");
+}

@@ -373,7 +373,11 @@ impl Layers {
                     .redirects_tracked(self.redirects_tracked)
                     .with_deadline_header(self.deadline_header.clone()),
             );
-        let retry = self.retry.layer(attempts);
+        // With the attempt timeout right below the loop, the loop names a timed-out attempt's
+        // server from its copy of the request (the attempt keeps no copy of the URL).
+        let retry = self.retry.layer(attempts).naming_servers(
+            self.attempt.is_some() && self.fallback.is_none() && self.circuit.is_none(),
+        );
         // Behind fallback servers the fallback layer decides what an open circuit means (the
         // next server), so the client refuses early only without one.
         let refusal = match (&self.circuit, &self.fallback) {

@@ -76,6 +76,7 @@ where
             self.get_ref().clone(),
             self.policy().clone(),
             request,
+            self.names_servers(),
         )
     }
 }

@@ -49,6 +49,9 @@ pub struct Details {
     deadline_cut: bool,
     resend_forbidden: bool,
     redirects_unseen: bool,
+    /// The server is left to the retry loop above, which kept a copy of the attempt's URL
+    /// (an attempt timeout's error under a client's loop; see `request::State`).
+    server_left_above: bool,
     gave_up: Option<Cow<'static, str>>,
     /// Shared: copies of an error (a circuit's refusals quoting the same last cause) do not
     /// copy its causes.
@@ -78,6 +81,7 @@ impl Details {
             deadline_cut: false,
             resend_forbidden: false,
             redirects_unseen: false,
+            server_left_above: false,
             gave_up: None,
             causes: None,
             source: None,
@@ -314,6 +318,18 @@ impl Details {
     /// string, without a copy.
     pub(crate) fn set_server_from(&mut self, url: reqwest::Url) {
         self.server = Some(crate::redact::into_display_url(url).into_boxed_str());
+    }
+
+    /// Leaves the server to the retry loop above (see `request::State::server_named_above`).
+    pub(crate) fn leave_server_above(&mut self) {
+        self.server_left_above = true;
+    }
+
+    /// Names the server left to the retry loop above, from its copy of the attempt's URL.
+    pub(crate) fn name_server_left_above(&mut self, url: &reqwest::Url) {
+        if std::mem::take(&mut self.server_left_above) && self.server.is_none() {
+            self.set_server(url);
+        }
     }
 
     pub(crate) fn set_attempts(&mut self, attempts: u32) {

@@ -47,6 +47,9 @@ pub(crate) struct Loop<S> {
     /// What the latest retry cost the budget: given back if the crate refuses that retry
     /// itself (an open circuit), since nothing is sent.
     last_charge: u32,
+    /// Whether the attempt timeout right below leaves a timed-out attempt's server to this
+    /// loop (see `Retry::names_servers`).
+    names_servers: bool,
     /// The logical request's metrics, recorded once when it ends, or when it is dropped (at
     /// its deadline, or by the caller).
     #[cfg(feature = "metrics")]
@@ -150,11 +153,17 @@ where
     S: Service<Request, Response = reqwest::Response, Error = GatewayError> + Send + 'static,
     S::Future: Send + 'static,
 {
-    pub(crate) fn retrying(mut service: S, policy: RetryPolicy, mut request: Request) -> Self {
+    pub(crate) fn retrying(
+        mut service: S,
+        policy: RetryPolicy,
+        mut request: Request,
+        names_servers: bool,
+    ) -> Self {
         // The service is asked once without a waker: when it is ready (every service of this
         // crate always is) the first attempt starts now, in place; else the loop waits for it.
         let ready = service.poll_ready(&mut Context::from_waker(std::task::Waker::noop()));
         let mut ctx = Loop::new(service, policy, &mut request);
+        ctx.names_servers = names_servers;
         // A hedged first attempt arms its timer (a hedge needs a copy and a second attempt).
         let hedge_timer = ctx
             .policy
@@ -176,6 +185,7 @@ where
             Poll::Ready(Ok(())) => {
                 let attempt_span = ctx.attempt_span(1, &request);
                 ctx.tracker.start_attempt(1);
+                ctx.leave_server(&mut request);
                 let call = {
                     let _request = ctx.span.enter();
                     let _attempt = attempt_span.enter();
@@ -302,7 +312,10 @@ where
                             state.set(State::Done { ended: () });
                             return Poll::Ready(Ok(response));
                         }
-                        outcome => outcome,
+                        mut outcome => {
+                            loop_ctx.name_server(&mut outcome);
+                            outcome
+                        }
                     };
                     let Some(ctx) = ctx.take() else {
                         return Poll::Ready(Err(crate::boxed_future::polled_after_end(
@@ -503,6 +516,7 @@ impl<S> Loop<S> {
             host: None,
             hedged: false,
             last_charge: 0,
+            names_servers: false,
             #[cfg(feature = "metrics")]
             metrics: EndRecord {
                 url: request.url().clone(),
@@ -523,6 +537,20 @@ impl<S> Loop<S> {
     #[cfg(feature = "middleware")]
     pub(crate) fn start_attempt(&self, number: u32) {
         self.tracker.start_attempt(number);
+    }
+
+    /// Marks `request`, about to be sent, as one whose timed-out attempt's server this loop
+    /// names: when the attempt timeout is right below and the loop keeps a copy of the URL
+    /// (the last attempt takes the copy itself, and its timeout names its own server).
+    fn leave_server(&self, request: &mut Request) {
+        request.state_mut().server_named_above = self.names_servers && self.spare.is_some();
+    }
+
+    /// Names the server of an attempt's error that was left to this loop, from its copy.
+    fn name_server(&self, outcome: &mut Result<reqwest::Response, GatewayError>) {
+        if let (Err(err), Some(spare)) = (outcome, &self.spare) {
+            err.details_mut().name_server_left_above(spare.url());
+        }
     }
 
     pub(crate) fn attempt_span(&self, number: u32, request: &Request) -> Span {
@@ -606,11 +634,12 @@ impl<S> Loop<S> {
     pub(crate) fn after(
         &mut self,
         attempt: u32,
-        outcome: Result<reqwest::Response, GatewayError>,
+        mut outcome: Result<reqwest::Response, GatewayError>,
         attempt_span: Span,
         previous_delay: Duration,
         spent: &mut u32,
     ) -> Step {
+        self.name_server(&mut outcome);
         // The host's key for its retry budget, while the kept copy is there to tell it.
         let host = self.host();
         let facts = AttemptFacts {
@@ -804,6 +833,7 @@ where
             }
         }
         copy.state_mut().hedge = true;
+        self.leave_server(&mut copy);
         self.hedged = true;
         self.tracker.start_attempt(number);
         let span = self.attempt_span(number, &copy);
@@ -843,9 +873,10 @@ where
     async fn send(
         &mut self,
         number: u32,
-        request: Request,
+        mut request: Request,
     ) -> (Result<reqwest::Response, GatewayError>, Span, u32) {
         self.tracker.start_attempt(number);
+        self.leave_server(&mut request);
         let span = self.attempt_span(number, &request);
         let first = match self.start(request, &span).await {
             Ok(call) => call,

@@ -99,12 +99,30 @@ use tower_service::Service;
 pub struct Retry<S> {
     inner: S,
     policy: RetryPolicy,
+    /// Whether the attempt timeout sits right below, with nothing between that re-targets a
+    /// request or reads an error's server (a client's stack without fallback servers or a
+    /// circuit): the loop then names the server of a timed-out attempt from its own copy.
+    names_servers: bool,
 }
 
 impl<S> Retry<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, policy: RetryPolicy) -> Self {
-        Retry { inner, policy }
+        Retry {
+            inner,
+            policy,
+            names_servers: false,
+        }
+    }
+
+    /// See `names_servers`: set by a client's stack only.
+    pub(crate) fn naming_servers(mut self, yes: bool) -> Self {
+        self.names_servers = yes;
+        self
+    }
+
+    pub(crate) fn names_servers(&self) -> bool {
+        self.names_servers
     }
 
     /// The inner service.
@@ -149,6 +167,11 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        ResponseFuture::retrying(self.inner.clone(), self.policy.clone(), request)
+        ResponseFuture::retrying(
+            self.inner.clone(),
+            self.policy.clone(),
+            request,
+            self.names_servers,
+        )
     }
 }

@@ -91,6 +91,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, mut request: Request) -> Self::Future {
         let started = Instant::now();
         let configured = request
@@ -106,7 +107,8 @@ where
         let timeout = left.map_or(configured, |left| left.min(configured));
         let tracker = request.tracker();
         let method = request.method().clone();
-        let url = request.url().clone();
+        // The URL for a timeout's error, unless the client's retry loop above names it.
+        let url = (!request.state().server_named_above).then(|| request.url().clone());
         let may_resend = crate::idempotency::may_resend(
             request.method(),
             request.headers(),
@@ -153,7 +155,8 @@ pin_project_lite::pin_project! {
         include_body: bool,
         started: Instant,
         method: Method,
-        url: reqwest::Url,
+        // `None` when the retry loop above names the server of a timeout's error.
+        url: Option<reqwest::Url>,
         // Whether the request may be sent again: a body error says so.
         may_resend: bool,
     }
@@ -221,7 +224,7 @@ where
             ready!(super::scope::poll_timer(this.sleep.as_mut(), cx));
         }
         super::drop_timed_out(this.inner);
-        let mut err = timed_out(timeout, this.method.clone(), this.url);
+        let mut err = timed_out(timeout, this.method.clone(), this.url.as_ref());
         if *this.cut {
             err.details_mut().set_cut_by_deadline();
         }
@@ -240,7 +243,11 @@ pub(crate) const PEEK_GRACE: Duration =
     Duration::from_millis(crate::BODY_PEEK_WAIT.as_millis() as u64 + 20);
 
 /// The error of an attempt that had no response within `timeout`.
-pub(crate) fn timed_out(timeout: Duration, method: Method, url: &reqwest::Url) -> GatewayError {
+pub(crate) fn timed_out(
+    timeout: Duration,
+    method: Method,
+    url: Option<&reqwest::Url>,
+) -> GatewayError {
     let mut details = Details::new(
         ErrorKind::TimedOut,
         Origin::Local,
@@ -251,7 +258,10 @@ pub(crate) fn timed_out(timeout: Duration, method: Method, url: &reqwest::Url) -
         .into(),
     );
     details.set_method(method);
-    details.set_server(url);
+    match url {
+        Some(url) => details.set_server(url),
+        None => details.leave_server_above(),
+    }
     details.set_attempts(1);
     GatewayError::from_details(details)
 }
