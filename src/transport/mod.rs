@@ -226,7 +226,8 @@ pub(crate) enum Judgement<F> {
 /// Judges the outcome of reqwest's call: passed on as it is below 500, else classified (a 5xx
 /// after reading the start of its body).
 ///
-/// Only a 5xx waits; its future holds the read of the body's start and what the error needs,
+/// Only a 5xx with a body to read waits (one whose body is known to be empty is judged at
+/// once); its future holds the read of the body's start and what the error needs,
 /// not the response besides (it would hold it twice). That future is boxed for every 5xx, and at
 /// 1,032 bytes or less glibc serves it from its per-thread cache.
 pub(crate) fn judge(
@@ -266,6 +267,14 @@ pub(crate) fn judge(
     // Which proxy the request went through: worked out for every 5xx (an origin's answer
     // among them), not for a response below 500.
     let proxy = sent.proxy_for(response.url());
+    if response.content_length() == Some(0) {
+        // Nothing to read: judged now, from the status and the headers. The response is
+        // handed on as it came when it is the origin's answer.
+        let outcome = peek::classify_bodiless(response);
+        return Judgement::Decided(finish(
+            outcome, &mut sent, &tracker, redirected, proxy, false,
+        ));
+    }
     Judgement::Classifying(Classifying {
         read: peek::classify(response),
         ended: Some(Ended {

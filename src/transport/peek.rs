@@ -92,6 +92,22 @@ pub(super) fn classify(
     }
 }
 
+/// Classifies a 5xx response whose body is known to be empty (`Content-Length: 0`) as
+/// [`classify`] would once it had read that body: from its status and headers, with nothing
+/// read. `Err` for a gateway failure, else the response as it came.
+pub(super) fn classify_bodiless(
+    mut response: reqwest::Response,
+) -> Result<reqwest::Response, GatewayError> {
+    let Some(found) = classify_response(response.status(), response.headers(), &[]) else {
+        return Ok(response);
+    };
+    let headers = std::mem::take(response.headers_mut());
+    let snapshot = ResponseSnapshot::new(response.status(), headers, Bytes::new(), true);
+    let mut err = GatewayError::from_classified(found, snapshot);
+    err.details_mut().set_server(response.url());
+    Err(err)
+}
+
 /// The body's next frame if it is here now; `Pending` (the task's waker registered) if not.
 async fn next_frame_now(
     body: &mut reqwest::Body,
@@ -146,5 +162,82 @@ impl HttpBody for PrefixedBody {
             }
             None => SizeHint::with_exact(known),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bodiless(status: u16, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut builder = http::Response::builder().status(status);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let response: reqwest::Response = builder.body(reqwest::Body::from("")).unwrap().into();
+        assert_eq!(response.content_length(), Some(0));
+        response
+    }
+
+    /// A 5xx whose body is known to be empty is judged at once as the body's read would judge
+    /// it: the same error (kind, gateway, evidence, snapshot), or the same response as it came.
+    #[tokio::test]
+    async fn a_bodiless_5xx_is_judged_as_reading_its_empty_body_would() {
+        let cases: &[(u16, &[(&str, &str)])] = &[
+            (500, &[]),
+            (500, &[("server", "nginx/1.25.3")]),
+            (502, &[]),
+            (502, &[("server", "nginx/1.25.3")]),
+            (502, &[("via", "1.1 varnish (Varnish/7.5)")]),
+            (503, &[]),
+            (503, &[("server", "envoy")]),
+            (
+                503,
+                &[("server", "envoy"), ("x-envoy-upstream-service-time", "3")],
+            ),
+            (503, &[("retry-after", "2")]),
+            (504, &[("server", "awselb/2.0")]),
+            (
+                521,
+                &[("server", "cloudflare"), ("cf-ray", "8a1b2c3d4e5f-AMS")],
+            ),
+            (530, &[("cf-ray", "8a1b2c3d4e5f-AMS")]),
+            (
+                502,
+                &[
+                    ("x-powered-by", "ASP.NET"),
+                    ("server", "Microsoft-IIS/10.0"),
+                ],
+            ),
+        ];
+        let (mut gateway_failures, mut origin_answers) = (0, 0);
+        for (status, headers) in cases {
+            let read = classify(bodiless(*status, headers)).await;
+            let judged = classify_bodiless(bodiless(*status, headers));
+            match (read, judged) {
+                (Err(read), Err(judged)) => {
+                    gateway_failures += 1;
+                    assert_eq!(read.kind(), judged.kind(), "{status} {headers:?}");
+                    assert_eq!(read.to_string(), judged.to_string(), "{status} {headers:?}");
+                    assert_eq!(
+                        format!("{:?}", read.details()),
+                        format!("{:?}", judged.details()),
+                        "{status} {headers:?}"
+                    );
+                }
+                (Ok(read), Ok(judged)) => {
+                    origin_answers += 1;
+                    assert_eq!(read.status(), judged.status(), "{status} {headers:?}");
+                    assert_eq!(read.headers(), judged.headers(), "{status} {headers:?}");
+                    assert_eq!(judged.content_length(), Some(0));
+                    assert!(judged.bytes().await.unwrap().is_empty());
+                }
+                (read, judged) => panic!("{status} {headers:?}: read {read:?}, judged {judged:?}"),
+            }
+        }
+        assert!(
+            gateway_failures >= 8 && origin_answers >= 2,
+            "both outcomes exercised: {gateway_failures} failures, {origin_answers} answers"
+        );
     }
 }
