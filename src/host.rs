@@ -40,11 +40,15 @@ impl Hasher for FastHasher {
             word.copy_from_slice(chunk);
             self.mix(u64::from_le_bytes(word));
         }
-        let rest = chunks.remainder();
-        let mut word = [0u8; 8];
-        word[..rest.len()].copy_from_slice(rest);
+        // The tail's bytes (fewer than eight) gathered one by one, little-endian: a copy of a
+        // length known only now would be a call to `memcpy`.
+        let tail = chunks
+            .remainder()
+            .iter()
+            .rev()
+            .fold(0u64, |word, &byte| (word << 8) | u64::from(byte));
         // The length goes in with the tail, so "a" and "a\0" differ.
-        self.mix(u64::from_le_bytes(word) ^ ((bytes.len() as u64) << 56));
+        self.mix(tail ^ ((bytes.len() as u64) << 56));
     }
 
     fn write_u8(&mut self, n: u8) {
@@ -129,6 +133,27 @@ mod tests {
             .map(|i| key(&url(&format!("http://replica-{i}.svc.cluster.local:8080/"))))
             .collect();
         assert_eq!(keys.len(), 10_000);
+    }
+
+    #[test]
+    fn a_strings_tail_is_hashed_as_its_little_endian_word() {
+        // Every length from empty to two words and a tail: the tail's bytes go into the last
+        // word as a zero-padded little-endian word would hold them.
+        let bytes: Vec<u8> = (1..=23).map(|i| i * 11).collect();
+        for len in 0..=bytes.len() {
+            let input = &bytes[..len];
+            let mut expected = FastHasher::default();
+            let mut chunks = input.chunks_exact(8);
+            for chunk in &mut chunks {
+                expected.mix(u64::from_le_bytes(chunk.try_into().unwrap()));
+            }
+            let mut word = [0u8; 8];
+            word[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+            expected.mix(u64::from_le_bytes(word) ^ ((len as u64) << 56));
+            let mut hasher = FastHasher::default();
+            hasher.write(input);
+            assert_eq!(hasher.finish(), expected.finish(), "{len} bytes");
+        }
     }
 
     #[test]
