@@ -231,7 +231,11 @@ impl Request {
 /// else write them but by `timeout_mut`), so the setting is all there is to copy. (A body's
 /// copy is reqwest's to make: such a request goes through `try_clone`.)
 fn copy_built_here(request: &reqwest::Request, copy: &mut reqwest::Request) {
-    *copy.headers_mut() = request.headers().clone();
+    // A request without headers of its own (reqwest adds its defaults when sending) keeps
+    // the copy's empty map: nothing to clone, and none dropped.
+    if !request.headers().is_empty() {
+        *copy.headers_mut() = request.headers().clone();
+    }
     *copy.version_mut() = request.version();
     if let Some(timeout) = request.timeout() {
         *copy.timeout_mut() = Some(*timeout);
@@ -530,5 +534,38 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         self.0.call(request.fresh())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body-less request the client's builder made is copied field by field (not through
+    /// `reqwest::Request::try_clone`): the copy is the same request, headers or none.
+    #[test]
+    fn a_copy_of_a_request_built_here_is_the_same_request() {
+        let url: reqwest::Url = "http://user:pw@a.test:8080/p?q=1#f".parse().unwrap();
+        let mut with_headers = reqwest::Request::new(http::Method::PUT, url.clone());
+        with_headers
+            .headers_mut()
+            .insert("x-one", http::HeaderValue::from_static("1"));
+        with_headers
+            .headers_mut()
+            .append("x-one", http::HeaderValue::from_static("2"));
+        *with_headers.version_mut() = http::Version::HTTP_2;
+        *with_headers.timeout_mut() = Some(std::time::Duration::from_millis(1500));
+        let bare = reqwest::Request::new(http::Method::GET, url);
+        for inner in [with_headers, bare] {
+            let original = Request::built_here(inner, RequestOptions::default());
+            let copy = original.try_clone().expect("a body-less request is copied");
+            let (a, b) = (original.inner(), copy.inner());
+            assert_eq!(a.method(), b.method());
+            assert_eq!(a.url(), b.url());
+            assert_eq!(a.headers(), b.headers());
+            assert_eq!(a.version(), b.version());
+            assert_eq!(a.timeout(), b.timeout());
+            assert!(b.body().is_none());
+        }
     }
 }
