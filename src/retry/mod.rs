@@ -95,7 +95,7 @@ use std::task::{Context, Poll};
 use tower_service::Service;
 
 /// Retries the failed attempts of an inner service by a [`RetryPolicy`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Retry<S> {
     inner: S,
     policy: RetryPolicy,
@@ -103,6 +103,15 @@ pub struct Retry<S> {
     /// request or reads an error's server (a client's stack without fallback servers or a
     /// circuit): the loop then names the server of a timed-out attempt from its own copy.
     names_servers: bool,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Retry<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retry")
+            .field("inner", &self.inner)
+            .field("policy", &self.policy)
+            .finish()
+    }
 }
 
 impl<S> Retry<S> {

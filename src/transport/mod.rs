@@ -267,7 +267,7 @@ pub(crate) fn judge(
     // Which proxy the request went through: worked out for every 5xx (an origin's answer
     // among them), not for a response below 500.
     let proxy = sent.proxy_for(response.url());
-    if response.content_length() == Some(0) {
+    if has_no_body(&response) {
         // Nothing to read: judged now, from the status and the headers. The response is
         // handed on as it came when it is the origin's answer.
         let outcome = peek::classify_bodiless(response);
@@ -284,6 +284,14 @@ pub(crate) fn judge(
             proxy,
         }),
     })
+}
+
+/// Whether the response is known to have no body at all: an HTTP/1 response whose length is
+/// 0 (`Content-Length: 0`, or the head of a `HEAD`), which can have neither bytes nor
+/// trailers. Over HTTP/2 a `content-length: 0` header says nothing of the stream's end (it may
+/// still carry trailers, or fail): such a body is read as any other.
+fn has_no_body(response: &reqwest::Response) -> bool {
+    response.version() <= http::Version::HTTP_11 && response.content_length() == Some(0)
 }
 
 pin_project_lite::pin_project! {
@@ -391,12 +399,8 @@ pub(crate) fn fingerprint(url: &reqwest::Url) -> u64 {
 mod tests {
     use super::{Judgement, Sent, fingerprint, judge};
 
-    #[tokio::test]
-    async fn a_5xx_is_classified_by_a_future_that_fits_the_allocators_per_thread_cache() {
-        // Boxed for every 5xx an attempt gets: glibc serves up to 1,032 bytes from its
-        // per-thread cache, and a larger allocation costs several hundred instructions more
-        // to make and to free. (As an `async fn` it was 1,224 bytes.)
-        let sent = Sent {
+    fn sent() -> Sent {
+        Sent {
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::OnWire::new(
                 &http::Method::GET,
@@ -407,7 +411,61 @@ mod tests {
             redirects_before: 0,
             proxies: None,
             redirects_tracked: true,
+        }
+    }
+
+    /// A 5xx is judged at once only when it cannot have a body: an HTTP/1 response of length
+    /// 0. Over HTTP/2 a `content-length: 0` may still be followed by trailers or a reset, and
+    /// a body of unknown length may hold anything: both are read.
+    #[tokio::test]
+    async fn only_an_http1_5xx_of_length_0_is_judged_without_reading_its_body() {
+        let response = |version, body: reqwest::Body| -> reqwest::Response {
+            http::Response::builder()
+                .status(502)
+                .version(version)
+                .header("server", "nginx")
+                .body(body)
+                .unwrap()
+                .into()
         };
+        let judged = |response| {
+            let tracker = std::sync::Arc::new(crate::request::Tracker::default());
+            match judge(Ok(response), sent(), tracker) {
+                Judgement::Decided(outcome) => Some(outcome),
+                Judgement::Classifying(_) => None,
+            }
+        };
+        for version in [http::Version::HTTP_10, http::Version::HTTP_11] {
+            let outcome = judged(response(version, reqwest::Body::from("")))
+                .expect("an HTTP/1 502 of length 0 is judged at once");
+            let err = outcome.expect_err("nginx's bodiless 502 is its failure");
+            assert_eq!(err.kind(), crate::ErrorKind::BadGateway, "{err}");
+            assert_eq!(err.details().method(), Some(&http::Method::GET));
+            assert!(
+                err.details()
+                    .response()
+                    .is_some_and(|r| r.is_body_complete())
+            );
+        }
+        assert!(
+            judged(response(http::Version::HTTP_2, reqwest::Body::from(""))).is_none(),
+            "an HTTP/2 502 is read, whatever its length"
+        );
+        let unknown_length = reqwest::Body::wrap(http_body_util::StreamBody::new(
+            futures_util::stream::empty::<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>(),
+        ));
+        assert!(
+            judged(response(http::Version::HTTP_11, unknown_length)).is_none(),
+            "a body of unknown length is read"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_5xx_is_classified_by_a_future_that_fits_the_allocators_per_thread_cache() {
+        // Boxed for every 5xx an attempt gets: glibc serves up to 1,032 bytes from its
+        // per-thread cache, and a larger allocation costs several hundred instructions more
+        // to make and to free. (As an `async fn` it was 1,224 bytes.)
+        let sent = sent();
         let page = http::Response::builder()
             .status(502)
             .body(reqwest::Body::from("<html>502 Bad Gateway</html>"))
