@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Instructions per request, counted several times: the mean and spread of `ir.sh` (the
 # yardstick in ../shared/bench-anchors) over RUNS runs of each harness binary, run in turn,
-# for one scenario. One run of one build moves by about ±700 instructions (reqwest's
-# connection pool hashes a different number of times from run to run), so a change under
-# about 1% shows only in the mean of several runs.
+# for one scenario. One run of one build falls in one of two modes about 1,200 instructions
+# apart in S1 (reqwest's connection pool hashes more in some processes than in others; the
+# thirteenth session's BENCHMARKS section), so a mean over a few runs says as much about how
+# many fell in each mode as about the build. Besides the mean, each binary's lower mode is
+# shown (the runs within 600 of its fewest): compare builds mode for mode, or diff functions
+# (`KEEP=1 ir.sh`, then `ir-diff.py`).
 #
 # Usage: scripts/ir-repeat.sh RUNS CLIENTS SCENARIO BIN [BIN...]
 #   RUNS: runs per binary (5 or more to see 1%)
@@ -43,6 +46,9 @@ for line in open(sys.argv[1]):
     runs[(binary, client)].append(int(per_request))
 for (binary, client), values in sorted(runs.items()):
     sd = statistics.stdev(values) if len(values) > 1 else 0
+    low = [v for v in values if v - min(values) <= 600]
     print(f"{binary} {client}: mean {statistics.mean(values):,.0f}  sd {sd:,.0f}  "
-          f"min {min(values):,}  max {max(values):,}  n={len(values)}")
+          f"min {min(values):,}  max {max(values):,}  n={len(values)}  "
+          f"lower mode {statistics.mean(low):,.0f} ({len(low)} of {len(values)})  "
+          f"runs {' '.join(f'{v:,}' for v in values)}")
 PY
