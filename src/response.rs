@@ -218,12 +218,12 @@ impl Response {
         default_encoding: &str,
     ) -> impl Future<Output = Result<String, GatewayError>> + Send + use<> {
         let encoding = charset::encoding(self.headers(), default_encoding);
-        Decoded {
+        ReadThen {
             read: self.bytes(),
-            decode: move |body: Bytes| {
+            then: move |body: Bytes, _: &mut Context<'_>| {
                 // With a byte order mark, the mark's encoding, and the mark dropped.
                 let (text, _, _) = encoding.decode(&body);
-                text.into_owned()
+                Ok(text.into_owned())
             },
         }
     }
@@ -243,10 +243,9 @@ impl Response {
         // that does not parse is handed to reqwest's `json`, so that its error is reqwest's
         // own decode error, as before.
         let owner = self.bound.owner.clone();
-        Parsed {
+        ReadThen {
             read: self.bytes(),
-            owner,
-            parsed: std::marker::PhantomData,
+            then: move |body: Bytes, cx: &mut Context<'_>| parse_json(&body, &owner, cx),
         }
     }
 
@@ -432,74 +431,59 @@ fn body_error(err: crate::response_body::BoxError) -> GatewayError {
     }
 }
 
-#[cfg(feature = "charset")]
+#[cfg(any(feature = "charset", feature = "json"))]
 pin_project_lite::pin_project! {
-    /// The body read whole, then decoded into text. Written out (an `async` block awaiting the
-    /// read would hold it twice: as captured, and as awaited).
-    struct Decoded<R, D> {
+    /// The body read whole, then made into what the caller asked for (text decoded, JSON
+    /// parsed). Written out: an `async` block awaiting the read would hold it twice (as
+    /// captured, and as awaited).
+    struct ReadThen<R, F> {
         #[pin]
         read: R,
-        decode: D,
+        then: F,
     }
 }
 
-#[cfg(feature = "charset")]
-impl<R, D> Future for Decoded<R, D>
+#[cfg(any(feature = "charset", feature = "json"))]
+impl<R, F, T> Future for ReadThen<R, F>
 where
     R: Future<Output = Result<Bytes, GatewayError>>,
-    D: Fn(Bytes) -> String,
-{
-    type Output = Result<String, GatewayError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        this.read.poll(cx).map_ok(|body| (this.decode)(body))
-    }
-}
-
-#[cfg(feature = "json")]
-pin_project_lite::pin_project! {
-    /// The body read whole, then parsed as JSON. Written out: an `async` block awaiting the
-    /// read would hold it twice.
-    struct Parsed<R, T> {
-        #[pin]
-        read: R,
-        owner: Owner,
-        parsed: std::marker::PhantomData<fn() -> T>,
-    }
-}
-
-#[cfg(feature = "json")]
-impl<R, T> Future for Parsed<R, T>
-where
-    R: Future<Output = Result<Bytes, GatewayError>>,
-    T: serde::de::DeserializeOwned,
+    F: FnMut(Bytes, &mut Context<'_>) -> Result<T, GatewayError>,
 {
     type Output = Result<T, GatewayError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let body = std::task::ready!(this.read.poll(cx))?;
-        let failure = match serde_json::from_slice::<T>(&body) {
-            Ok(value) => return Poll::Ready(Ok(value)),
-            Err(failure) => failure,
-        };
-        // Not the JSON of a `T`: reqwest's `json`, given the same body, says why with its own
-        // decode error (the error this read gave before it parsed the body itself). Its body
-        // is in memory: its future ends at its first poll.
-        let again = reqwest::Response::from(http::Response::new(reqwest::Body::from(body)));
-        let explain = std::pin::pin!(again.json::<T>());
-        Poll::Ready(match explain.poll(cx) {
-            Poll::Ready(Ok(value)) => Ok(value),
-            Poll::Ready(Err(err)) => Err(owned_cause(err, this.owner)),
-            // Not reached: an in-memory body is read at the first poll. The parser's words
-            // otherwise, in the wording of `GatewayError::from_reqwest_sent` for a decode
-            // failure (`classify/convert.rs`).
-            Poll::Pending => Err(this.owner.own(GatewayError::new(
-                crate::error::ErrorKind::Decode,
-                format!("the response body arrived whole but could not be decoded: {failure}"),
-            ))),
-        })
+        Poll::Ready((this.then)(body, cx))
+    }
+}
+
+/// `body` parsed as the JSON of a `T`, as reqwest's `json` parses it.
+#[cfg(feature = "json")]
+fn parse_json<T: serde::de::DeserializeOwned>(
+    body: &Bytes,
+    owner: &Owner,
+    cx: &mut Context<'_>,
+) -> Result<T, GatewayError> {
+    let failure = match serde_json::from_slice::<T>(body) {
+        Ok(value) => return Ok(value),
+        Err(failure) => failure,
+    };
+    // Not the JSON of a `T`: reqwest's `json`, given the same body, says why with its own
+    // decode error (the error this read gave before it parsed the body itself). Its body is in
+    // memory: its future ends at its first poll.
+    let again = reqwest::Response::from(http::Response::new(reqwest::Body::from(body.clone())));
+    let explain = std::pin::pin!(again.json::<T>());
+    match explain.poll(cx) {
+        Poll::Ready(Ok(value)) => Ok(value),
+        Poll::Ready(Err(err)) => Err(owned_cause(err, owner)),
+        // Not reached: an in-memory body is read at the first poll. The parser's words
+        // otherwise, in the wording of `GatewayError::from_reqwest_sent` for a decode failure
+        // (`classify/convert.rs`).
+        Poll::Pending => Err(owner.own(GatewayError::new(
+            crate::error::ErrorKind::Decode,
+            format!("the response body arrived whole but could not be decoded: {failure}"),
+        ))),
     }
 }
 

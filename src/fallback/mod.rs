@@ -243,14 +243,13 @@ where
         let Some(template) = original.take() else {
             break;
         };
-        let this = match template.try_clone() {
+        let mut this = match template.try_clone() {
             Some(copy) => {
                 original = Some(template);
                 copy
             }
             None => template,
         };
-        let mut this = this;
         if i != home {
             base.retarget(this.url_and_headers_mut(), rest_at, shared.credentials);
         }

@@ -109,11 +109,13 @@ where
         let method = request.method().clone();
         // The URL for a timeout's error, unless the client's retry loop above names it.
         let url = (!request.state().server_named_above).then(|| request.url().clone());
-        let may_resend = crate::idempotency::may_resend(
-            request.method(),
-            request.headers(),
-            request.options().idempotent,
-        );
+        // Only a body this timer bounds asks whether the request may be sent again.
+        let may_resend = self.config.include_body
+            && crate::idempotency::may_resend(
+                request.method(),
+                request.headers(),
+                request.options().idempotent,
+            );
         // Below, a deadline header tells the server this attempt's own end, if sooner.
         request.state_mut().attempt_ends = Some(ends(started, timeout));
         ResponseFuture {

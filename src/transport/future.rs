@@ -83,12 +83,11 @@ impl Future for ResponseFuture {
                 match outcome {
                     // Below 500: the response as it is, with nothing more to do.
                     Ok(response) if !response.status().is_server_error() => {
-                        let outcome = Ok(response);
-                        #[cfg(feature = "metrics")]
-                        if let Some((mut sent, _)) = sent {
-                            sent.record(&outcome);
-                        }
-                        return Poll::Ready(outcome);
+                        let mut sent = sent;
+                        return Poll::Ready(super::handed_on(
+                            response,
+                            sent.as_mut().map(|(sent, _)| sent),
+                        ));
                     }
                     outcome => (outcome, sent),
                 }

@@ -240,12 +240,7 @@ pub(crate) fn judge(
     // A response names its final URL; a transport error names the URL as requested.
     let response = match outcome {
         Ok(response) if response.status().is_server_error() => response,
-        Ok(response) => {
-            let outcome = Ok(response);
-            #[cfg(feature = "metrics")]
-            sent.record(&outcome);
-            return Judgement::Decided(outcome);
-        }
+        Ok(response) => return Judgement::Decided(handed_on(response, Some(&mut sent))),
         Err(err) => {
             let proxy = err.url().and_then(|url| sent.proxy_for(url));
             let redirected = tracker.redirects() != sent.redirects_before;
@@ -284,6 +279,19 @@ pub(crate) fn judge(
             proxy,
         }),
     })
+}
+
+/// A response below 500, handed on as it is (its exchange recorded in the metrics).
+pub(crate) fn handed_on(
+    response: reqwest::Response,
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))] sent: Option<&mut Sent>,
+) -> Result<reqwest::Response, GatewayError> {
+    let outcome = Ok(response);
+    #[cfg(feature = "metrics")]
+    if let Some(sent) = sent {
+        sent.record(&outcome);
+    }
+    outcome
 }
 
 /// Whether the response is known to have no body at all: an HTTP/1 response whose length is

@@ -77,8 +77,7 @@ pub(super) fn classify(
             // connection's read buffer, which an error kept as a cause would hold whole.
             let headers = std::mem::take(&mut parts.headers);
             let seen = Bytes::copy_from_slice(&seen);
-            let snapshot = ResponseSnapshot::new(parts.status, headers, seen, whole);
-            let mut err = GatewayError::from_classified(found, snapshot);
+            let mut err = gateway_failure(found, parts.status, headers, seen, whole);
             err.details_mut().set_server_from(url);
             return Err(err);
         }
@@ -102,10 +101,21 @@ pub(super) fn classify_bodiless(
         return Ok(response);
     };
     let headers = std::mem::take(response.headers_mut());
-    let snapshot = ResponseSnapshot::new(response.status(), headers, Bytes::new(), true);
-    let mut err = GatewayError::from_classified(found, snapshot);
+    let mut err = gateway_failure(found, response.status(), headers, Bytes::new(), true);
     err.details_mut().set_server(response.url());
     Err(err)
+}
+
+/// The error of a response classified as a gateway's failure, holding its status, headers and
+/// the start of its body (`whole` when that is all of it).
+fn gateway_failure(
+    found: crate::classify::Classification,
+    status: http::StatusCode,
+    headers: http::HeaderMap,
+    seen: Bytes,
+    whole: bool,
+) -> GatewayError {
+    GatewayError::from_classified(found, ResponseSnapshot::new(status, headers, seen, whole))
 }
 
 /// The body's next frame if it is here now; `Pending` (the task's waker registered) if not.
