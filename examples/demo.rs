@@ -6,7 +6,7 @@
 use reqwest_resilience::{Client, GatewayError};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 const IIS_PAGE: &str = "<!DOCTYPE html><html><head><title>IIS 10.0 Detailed Error - 502.3 - Bad Gateway</title></head><body><h3>HTTP Error 502.3 - Bad Gateway</h3><h4>A connection with the server could not be established</h4><table><tr><th>Error Code</th><td>0x80072efd</td></tr></table></body></html>";
 
@@ -65,11 +65,13 @@ async fn start(behaviour: Behaviour) -> std::io::Result<String> {
     Ok(url)
 }
 
-async fn refused() -> std::io::Result<String> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/orders", listener.local_addr()?);
-    drop(listener);
-    Ok(url)
+/// A port that refuses connections: bound but never listening, and held by the returned
+/// socket so nothing else can take it (nor a connection pick it as its own source port).
+async fn refused() -> std::io::Result<(String, TcpSocket)> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(([127, 0, 0, 1], 0).into())?;
+    let url = format!("http://{}/orders", socket.local_addr()?);
+    Ok((url, socket))
 }
 
 fn describe(err: &GatewayError) -> String {
@@ -103,12 +105,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .no_retry()
         .attempt_timeout(Duration::from_secs(1))
         .build()?;
+    let (refused_url, _refused_port) = refused().await?;
     let cases = [
         (
             "IIS/ARR answers a 502.3 page",
             start(Behaviour::IisPage).await?,
         ),
-        ("nothing listens (refused)", refused().await?),
+        ("nothing listens (refused)", refused_url),
         (
             "server resets the connection",
             start(Behaviour::Reset).await?,
@@ -145,7 +148,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(err) => println!("   {}", describe(&err)),
     }
 
-    let refused = refused().await?;
+    let (refused, _held_for_the_post) = refused().await?;
     println!("-- POST to a refused port (never delivered, so safe to resend): POST {refused}");
     match client.post(&refused).body("{}").send().await {
         Ok(response) => println!("   ok: {}", response.status()),

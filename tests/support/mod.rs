@@ -114,12 +114,19 @@ impl Drop for FaultServer {
 }
 
 /// A loopback port with nothing listening: connections are refused.
+///
+/// The port stays bound (a socket that never listens, held until the test process ends), so
+/// it keeps refusing: a port merely freed could be handed to another test's listener, or be
+/// picked as a connecting socket's own source port (TCP's self-connect, which a gateway
+/// retrying a refused upstream eventually hits and reads its own request back as the answer).
 pub async fn refused_url(path: &str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
+    static HELD: std::sync::Mutex<Vec<tokio::net::TcpSocket>> = std::sync::Mutex::new(Vec::new());
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr");
-    drop(listener);
+    let addr = socket.local_addr().expect("local addr");
+    HELD.lock().unwrap_or_else(|e| e.into_inner()).push(socket);
     format!("http://{addr}{path}")
 }
 

@@ -51,10 +51,19 @@ pub fn binary(name: &str, paths: &[&str]) -> PathBuf {
     }
 }
 
-/// A loopback port free right now.
+/// A loopback port free right now, and never handed out before in this test process (the
+/// tests of one binary run side by side: two gateways must not be given the same port).
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    l.local_addr().expect("addr").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = l.local_addr().expect("addr").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A fresh directory for one process's configuration and logs.
@@ -72,7 +81,12 @@ pub fn start(mut command: Command, port: u16, dir: PathBuf) -> Running {
     let child = command.spawn().expect("start the process");
     let running = Running { child, port, dir };
     let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    // A connection whose own port is `port` is TCP's self-connect, not the process listening.
+    let listening = || {
+        TcpStream::connect(("127.0.0.1", port))
+            .is_ok_and(|s| s.local_addr().is_ok_and(|a| a.port() != port))
+    };
+    while !listening() {
         assert!(
             Instant::now() < deadline,
             "the process did not listen on {port}: {}",
