@@ -686,6 +686,7 @@ async fn ten_failing(
     client: &Client,
     server: &MockServer,
 ) -> Vec<tokio::task::JoinHandle<Result<reqwest_resilience::Response, GatewayError>>> {
+    let (capture, _guard) = support::LogCapture::install(tracing::Level::WARN);
     let tasks = (0..10)
         .map(|id| {
             let call = client
@@ -695,14 +696,19 @@ async fn ten_failing(
             tokio::spawn(call)
         })
         .collect();
-    for _ in 0..200 {
-        if server.received_requests().await.unwrap().len() >= 10 {
-            break;
+    // Each request logs "retrying" once its first attempt's failure has passed the circuit
+    // (which holds it): ten of them, not a guess at how long the server and the client take.
+    // The tests run on one thread, where the capture is the subscriber while it lives.
+    for _ in 0..1_000 {
+        if capture.text().matches(" retrying ").count() >= 10 {
+            return tasks;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    tasks
+    panic!(
+        "ten first attempts did not fail within 5 s: {}",
+        capture.text()
+    );
 }
 
 /// A host that has failed ten requests' first attempts and answered none looks down: a new

@@ -177,11 +177,12 @@ async fn a_fast_answer_sends_no_hedge() {
     // The first request is the slow one: spend it on a client without hedging first.
     let plain = Client::builder()
         .no_retry()
-        .attempt_timeout(Duration::from_millis(100))
+        .attempt_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
     let _ = plain.get(&server.url).send().await;
-    let client = Client::builder().retry(hedging(200)).build().unwrap();
+    // A delay no quick answer reaches, even on a machine that stalls for a moment.
+    let client = Client::builder().retry(hedging(1_000)).build().unwrap();
     for _ in 0..5 {
         let response = client.get(&server.url).send().await.unwrap();
         assert_eq!(reqwest_resilience::attempts(&response), 1);
@@ -216,7 +217,7 @@ async fn a_hedge_goes_to_the_next_fallback_server() {
     // The backup's own slow first request is spent beforehand.
     let plain = Client::builder()
         .no_retry()
-        .attempt_timeout(Duration::from_millis(100))
+        .attempt_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
     let _ = plain.get(&backup.url).send().await;
@@ -243,9 +244,11 @@ async fn a_hedge_goes_to_the_next_fallback_server() {
 async fn the_hedge_delay_can_follow_the_hosts_latencies() {
     // Twenty quick answers teach the client the host's latency; the 21st request hangs.
     let server = SlowFirst::slow_at(21).await;
+    // The lower bound (1 s) is far above a quick answer's latency: a stall of the shared
+    // machine during one of the twenty cannot make them hedge (and shift the hanging request).
     let policy = RetryPolicy::default().hedge_at_percentile(
         95.0,
-        Duration::from_millis(30),
+        Duration::from_secs(1),
         Duration::from_secs(30),
     );
     let client = Client::builder().retry(policy).build().unwrap();
@@ -255,7 +258,7 @@ async fn the_hedge_delay_can_follow_the_hosts_latencies() {
     let started = std::time::Instant::now();
     let response = client.get(&server.url).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    // Hedged after the learned delay (its lower bound, 30 ms), not the 30 s upper bound.
+    // Hedged after the learned delay (its lower bound, 1 s), not the 30 s upper bound.
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",

@@ -82,7 +82,7 @@ async fn a_per_request_policy_shares_the_clients_budget() {
 async fn per_request_options_survive_build_and_execute() {
     let server = MockServer::start().await;
     Mock::given(any())
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(400)))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
         .mount(&server)
         .await;
     let client = Client::builder()
@@ -90,9 +90,11 @@ async fn per_request_options_survive_build_and_execute() {
         .attempt_timeout(Duration::from_secs(10))
         .build()
         .unwrap();
+    // Long enough for the server to have seen the request (it is counted below), well short
+    // of its answer.
     let request = client
         .get(server.uri())
-        .timeout(Duration::from_millis(50))
+        .timeout(Duration::from_millis(300))
         .no_retry()
         .build()
         .unwrap();

@@ -104,6 +104,7 @@ pub fn haproxy(up: &Upstreams) -> Running {
     std::fs::write(&path, conf).expect("write config");
     let mut cmd = Command::new(bin);
     cmd.arg("-db").arg("-f").arg(&path);
+    quick_resolver(&mut cmd);
     start(cmd, port, dir)
 }
 
@@ -159,6 +160,7 @@ pub fn apache(up: &Upstreams) -> Running {
     std::fs::write(&path, conf).expect("write config");
     let mut cmd = Command::new(bin);
     cmd.arg("-f").arg(&path).arg("-DFOREGROUND");
+    quick_resolver(&mut cmd);
     start(cmd, port, dir)
 }
 
@@ -179,4 +181,11 @@ pub fn tinyproxy_allowing(allow: &str, extra: &str) -> Running {
     let mut cmd = Command::new(bin);
     cmd.arg("-d").arg("-c").arg(&path);
     start(cmd, port, dir)
+}
+
+/// The `/dns` upstream's name is looked up with the system resolver by HAProxy (at start) and
+/// Apache (per request): one try of a second, so that a slow name server cannot stretch it past
+/// the start's or the client's limits.
+fn quick_resolver(cmd: &mut Command) {
+    cmd.env("RES_OPTIONS", "timeout:1 attempts:1");
 }

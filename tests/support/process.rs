@@ -51,19 +51,47 @@ pub fn binary(name: &str, paths: &[&str]) -> PathBuf {
     }
 }
 
-/// A loopback port free right now, and never handed out before in this test process (the
-/// tests of one binary run side by side: two gateways must not be given the same port).
+/// A loopback port for a process to listen on: free right now, never handed out before in
+/// this test process, and, where the system allows, below the range the kernel picks ports
+/// from for `bind(0)` and outgoing connections. Between this check and the process's own
+/// `bind`, nothing the tests run beside it (wiremock, fault servers, connections) can then be
+/// given the same port.
 pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        let port = l.local_addr().expect("addr").port();
-        if !given.contains(&port) {
+    let below = ephemeral_low().filter(|low| *low > 12_000);
+    for n in 0u64.. {
+        let port = match below {
+            // Ports from 10,000 up to the kernel's range, in an order of this process's own.
+            Some(low) => 10_000 + (spread(n) % u64::from(low - 10_000)) as u16,
+            None => {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+                l.local_addr().expect("addr").port()
+            }
+        };
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             given.push(port);
             return port;
         }
+        assert!(n < 10_000, "no free loopback port found");
     }
+    unreachable!()
+}
+
+/// The low end of the kernel's range of automatically chosen ports (Linux).
+fn ephemeral_low() -> Option<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    range.split_whitespace().next()?.parse().ok()
+}
+
+/// The `n`th of a sequence that differs from one test process to the next.
+fn spread(n: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut hasher = SEED.get_or_init(Default::default).build_hasher();
+    hasher.write_u64(n);
+    hasher.finish()
 }
 
 /// A fresh directory for one process's configuration and logs.
