@@ -686,6 +686,7 @@ async fn ten_failing(
     client: &Client,
     server: &MockServer,
 ) -> Vec<tokio::task::JoinHandle<Result<reqwest_resilience::Response, GatewayError>>> {
+    let (capture, _guard) = support::LogCapture::install(tracing::Level::WARN);
     let tasks = (0..10)
         .map(|id| {
             let call = client
@@ -695,19 +696,21 @@ async fn ten_failing(
             tokio::spawn(call)
         })
         .collect();
+    // Each request logs "retrying" once its first attempt's failure has passed the circuit,
+    // which holds it: ten of them, not a guess at how long the server and the client take.
+    // (The tests run on one thread, where the capture is the subscriber while it lives.)
+    // Every caller's backoff is 600 ms or more: the retries are still to come, and come
+    // well within the 1 s a request is held.
     for _ in 0..1_000 {
-        if server.received_requests().await.unwrap().len() >= 10 {
-            break;
+        if capture.text().matches(" retrying ").count() >= 10 {
+            return tasks;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    // The server answers each at once; the client then holds the ten failures. (A log of the
-    // ten "retrying" events would say when, but a thread's own subscriber can miss them while
-    // the binary's other tests register the same callsites.) Every caller's backoff is 600 ms
-    // or more: the retries are still to come. (A held request is held at most 1 s: the
-    // retries of a 600 ms backoff come well within it.)
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    tasks
+    panic!(
+        "ten first attempts did not fail within 5 s: {}",
+        capture.text()
+    );
 }
 
 /// A host that has failed ten requests' first attempts and answered none looks down: a new
