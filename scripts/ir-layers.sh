@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The peer harness (../shared/bench-anchors) with this checkout as client E, plus clients Z0-Z3:
+# the crate's `Client` with layers turned off, to count each layer's share of E's instructions
+# per request (scripts/bench-layers/z_layers.rs):
+#   Z0  no retry, no attempt timeout, no deadline (the client, its request and response types,
+#       the transport: the floor every configuration pays)
+#   Z1  the deadline only        Z2  the deadline and the attempt timeout, no retry
+#   Z3  the retry loop and the deadline, no attempt timeout
+#   E   the default client (retry, attempt timeout, deadline), as the harness configures it
+# Builds in /tmp and copies the binary to OUT; then count with, e.g.,
+#   scripts/ir-repeat.sh 5 A,Z0,Z1,Z2,Z3,E s1 OUT
+# Usage, from the project root: scripts/ir-layers.sh OUT
+set -euo pipefail
+out=${1:?usage: scripts/ir-layers.sh OUT}
+project=$(cd "$(dirname "$0")/.." && pwd)
+anchors=${ANCHORS:-$project/../shared/bench-anchors}
+[ -d "$anchors" ] || { echo "ir-layers.sh: no harness at $anchors (set ANCHORS)" >&2; exit 2; }
+w=${BENCH_WORK:-/tmp/bench-layers}
+rm -rf "$w" && mkdir -p "$w" && cp -r "$anchors/." "$w/" && rm -f "$w/run-with-project.sh"
+for c in e e1 e2 e3; do cp "$w/src/clients/${c}_resilience.rs.txt" "$w/src/clients/${c}_resilience.rs"; done
+cp "$project/scripts/bench-layers/z_layers.rs" "$w/src/clients/z_layers.rs"
+python3 - "$w" "$project" <<'PY'
+import sys
+w, project = sys.argv[1], sys.argv[2]
+p = f"{w}/src/clients/mod.rs"
+s = open(p).read()
+mods = "pub mod d_tower;\n" + "".join(f"pub mod {m};\n" for m in
+    ["e_resilience", "e1_resilience", "e2_resilience", "e3_resilience", "z_layers"])
+s = s.replace("pub mod d_tower;\n", mods, 1)
+specs = [("E", "e_resilience::make"), ("E1", "e1_resilience::make"),
+         ("E2", "e2_resilience::make"), ("E3", "e3_resilience::make")]
+specs += [(f"Z{i}", f"z_layers::make{i}") for i in range(4)]
+lines = "".join(f'        ClientSpec {{ key: "{k}", name: "reqwest-resilience {k}", '
+                f'config: "scripts/ir-layers.sh", make: {m} }},\n' for k, m in specs)
+marker = '        // ClientSpec { key: "E"'
+if marker not in s:
+    sys.exit("ir-layers.sh: the harness's client registry changed")
+s = s.replace(marker, lines + marker, 1)
+open(p, "w").write(s)
+p = f"{w}/Cargo.toml"
+s = open(p).read()
+s = s.replace("[dependencies]", f'[dependencies]\nreqwest-resilience = {{ path = "{project}", default-features = false }}', 1)
+open(p, "w").write(s)
+PY
+(cd "$w" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/bench-anchors-e-target} cargo build -q --release)
+cp "${CARGO_TARGET_DIR:-/tmp/bench-anchors-e-target}/release/anchor-bench" "$out"
+echo "$out"
