@@ -116,9 +116,9 @@ impl Drop for FaultServer {
 /// A loopback port with nothing listening: connections are refused.
 ///
 /// The port stays bound (a socket that never listens, held until the test process ends), so
-/// it keeps refusing: a port merely freed could be handed to another test's listener, or be
-/// picked as a connecting socket's own source port (TCP's self-connect, which a gateway
-/// retrying a refused upstream eventually hits and reads its own request back as the answer).
+/// it keeps refusing: a port merely freed could be handed to another test's listener (CI once
+/// met another test's fault server there, behind HAProxy), or be picked as a connection's own
+/// source port (TCP's self-connect, which reads its own request back as the answer).
 pub async fn refused_url(path: &str) -> String {
     static HELD: std::sync::Mutex<Vec<tokio::net::TcpSocket>> = std::sync::Mutex::new(Vec::new());
     let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
