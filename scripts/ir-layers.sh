@@ -7,7 +7,8 @@
 #   Z1  the deadline only        Z2  the deadline and the attempt timeout, no retry
 #   Z3  the retry loop and the deadline, no attempt timeout
 #   E   the default client (retry, attempt timeout, deadline), as the harness configures it
-# Builds in /tmp and copies the binary to OUT; then count with, e.g.,
+# Builds in /tmp (its own target directory: run-with-project.sh's binary is left alone) and
+# copies the binary to OUT; then count with, e.g.,
 #   scripts/ir-repeat.sh 5 A,Z0,Z1,Z2,Z3,E s1 OUT
 # Usage, from the project root: scripts/ir-layers.sh OUT
 set -euo pipefail
@@ -42,6 +43,6 @@ s = open(p).read()
 s = s.replace("[dependencies]", f'[dependencies]\nreqwest-resilience = {{ path = "{project}", default-features = false }}', 1)
 open(p, "w").write(s)
 PY
-(cd "$w" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/bench-anchors-e-target} cargo build -q --release)
-cp "${CARGO_TARGET_DIR:-/tmp/bench-anchors-e-target}/release/anchor-bench" "$out"
+(cd "$w" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/bench-layers-target} cargo build -q --release)
+cp "${CARGO_TARGET_DIR:-/tmp/bench-layers-target}/release/anchor-bench" "$out"
 echo "$out"

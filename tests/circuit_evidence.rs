@@ -699,8 +699,9 @@ async fn ten_failing(
     // Each request logs "retrying" once its first attempt's failure has passed the circuit,
     // which holds it: ten of them, not a guess at how long the server and the client take.
     // (The tests run on one thread, where the capture is the subscriber while it lives.)
-    // Every caller's backoff is 600 ms or more: the retries are still to come, and come
-    // well within the 1 s a request is held.
+    // A caller whose server fails only these ten uses a backoff of 600 ms or more (an early
+    // retry would take a 502 meant for a first attempt); one whose server fails everything
+    // 300 ms (its retries must fail well within the 1 s a request is held).
     for _ in 0..1_000 {
         if capture.text().matches(" retrying ").count() >= 10 {
             return tasks;
@@ -753,7 +754,7 @@ async fn a_new_request_to_a_host_that_looks_down_waits_for_its_answer() {
 async fn a_held_request_is_refused_when_the_circuit_opens() {
     let server = nginx_failing(None).await;
     let circuit = CircuitLayer::new();
-    let client = holding_client(&circuit, 600);
+    let client = holding_client(&circuit, 300);
     let failing = ten_failing(&client, &server).await;
     let err = client.get(server.uri()).send().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::CircuitOpen, "{err}");

@@ -184,8 +184,9 @@ pub fn tinyproxy_allowing(allow: &str, extra: &str) -> Running {
 }
 
 /// The `/dns` upstream's name is looked up with the system resolver by HAProxy (at start) and
-/// Apache (per request): one try of a second, so that a slow name server cannot stretch it past
-/// the start's or the client's limits.
+/// Apache (per request): each query to each name server gets one try of a second (instead of
+/// glibc's two of five), so that a slow name server can hardly stretch the lookup past the
+/// start's or the client's limits.
 fn quick_resolver(cmd: &mut Command) {
     cmd.env("RES_OPTIONS", "timeout:1 attempts:1");
 }

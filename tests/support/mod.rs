@@ -319,13 +319,10 @@ impl LogCapture {
         // While a single subscriber is registered, `tracing` works out a callsite's interest
         // from the default of whichever thread reaches it first: another test's thread, with
         // none, would mark it "never" for this capture too. A second subscriber, registered
-        // once and kept, makes every callsite's interest the union of all that are alive.
+        // once (by `Dispatch::new`) and kept alive here, makes every callsite's interest the
+        // union of all that are alive.
         static KEPT: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
-        KEPT.get_or_init(|| {
-            let kept = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-            drop(tracing::dispatcher::set_default(&kept));
-            kept
-        });
+        KEPT.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
         let capture = LogCapture::default();
         let writer = capture.clone();
         let subscriber = tracing_subscriber::fmt()
