@@ -110,7 +110,8 @@ async fn per_request_options_survive_build_and_execute() {
 async fn unsent_is_the_whole_requests() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let addr = listener.local_addr().unwrap();
+    let url = format!("http://{addr}/");
     tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();
         let mut buf = [0u8; 4096];
@@ -118,7 +119,14 @@ async fn unsent_is_the_whole_requests() {
         let _ = stream
             .write_all(b"HTTP/1.1 504 Gateway Time-out\r\nserver: nginx\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
             .await;
-        // The listener is dropped: the retry's connection is refused.
+        // The listener is closed: the retry's connection is refused. The port stays bound
+        // (never listening) so that no other test's server can be given it meanwhile.
+        drop((stream, listener));
+        let held = tokio::net::TcpSocket::new_v4().unwrap();
+        held.set_reuseaddr(true).unwrap();
+        let _ = held.bind(addr);
+        std::future::pending::<()>().await;
+        drop(held);
     });
     let client = Client::builder().retry(zero()).build().unwrap();
     let err = client.get(&url).send().await.unwrap_err();
