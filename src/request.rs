@@ -205,6 +205,7 @@ impl Request {
         }
     }
 
+    #[inline]
     pub(crate) fn from_parts(inner: reqwest::Request, options: RequestOptions) -> Request {
         Request(Box::new(Parts {
             inner,
@@ -216,6 +217,7 @@ impl Request {
 
     /// A request whose `reqwest::Request` this crate's
     /// [`RequestBuilder`](crate::RequestBuilder) built (see `built_here`).
+    #[inline]
     pub(crate) fn built_here(inner: reqwest::Request, options: RequestOptions) -> Request {
         let mut request = Request::from_parts(inner, options);
         request.0.built_here = true;

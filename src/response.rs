@@ -178,6 +178,7 @@ impl Response {
     ///
     /// The body's failure: the deadline passing, the connection failing mid-body; after a
     /// [`chunk`](Self::chunk) failed, that failure again.
+    #[inline]
     pub fn bytes(self) -> impl Future<Output = Result<Bytes, GatewayError>> + Send {
         self.read_rest(collect)
     }

@@ -29,6 +29,7 @@ enum State {
 }
 
 impl Pending {
+    #[inline]
     pub(super) fn new(stack: Stack, request: Request) -> Pending {
         Pending {
             state: State::Prepared(stack.prepare(request)),
@@ -45,6 +46,7 @@ impl Pending {
 impl Future for Pending {
     type Output = Result<Response, GatewayError>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.state {
             State::Prepared(future) => future.as_mut().poll(cx),

@@ -182,6 +182,7 @@ impl RequestBuilder {
 
     /// Sends the request through the client's stack: a future of its
     /// [`Response`](crate::Response), which does nothing until first polled (see [`Pending`]).
+    #[inline]
     pub fn send(self) -> Pending {
         match self.inner.build() {
             Ok(request) => Pending::new(
