@@ -76,6 +76,20 @@ async fn answered(client: &Client, body: &str) -> (wiremock::MockServer, Respons
     (server, response)
 }
 
+/// Asserts that a body read (`what`) of `read_size` bytes holds its response of
+/// `response_size` bytes once: at most `extra` bytes besides it.
+fn assert_holds_the_response_once(
+    what: &str,
+    read_size: usize,
+    response_size: usize,
+    extra: usize,
+) {
+    assert!(
+        read_size <= response_size + extra,
+        "the {what} read is {read_size} bytes for a {response_size}-byte response"
+    );
+}
+
 #[tokio::test]
 async fn the_whole_body_read_holds_the_response_once() {
     let client = Client::builder().build().expect("client");
@@ -85,10 +99,7 @@ async fn the_whole_body_read_holds_the_response_once() {
     let read_size = size_of_val(&read);
     // The response, what came so far and one chunk read in flight: an `async fn` taking the
     // response would hold it twice (over 500 bytes).
-    assert!(
-        read_size <= response_size + 160,
-        "the body read is {read_size} bytes for a {response_size}-byte response"
-    );
+    assert_holds_the_response_once("body", read_size, response_size, 160);
     assert_eq!(read.await.expect("body"), "hello");
 }
 
@@ -101,10 +112,7 @@ async fn the_whole_body_read_as_text_holds_the_response_once() {
     let read_size = size_of_val(&read);
     // The body read as `bytes()` reads it, and the encoding: reqwest's own `text()` future
     // holds the response twice (over 500 bytes).
-    assert!(
-        read_size <= response_size + 176,
-        "the text read is {read_size} bytes for a {response_size}-byte response"
-    );
+    assert_holds_the_response_once("text", read_size, response_size, 176);
     assert_eq!(read.await.expect("body"), "h\u{e9}llo");
 }
 
@@ -136,9 +144,6 @@ async fn the_body_read_as_json_holds_the_response_once() {
     let response_size = std::mem::size_of_val(&response);
     let read = response.json::<Vec<u32>>();
     let read_size = size_of_val(&read);
-    assert!(
-        read_size <= response_size + 176,
-        "the JSON read is {read_size} bytes for a {response_size}-byte response"
-    );
+    assert_holds_the_response_once("JSON", read_size, response_size, 176);
     assert_eq!(read.await.expect("body"), vec![1, 2]);
 }

@@ -125,8 +125,8 @@ async fn unsent_is_the_whole_requests() {
         let held = tokio::net::TcpSocket::new_v4().unwrap();
         held.set_reuseaddr(true).unwrap();
         let _ = held.bind(addr);
-        std::future::pending::<()>().await;
-        drop(held);
+        // Held while the test runs (this task ends with the test's runtime).
+        std::future::pending::<()>().await
     });
     let client = Client::builder().retry(zero()).build().unwrap();
     let err = client.get(&url).send().await.unwrap_err();
