@@ -7,6 +7,8 @@
 #   Z1  the deadline only        Z2  the deadline and the attempt timeout, no retry
 #   Z3  the retry loop and the deadline, no attempt timeout
 #   E   the default client (retry, attempt timeout, deadline), as the harness configures it
+#   ZM  not this crate: the least such a client must do, written by hand over reqwest (one
+#       boxed future, a deadline, a copy for a retry, one timer, the body read in time)
 # Builds in /tmp (its own target directory: run-with-project.sh's binary is left alone) and
 # copies the binary to OUT; then count with, e.g.,
 #   scripts/ir-repeat.sh 5 A,Z0,Z1,Z2,Z3,E s1 OUT
@@ -30,7 +32,7 @@ mods = "pub mod d_tower;\n" + "".join(f"pub mod {m};\n" for m in
 s = s.replace("pub mod d_tower;\n", mods, 1)
 specs = [("E", "e_resilience::make"), ("E1", "e1_resilience::make"),
          ("E2", "e2_resilience::make"), ("E3", "e3_resilience::make")]
-specs += [(f"Z{i}", f"z_layers::make{i}") for i in range(4)]
+specs += [(f"Z{i}", f"z_layers::make{i}") for i in range(4)] + [("ZM", "z_layers::make_minimal")]
 lines = "".join(f'        ClientSpec {{ key: "{k}", name: "reqwest-resilience {k}", '
                 f'config: "scripts/ir-layers.sh", make: {m} }},\n' for k, m in specs)
 marker = '        // ClientSpec { key: "E"'
