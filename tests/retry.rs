@@ -95,6 +95,30 @@ async fn gives_up_after_max_attempts_and_says_why() {
     assert!(err.to_string().contains("after 4 attempts"), "{err}");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_retry_with_no_pause_waits_for_no_timer() {
+    // A timer of zero still waits for the timer wheel's next millisecond (and wakes the
+    // runtime's driver to do so): with the clock paused between two ticks, that wait would
+    // move it to the next one.
+    tokio::time::advance(Duration::from_micros(500)).await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = scripted(calls.clone(), |n| {
+        (n < 4).then(|| GatewayError::new(ErrorKind::BadGateway, "down"))
+    });
+    let policy = RetryPolicy::default()
+        .max_attempts(4)
+        .backoff(ExponentialBackoff::new(Duration::ZERO));
+    let started = Instant::now();
+    let response = RetryLayer::new(policy)
+        .layer_on(inner)
+        .oneshot(get("http://a.test/"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert_eq!(started.elapsed(), Duration::ZERO);
+}
+
 /// `RetryLayer::layer` by another name, so tests read top to bottom.
 trait LayerOn {
     fn layer_on<S>(&self, inner: S) -> reqwest_resilience::retry::Retry<S>;

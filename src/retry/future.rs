@@ -1002,7 +1002,15 @@ where
                     Step::Done(result) => return result,
                     Step::Retry(delay, next) => (delay, next),
                 };
-                tokio::time::sleep(delay).await;
+                // No pause is no timer: tokio's, even for zero, waits for its wheel's next
+                // millisecond and wakes its driver (a syscall) to do so. The task still yields
+                // once, after the runtime's I/O is polled: answers already in (a circuit's
+                // verdict on this host among them) are seen before the retry is sent.
+                if delay.is_zero() {
+                    tokio::task::yield_now().await;
+                } else {
+                    tokio::time::sleep(delay).await;
+                }
                 attempt += 1;
                 let (outcome, span, used) = self.send(attempt, next).await;
                 attempt += used - 1;
