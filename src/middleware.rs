@@ -171,7 +171,7 @@ impl Middleware for ResilienceMiddleware {
                     Step::Done(result) => return result,
                     Step::Retry(delay, copy) => {
                         previous_delay = delay;
-                        tokio::time::sleep(delay).await;
+                        crate::retry::pause(delay).await;
                         attempt += 1;
                         current = copy;
                     }

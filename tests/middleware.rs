@@ -309,3 +309,51 @@ async fn an_error_wrapped_by_reqwest_retry_keeps_its_cause() {
         "retried as a refused connection"
     );
 }
+
+/// Answers the first `fails` requests with a 500 and the rest with a 200, without sending.
+struct Scripted {
+    calls: Arc<AtomicU32>,
+    fails: u32,
+}
+
+#[async_trait::async_trait]
+impl Middleware for Scripted {
+    async fn handle(
+        &self,
+        _req: reqwest::Request,
+        _extensions: &mut Extensions,
+        _next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let status = if n <= self.fails { 500 } else { 200 };
+        let response = http::Response::builder()
+            .status(status)
+            .body(bytes::Bytes::new())
+            .expect("response");
+        Ok(reqwest::Response::from(response))
+    }
+}
+
+/// As the retry layer's: a retry with no pause goes through no timer, which would wait for the
+/// timer wheel's next millisecond (the clock, paused between two ticks, would move).
+#[tokio::test(start_paused = true)]
+async fn a_retry_with_no_pause_waits_for_no_timer() {
+    tokio::time::advance(Duration::from_micros(500)).await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let policy = RetryPolicy::default()
+        .max_attempts(4)
+        .retry_on_status([500])
+        .backoff(ExponentialBackoff::new(Duration::ZERO));
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(ResilienceMiddleware::new().retry(policy))
+        .with(Scripted {
+            calls: calls.clone(),
+            fails: 3,
+        })
+        .build();
+    let started = tokio::time::Instant::now();
+    let response = client.get("http://a.test/").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert_eq!(started.elapsed(), Duration::ZERO);
+}

@@ -1002,15 +1002,7 @@ where
                     Step::Done(result) => return result,
                     Step::Retry(delay, next) => (delay, next),
                 };
-                // No pause is no timer: tokio's, even for zero, waits for its wheel's next
-                // millisecond and wakes its driver (a syscall) to do so. The task still yields
-                // once, after the runtime's I/O is polled: answers already in (a circuit's
-                // verdict on this host among them) are seen before the retry is sent.
-                if delay.is_zero() {
-                    tokio::task::yield_now().await;
-                } else {
-                    tokio::time::sleep(delay).await;
-                }
+                pause(delay).await;
                 attempt += 1;
                 let (outcome, span, used) = self.send(attempt, next).await;
                 attempt += used - 1;
@@ -1018,6 +1010,18 @@ where
             }
         }
         .instrument(span)
+    }
+}
+
+/// The pause before a retry. No pause is no timer: tokio's, even for zero, waits for its wheel's
+/// next millisecond and wakes its driver (a syscall) to do so. The task still yields once, after
+/// the runtime's I/O is polled: answers already in (a circuit's verdict on the host among them)
+/// are seen before the retry is sent.
+pub(crate) async fn pause(delay: Duration) {
+    if delay.is_zero() {
+        tokio::task::yield_now().await;
+    } else {
+        tokio::time::sleep(delay).await;
     }
 }
 

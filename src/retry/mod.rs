@@ -86,7 +86,7 @@ pub use crate::policy::retry_after::retry_after;
 pub use future::ResponseFuture;
 pub(crate) use future::refused_before_loop;
 #[cfg(feature = "middleware")]
-pub(crate) use future::{Loop, Step};
+pub(crate) use future::{Loop, Step, pause};
 pub use layer::RetryLayer;
 
 use crate::error::GatewayError;
