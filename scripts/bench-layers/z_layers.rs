@@ -56,9 +56,9 @@ pub fn make3() -> Arc<dyn BenchClient> {
 /// boxed once (a client's `send` returns one type whatever its stack), a deadline set when it
 /// starts, a copy of the request kept for a retry, one timer for the attempt (cut to the
 /// deadline), the status judged, and the body read within the deadline (its timer made only
-/// when the body is not there yet). No layers, no
-/// tracker shared between copies, no spans, no budget: the floor a rebuilt request path could
-/// reach, to weigh the 1.04x goal against.
+/// when the body is not there yet). No layers, no tracker shared between copies, no spans, no
+/// budget: the floor a rebuilt request path could start from, to weigh the 1.04x goal against
+/// (BENCHMARKS.md, "fifteenth session").
 pub struct Minimal(reqwest::Client);
 
 /// What the minimal client's request future hands back: the response and its deadline.
