@@ -1014,9 +1014,13 @@ where
 }
 
 /// The pause before a retry. No pause is no timer: tokio's, even for zero, waits for its wheel's
-/// next millisecond and wakes its driver (a syscall) to do so. The task still yields once, after
-/// the runtime's I/O is polled: answers already in (a circuit's verdict on the host among them)
-/// are seen before the retry is sent.
+/// next millisecond and wakes its driver (a syscall) to do so. The task still yields once
+/// (`tokio::task::yield_now`): in a task a runtime's scheduler runs (a spawned task, or any on a
+/// current-thread runtime), after that scheduler's next look at its I/O, so that answers already
+/// in (a circuit's verdict on the host among them) are seen before the retry is sent; elsewhere
+/// (the future a multi-thread runtime's `block_on` runs itself, another executor) at once.
+/// A retry that fails without I/O (no server left, say) is therefore not spaced out either: its
+/// attempts are bounded by the policy's attempts and budget, as with any other pause.
 pub(crate) async fn pause(delay: Duration) {
     if delay.is_zero() {
         tokio::task::yield_now().await;
