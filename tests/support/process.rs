@@ -60,7 +60,7 @@ pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     let below = ephemeral_low().filter(|low| *low > 12_000);
-    for n in 0u64.. {
+    for n in 0u64..10_000 {
         let port = match below {
             // Ports from 10,000 up to the kernel's range, in an order of this process's own.
             Some(low) => 10_000 + (spread(n) % u64::from(low - 10_000)) as u16,
@@ -73,9 +73,8 @@ pub fn free_port() -> u16 {
             given.push(port);
             return port;
         }
-        assert!(n < 10_000, "no free loopback port found");
     }
-    unreachable!()
+    panic!("no free loopback port found")
 }
 
 /// The low end of the kernel's range of automatically chosen ports (Linux).
