@@ -12,7 +12,9 @@
 # Builds in /tmp (its own target directory: run-with-project.sh's binary is left alone) and
 # copies the binary to OUT; then count with, e.g.,
 #   scripts/ir-repeat.sh 5 A,Z0,Z1,Z2,Z3,E s1 OUT
-# Usage, from the project root: scripts/ir-layers.sh OUT
+# With PATCH=FILE, the clients are built over a copy of the committed crate (HEAD) with FILE
+# applied, e.g. scripts/bench-layers/fused-first-attempt.patch (a probe: see its head).
+# Usage, from the project root: [PATCH=FILE] scripts/ir-layers.sh OUT
 set -euo pipefail
 out=${1:?usage: scripts/ir-layers.sh OUT}
 project=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,9 +22,17 @@ anchors=${ANCHORS:-$project/../shared/bench-anchors}
 [ -d "$anchors" ] || { echo "ir-layers.sh: no harness at $anchors (set ANCHORS)" >&2; exit 2; }
 w=${BENCH_WORK:-/tmp/bench-layers}
 rm -rf "$w" && mkdir -p "$w" && cp -r "$anchors/." "$w/" && rm -f "$w/run-with-project.sh"
+crate=$project
+if [ -n "${PATCH:-}" ]; then
+  patch=$(realpath "$PATCH")
+  crate=$w-crate
+  rm -rf "$crate" && mkdir -p "$crate"
+  git -C "$project" archive HEAD | tar -x -C "$crate"
+  (cd "$crate" && git apply "$patch")
+fi
 for c in e e1 e2 e3; do cp "$w/src/clients/${c}_resilience.rs.txt" "$w/src/clients/${c}_resilience.rs"; done
 cp "$project/scripts/bench-layers/z_layers.rs" "$w/src/clients/z_layers.rs"
-python3 - "$w" "$project" <<'PY'
+python3 - "$w" "$crate" <<'PY'
 import sys
 w, project = sys.argv[1], sys.argv[2]
 p = f"{w}/src/clients/mod.rs"
