@@ -13,7 +13,8 @@
 # copies the binary to OUT; then count with, e.g.,
 #   scripts/ir-repeat.sh 5 A,Z0,Z1,Z2,Z3,E s1 OUT
 # With PATCH=FILE, the clients are built over a copy of the committed crate (HEAD) with FILE
-# applied, e.g. scripts/bench-layers/fused-first-attempt.patch (a probe: see its head).
+# applied, e.g. scripts/bench-layers/fused-first-attempt.patch (a probe: see its head). The
+# Z and ZM clients (scripts/bench-layers/z_layers.rs) come from the working tree either way.
 # Usage, from the project root: [PATCH=FILE] scripts/ir-layers.sh OUT
 set -euo pipefail
 out=${1:?usage: scripts/ir-layers.sh OUT}
@@ -28,7 +29,14 @@ if [ -n "${PATCH:-}" ]; then
   crate=$w-crate
   rm -rf "$crate" && mkdir -p "$crate"
   git -C "$project" archive HEAD | tar -x -C "$crate"
-  (cd "$crate" && git apply "$patch")
+  # A repository of its own: inside another one's work tree (BENCH_WORK under a checkout),
+  # `git apply` would take the paths as that repository's and skip them all, silently.
+  git -C "$crate" init -q && git -C "$crate" add -A
+  git -C "$crate" apply "$patch"
+  if git -C "$crate" diff --quiet; then
+    echo "ir-layers.sh: $PATCH changed nothing in the copy" >&2
+    exit 2
+  fi
 fi
 for c in e e1 e2 e3; do cp "$w/src/clients/${c}_resilience.rs.txt" "$w/src/clients/${c}_resilience.rs"; done
 cp "$project/scripts/bench-layers/z_layers.rs" "$w/src/clients/z_layers.rs"
