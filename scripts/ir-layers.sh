@@ -15,7 +15,8 @@
 # With PATCH=FILE, the clients are built over a copy of the committed crate (HEAD) with FILE
 # applied, e.g. scripts/bench-layers/fused-first-attempt.patch (a probe: see its head). The
 # Z and ZM clients (scripts/bench-layers/z_layers.rs) come from the working tree either way.
-# Usage, from the project root: [PATCH=FILE] scripts/ir-layers.sh OUT
+# With FEATURES=LIST (e.g. metrics), the crate is built with those features on.
+# Usage, from the project root: [PATCH=FILE] [FEATURES=LIST] scripts/ir-layers.sh OUT
 set -euo pipefail
 out=${1:?usage: scripts/ir-layers.sh OUT}
 project=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,9 +41,9 @@ if [ -n "${PATCH:-}" ]; then
 fi
 for c in e e1 e2 e3; do cp "$w/src/clients/${c}_resilience.rs.txt" "$w/src/clients/${c}_resilience.rs"; done
 cp "$project/scripts/bench-layers/z_layers.rs" "$w/src/clients/z_layers.rs"
-python3 - "$w" "$crate" <<'PY'
+python3 - "$w" "$crate" "${FEATURES:-}" <<'PY'
 import sys
-w, project = sys.argv[1], sys.argv[2]
+w, project, features = sys.argv[1], sys.argv[2], sys.argv[3]
 p = f"{w}/src/clients/mod.rs"
 s = open(p).read()
 mods = "pub mod d_tower;\n" + "".join(f"pub mod {m};\n" for m in
@@ -60,7 +61,8 @@ s = s.replace(marker, lines + marker, 1)
 open(p, "w").write(s)
 p = f"{w}/Cargo.toml"
 s = open(p).read()
-s = s.replace("[dependencies]", f'[dependencies]\nreqwest-resilience = {{ path = "{project}", default-features = false }}', 1)
+wanted = ", ".join(f'"{f}"' for f in features.replace(",", " ").split())
+s = s.replace("[dependencies]", f'[dependencies]\nreqwest-resilience = {{ path = "{project}", default-features = false, features = [{wanted}] }}', 1)
 open(p, "w").write(s)
 PY
 (cd "$w" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/bench-layers-target} cargo build -q --release)

@@ -46,8 +46,9 @@
 //! `cargo run --example metrics --features metrics` prints what a run records, with
 //! `metrics-exporter-prometheus`.
 
-use metrics::Label;
+use metrics::{Label, SharedString};
 use std::cell::Cell;
+use std::sync::{Arc, LazyLock, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 /// Describes the instruments with their units, once, to the recorder of the first thread that
@@ -143,11 +144,34 @@ pub(crate) fn error_type_of(err: &crate::GatewayError) -> &'static str {
     }
 }
 
+/// What a request's instruments are labelled with beside its outcome: its method and its
+/// host, worked out once per request (the host's labels from [`host_labels`]' cache).
+pub(crate) struct Target {
+    method: &'static str,
+    host: Arc<HostLabels>,
+}
+
+impl Target {
+    pub(crate) fn new(method: &reqwest::Method, url: &reqwest::Url) -> Target {
+        Target {
+            method: method_label(method),
+            host: host_labels(url),
+        }
+    }
+
+    /// The method's label and the host's, for an instrument with `more` labels besides.
+    fn labels(&self, more: usize) -> Vec<Label> {
+        let mut labels = Vec::with_capacity(4 + more);
+        labels.push(Label::from_static_parts("http.request.method", self.method));
+        labels.extend(self.host.labels.iter().cloned());
+        labels
+    }
+}
+
 /// A request on the wire, recorded exactly once: when it ends, or when it is dropped.
 pub(crate) struct OnWire {
     started: Instant,
-    url: reqwest::Url,
-    method: reqwest::Method,
+    target: Target,
     done: bool,
 }
 
@@ -155,8 +179,7 @@ impl OnWire {
     pub(crate) fn new(method: &reqwest::Method, url: &reqwest::Url) -> OnWire {
         OnWire {
             started: Instant::now(),
-            url: url.clone(),
-            method: method.clone(),
+            target: Target::new(method, url),
             done: false,
         }
     }
@@ -189,14 +212,7 @@ impl OnWire {
             return;
         }
         self.done = true;
-        attempt(
-            &self.method,
-            &self.url,
-            status,
-            error,
-            cause,
-            self.started.elapsed(),
-        );
+        attempt(&self.target, status, error, cause, self.started.elapsed());
     }
 }
 
@@ -209,25 +225,104 @@ impl Drop for OnWire {
     }
 }
 
+/// How many hosts' labels [`host_labels`] keeps: the first hosts the process calls, through
+/// any client, kept for its life (none is evicted). Past that, a new host's labels are made for
+/// each use, as before the cache: a process calling ever new hosts does not grow the cache.
+const MAX_CACHED_HOSTS: usize = 1024;
+
+/// A host's labels, with the port they were made for (the host and the scheme are in the
+/// labels): kept under the host's [`crate::host::key`], a key's collision is told by comparing
+/// them.
+struct HostLabels {
+    port: Option<u16>,
+    labels: [Label; 3],
+}
+
+/// Hosts' labels, each made once, up to `max` hosts.
+struct HostCache {
+    hosts: RwLock<crate::host::HostMap<Arc<HostLabels>>>,
+    max: usize,
+}
+
+impl HostCache {
+    fn new(max: usize) -> HostCache {
+        HostCache {
+            hosts: RwLock::new(crate::host::HostMap::default()),
+            max,
+        }
+    }
+
+    /// `url`'s host labels: the ones made for its host before, else made now (and kept while
+    /// there is room).
+    fn labels(&self, url: &reqwest::Url) -> Arc<HostLabels> {
+        let host = url.host_str().unwrap_or("");
+        let port = url.port_or_known_default();
+        let scheme = url.scheme();
+        let key = crate::host::key(url);
+        let is_this = |cached: &HostLabels| {
+            cached.port == port
+                && cached.labels[0].value() == host
+                && cached.labels[2].value() == scheme
+        };
+        // Decided under the read lock: the write lock is taken only to keep a new host's labels,
+        // so a host past the bound or a colliding one does not serialise requests on it.
+        let room = {
+            let hosts = self.hosts.read().unwrap_or_else(PoisonError::into_inner);
+            match hosts.get(&key) {
+                Some(cached) if is_this(cached) => return cached.clone(),
+                // A colliding key keeps the host it holds: this host's are made each time.
+                Some(_) => false,
+                None => hosts.len() < self.max,
+            }
+        };
+        let shared = |value: String| SharedString::from_shared(Arc::from(value));
+        let labels = Arc::new(HostLabels {
+            port,
+            labels: [
+                Label::new("server.address", shared(host.to_owned())),
+                Label::new(
+                    "server.port",
+                    shared(port.map(|p| p.to_string()).unwrap_or_default()),
+                ),
+                Label::new("url.scheme", shared(scheme.to_owned())),
+            ],
+        });
+        if room {
+            let mut hosts = self.hosts.write().unwrap_or_else(PoisonError::into_inner);
+            // Checked again: another thread may have filled the room or kept this key meanwhile.
+            if hosts.len() < self.max && !hosts.contains_key(&key) {
+                hosts.insert(key, labels.clone());
+            }
+        }
+        labels
+    }
+}
+
 /// A host's identity as the crate keeps state for it: `server.address`, `server.port`,
-/// `url.scheme`.
-fn host_labels(url: &reqwest::Url) -> [Label; 3] {
-    [
-        Label::new("server.address", url.host_str().unwrap_or("").to_owned()),
-        Label::new(
-            "server.port",
-            url.port_or_known_default()
-                .map(|p| p.to_string())
-                .unwrap_or_default(),
-        ),
-        Label::new("url.scheme", url.scheme().to_owned()),
-    ]
+/// `url.scheme`. Each host's are made once (up to [`MAX_CACHED_HOSTS`] hosts) and cloned after:
+/// the values are shared strings, so a clone counts references instead of copying.
+fn host_labels(url: &reqwest::Url) -> Arc<HostLabels> {
+    static HOSTS: LazyLock<HostCache> = LazyLock::new(|| HostCache::new(MAX_CACHED_HOSTS));
+    HOSTS.labels(url)
+}
+
+/// A status code as a label's value: each code from 100 to 599 made once, then shared.
+fn status_value(status: u16) -> SharedString {
+    static CODES: [OnceLock<SharedString>; 500] = [const { OnceLock::new() }; 500];
+    let make = || SharedString::from_shared(Arc::from(status.to_string()));
+    match status
+        .checked_sub(100)
+        .and_then(|i| CODES.get(usize::from(i)))
+    {
+        Some(code) => code.get_or_init(make).clone(),
+        None => make(),
+    }
 }
 
 /// The host labels of a server as the crate shows it (`scheme://host:port/path`).
 fn shown_host_labels(server: &str) -> Vec<Label> {
     match reqwest::Url::parse(server) {
-        Ok(url) => host_labels(&url).to_vec(),
+        Ok(url) => host_labels(&url).labels.to_vec(),
         Err(_) => Vec::new(),
     }
 }
@@ -252,25 +347,20 @@ fn method_label(method: &reqwest::Method) -> &'static str {
 
 /// One HTTP request put on the wire, ended.
 fn attempt(
-    method: &reqwest::Method,
-    url: &reqwest::Url,
+    target: &Target,
     status: Option<u16>,
     error: Option<&'static str>,
     cause: Option<&'static str>,
     took: Duration,
 ) {
     describe();
-    let mut labels = Vec::with_capacity(7);
-    labels.push(Label::from_static_parts(
-        "http.request.method",
-        method_label(method),
-    ));
-    labels.extend(host_labels(url));
+    let mut labels = target.labels(3);
     if let Some(status) = status {
-        labels.push(Label::new("http.response.status_code", status.to_string()));
+        let value = status_value(status);
+        labels.push(Label::new("http.response.status_code", value.clone()));
         if status >= 400 && error.is_none() {
             // The conventions: an error status is its own `error.type`.
-            labels.push(Label::new("error.type", status.to_string()));
+            labels.push(Label::new("error.type", value));
         }
     }
     if let Some(error) = error {
@@ -283,14 +373,9 @@ fn attempt(
 }
 
 /// A logical request ended after `attempts` requests on the wire.
-pub(crate) fn resends(method: &reqwest::Method, url: &reqwest::Url, attempts: u32) {
+pub(crate) fn resends(target: &Target, attempts: u32) {
     describe();
-    let mut labels = Vec::with_capacity(4);
-    labels.push(Label::from_static_parts(
-        "http.request.method",
-        method_label(method),
-    ));
-    labels.extend(host_labels(url));
+    let labels = target.labels(0);
     ::metrics::histogram!("reqwest_resilience.request.resends", labels)
         .record(f64::from(attempts.saturating_sub(1)));
 }
@@ -342,7 +427,7 @@ fn reason_key(why: Option<&str>) -> &'static str {
 pub(crate) fn budget(url: &reqwest::Url, per_host: bool, available: u32) {
     describe();
     let labels = if per_host {
-        host_labels(url).to_vec()
+        host_labels(url).labels.to_vec()
     } else {
         Vec::new()
     };
@@ -350,10 +435,10 @@ pub(crate) fn budget(url: &reqwest::Url, per_host: bool, available: u32) {
         .set(f64::from(available));
 }
 
-/// A hedge was sent to `url`'s host.
-pub(crate) fn hedge(url: &reqwest::Url) {
+/// A hedge was sent to `target`'s host.
+pub(crate) fn hedge(target: &Target) {
     describe();
-    ::metrics::counter!("reqwest_resilience.hedges", host_labels(url).to_vec()).increment(1);
+    ::metrics::counter!("reqwest_resilience.hedges", target.host.labels.to_vec()).increment(1);
 }
 
 /// A fallback server was ejected (`true`) or restored.
@@ -378,6 +463,112 @@ pub(crate) fn circuit(server: Option<&str>, state: &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn url(s: &str) -> reqwest::Url {
+        s.parse().unwrap()
+    }
+
+    fn values(host: &HostLabels) -> Vec<(&str, &str)> {
+        host.labels.iter().map(|l| (l.key(), l.value())).collect()
+    }
+
+    #[test]
+    fn a_hosts_labels_are_made_once_and_shared() {
+        // The process's cache gives the same values (its room depends on the other tests).
+        assert_eq!(
+            values(&host_labels(&url("http://labels-once.test:8080/a?q=1"))),
+            [
+                ("server.address", "labels-once.test"),
+                ("server.port", "8080"),
+                ("url.scheme", "http"),
+            ]
+        );
+        let cache = HostCache::new(MAX_CACHED_HOSTS);
+        let first = cache.labels(&url("http://labels-once.test:8080/a?q=1"));
+        let again = cache.labels(&url("http://labels-once.test:8080/b"));
+        // The same strings, not copies: the second request cloned the first one's labels.
+        assert!(Arc::ptr_eq(&first, &again));
+        let other_port = cache.labels(&url("http://labels-once.test:8081/"));
+        assert_eq!(values(&other_port)[1], ("server.port", "8081"));
+        let https = cache.labels(&url("https://labels-once.test/"));
+        assert_eq!(
+            values(&https)[1..],
+            [("server.port", "443"), ("url.scheme", "https")]
+        );
+        let ipv6 = cache.labels(&url("http://[::1]:8080/"));
+        assert_eq!(
+            values(&ipv6)[..2],
+            [("server.address", "[::1]"), ("server.port", "8080")]
+        );
+    }
+
+    #[test]
+    fn no_port_and_port_zero_share_a_key_but_not_labels() {
+        // `host::key` hashes a missing port as 0: the labels compare the port itself.
+        let cache = HostCache::new(MAX_CACHED_HOSTS);
+        let none = cache.labels(&url("foo://h/"));
+        let zero = cache.labels(&url("foo://h:0/"));
+        assert_eq!(values(&none)[1], ("server.port", ""));
+        assert_eq!(values(&zero)[1], ("server.port", "0"));
+        assert!(Arc::ptr_eq(&none, &cache.labels(&url("foo://h/x"))));
+    }
+
+    #[test]
+    fn a_colliding_key_never_lends_another_hosts_labels() {
+        let cache = HostCache::new(MAX_CACHED_HOSTS);
+        // Another host's labels planted under this host's key, as a hash collision would.
+        let victim = url("http://collision-victim.test/");
+        let planted = Arc::new(HostLabels {
+            port: Some(80),
+            labels: [
+                Label::new("server.address", "collision-other.test"),
+                Label::new("server.port", "80"),
+                Label::new("url.scheme", "http"),
+            ],
+        });
+        cache
+            .hosts
+            .write()
+            .unwrap()
+            .insert(crate::host::key(&victim), planted.clone());
+        let got = cache.labels(&victim);
+        assert_eq!(values(&got)[0], ("server.address", "collision-victim.test"));
+        assert!(!Arc::ptr_eq(&got, &planted));
+        // The planted entry stays: the victim's labels are made each time.
+        assert!(!Arc::ptr_eq(&got, &cache.labels(&victim)));
+        assert_eq!(cache.hosts.read().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_cache_stops_growing_at_its_bound() {
+        let cache = HostCache::new(4);
+        for i in 0..10 {
+            let labels = cache.labels(&url(&format!("http://bound-{i}.test/")));
+            assert_eq!(
+                values(&labels)[0],
+                ("server.address", format!("bound-{i}.test").as_str())
+            );
+        }
+        assert_eq!(cache.hosts.read().unwrap().len(), 4);
+        // The first four are kept; a host past the bound gets labels of its own each time.
+        let kept = url("http://bound-0.test/");
+        assert!(Arc::ptr_eq(&cache.labels(&kept), &cache.labels(&kept)));
+        let late = url("http://bound-9.test/");
+        assert!(!Arc::ptr_eq(&cache.labels(&late), &cache.labels(&late)));
+        assert_eq!(
+            values(&cache.labels(&late))[0],
+            ("server.address", "bound-9.test")
+        );
+    }
+
+    #[test]
+    fn status_values_are_the_codes_as_text() {
+        for code in [100, 200, 204, 404, 502, 599, 99, 600, 999] {
+            assert_eq!(status_value(code).as_ref(), code.to_string());
+        }
+        let (a, b) = (status_value(502), status_value(502));
+        assert!(std::ptr::eq(a.as_ref().as_ptr(), b.as_ref().as_ptr()));
+    }
 
     #[test]
     fn reasons_have_few_keys() {

@@ -61,8 +61,9 @@ pub(crate) struct Loop<S> {
 /// layer dropping it at its deadline records a give-up for the deadline).
 #[cfg(feature = "metrics")]
 struct EndRecord {
+    /// For the budget's gauge, keyed by the request's URL.
     url: reqwest::Url,
-    method: Method,
+    target: crate::metrics::Target,
     tracker: Arc<Tracker>,
     ended: std::cell::Cell<bool>,
 }
@@ -73,7 +74,7 @@ impl EndRecord {
         if self.ended.replace(true) {
             return;
         }
-        crate::metrics::resends(&self.method, &self.url, self.tracker.attempts());
+        crate::metrics::resends(&self.target, self.tracker.attempts());
         if let Some((err, why)) = failed {
             // An attempt timer the deadline cut short: the deadline layer above turns it into
             // the deadline's error, which is what the caller gets.
@@ -94,7 +95,7 @@ impl Drop for EndRecord {
         if self.ended.get() {
             return;
         }
-        crate::metrics::resends(&self.method, &self.url, self.tracker.attempts());
+        crate::metrics::resends(&self.target, self.tracker.attempts());
         if crate::metrics::ending_by_timer() {
             crate::metrics::give_up(ErrorKind::DeadlineExceeded.name(), Some("deadline"));
         }
@@ -393,7 +394,10 @@ pub(crate) fn refused_before_loop(request: &Request, mut err: GatewayError) -> G
     err.details_mut().set_attempts(0);
     #[cfg(feature = "metrics")]
     {
-        crate::metrics::resends(request.method(), request.url(), 0);
+        crate::metrics::resends(
+            &crate::metrics::Target::new(request.method(), request.url()),
+            0,
+        );
         crate::metrics::give_up(err.kind().name(), refusal_reason(&err));
     }
     err
@@ -520,7 +524,7 @@ impl<S> Loop<S> {
             #[cfg(feature = "metrics")]
             metrics: EndRecord {
                 url: request.url().clone(),
-                method: request.method().clone(),
+                target: crate::metrics::Target::new(request.method(), request.url()),
                 tracker: request.tracker(),
                 ended: std::cell::Cell::new(false),
             },
@@ -843,7 +847,7 @@ where
         );
         #[cfg(feature = "metrics")]
         {
-            crate::metrics::hedge(&self.metrics.url);
+            crate::metrics::hedge(&self.metrics.target);
             self.budget_moved();
         }
         let call = {
