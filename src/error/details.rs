@@ -365,7 +365,7 @@ impl Details {
             }
         }
         if let Some(why) = &self.gave_up {
-            let _ = write!(out, "; not retried: {why}");
+            let _ = write!(out, "; gave up: {why}");
         }
         out
     }
